@@ -1,0 +1,162 @@
+package dev.tenfold.engine;
+
+import java.util.List;
+
+/**
+ * The op set. One interface, implemented by the CPU reference backend (plain loops, double
+ * accumulation: the oracle), the fast CPU backend (Vector API, all cores) and, later, CUDA.
+ *
+ * <p>Conventions: row-major tensors; outputs are passed in (memory is planned by the caller) and
+ * fully overwritten unless the method says it accumulates; an output may be the same tensor as
+ * an input only where the method says so. Activations, gradients and optimizer state are F32 on
+ * the CPU; weights may be BF16 where noted. A wrong dtype or shape is an
+ * {@link IllegalArgumentException} naming the op and the shapes.
+ */
+public interface Backend {
+
+    String name();
+
+    // ------------------------------------------------------------------ matrix product
+
+    /**
+     * {@code out = op(a) · op(b)} (or {@code out += ...} when {@code accumulate}), f32 accumulation.
+     * {@code a}: [M, K] ([K, M] when transA) or batched [batch, M, K]; {@code b}: [K, N] ([N, K] when
+     * transB) or batched [batch, K, N] with the same batch as {@code a}; a rank-2 {@code b} is shared by
+     * every batch of {@code a}. {@code a} and {@code b}: F32 or BF16, independently. {@code out}:
+     * [M, N] or [batch, M, N], F32.
+     */
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate);
+
+    // ------------------------------------------------------------------ elementwise (F32; out may alias an input)
+
+    /** out = a + b, same shapes. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** out = a * b elementwise, same shapes. */
+    void mul(Tensor a, Tensor b, Tensor out);
+
+    /** out = a * s. */
+    void scale(Tensor a, float s, Tensor out);
+
+    /** dst = src converted between F32, BF16 and F16 (round to nearest even), same shapes. */
+    void cast(Tensor src, Tensor dst);
+
+    // ------------------------------------------------------------------ embedding
+
+    /** out[t, :] = table[ids[t], :]. table [V, H] F32 or BF16; ids I32 of any shape, T elements; out [T, H] F32. */
+    void embedding(Tensor table, Tensor ids, Tensor out);
+
+    /** dTable[ids[t], :] += dOut[t, :] (accumulates). dOut [T, H] F32; dTable [V, H] F32. */
+    void embeddingBackward(Tensor dOut, Tensor ids, Tensor dTable);
+
+    // ------------------------------------------------------------------ RMSNorm
+
+    /**
+     * out = x * rstd * weight with rstd = 1 / sqrt(mean(x^2) + eps) per row. x, out [..., H] F32;
+     * weight [H] F32; rstd (saved for the backward) F32 with one element per row.
+     */
+    void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd);
+
+    /** dx written; dWeight accumulated when not null. Shapes as in {@link #rmsnorm}. */
+    void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight);
+
+    // ------------------------------------------------------------------ RoPE
+
+    /**
+     * Rotary embedding, Hugging Face "rotate_half" convention: for each row position p and pair
+     * (j, j + d/2), angle = f32(p * invFreq[j]), c = cos(angle) * attnScale, s = sin(angle) * attnScale,
+     * out[j] = x[j] c - x[j+d/2] s, out[j+d/2] = x[j+d/2] c + x[j] s.
+     * x, out: [T, heads, d] or [B, T, heads, d] F32 (out may alias x); invFreq [d/2] F32;
+     * positions I32 with B*T elements (explicit ids, so any scaling variant or skipped positions work);
+     * attnScale multiplies cos and sin (1 except for yarn/longrope).
+     */
+    void rope(Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out);
+
+    /** The transpose of {@link #rope}: rotation by the negative angle. dx may alias dOut. */
+    void ropeBackward(Tensor dOut, Tensor invFreq, Tensor positions, float attnScale, Tensor dx);
+
+    // ------------------------------------------------------------------ SwiGLU
+
+    /** out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). Same shapes, F32. */
+    void swiglu(Tensor gate, Tensor up, Tensor out);
+
+    /** dGate = dOut * up * silu'(gate); dUp = dOut * silu(gate). Both written. */
+    void swigluBackward(Tensor dOut, Tensor gate, Tensor up, Tensor dGate, Tensor dUp);
+
+    // ------------------------------------------------------------------ softmax
+
+    /** Softmax over the last dimension (numerically stable). out may alias x. */
+    void softmax(Tensor x, Tensor out);
+
+    /** dx = y * (dOut - sum(dOut * y)) per row, where y is the softmax output. */
+    void softmaxBackward(Tensor dOut, Tensor y, Tensor dx);
+
+    // ------------------------------------------------------------------ attention
+
+    /**
+     * Causal attention with grouped-query heads, flash-style: nothing of size Tq x Tk is allocated.
+     * q [B, Tq, Hq, d]; k, v [B, Tk, Hkv, d] with Tk >= Tq and Hq % Hkv == 0 (query head h reads kv
+     * head h / (Hq / Hkv)). Query i sits at absolute position Tk - Tq + i and sees keys j <= that
+     * position (so Tq = Tk is ordinary causal training, Tq = 1 is decoding against a KV cache).
+     * out [B, Tq, Hq, d] F32; lse [B, Hq, Tq] F32 receives the natural-log logsumexp of the
+     * scaled scores of each query row (saved for the backward).
+     */
+    void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #attention}: D = rowsum(dOut * out); P recomputed from lse;
+     * dv = P^T dOut; dP = dOut v^T; dS = P (dP - D); dq = scale dS k; dk = scale dS^T q; dk and dv
+     * summed over each kv group. dq, dk, dv written (same shapes as q, k, v).
+     */
+    void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
+                           Tensor dq, Tensor dk, Tensor dv);
+
+    // ------------------------------------------------------------------ loss
+
+    /**
+     * Cross-entropy of the logits hidden · weight^T against targets, computed in vocabulary (and token)
+     * chunks so that nothing of size T x V is allocated. hidden [T, H] F32; weight [V, H] F32 or BF16;
+     * targets I32 [T], -100 = ignored, any other value must be in [0, V).
+     * When dHidden is not null it is written with gradScale * d(lossSum)/d(hidden); when dWeight
+     * (F32 [V, H]) is not null, gradScale * d(lossSum)/d(weight) is added to it.
+     * Returns the summed loss (natural log) and the count of non-ignored targets.
+     */
+    LossSum crossEntropy(Tensor hidden, Tensor weight, Tensor targets, float gradScale, Tensor dHidden, Tensor dWeight);
+
+    /** Summed loss and the number of targets it covers; mean() = sum / count (NaN when count is 0). */
+    record LossSum(double sum, long count) {
+        public double mean() { return count == 0 ? Double.NaN : sum / count; }
+    }
+
+    // ------------------------------------------------------------------ optimizer
+
+    /**
+     * One AdamW step (PyTorch's decoupled weight decay), F32 everywhere, same shapes:
+     * p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps). {@code step} counts from 1.
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp, long step);
+
+    /** AdamW hyper-parameters. */
+    record AdamW(float lr, float beta1, float beta2, float eps, float weightDecay) {
+        public AdamW withLr(float newLr) { return new AdamW(newLr, beta1, beta2, eps, weightDecay); }
+    }
+
+    // ------------------------------------------------------------------ reductions
+
+    /** Sum of all elements (F32), accumulated in double. */
+    double sum(Tensor x);
+
+    /** Largest element (F32); NaN if any element is NaN. */
+    float max(Tensor x);
+
+    /** Sum of squares of all elements (F32), accumulated in double. */
+    double sumOfSquares(Tensor x);
+
+    /** sqrt of the summed squares of all the tensors: the global norm used for gradient clipping. */
+    default double globalNorm(List<Tensor> tensors) {
+        double s = 0;
+        for (Tensor t : tensors) s += sumOfSquares(t);
+        return Math.sqrt(s);
+    }
+}

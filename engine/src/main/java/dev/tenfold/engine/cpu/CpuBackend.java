@@ -1,0 +1,95 @@
+package dev.tenfold.engine.cpu;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Tensor;
+
+/**
+ * The CPU backend. {@link #reference()} runs the plain, obviously-correct loops with double
+ * accumulation (the oracle that every fast path and every CUDA kernel is tested against);
+ * {@link #fast()} runs the Vector API code on all cores. Each op family lives in its own file,
+ * its reference and fast paths side by side.
+ */
+public final class CpuBackend implements Backend {
+    private static final CpuBackend REFERENCE = new CpuBackend(false);
+    private static final CpuBackend FAST = new CpuBackend(true);
+
+    private final boolean fast;
+
+    private CpuBackend(boolean fast) { this.fast = fast; }
+
+    public static CpuBackend reference() { return REFERENCE; }
+
+    public static CpuBackend fast() { return FAST; }
+
+    public boolean isFast() { return fast; }
+
+    @Override public String name() { return fast ? "cpu" : "cpu-reference"; }
+
+    @Override public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        Matmul.matmul(fast, a, transA, b, transB, out, accumulate);
+    }
+
+    @Override public void add(Tensor a, Tensor b, Tensor out) { Elementwise.add(fast, a, b, out); }
+
+    @Override public void mul(Tensor a, Tensor b, Tensor out) { Elementwise.mul(fast, a, b, out); }
+
+    @Override public void scale(Tensor a, float s, Tensor out) { Elementwise.scale(fast, a, s, out); }
+
+    @Override public void cast(Tensor src, Tensor dst) { Elementwise.cast(fast, src, dst); }
+
+    @Override public void embedding(Tensor table, Tensor ids, Tensor out) { Embedding.forward(fast, table, ids, out); }
+
+    @Override public void embeddingBackward(Tensor dOut, Tensor ids, Tensor dTable) {
+        Embedding.backward(fast, dOut, ids, dTable);
+    }
+
+    @Override public void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
+        RmsNorm.forward(fast, x, weight, eps, out, rstd);
+    }
+
+    @Override public void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
+        RmsNorm.backward(fast, dOut, x, weight, rstd, dx, dWeight);
+    }
+
+    @Override public void rope(Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out) {
+        Rope.forward(fast, x, invFreq, positions, attnScale, out);
+    }
+
+    @Override public void ropeBackward(Tensor dOut, Tensor invFreq, Tensor positions, float attnScale, Tensor dx) {
+        Rope.backward(fast, dOut, invFreq, positions, attnScale, dx);
+    }
+
+    @Override public void swiglu(Tensor gate, Tensor up, Tensor out) { SwiGlu.forward(fast, gate, up, out); }
+
+    @Override public void swigluBackward(Tensor dOut, Tensor gate, Tensor up, Tensor dGate, Tensor dUp) {
+        SwiGlu.backward(fast, dOut, gate, up, dGate, dUp);
+    }
+
+    @Override public void softmax(Tensor x, Tensor out) { Softmax.forward(fast, x, out); }
+
+    @Override public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) { Softmax.backward(fast, dOut, y, dx); }
+
+    @Override public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
+        Attention.forward(fast, q, k, v, scale, out, lse);
+    }
+
+    @Override public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
+                                            Tensor dq, Tensor dk, Tensor dv) {
+        Attention.backward(fast, dOut, q, k, v, out, lse, scale, dq, dk, dv);
+    }
+
+    @Override public LossSum crossEntropy(Tensor hidden, Tensor weight, Tensor targets, float gradScale,
+                                          Tensor dHidden, Tensor dWeight) {
+        return CrossEntropy.compute(fast, hidden, weight, targets, gradScale, dHidden, dWeight);
+    }
+
+    @Override public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp, long step) {
+        AdamWStep.step(fast, param, grad, m, v, hp, step);
+    }
+
+    @Override public double sum(Tensor x) { return Reductions.sum(fast, x); }
+
+    @Override public float max(Tensor x) { return Reductions.max(fast, x); }
+
+    @Override public double sumOfSquares(Tensor x) { return Reductions.sumOfSquares(fast, x); }
+}
