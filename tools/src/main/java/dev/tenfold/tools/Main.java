@@ -1,0 +1,67 @@
+package dev.tenfold.tools;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code tenfold} command line. The launcher handles build, test and bench itself (they need Maven or JMH). */
+@Command(name = "tenfold", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        description = "Extends a Llama-3 model's context window by QLoRA fine-tuning, in pure Java.",
+        subcommands = {
+            DoctorCommand.class,
+            Main.BuildCommand.class,
+            Main.TestCommand.class,
+            Main.BenchCommand.class,
+            CommandLine.HelpCommand.class,
+        })
+public final class Main implements Runnable {
+
+    public static void main(String[] args) {
+        int code = new CommandLine(new Main())
+                .setExecutionExceptionHandler((e, cmd, parseResult) -> {
+                    // Bad input is reported as one clear line, not a stack trace.
+                    cmd.getErr().println("tenfold " + cmd.getCommandName() + ": " + messageOf(e));
+                    if (System.getenv("TENFOLD_DEBUG") != null) e.printStackTrace(cmd.getErr());
+                    return 1;
+                })
+                .execute(args);
+        System.exit(code);
+    }
+
+    static String messageOf(Throwable e) {
+        String m = e.getMessage();
+        return m == null ? e.getClass().getSimpleName() : m;
+    }
+
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.err);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"tenfold " + (v == null ? "0.1.0-SNAPSHOT" : v) + " on Java " + Runtime.version()};
+        }
+    }
+
+    @Command(name = "build", description = "Build every module (Maven, tests skipped). Run through ./tenfold.")
+    static final class BuildCommand implements Runnable {
+        @Override public void run() { launcherOnly("build"); }
+    }
+
+    @Command(name = "test", description = "Run the whole test suite (what CI runs). Run through ./tenfold.")
+    static final class TestCommand implements Runnable {
+        @Override public void run() { launcherOnly("test"); }
+    }
+
+    @Command(name = "bench", description = "Run the JMH benchmarks, e.g. './tenfold bench MatmulBench'. Run through ./tenfold.")
+    static final class BenchCommand implements Runnable {
+        @Override public void run() { launcherOnly("bench"); }
+    }
+
+    private static void launcherOnly(String name) {
+        throw new CommandLine.ParameterException(new CommandLine(new Main()),
+                "'" + name + "' is handled by the ./tenfold launcher at the repository root; run ./tenfold " + name);
+    }
+}
