@@ -35,20 +35,21 @@ final class MergeTable {
         return (int) ((key * 0x9E3779B97F4A7C15L) >>> shift); // Fibonacci hashing: top bits of the product
     }
 
-    /** Adds a merge; returns false (and keeps the earlier one) if the pair is already present. */
-    boolean put(int left, int right, int rank, int mergedId) {
-        if (size * 2 >= keys.length) throw new IllegalStateException("MergeTable sized for fewer entries");
+    /**
+     * Adds a merge. A pair listed twice keeps its later rank, as Hugging Face's tokenizers does
+     * (it collects the merges into a hash map in file order).
+     */
+    void put(int left, int right, int rank, int mergedId) {
         long k = key(left, right);
         int i = home(k);
-        while (keys[i] != EMPTY) {
-            if (keys[i] == k) return false;
-            i = (i + 1) & mask;
+        while (keys[i] != EMPTY && keys[i] != k) i = (i + 1) & mask;
+        if (keys[i] == EMPTY) {
+            if (size * 2 >= keys.length) throw new IllegalStateException("MergeTable sized for fewer entries");
+            keys[i] = k;
+            size++;
         }
-        keys[i] = k;
         ranks[i] = rank;
         merged[i] = mergedId;
-        size++;
-        return true;
     }
 
     /** The slot holding the pair, or -1 if the pair has no merge. */

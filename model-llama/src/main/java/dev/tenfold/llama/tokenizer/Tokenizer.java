@@ -231,7 +231,7 @@ public final class Tokenizer {
                 throw bad(source, "model.merges[" + rank + "] (\"" + left + "\", \"" + right + "\") produces \""
                         + left + right + "\", which is not in model.vocab");
             }
-            table.put(l, r, rank, joined); // a repeated pair keeps its first (lowest) rank
+            table.put(l, r, rank, joined);
         }
         return table;
     }

@@ -1,5 +1,6 @@
 package dev.tenfold.llama.tokenizer;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -43,6 +44,25 @@ class TokenizerPreTokenizerTest {
         // U+3000 is \s only with Unicode classes; with ASCII \s the two would be one symbol run.
         check("a\u3000\u3000b", "a", "\u3000", "\u3000b");
         check("a\u00a0\u00a0b", "a", "\u00a0", "\u00a0b");
+    }
+
+    @Test
+    void byteLevelAloneUsesGpt2Split() {
+        // GPT-2's shape: no Split, ByteLevel with its own regex (digits not grouped by three,
+        // contractions case-sensitive) and, if asked, a space put in front.
+        for (boolean prefix : new boolean[] {false, true}) {
+            ObjectNode root = TinyTokenizerJson.llamaLike().toJson();
+            ObjectNode pre = root.putObject("pre_tokenizer");
+            pre.put("type", "ByteLevel");
+            pre.put("add_prefix_space", prefix);
+            pre.put("trim_offsets", true);
+            pre.put("use_regex", true);
+            Tokenizer gpt2 = Tokenizer.fromJson(root, "gpt2-like.json");
+            String first = prefix ? " Hello" : "Hello";
+            assertEquals(List.of(first, " world", " 12345", "'s", " DON", "'", "T"),
+                    gpt2.preTokenize("Hello world 12345's DON'T"));
+            assertEquals((prefix ? " " : "") + "Hello world", gpt2.decode(gpt2.encode("Hello world", false)));
+        }
     }
 
     @Test

@@ -58,6 +58,17 @@ class TokenizerTest {
     }
 
     @Test
+    void aRepeatedMergeKeepsItsLastRank() {
+        // As in Hugging Face (merges collected into a map in file order): "a b" ends up rank 2, so in
+        // "abc" the pair "b c" (rank 1) goes first.
+        Spec spec = new Spec();
+        spec.merge("a", "b").merge("b", "c").merge("a", "b");
+        Tokenizer t = Tokenizer.fromJson(spec.toJson(), "dup.json");
+        assertArrayEquals(new int[] {c('a'), t.tokenId("bc")}, t.encode("abc", false));
+        assertArrayEquals(new int[] {t.tokenId("ab")}, t.encode("ab", false));
+    }
+
+    @Test
     void whitespaceByHand() {
         // "a  b" -> "a", " ", " b" (\s+(?!\S) leaves the last space to the word)
         assertArrayEquals(new int[] {c('a'), SPACE, SPACE, c('b')}, tok.encode("a  b", false));
@@ -141,6 +152,19 @@ class TokenizerTest {
     }
 
     @Test
+    void lstripAndRstripSwallowNeighbouringWhitespace() {
+        for (String flag : new String[] {"lstrip", "rstrip"}) {
+            var root = llamaLike().added(VOCAB + 10, "<mask>", true).toJson();
+            ((com.fasterxml.jackson.databind.node.ObjectNode) root.get("added_tokens").get(SPECIALS.length)).put(flag, true);
+            Tokenizer t = Tokenizer.fromJson(root, flag + ".json");
+            int[] expected = flag.equals("lstrip")
+                    ? new int[] {c('a'), VOCAB + 10, SPACE, c('b')}   // "a" <mask> " b"
+                    : new int[] {c('a'), SPACE, VOCAB + 10, c('b')};  // "a " <mask> "b"
+            assertArrayEquals(expected, t.encode("a <mask> b", true), flag);
+        }
+    }
+
+    @Test
     void decodeSkipsSpecialOnRequest() {
         int[] ids = tok.encode("<|begin_of_text|>Hello world!<|eot_id|>", true);
         assertEquals("<|begin_of_text|>Hello world!<|eot_id|>", tok.decode(ids));
@@ -199,6 +223,29 @@ class TokenizerTest {
         tok.setCacheEnabled(false);
         assertArrayEquals(first, tok.encode(s, false));
         tok.setCacheEnabled(true);
+    }
+
+    @Test
+    void sharedBetweenThreads() throws Exception {
+        List<String> texts = List.of("Hello world! the the yell", "naïve café 東京 😀", "12345 x\n\ny  z", "I'm ok");
+        List<int[]> expected = texts.stream().map(s -> tiny().encode(s, true)).toList();
+        Tokenizer shared = tiny();
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+        try {
+            List<java.util.concurrent.Future<Boolean>> results = new java.util.ArrayList<>();
+            for (int t = 0; t < 8; t++) {
+                results.add(pool.submit(() -> {
+                    for (int i = 0; i < 500; i++) {
+                        int k = i % texts.size();
+                        if (!java.util.Arrays.equals(expected.get(k), shared.encode(texts.get(k), true))) return false;
+                    }
+                    return true;
+                }));
+            }
+            for (var f : results) assertTrue(f.get());
+        } finally {
+            pool.shutdown();
+        }
     }
 
     @Test
