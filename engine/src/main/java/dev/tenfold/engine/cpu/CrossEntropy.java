@@ -1,12 +1,229 @@
 package dev.tenfold.engine.cpu;
 
-import dev.tenfold.engine.Backend;
-import dev.tenfold.engine.Tensor;
+import static dev.tenfold.engine.cpu.Elementwise.F;
+import static dev.tenfold.engine.cpu.Elementwise.L;
+import static dev.tenfold.engine.cpu.Elementwise.LE;
 
-/** Chunked cross-entropy from hidden states and the output matrix. */
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Check;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Chunked cross-entropy from hidden states and the output matrix: logits = hidden · weight^T,
+ * loss per token = logsumexp(logits) - logits[target], never materializing T x V.
+ *
+ * <p>The fast path walks token chunks; within one it makes two passes over vocabulary chunks.
+ * Pass 1 computes each chunk's logits and folds them into a running max and sum of exponentials
+ * per token (online logsumexp). Pass 2, only when gradients are wanted, recomputes the same
+ * logits (cheaper than storing T x V), turns them into d logits = gradScale * (softmax - onehot)
+ * and feeds them to two products: dHidden += dlogits · W_chunk, dWeight_chunk += dlogits^T · hidden.
+ */
 final class CrossEntropy {
     private CrossEntropy() {}
 
+    static final int IGNORE = -100;
+    static final int TOKEN_CHUNK = 256;
+    static final int VOCAB_CHUNK = 4096;
+
     static Backend.LossSum compute(boolean fast, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
-                                   Tensor dHidden, Tensor dWeight) { throw new UnsupportedOperationException("not implemented yet"); }
+                                   Tensor dHidden, Tensor dWeight) {
+        return compute(fast, hidden, weight, targets, gradScale, dHidden, dWeight, TOKEN_CHUNK, VOCAB_CHUNK);
+    }
+
+    /** As above with explicit chunk sizes (the fast path only), so tests can make V span several chunks. */
+    static Backend.LossSum compute(boolean fast, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
+                                   Tensor dHidden, Tensor dWeight, int tokenChunk, int vocabChunk) {
+        int[] d = check(hidden, weight, targets, dHidden, dWeight);
+        if (tokenChunk < 1 || vocabChunk < 1) {
+            throw new IllegalArgumentException("crossEntropy: chunk sizes must be positive, got " + tokenChunk + " x " + vocabChunk);
+        }
+        return fast ? chunked(d, hidden, weight, targets, gradScale, dHidden, dWeight, tokenChunk, vocabChunk)
+                : reference(d, hidden, weight, targets, gradScale, dHidden, dWeight);
+    }
+
+    /** Shared checks; returns {T, H, V}. Every target must be -100 or in [0, V). */
+    static int[] check(Tensor hidden, Tensor weight, Tensor targets, Tensor dHidden, Tensor dWeight) {
+        String op = "crossEntropy";
+        Check.dtype(op, "hidden", hidden, DType.F32);
+        Check.rank(op, "hidden", hidden, 2);
+        Check.dtype(op, "weight", weight, DType.F32, DType.BF16);
+        Check.rank(op, "weight", weight, 2);
+        long t = hidden.dim(0), h = hidden.dim(1), v = weight.dim(0);
+        if (weight.dim(1) != h) throw Check.fail(op, "weight must be [V, " + h + "] for hidden of width " + h, hidden, weight);
+        Check.dtype(op, "targets", targets, DType.I32);
+        if (targets.numel() != t) throw Check.fail(op, "targets must hold one id per row of hidden (" + t + ")", hidden, targets);
+        if (dHidden != null) {
+            Check.dtype(op, "dHidden", dHidden, DType.F32);
+            Check.shape(op, "dHidden", dHidden, t, h);
+        }
+        if (dWeight != null) {
+            Check.dtype(op, "dWeight", dWeight, DType.F32);
+            Check.shape(op, "dWeight", dWeight, v, h);
+        }
+        MemorySegment ts = targets.data();
+        for (long i = 0; i < t; i++) {
+            int y = ts.getAtIndex(Tensor.I32, i);
+            if (y != IGNORE && (y < 0 || y >= v)) {
+                throw Check.fail(op, "target " + y + " at position " + i + " is out of range [0, " + v
+                        + ") and not the ignore index " + IGNORE, hidden, weight, targets);
+            }
+        }
+        Check.intSize(op, hidden.numel());
+        Check.intSize(op, weight.numel());
+        return new int[] {(int) t, (int) h, (int) v};
+    }
+
+    /** One token at a time, its V logits in double: obviously correct, O(V) memory. */
+    private static Backend.LossSum reference(int[] d, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
+                                             Tensor dHidden, Tensor dWeight) {
+        int t = d[0], h = d[1], v = d[2];
+        double[] logits = new double[v], dh = new double[h];
+        double loss = 0;
+        long count = 0;
+        for (int i = 0; i < t; i++) {
+            int y = targets.getInt(i);
+            if (y == IGNORE) {
+                if (dHidden != null) for (int k = 0; k < h; k++) dHidden.setFloat((long) i * h + k, 0f);
+                continue;
+            }
+            double max = Double.NEGATIVE_INFINITY;
+            for (int c = 0; c < v; c++) {
+                double s = 0;
+                for (int k = 0; k < h; k++) s += (double) hidden.getFloat((long) i * h + k) * weight.getFloat((long) c * h + k);
+                logits[c] = s;
+                max = Math.max(max, s);
+            }
+            double sum = 0;
+            for (int c = 0; c < v; c++) sum += Math.exp(logits[c] - max);
+            double lse = max + Math.log(sum);
+            loss += lse - logits[y];
+            count++;
+            if (dHidden == null && dWeight == null) continue;
+            Arrays.fill(dh, 0);
+            for (int c = 0; c < v; c++) {
+                double g = gradScale * (Math.exp(logits[c] - lse) - (c == y ? 1 : 0));
+                for (int k = 0; k < h; k++) {
+                    dh[k] += g * weight.getFloat((long) c * h + k);
+                    if (dWeight != null) {
+                        long o = (long) c * h + k;
+                        dWeight.setFloat(o, (float) (dWeight.getFloat(o) + g * hidden.getFloat((long) i * h + k)));
+                    }
+                }
+            }
+            if (dHidden != null) for (int k = 0; k < h; k++) dHidden.setFloat((long) i * h + k, (float) dh[k]);
+        }
+        return new Backend.LossSum(loss, count);
+    }
+
+    private static Backend.LossSum chunked(int[] d, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
+                                           Tensor dHidden, Tensor dWeight, int tokenChunk, int vocabChunk) {
+        int t = d[0], v = d[2];
+        int tc = Math.max(1, Math.min(tokenChunk, t)), vc = Math.max(1, Math.min(vocabChunk, v));
+        boolean grads = dHidden != null || dWeight != null;
+        int[] y = targets.toIntArray();
+        // dHidden is a sum over vocabulary chunks: start it at zero (this also covers V = 0).
+        if (dHidden != null) dHidden.fill(0f);
+        double[] runMax = new double[tc], runSum = new double[tc];
+        float[] lse = new float[tc], targetLogit = new float[tc];
+        double loss = 0;
+        long count = 0;
+        try (Tensor scratch = Tensor.allocate(DType.F32, (long) tc * vc)) {
+            for (int t0 = 0; t0 < t; t0 += tc) {
+                int nt = Math.min(tc, t - t0), tFirst = t0;
+                Tensor hid = hidden.slice(t0, t0 + nt);
+                Arrays.fill(runMax, Double.NEGATIVE_INFINITY);
+                Arrays.fill(runSum, 0);
+                // Pass 1: online logsumexp over vocabulary chunks, and each token's target logit.
+                for (int v0 = 0; v0 < v; v0 += vc) {
+                    int nv = Math.min(vc, v - v0), vFirst = v0;
+                    Tensor logits = chunkLogits(scratch, hid, weight, v0, nt, nv);
+                    MemorySegment ls = logits.data();
+                    Parallel.forRange(nt, RmsNorm.grain(nv), (r0, r1) -> {
+                        for (int r = r0; r < r1; r++) {
+                            int target = y[tFirst + r];
+                            if (target == IGNORE) continue;
+                            long base = (long) r * nv;
+                            float m = rowMax(ls, base, nv);
+                            double newMax = Math.max(runMax[r], m);
+                            runSum[r] = runSum[r] * Math.exp(runMax[r] - newMax) + rowSumExp(ls, base, nv, (float) newMax);
+                            runMax[r] = newMax;
+                            if (target >= vFirst && target < vFirst + nv) targetLogit[r] = ls.getAtIndex(Tensor.F32, base + target - vFirst);
+                        }
+                    });
+                }
+                for (int r = 0; r < nt; r++) {
+                    if (y[t0 + r] == IGNORE) continue;
+                    double l = runMax[r] + Math.log(runSum[r]);
+                    lse[r] = (float) l;
+                    loss += l - targetLogit[r];
+                    count++;
+                }
+                if (!grads) continue;
+                // Pass 2: recompute the logits chunk by chunk, turn them into d logits, and back-propagate.
+                for (int v0 = 0; v0 < v; v0 += vc) {
+                    int nv = Math.min(vc, v - v0), vFirst = v0;
+                    Tensor logits = chunkLogits(scratch, hid, weight, v0, nt, nv);
+                    MemorySegment ls = logits.data();
+                    Parallel.forRange(nt, RmsNorm.grain(nv), (r0, r1) -> {
+                        for (int r = r0; r < r1; r++) toGradient(ls, (long) r * nv, nv, y[tFirst + r], vFirst, lse[r], gradScale);
+                    });
+                    Tensor w = weight.slice(v0, v0 + nv);
+                    if (dHidden != null) Matmul.matmul(true, logits, false, w, false, dHidden.slice(t0, t0 + nt), true);
+                    if (dWeight != null) Matmul.matmul(true, logits, true, hid, false, dWeight.slice(v0, v0 + nv), true);
+                }
+            }
+        }
+        return new Backend.LossSum(loss, count);
+    }
+
+    /** logits[nt, nv] = hid · weight[v0 : v0+nv]^T, into the front of the scratch buffer. */
+    private static Tensor chunkLogits(Tensor scratch, Tensor hid, Tensor weight, int v0, int nt, int nv) {
+        Tensor logits = Tensor.wrap(scratch.data().asSlice(0, 4L * nt * nv), DType.F32, nt, nv);
+        Matmul.matmul(true, hid, false, weight.slice(v0, v0 + nv), true, logits, false);
+        return logits;
+    }
+
+    private static float rowMax(MemorySegment s, long base, int n) {
+        FloatVector acc = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        int j = 0;
+        for (int upper = F.loopBound(n); j < upper; j += L) acc = acc.max(FloatVector.fromMemorySegment(F, s, 4 * (base + j), LE));
+        float m = acc.reduceLanes(VectorOperators.MAX);
+        for (; j < n; j++) m = Math.max(m, s.getAtIndex(Tensor.F32, base + j));
+        return m;
+    }
+
+    /** sum of exp(x - max) over a row segment. */
+    private static double rowSumExp(MemorySegment s, long base, int n, float max) {
+        FloatVector acc = FloatVector.zero(F);
+        int j = 0;
+        for (int upper = F.loopBound(n); j < upper; j += L) {
+            acc = acc.add(FloatVector.fromMemorySegment(F, s, 4 * (base + j), LE).sub(max).lanewise(VectorOperators.EXP));
+        }
+        double sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) sum += Math.exp(s.getAtIndex(Tensor.F32, base + j) - max);
+        return sum;
+    }
+
+    /** In place: logits row -> gradScale * (exp(logit - lse) - onehot(target)); all zero for an ignored token. */
+    private static void toGradient(MemorySegment s, long base, int n, int target, int v0, float lse, float gradScale) {
+        if (target == IGNORE) {
+            s.asSlice(4 * base, 4L * n).fill((byte) 0);
+            return;
+        }
+        int j = 0;
+        for (int upper = F.loopBound(n); j < upper; j += L) {
+            long off = 4 * (base + j);
+            FloatVector.fromMemorySegment(F, s, off, LE).sub(lse).lanewise(VectorOperators.EXP).mul(gradScale).intoMemorySegment(s, off, LE);
+        }
+        for (; j < n; j++) s.setAtIndex(Tensor.F32, base + j, (float) Math.exp(s.getAtIndex(Tensor.F32, base + j) - lse) * gradScale);
+        if (target >= v0 && target < v0 + n) {
+            long at = base + target - v0;
+            s.setAtIndex(Tensor.F32, at, s.getAtIndex(Tensor.F32, at) - gradScale);
+        }
+    }
 }
