@@ -4,6 +4,7 @@ import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
@@ -98,15 +99,14 @@ final class Attention {
         if (k.dim(0) != q.dim(0) || k.dim(3) != q.dim(3)) {
             throw Check.fail(OP, "k [B, Tk, Hkv, d] must have q's batch and head dim", q, k);
         }
-        if (!java.util.Arrays.equals(k.shape(), v.shape())) throw Check.fail(OP, "v must have k's shape", k, v);
+        if (!Arrays.equals(k.shape(), v.shape())) throw Check.fail(OP, "v must have k's shape", k, v);
         if (k.dim(2) == 0 || q.dim(2) % k.dim(2) != 0) {
             throw Check.fail(OP, "query heads Hq must be a multiple of kv heads Hkv", q, k);
         }
         if (k.dim(1) < q.dim(1)) throw Check.fail(OP, "needs Tk >= Tq (keys at least as many as queries)", q, k);
-        // Every element index must fit a long and every tile index an int.
-        Check.intSize(OP, q.dim(0) * q.dim(1));
-        Check.intSize(OP, k.dim(1) * k.dim(2));
-        Check.intSize(OP, q.dim(2) * q.dim(3));
+        // Element offsets are longs; loop bounds and per-row tables (lse-sized) are ints.
+        Check.intSize(OP, q.dim(0) * q.dim(1) * q.dim(2));
+        Check.intSize(OP, k.dim(0) * k.dim(1) * k.dim(2));
         return new Dims((int) q.dim(0), (int) q.dim(1), (int) k.dim(1), (int) q.dim(2), (int) k.dim(2), (int) q.dim(3));
     }
 
@@ -182,7 +182,7 @@ final class Attention {
             for (int h = 0; h < g.hq(); h++) {
                 int kvh = h / grp;
                 for (int i = 0; i < g.tq(); i++) {
-                    java.util.Arrays.fill(acc, 0);
+                    Arrays.fill(acc, 0);
                     for (int j = 0; j <= g.offset() + i; j++) {
                         double ds = dScore(g, dOut, q, k, v, lse, scale, rowD, b, h, i, j, null);
                         long kr = g.kRow(b, j, kvh);
@@ -198,8 +198,8 @@ final class Attention {
         for (int b = 0; b < g.batch(); b++) {
             for (int kvh = 0; kvh < g.hkv(); kvh++) {
                 for (int j = 0; j < g.tk(); j++) {
-                    java.util.Arrays.fill(acc, 0);
-                    java.util.Arrays.fill(acc2, 0);
+                    Arrays.fill(acc, 0);
+                    Arrays.fill(acc2, 0);
                     for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
                         for (int i = Math.max(0, j - g.offset()); i < g.tq(); i++) {
                             double ds = dScore(g, dOut, q, k, v, lse, scale, rowD, b, h, i, j, prob);
@@ -272,7 +272,7 @@ final class Attention {
                 for (int p = 0; p < d; p++) dst[p * rp + r] = tmp[p] * mul;
             }
         }
-        for (int p = 0; p < d; p++) java.util.Arrays.fill(dst, p * rp + rows, (p + 1) * rp, 0f);
+        for (int p = 0; p < d; p++) Arrays.fill(dst, p * rp + rows, (p + 1) * rp, 0f);
     }
 
     /** Keys j0 .. j0+nc as rows dst[c * dp] (padding columns stay zero). */
@@ -303,7 +303,7 @@ final class Attention {
         for (int c = 0; c < nc; c++) {
             int hidden = Math.min(nr, j0 + c - firstPos); // rows ii < hidden sit before key j0 + c
             for (int gi = 0; gi < grp && hidden > 0; gi++) {
-                java.util.Arrays.fill(st, c * rp + gi * nr, c * rp + gi * nr + hidden, Float.NEGATIVE_INFINITY);
+                Arrays.fill(st, c * rp + gi * nr, c * rp + gi * nr + hidden, Float.NEGATIVE_INFINITY);
             }
         }
     }
@@ -312,7 +312,7 @@ final class Attention {
     private static void mask(float[] s, int rows, int nr, int firstPos, int j0) {
         for (int r = 0; r < rows; r++) {
             int from = Math.max(0, firstPos + r % nr - j0 + 1);
-            if (from < BC) java.util.Arrays.fill(s, r * BC + from, (r + 1) * BC, Float.NEGATIVE_INFINITY);
+            if (from < BC) Arrays.fill(s, r * BC + from, (r + 1) * BC, Float.NEGATIVE_INFINITY);
         }
     }
 
@@ -361,9 +361,9 @@ final class Attention {
         int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
         float[] st = sc.st, o = sc.o, m = sc.m, l = sc.l, alpha = sc.alpha;
         packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp); // scale folded into q once
-        java.util.Arrays.fill(o, 0, rows * dp, 0f);
-        java.util.Arrays.fill(m, 0, rp, Float.NEGATIVE_INFINITY);
-        java.util.Arrays.fill(l, 0, rp, 0f);
+        Arrays.fill(o, 0, rows * dp, 0f);
+        Arrays.fill(m, 0, rp, Float.NEGATIVE_INFINITY);
+        Arrays.fill(l, 0, rp, 0f);
         for (int j0 = 0; j0 <= lastPos; j0 += BC) { // tiles past the last row's position are fully masked: skipped
             int nc = Math.min(BC, g.tk() - j0);
             packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
@@ -451,8 +451,8 @@ final class Attention {
     private static void packRowStats(Dims g, MemorySegment lse, float[] rowD, int b, int kvh, int i0, int nr,
                                      float[] ls, float[] ds, int len) {
         int grp = g.group();
-        java.util.Arrays.fill(ls, 0, len, 0f);
-        java.util.Arrays.fill(ds, 0, len, 0f);
+        Arrays.fill(ls, 0, len, 0f);
+        Arrays.fill(ds, 0, len, 0f);
         for (int gi = 0; gi < grp; gi++) {
             for (int ii = 0; ii < nr; ii++) {
                 long li = g.lseIndex(b, kvh * grp + gi, i0 + ii);
@@ -489,8 +489,8 @@ final class Attention {
         float[] s = sc.s, ds = sc.ds;
         packKeysTransposed(g, k, b, kvh, j0, nc, sc.kt, sc.tmp);
         packKeysTransposed(g, v, b, kvh, j0, nc, sc.vt, sc.tmp);
-        java.util.Arrays.fill(sc.dkAcc, 0f);
-        java.util.Arrays.fill(sc.dvAcc, 0f);
+        Arrays.fill(sc.dkAcc, 0f);
+        Arrays.fill(sc.dvAcc, 0f);
         // Queries before j0 - offset see none of these keys.
         for (int i0 = Math.max(0, j0 - g.offset()); i0 < g.tq(); i0 += br) {
             int nr = Math.min(br, g.tq() - i0), rows = grp * nr, firstPos = g.offset() + i0;
@@ -545,7 +545,7 @@ final class Attention {
         packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp);
         packRowsTransposed(g, dOut, b, kvh, i0, nr, 1f, sc.dot, rp, sc.tmp);
         packRowStats(g, lse, rowD, b, kvh, i0, nr, sc.ls, sc.dd, rp);
-        java.util.Arrays.fill(sc.dqAcc, 0, rows * dp, 0f);
+        Arrays.fill(sc.dqAcc, 0, rows * dp, 0f);
         for (int j0 = 0; j0 <= lastPos; j0 += BC) {
             int nc = Math.min(BC, g.tk() - j0);
             packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
