@@ -1,14 +1,686 @@
 package dev.tenfold.engine.cpu;
 
-import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Check;
+import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
-/** Causal grouped-query attention, flash-style: forward and backward. */
+/**
+ * Causal grouped-query attention, flash-style: forward and backward, reference and fast.
+ *
+ * <p>Layouts: q, out, dOut [B, Tq, Hq, d]; k, v [B, Tk, Hkv, d]; lse [B, Hq, Tq]. Query i sits at
+ * absolute position {@code Tk - Tq + i} and sees keys {@code j <= Tk - Tq + i}. Query head h reads kv
+ * head {@code h / G} with {@code G = Hq / Hkv}.
+ *
+ * <p>The fast path never materializes Tq x Tk: it works on a tile of queries (all G heads of one kv
+ * head at once, so each K/V tile is loaded once for the whole group) against a tile of {@link #BC}
+ * keys, with an online softmax in the forward and P recomputed from lse in the backward. Every
+ * product of the tiles goes through one register-blocked Vector API kernel, {@link #gemm}.
+ */
 final class Attention {
     private Attention() {}
 
-    static void forward(boolean fast, Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) { throw new UnsupportedOperationException("not implemented yet"); }
+    private static final String OP = "attention";
+    private static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
+    private static final int L = SP.length();
+    /** Keys per tile: a multiple of the 4 vectors of the micro-kernel (64 with AVX-512 or AVX2). */
+    static final int BC = Math.max(64, 4 * L);
+
+    /** The problem after the argument checks. */
+    record Dims(int batch, int tq, int tk, int hq, int hkv, int d) {
+        int group() { return hq / hkv; }
+
+        /** Absolute position of query 0 (keys before it are a cache). */
+        int offset() { return tk - tq; }
+
+        /** First element of the row (b, i, h) of q, out, dOut or dq. */
+        long qRow(int b, int i, int h) { return (((long) b * tq + i) * hq + h) * d; }
+
+        /** First element of the row (b, j, kvh) of k, v, dk or dv. */
+        long kRow(int b, int j, int kvh) { return (((long) b * tk + j) * hkv + kvh) * d; }
+
+        /** Element (b, h, i) of lse. */
+        long lseIndex(int b, int h, int i) { return ((long) b * hq + h) * tq + i; }
+
+        boolean empty() { return batch == 0 || tq == 0 || hq == 0; }
+    }
+
+    // =================================================================== entry points
+
+    static void forward(boolean fast, Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
+        Dims g = check(q, k, v);
+        checkF32(out, "out", q.shape());
+        checkF32(lse, "lse", g.batch(), g.hq(), g.tq());
+        if (g.empty()) return;
+        if (fast) {
+            fastForward(g, q.data(), k.data(), v.data(), scale, out.data(), lse.data());
+        } else {
+            referenceForward(g, q.data(), k.data(), v.data(), scale, out.data(), lse.data());
+        }
+    }
 
     static void backward(boolean fast, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
-                         Tensor dq, Tensor dk, Tensor dv) { throw new UnsupportedOperationException("not implemented yet"); }
+                         Tensor dq, Tensor dk, Tensor dv) {
+        Dims g = check(q, k, v);
+        checkF32(dOut, "dOut", q.shape());
+        checkF32(out, "out", q.shape());
+        checkF32(dq, "dq", q.shape());
+        checkF32(dk, "dk", k.shape());
+        checkF32(dv, "dv", k.shape());
+        checkF32(lse, "lse", g.batch(), g.hq(), g.tq());
+        if (g.empty()) { // no query: the gradients are zero (otherwise every element is written below)
+            dq.data().fill((byte) 0);
+            dk.data().fill((byte) 0);
+            dv.data().fill((byte) 0);
+            return;
+        }
+        if (fast) {
+            fastBackward(g, dOut.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), scale,
+                    dq.data(), dk.data(), dv.data());
+        } else {
+            referenceBackward(g, dOut.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), scale,
+                    dq.data(), dk.data(), dv.data());
+        }
+    }
+
+    private static Dims check(Tensor q, Tensor k, Tensor v) {
+        Check.dtype(OP, "q", q, DType.F32);
+        Check.dtype(OP, "k", k, DType.F32);
+        Check.dtype(OP, "v", v, DType.F32);
+        Check.rank(OP, "q [B, Tq, Hq, d]", q, 4);
+        Check.rank(OP, "k [B, Tk, Hkv, d]", k, 4);
+        Check.rank(OP, "v [B, Tk, Hkv, d]", v, 4);
+        if (k.dim(0) != q.dim(0) || k.dim(3) != q.dim(3)) {
+            throw Check.fail(OP, "k [B, Tk, Hkv, d] must have q's batch and head dim", q, k);
+        }
+        if (!Arrays.equals(k.shape(), v.shape())) throw Check.fail(OP, "v must have k's shape", k, v);
+        if (k.dim(2) == 0 || q.dim(2) % k.dim(2) != 0) {
+            throw Check.fail(OP, "query heads Hq must be a multiple of kv heads Hkv", q, k);
+        }
+        if (k.dim(1) < q.dim(1)) throw Check.fail(OP, "needs Tk >= Tq (keys at least as many as queries)", q, k);
+        // Element offsets are longs; loop bounds and per-row tables (lse-sized) are ints.
+        Check.intSize(OP, q.dim(0) * q.dim(1) * q.dim(2));
+        Check.intSize(OP, k.dim(0) * k.dim(1) * k.dim(2));
+        return new Dims((int) q.dim(0), (int) q.dim(1), (int) k.dim(1), (int) q.dim(2), (int) k.dim(2), (int) q.dim(3));
+    }
+
+    private static void checkF32(Tensor t, String name, long... shape) {
+        Check.dtype(OP, name, t, DType.F32);
+        Check.shape(OP, name, t, shape);
+    }
+
+    private static float get(MemorySegment s, long i) { return s.getAtIndex(Tensor.F32, i); }
+
+    private static void set(MemorySegment s, long i, float x) { s.setAtIndex(Tensor.F32, i, x); }
+
+    // =================================================================== reference (the oracle)
+
+    /** Per (b, h, i) row, in double: scores, max, logsumexp, then the weighted sum of v. */
+    static void referenceForward(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
+                                 MemorySegment out, MemorySegment lse) {
+        int d = g.d(), grp = g.group();
+        double[] w = new double[g.tk()]; // one row of scores, then of weights
+        for (int b = 0; b < g.batch(); b++) {
+            for (int h = 0; h < g.hq(); h++) {
+                int kvh = h / grp;
+                for (int i = 0; i < g.tq(); i++) {
+                    int last = g.offset() + i; // last visible key
+                    long qr = g.qRow(b, i, h);
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j <= last; j++) {
+                        long kr = g.kRow(b, j, kvh);
+                        double dot = 0;
+                        for (int p = 0; p < d; p++) dot += (double) get(q, qr + p) * get(k, kr + p);
+                        w[j] = dot * scale;
+                        max = Math.max(max, w[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j <= last; j++) {
+                        w[j] = Math.exp(w[j] - max);
+                        sum += w[j];
+                    }
+                    for (int p = 0; p < d; p++) {
+                        double acc = 0;
+                        for (int j = 0; j <= last; j++) acc += w[j] * get(v, g.kRow(b, j, kvh) + p);
+                        set(out, qr + p, (float) (acc / sum));
+                    }
+                    set(lse, g.lseIndex(b, h, i), (float) (max + Math.log(sum)));
+                }
+            }
+        }
+    }
+
+    /**
+     * The textbook formulas in double, in two passes so that every sum is a local double:
+     * pass 1 per query row gives dq, pass 2 per key row (summing the group's heads) gives dk and dv.
+     * P and dP are recomputed in each pass.
+     */
+    static void referenceBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                                  MemorySegment out, MemorySegment lse, float scale,
+                                  MemorySegment dq, MemorySegment dk, MemorySegment dv) {
+        int d = g.d(), grp = g.group();
+        double[] rowD = new double[Math.toIntExact((long) g.batch() * g.hq() * g.tq())]; // D = rowsum(dO * O), lse layout
+        for (int b = 0; b < g.batch(); b++) {
+            for (int h = 0; h < g.hq(); h++) {
+                for (int i = 0; i < g.tq(); i++) {
+                    long r = g.qRow(b, i, h);
+                    double s = 0;
+                    for (int p = 0; p < d; p++) s += (double) get(dOut, r + p) * get(out, r + p);
+                    rowD[(int) g.lseIndex(b, h, i)] = s;
+                }
+            }
+        }
+        double[] acc = new double[d], acc2 = new double[d];
+        // Pass 1: dq[i] = scale * sum_j dS[i, j] k[j].
+        for (int b = 0; b < g.batch(); b++) {
+            for (int h = 0; h < g.hq(); h++) {
+                int kvh = h / grp;
+                for (int i = 0; i < g.tq(); i++) {
+                    Arrays.fill(acc, 0);
+                    for (int j = 0; j <= g.offset() + i; j++) {
+                        double ds = dScore(g, dOut, q, k, v, lse, scale, rowD, b, h, i, j, null);
+                        long kr = g.kRow(b, j, kvh);
+                        for (int p = 0; p < d; p++) acc[p] += ds * get(k, kr + p);
+                    }
+                    long qr = g.qRow(b, i, h);
+                    for (int p = 0; p < d; p++) set(dq, qr + p, (float) (scale * acc[p]));
+                }
+            }
+        }
+        // Pass 2: dv[j] = sum_{h in group, i} P[i, j] dO[i]; dk[j] = scale * sum dS[i, j] q[i].
+        double[] prob = new double[1];
+        for (int b = 0; b < g.batch(); b++) {
+            for (int kvh = 0; kvh < g.hkv(); kvh++) {
+                for (int j = 0; j < g.tk(); j++) {
+                    Arrays.fill(acc, 0);
+                    Arrays.fill(acc2, 0);
+                    for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
+                        for (int i = Math.max(0, j - g.offset()); i < g.tq(); i++) {
+                            double ds = dScore(g, dOut, q, k, v, lse, scale, rowD, b, h, i, j, prob);
+                            long qr = g.qRow(b, i, h);
+                            for (int p = 0; p < d; p++) {
+                                acc[p] += ds * get(q, qr + p);
+                                acc2[p] += prob[0] * get(dOut, qr + p);
+                            }
+                        }
+                    }
+                    long kr = g.kRow(b, j, kvh);
+                    for (int p = 0; p < d; p++) {
+                        set(dk, kr + p, (float) (scale * acc[p]));
+                        set(dv, kr + p, (float) acc2[p]);
+                    }
+                }
+            }
+        }
+    }
+
+    /** dS[i, j] = P (dP - D) with P = exp(scale q.k - lse) and dP = dO.v; P goes to prob[0] when asked. */
+    private static double dScore(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                                 MemorySegment lse, float scale, double[] rowD, int b, int h, int i, int j, double[] prob) {
+        long qr = g.qRow(b, i, h), kr = g.kRow(b, j, h / g.group());
+        double s = 0, dp = 0;
+        for (int p = 0; p < g.d(); p++) {
+            s += (double) get(q, qr + p) * get(k, kr + p);
+            dp += (double) get(dOut, qr + p) * get(v, kr + p);
+        }
+        long li = g.lseIndex(b, h, i);
+        double pr = Math.exp(s * scale - get(lse, li));
+        if (prob != null) prob[0] = pr;
+        return pr * (dp - rowD[(int) li]);
+    }
+
+    // =================================================================== fast path: tiling
+
+    /** Query rows per tile and head: the group's heads together make about 128 rows per K/V tile. */
+    static int queryTile(int group) { return Math.clamp(128 / group, 16, 64); }
+
+    /** Visits tiles light and heavy alternately (0, n-1, 1, n-2, ...) so contiguous chunks of tasks balance. */
+    static int zigzag(int x, int n) { return (x & 1) == 0 ? x >> 1 : n - 1 - (x >> 1); }
+
+    /**
+     * Copies rows i0 .. i0+nr of the group's heads into dst[r * dp], r = gi * nr + ii (head-major),
+     * multiplied by mul; the padding columns d .. dp stay zero.
+     */
+    private static void packRows(Dims g, MemorySegment src, int b, int kvh, int i0, int nr, float mul, float[] dst, int dp) {
+        int grp = g.group(), d = g.d();
+        for (int gi = 0; gi < grp; gi++) {
+            for (int ii = 0; ii < nr; ii++) {
+                int r = (gi * nr + ii) * dp;
+                MemorySegment.copy(src, Tensor.F32, g.qRow(b, i0 + ii, kvh * grp + gi) * 4, dst, r, d);
+                if (mul != 1f) for (int p = r; p < r + d; p++) dst[p] *= mul;
+            }
+        }
+    }
+
+    /**
+     * The same rows transposed, dst[p * rp + r], so that one vector holds L query rows; columns
+     * rows .. rp (the padding up to a vector multiple) are zero.
+     */
+    private static void packRowsTransposed(Dims g, MemorySegment src, int b, int kvh, int i0, int nr, float mul,
+                                           float[] dst, int rp, float[] tmp) {
+        int grp = g.group(), d = g.d(), rows = grp * nr;
+        for (int gi = 0; gi < grp; gi++) {
+            for (int ii = 0; ii < nr; ii++) {
+                int r = gi * nr + ii;
+                MemorySegment.copy(src, Tensor.F32, g.qRow(b, i0 + ii, kvh * grp + gi) * 4, tmp, 0, d);
+                for (int p = 0; p < d; p++) dst[p * rp + r] = tmp[p] * mul;
+            }
+        }
+        for (int p = 0; p < d; p++) Arrays.fill(dst, p * rp + rows, (p + 1) * rp, 0f);
+    }
+
+    /** Keys j0 .. j0+nc as rows dst[c * dp] (padding columns stay zero). */
+    private static void packKeyRows(Dims g, MemorySegment src, int b, int kvh, int j0, int nc, float[] dst, int dp) {
+        for (int c = 0; c < nc; c++) {
+            MemorySegment.copy(src, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, dst, c * dp, g.d());
+        }
+    }
+
+    /** Keys j0 .. j0+nc transposed, dst[p * BC + c], so that one vector holds L keys; columns nc .. BC zero. */
+    private static void packKeysTransposed(Dims g, MemorySegment src, int b, int kvh, int j0, int nc, float[] dst, float[] tmp) {
+        int d = g.d();
+        for (int c = 0; c < BC; c++) {
+            if (c < nc) {
+                MemorySegment.copy(src, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, tmp, 0, d);
+                for (int p = 0; p < d; p++) dst[p * BC + c] = tmp[p];
+            } else {
+                for (int p = 0; p < d; p++) dst[p * BC + c] = 0f;
+            }
+        }
+    }
+
+    /**
+     * Hides future keys in a transposed score tile st[c * rp + r] (key j0 + c, query row r): row r is
+     * query i0 + r % nr at position firstPos + r % nr and sees keys up to that position.
+     */
+    private static void maskTransposed(float[] st, int rp, int nc, int grp, int nr, int firstPos, int j0) {
+        for (int c = 0; c < nc; c++) {
+            int hidden = Math.min(nr, j0 + c - firstPos); // rows ii < hidden sit before key j0 + c
+            for (int gi = 0; gi < grp && hidden > 0; gi++) {
+                Arrays.fill(st, c * rp + gi * nr, c * rp + gi * nr + hidden, Float.NEGATIVE_INFINITY);
+            }
+        }
+    }
+
+    /** The same for a score tile s[r * BC + c] (query row r, key j0 + c), over all BC columns. */
+    private static void mask(float[] s, int rows, int nr, int firstPos, int j0) {
+        for (int r = 0; r < rows; r++) {
+            int from = Math.max(0, firstPos + r % nr - j0 + 1);
+            if (from < BC) Arrays.fill(s, r * BC + from, (r + 1) * BC, Float.NEGATIVE_INFINITY);
+        }
+    }
+
+    // =================================================================== fast forward
+
+    /** Per-thread forward scratch, tile-sized (nothing here grows with Tq or Tk). */
+    private static final class ForwardScratch {
+        final float[] qt, st, o, ks, vs, m, l, alpha, tmp;
+
+        ForwardScratch(int rows, int rp, int d, int dp) {
+            qt = new float[d * rp];      // scale * q, transposed: [d][rp]
+            st = new float[BC * rp];     // scores, then probabilities, transposed: [BC][rp]
+            o = new float[rows * dp];    // unnormalized output rows
+            ks = new float[BC * dp];     // key tile rows
+            vs = new float[BC * dp];     // value tile rows
+            m = new float[rp];           // running max per query row
+            l = new float[rp];           // running sum per query row
+            alpha = new float[rp];       // this tile's rescale factor per query row
+            tmp = new float[d];
+        }
+    }
+
+    static void fastForward(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
+                            MemorySegment out, MemorySegment lse) {
+        int grp = g.group(), br = queryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
+        int dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
+        Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
+            ForwardScratch sc = new ForwardScratch(grp * br, rp, g.d(), dp);
+            for (int t = start; t < end; t++) {
+                int qt = zigzag(t % nqt, nqt), kvh = (t / nqt) % g.hkv(), b = t / nqt / g.hkv();
+                forwardTile(g, q, k, v, scale, out, lse, b, kvh, qt * br, Math.min(br, g.tq() - qt * br), dp, sc);
+            }
+        });
+    }
+
+    /**
+     * Rows i0 .. i0+nr of every head of kv group kvh, against all the key tiles they can see.
+     * Scores are kept transposed (keys x queries) so that the online softmax runs down the keys
+     * with one vector lane per query: no horizontal reductions, and the query rows are transposed
+     * once per task rather than a key tile once per query tile.
+     */
+    private static void forwardTile(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
+                                    MemorySegment out, MemorySegment lse, int b, int kvh, int i0, int nr, int dp,
+                                    ForwardScratch sc) {
+        int d = g.d(), grp = g.group(), rows = grp * nr, rp = roundUp(rows, L);
+        int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
+        float[] st = sc.st, o = sc.o, m = sc.m, l = sc.l, alpha = sc.alpha;
+        packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp); // scale folded into q once
+        Arrays.fill(o, 0, rows * dp, 0f);
+        Arrays.fill(m, 0, rp, Float.NEGATIVE_INFINITY);
+        Arrays.fill(l, 0, rp, 0f);
+        for (int j0 = 0; j0 <= lastPos; j0 += BC) { // tiles past the last row's position are fully masked: skipped
+            int nc = Math.min(BC, g.tk() - j0);
+            packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
+            packKeyRows(g, v, b, kvh, j0, nc, sc.vs, dp);
+            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false); // S^T = k (scale q)^T
+            if (j0 + nc - 1 > firstPos) maskTransposed(st, rp, nc, grp, nr, firstPos, j0);
+            // Online softmax, L query rows at a time: new running max, P = exp(S - max), rescale factor.
+            for (int r = 0; r < rp; r += L) {
+                FloatVector mx = FloatVector.fromArray(SP, m, r);
+                for (int c = 0; c < nc; c++) mx = mx.max(FloatVector.fromArray(SP, st, c * rp + r));
+                // Finite: key 0 is in the first tile and every query sees it.
+                FloatVector sum = FloatVector.zero(SP);
+                for (int c = 0; c < nc; c++) {
+                    FloatVector p = exp(FloatVector.fromArray(SP, st, c * rp + r).sub(mx));
+                    p.intoArray(st, c * rp + r);
+                    sum = sum.add(p);
+                }
+                FloatVector a = exp(FloatVector.fromArray(SP, m, r).sub(mx)); // 0 on the first tile (m = -inf)
+                a.intoArray(alpha, r);
+                FloatVector.fromArray(SP, l, r).fma(a, sum).intoArray(l, r);
+                mx.intoArray(m, r);
+            }
+            for (int r = 0; r < rows; r++) if (alpha[r] != 1f) scaleRow(o, r * dp, dp, alpha[r]);
+            gemm(o, dp, st, 1, rp, sc.vs, dp, rows, nc, dp, true); // O += P v
+        }
+        for (int r = 0; r < rows; r++) {
+            int h = kvh * grp + r / nr, i = i0 + r % nr;
+            scaleRow(o, r * dp, dp, 1f / l[r]);
+            MemorySegment.copy(o, r * dp, out, Tensor.F32, g.qRow(b, i, h) * 4, d);
+            set(lse, g.lseIndex(b, h, i), m[r] + (float) Math.log(l[r]));
+        }
+    }
+
+    // =================================================================== fast backward
+
+    /**
+     * Flash-attention-2 backward in two race-free passes: pass 1, parallel over (b, kv head, key tile),
+     * owns its dk/dv rows and loops over every query tile that sees them; pass 2, parallel over
+     * (b, kv head, query tile), owns its dq rows and loops over the key tiles. Both recompute
+     * P = exp(S - lse) and dS = P (dP - D); no task writes what another writes, and each sum runs in
+     * a fixed order, so the result is the same on every run.
+     */
+    static void fastBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                             MemorySegment out, MemorySegment lse, float scale,
+                             MemorySegment dq, MemorySegment dk, MemorySegment dv) {
+        int grp = g.group(), br = queryTile(grp), dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
+        float[] rowD = rowDots(g, dOut, out);
+        int nkt = Math.ceilDiv(g.tk(), BC);
+        Parallel.forRange(g.batch() * g.hkv() * nkt, 1, (start, end) -> {
+            KeyScratch sc = new KeyScratch(grp * br, g.d(), dp);
+            for (int t = start; t < end; t++) {
+                int kt = zigzag(t % nkt, nkt), kvh = (t / nkt) % g.hkv(), b = t / nkt / g.hkv();
+                keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc);
+            }
+        });
+        int nqt = Math.ceilDiv(g.tq(), br);
+        Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
+            QueryScratch sc = new QueryScratch(grp * br, rp, g.d(), dp);
+            for (int t = start; t < end; t++) {
+                int qt = zigzag(t % nqt, nqt), kvh = (t / nqt) % g.hkv(), b = t / nqt / g.hkv();
+                queryTileBackward(g, dOut, q, k, v, lse, rowD, scale, dq, b, kvh, qt * br,
+                        Math.min(br, g.tq() - qt * br), dp, sc);
+            }
+        });
+    }
+
+    /** D = rowsum(dOut * out) per (b, h, i), in lse layout. */
+    private static float[] rowDots(Dims g, MemorySegment dOut, MemorySegment out) {
+        float[] rowD = new float[Math.toIntExact((long) g.batch() * g.hq() * g.tq())];
+        Parallel.forRange(g.batch() * g.tq(), 16, (start, end) -> {
+            for (int bi = start; bi < end; bi++) {
+                int b = bi / g.tq(), i = bi % g.tq();
+                for (int h = 0; h < g.hq(); h++) {
+                    long r = g.qRow(b, i, h);
+                    double s = 0;
+                    for (int p = 0; p < g.d(); p++) s += (double) get(dOut, r + p) * get(out, r + p);
+                    rowD[(int) g.lseIndex(b, h, i)] = (float) s;
+                }
+            }
+        });
+        return rowD;
+    }
+
+    /** Loads lse and D of rows i0 .. i0+nr of the group (head-major, as packRows) into ls and ds; the rest up to len zero. */
+    private static void packRowStats(Dims g, MemorySegment lse, float[] rowD, int b, int kvh, int i0, int nr,
+                                     float[] ls, float[] ds, int len) {
+        int grp = g.group();
+        Arrays.fill(ls, 0, len, 0f);
+        Arrays.fill(ds, 0, len, 0f);
+        for (int gi = 0; gi < grp; gi++) {
+            for (int ii = 0; ii < nr; ii++) {
+                long li = g.lseIndex(b, kvh * grp + gi, i0 + ii);
+                ls[gi * nr + ii] = get(lse, li);
+                ds[gi * nr + ii] = rowD[(int) li];
+            }
+        }
+    }
+
+    /** Pass-1 scratch: one key tile (transposed, reused by every query tile) and its dk/dv sums. */
+    private static final class KeyScratch {
+        final float[] kt, vt, qs, dos, s, ds, dkAcc, dvAcc, ls, dd, tmp;
+
+        KeyScratch(int rows, int d, int dp) {
+            kt = new float[d * BC];        // key tile transposed, [d][BC]
+            vt = new float[d * BC];        // value tile transposed
+            qs = new float[rows * dp];     // scale * q rows
+            dos = new float[rows * dp];    // dOut rows
+            s = new float[rows * BC];      // scores, then P, [rows][BC]
+            ds = new float[rows * BC];     // dP, then dS
+            dkAcc = new float[BC * dp];
+            dvAcc = new float[BC * dp];
+            ls = new float[rows];          // lse per row
+            dd = new float[rows];          // D per row
+            tmp = new float[d];
+        }
+    }
+
+    /** dk, dv rows of keys j0 .. j0+BC of kv head kvh: sums over the group's heads and every query that sees them. */
+    private static void keyTileBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                                        MemorySegment lse, float[] rowD, float scale, MemorySegment dk, MemorySegment dv,
+                                        int b, int kvh, int j0, int br, int dp, KeyScratch sc) {
+        int d = g.d(), nc = Math.min(BC, g.tk() - j0), grp = g.group();
+        float[] s = sc.s, ds = sc.ds;
+        packKeysTransposed(g, k, b, kvh, j0, nc, sc.kt, sc.tmp);
+        packKeysTransposed(g, v, b, kvh, j0, nc, sc.vt, sc.tmp);
+        Arrays.fill(sc.dkAcc, 0f);
+        Arrays.fill(sc.dvAcc, 0f);
+        // Queries before j0 - offset see none of these keys.
+        for (int i0 = Math.max(0, j0 - g.offset()); i0 < g.tq(); i0 += br) {
+            int nr = Math.min(br, g.tq() - i0), rows = grp * nr, firstPos = g.offset() + i0;
+            packRows(g, q, b, kvh, i0, nr, scale, sc.qs, dp);
+            packRows(g, dOut, b, kvh, i0, nr, 1f, sc.dos, dp);
+            packRowStats(g, lse, rowD, b, kvh, i0, nr, sc.ls, sc.dd, rows);
+            gemm(s, BC, sc.qs, dp, 1, sc.kt, BC, rows, d, BC, false);   // S = (scale q) k^T
+            if (j0 + BC - 1 > firstPos) mask(s, rows, nr, firstPos, j0);
+            gemm(ds, BC, sc.dos, dp, 1, sc.vt, BC, rows, d, BC, false); // dP = dO v^T
+            for (int r = 0; r < rows; r++) {
+                FloatVector lr = FloatVector.broadcast(SP, sc.ls[r]), dr = FloatVector.broadcast(SP, sc.dd[r]);
+                for (int c = r * BC, e = c + BC; c < e; c += L) {
+                    FloatVector p = exp(FloatVector.fromArray(SP, s, c).sub(lr)); // masked: exp(-inf) = 0
+                    p.intoArray(s, c);
+                    p.mul(FloatVector.fromArray(SP, ds, c).sub(dr)).intoArray(ds, c);
+                }
+            }
+            gemm(sc.dvAcc, dp, s, 1, BC, sc.dos, dp, nc, rows, dp, true);  // dv += P^T dO
+            gemm(sc.dkAcc, dp, ds, 1, BC, sc.qs, dp, nc, rows, dp, true);  // dk += dS^T (scale q)
+        }
+        for (int c = 0; c < nc; c++) {
+            MemorySegment.copy(sc.dkAcc, c * dp, dk, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, d);
+            MemorySegment.copy(sc.dvAcc, c * dp, dv, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, d);
+        }
+    }
+
+    /** Pass-2 scratch: one query tile (transposed, reused by every key tile) and its dq sums. */
+    private static final class QueryScratch {
+        final float[] qt, dot, st, dst, ks, vs, dqAcc, ls, dd, tmp;
+
+        QueryScratch(int rows, int rp, int d, int dp) {
+            qt = new float[d * rp];        // scale * q transposed, [d][rp]
+            dot = new float[d * rp];       // dOut transposed
+            st = new float[BC * rp];       // scores, then P, transposed: [BC][rp]
+            dst = new float[BC * rp];      // dP, then dS, transposed
+            ks = new float[BC * dp];       // key tile rows
+            vs = new float[BC * dp];       // value tile rows
+            dqAcc = new float[rows * dp];
+            ls = new float[rp];
+            dd = new float[rp];
+            tmp = new float[d];
+        }
+    }
+
+    /** dq rows i0 .. i0+nr of the group's heads: sums over the key tiles they see (scores transposed, as the forward). */
+    private static void queryTileBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                                          MemorySegment lse, float[] rowD, float scale, MemorySegment dq,
+                                          int b, int kvh, int i0, int nr, int dp, QueryScratch sc) {
+        int d = g.d(), grp = g.group(), rows = grp * nr, rp = roundUp(rows, L);
+        int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
+        float[] st = sc.st, dst = sc.dst;
+        packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp);
+        packRowsTransposed(g, dOut, b, kvh, i0, nr, 1f, sc.dot, rp, sc.tmp);
+        packRowStats(g, lse, rowD, b, kvh, i0, nr, sc.ls, sc.dd, rp);
+        Arrays.fill(sc.dqAcc, 0, rows * dp, 0f);
+        for (int j0 = 0; j0 <= lastPos; j0 += BC) {
+            int nc = Math.min(BC, g.tk() - j0);
+            packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
+            packKeyRows(g, v, b, kvh, j0, nc, sc.vs, dp);
+            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false);   // S^T = k (scale q)^T
+            if (j0 + nc - 1 > firstPos) maskTransposed(st, rp, nc, grp, nr, firstPos, j0);
+            gemm(dst, rp, sc.vs, dp, 1, sc.dot, rp, nc, d, rp, false); // dP^T = v dO^T
+            for (int r = 0; r < rp; r += L) {
+                FloatVector lr = FloatVector.fromArray(SP, sc.ls, r), dr = FloatVector.fromArray(SP, sc.dd, r);
+                for (int c = r, e = nc * rp; c < e; c += rp) {
+                    FloatVector p = exp(FloatVector.fromArray(SP, st, c).sub(lr));
+                    p.mul(FloatVector.fromArray(SP, dst, c).sub(dr)).intoArray(dst, c);
+                }
+            }
+            gemm(sc.dqAcc, dp, dst, 1, rp, sc.ks, dp, rows, nc, dp, true); // dq += dS k (scale applied below)
+        }
+        for (int r = 0; r < rows; r++) {
+            scaleRow(sc.dqAcc, r * dp, dp, scale);
+            MemorySegment.copy(sc.dqAcc, r * dp, dq, Tensor.F32, g.qRow(b, i0 + r % nr, kvh * grp + r / nr) * 4, d);
+        }
+    }
+
+    // =================================================================== kernels
+
+    private static int roundUp(int x, int m) { return (x + m - 1) / m * m; }
+
+    private static void scaleRow(float[] a, int off, int n, float f) {
+        for (int c = off, e = off + n; c < e; c += L) FloatVector.fromArray(SP, a, c).mul(f).intoArray(a, c);
+    }
+
+    private static final float LOG2E = 1.44269504f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    private static final float ROUND = 12582912f; // 1.5 * 2^23: adding it rounds a float of magnitude < 2^22 to an integer
+
+    /**
+     * e^x per lane: 2^n e^r with n = round(x log2 e) and |r| <= ln2 / 2, e^r by its Taylor polynomial
+     * to r^6 (relative error below 2e-7). Inputs below -87 (including -inf, a masked score) give exactly 0;
+     * inputs are at most about 0 here (scores minus their max or their logsumexp).
+     */
+    static FloatVector exp(FloatVector x) {
+        VectorMask<Float> tiny = x.compare(VectorOperators.LT, -87f);
+        FloatVector xc = x.max(-87f).min(88f);
+        FloatVector n = xc.fma(LOG2E, ROUND).sub(ROUND);
+        FloatVector r = xc.sub(n.mul(LN2_HI)); // exact: LN2_HI has few significant bits
+        r = n.fma(FloatVector.broadcast(SP, -LN2_LO), r);
+        FloatVector p = r.fma(1f / 720, 1f / 120);
+        p = p.fma(r, FloatVector.broadcast(SP, 1f / 24));
+        p = p.fma(r, FloatVector.broadcast(SP, 1f / 6));
+        p = p.fma(r, FloatVector.broadcast(SP, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(SP, 1f));
+        p = p.fma(r, FloatVector.broadcast(SP, 1f));
+        IntVector e = (IntVector) n.convert(VectorOperators.F2I, 0);
+        FloatVector pow2 = e.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(pow2).blend(0f, tiny);
+    }
+
+    /**
+     * c[i][j] (+)= sum_{p < k} a[i * ars + p * acs] * b[p][j] for i < n, j < w, with row strides ldc, ldb
+     * and w a multiple of the vector length. The one matrix kernel of this file: 4 rows x 4 vectors of
+     * accumulators stay in registers while p runs; a is read through strides so that a transposed
+     * operand (P^T, dS^T) needs no copy.
+     */
+    static void gemm(float[] c, int ldc, float[] a, int ars, int acs, float[] b, int ldb, int n, int k, int w, boolean acc) {
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            int j = 0;
+            for (; j + 4 * L <= w; j += 4 * L) kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+            for (; j < w; j += L) kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+        }
+        for (; i < n; i++) {
+            for (int j = 0; j < w; j += L) {
+                FloatVector x = acc ? FloatVector.fromArray(SP, c, i * ldc + j) : FloatVector.zero(SP);
+                for (int p = 0, ao = i * ars; p < k; p++, ao += acs) {
+                    x = FloatVector.broadcast(SP, a[ao]).fma(FloatVector.fromArray(SP, b, p * ldb + j), x);
+                }
+                x.intoArray(c, i * ldc + j);
+            }
+        }
+    }
+
+    private static void kernel4x4(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33;
+        if (acc) {
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x02 = FloatVector.fromArray(SP, c, c0 + 2 * L); x03 = FloatVector.fromArray(SP, c, c0 + 3 * L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x12 = FloatVector.fromArray(SP, c, c1 + 2 * L); x13 = FloatVector.fromArray(SP, c, c1 + 3 * L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x22 = FloatVector.fromArray(SP, c, c2 + 2 * L); x23 = FloatVector.fromArray(SP, c, c2 + 3 * L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x32 = FloatVector.fromArray(SP, c, c3 + 2 * L); x33 = FloatVector.fromArray(SP, c, c3 + 3 * L);
+        } else {
+            x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = FloatVector.zero(SP);
+            x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
+        for (int p = 0; p < k; p++) {
+            int bo = p * ldb + j, ao = p * acs;
+            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
+            FloatVector b2 = FloatVector.fromArray(SP, b, bo + 2 * L), b3 = FloatVector.fromArray(SP, b, bo + 3 * L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01); x02 = av.fma(b2, x02); x03 = av.fma(b3, x03);
+            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11); x12 = av.fma(b2, x12); x13 = av.fma(b3, x13);
+            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21); x22 = av.fma(b2, x22); x23 = av.fma(b3, x23);
+            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31); x32 = av.fma(b2, x32); x33 = av.fma(b3, x33);
+        }
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L); x02.intoArray(c, c0 + 2 * L); x03.intoArray(c, c0 + 3 * L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L); x12.intoArray(c, c1 + 2 * L); x13.intoArray(c, c1 + 3 * L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
+    }
+
+    private static void kernel4x1(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        FloatVector x0, x1, x2, x3;
+        if (acc) {
+            x0 = FloatVector.fromArray(SP, c, c0); x1 = FloatVector.fromArray(SP, c, c1);
+            x2 = FloatVector.fromArray(SP, c, c2); x3 = FloatVector.fromArray(SP, c, c3);
+        } else {
+            x0 = x1 = x2 = x3 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
+        for (int p = 0; p < k; p++) {
+            FloatVector bv = FloatVector.fromArray(SP, b, p * ldb + j);
+            int ao = p * acs;
+            x0 = FloatVector.broadcast(SP, a[a0 + ao]).fma(bv, x0);
+            x1 = FloatVector.broadcast(SP, a[a1 + ao]).fma(bv, x1);
+            x2 = FloatVector.broadcast(SP, a[a2 + ao]).fma(bv, x2);
+            x3 = FloatVector.broadcast(SP, a[a3 + ao]).fma(bv, x3);
+        }
+        x0.intoArray(c, c0); x1.intoArray(c, c1); x2.intoArray(c, c2); x3.intoArray(c, c3);
+    }
 }

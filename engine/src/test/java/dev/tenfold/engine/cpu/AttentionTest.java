@@ -1,0 +1,245 @@
+package dev.tenfold.engine.cpu;
+
+import static dev.tenfold.engine.testing.TestTensors.assertClose;
+import static dev.tenfold.engine.testing.TestTensors.poisoned;
+import static dev.tenfold.engine.testing.TestTensors.random;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.testing.GradCheck;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+class AttentionTest {
+    private static final Backend REF = CpuBackend.reference();
+    private static final Backend FAST = CpuBackend.fast();
+
+    /** One problem: inputs, the reference's forward outputs and a random upstream gradient. */
+    private record Problem(int b, int tq, int tk, int hq, int hkv, int d, float scale,
+                           Tensor q, Tensor k, Tensor v, Tensor dOut, Tensor out, Tensor lse) implements AutoCloseable {
+        static Problem of(long seed, int b, int tq, int tk, int hq, int hkv, int d) {
+            SplittableRandom rng = new SplittableRandom(seed);
+            // q larger than k so that the softmax is far from uniform (peaky rows test the online max).
+            Tensor q = random(rng, DType.F32, 3f, b, tq, hq, d);
+            Tensor k = random(rng, b, tk, hkv, d);
+            Tensor v = random(rng, b, tk, hkv, d);
+            Tensor dOut = random(rng, b, tq, hq, d);
+            Tensor out = poisoned(b, tq, hq, d);
+            Tensor lse = poisoned(b, hq, tq);
+            float scale = (float) (1 / Math.sqrt(d));
+            REF.attention(q, k, v, scale, out, lse);
+            return new Problem(b, tq, tk, hq, hkv, d, scale, q, k, v, dOut, out, lse);
+        }
+
+        @Override
+        public void close() {
+            for (Tensor t : new Tensor[] {q, k, v, dOut, out, lse}) t.close();
+        }
+
+        @Override
+        public String toString() {
+            return "B=" + b + " Tq=" + tq + " Tk=" + tk + " Hq=" + hq + " Hkv=" + hkv + " d=" + d;
+        }
+    }
+
+    /** Shapes: awkward lengths (not tile multiples), GQA ratios 1, 4 and 8, decoding against a cache. */
+    static Stream<Arguments> shapes() {
+        return Stream.of(
+                // b, tq, tk, hq, hkv, d
+                Arguments.of(1, 1, 1, 4, 4, 16),
+                Arguments.of(2, 17, 17, 8, 2, 64),
+                Arguments.of(1, 127, 127, 8, 1, 16),
+                Arguments.of(2, 127, 127, 4, 4, 128),
+                Arguments.of(1, 300, 300, 8, 2, 64),
+                Arguments.of(1, 300, 300, 2, 2, 128),
+                Arguments.of(1, 70, 70, 4, 2, 24),      // head dim not a multiple of the vector length
+                Arguments.of(1, 1, 40, 8, 2, 64),       // decoding one token
+                Arguments.of(2, 5, 40, 4, 4, 16),       // decoding a few tokens
+                Arguments.of(1, 33, 150, 8, 1, 128));   // a chunk of queries after a cache
+    }
+
+    @ParameterizedTest(name = "B={0} Tq={1} Tk={2} Hq={3} Hkv={4} d={5}")
+    @MethodSource("shapes")
+    void fastMatchesReference(int b, int tq, int tk, int hq, int hkv, int d) {
+        try (Problem pr = Problem.of(31L * tq + tk + d, b, tq, tk, hq, hkv, d);
+             Tensor out = poisoned(b, tq, hq, d); Tensor lse = poisoned(b, hq, tq)) {
+            FAST.attention(pr.q, pr.k, pr.v, pr.scale, out, lse);
+            assertClose("out " + pr, pr.out, out, 2e-5, 1e-4);
+            assertClose("lse " + pr, pr.lse, lse, 2e-5, 1e-5);
+
+            try (Tensor dqR = poisoned(b, tq, hq, d); Tensor dkR = poisoned(b, tk, hkv, d); Tensor dvR = poisoned(b, tk, hkv, d);
+                 Tensor dqF = poisoned(b, tq, hq, d); Tensor dkF = poisoned(b, tk, hkv, d); Tensor dvF = poisoned(b, tk, hkv, d)) {
+                REF.attentionBackward(pr.dOut, pr.q, pr.k, pr.v, pr.out, pr.lse, pr.scale, dqR, dkR, dvR);
+                FAST.attentionBackward(pr.dOut, pr.q, pr.k, pr.v, pr.out, pr.lse, pr.scale, dqF, dkF, dvF);
+                assertClose("dq " + pr, dqR, dqF, 1e-4, 1e-3);
+                assertClose("dk " + pr, dkR, dkF, 1e-4, 1e-3);
+                assertClose("dv " + pr, dvR, dvF, 1e-4, 1e-3);
+            }
+        }
+    }
+
+    /** The oracle's backward against finite differences of loss = sum(out * w), for q, k and v. */
+    @ParameterizedTest(name = "Tq={0} Tk={1}")
+    @MethodSource("gradShapes")
+    void referenceBackwardMatchesFiniteDifferences(int tq, int tk) {
+        int b = 1, hq = 2, hkv = 1, d = 4;
+        SplittableRandom rng = new SplittableRandom(7);
+        try (Tensor q = random(rng, DType.F32, 2f, b, tq, hq, d); Tensor k = random(rng, b, tk, hkv, d);
+             Tensor v = random(rng, b, tk, hkv, d); Tensor w = random(rng, b, tq, hq, d);
+             Tensor out = poisoned(b, tq, hq, d); Tensor lse = poisoned(b, hq, tq);
+             Tensor dq = poisoned(b, tq, hq, d); Tensor dk = poisoned(b, tk, hkv, d); Tensor dv = poisoned(b, tk, hkv, d)) {
+            float scale = 0.5f;
+            REF.attention(q, k, v, scale, out, lse);
+            REF.attentionBackward(w, q, k, v, out, lse, scale, dq, dk, dv);
+            java.util.function.DoubleSupplier loss = () -> {
+                try (Tensor o = poisoned(b, tq, hq, d); Tensor l = poisoned(b, hq, tq)) {
+                    REF.attention(q, k, v, scale, o, l);
+                    return GradCheck.weightedSum(o, w);
+                }
+            };
+            GradCheck.check("dq", q, dq, loss, 1e-3, 2e-3, 1000, 1);
+            GradCheck.check("dk", k, dk, loss, 1e-3, 2e-3, 1000, 2);
+            GradCheck.check("dv", v, dv, loss, 1e-3, 2e-3, 1000, 3);
+        }
+    }
+
+    static Stream<Arguments> gradShapes() {
+        return Stream.of(Arguments.of(5, 5), Arguments.of(3, 6));
+    }
+
+    /** Changing k and v at position t leaves every query before t bit-for-bit unchanged, and changes query t. */
+    @Test
+    void futureKeysDoNotLeak() {
+        int b = 1, t = 90, hq = 4, hkv = 2, d = 32, changed = 71;
+        for (Backend be : new Backend[] {REF, FAST}) {
+            try (Problem pr = Problem.of(11, b, t, t, hq, hkv, d);
+                 Tensor out1 = poisoned(b, t, hq, d); Tensor lse1 = poisoned(b, hq, t);
+                 Tensor out2 = poisoned(b, t, hq, d); Tensor lse2 = poisoned(b, hq, t)) {
+                be.attention(pr.q, pr.k, pr.v, pr.scale, out1, lse1);
+                for (int kvh = 0; kvh < hkv; kvh++) {
+                    for (int p = 0; p < d; p++) {
+                        long i = ((long) changed * hkv + kvh) * d + p;
+                        pr.k.setFloat(i, pr.k.getFloat(i) + 5f);
+                        pr.v.setFloat(i, -pr.v.getFloat(i) + 1f);
+                    }
+                }
+                be.attention(pr.q, pr.k, pr.v, pr.scale, out2, lse2);
+                float[] o1 = out1.toFloatArray(), o2 = out2.toFloatArray();
+                int before = changed * hq * d;
+                assertArrayEquals(Arrays.copyOf(o1, before), Arrays.copyOf(o2, before), be.name() + ": earlier outputs changed");
+                assertFalse(Arrays.equals(Arrays.copyOfRange(o1, before, before + hq * d),
+                        Arrays.copyOfRange(o2, before, before + hq * d)), be.name() + ": output at the changed position did not change");
+                float[] l1 = lse1.toFloatArray(), l2 = lse2.toFloatArray();
+                for (int h = 0; h < hq; h++) {
+                    assertArrayEquals(Arrays.copyOfRange(l1, h * t, h * t + changed), Arrays.copyOfRange(l2, h * t, h * t + changed),
+                            be.name() + ": earlier lse changed");
+                }
+            }
+        }
+    }
+
+    /** The fast forward and backward give identical bits on every run (no order depends on scheduling). */
+    @Test
+    void fastIsDeterministic() {
+        int b = 1, t = 260, hq = 8, hkv = 2, d = 64;
+        try (Problem pr = Problem.of(5, b, t, t, hq, hkv, d)) {
+            float[][] first = null;
+            for (int run = 0; run < 3; run++) {
+                try (Tensor out = poisoned(b, t, hq, d); Tensor lse = poisoned(b, hq, t);
+                     Tensor dq = poisoned(b, t, hq, d); Tensor dk = poisoned(b, t, hkv, d); Tensor dv = poisoned(b, t, hkv, d)) {
+                    FAST.attention(pr.q, pr.k, pr.v, pr.scale, out, lse);
+                    FAST.attentionBackward(pr.dOut, pr.q, pr.k, pr.v, out, lse, pr.scale, dq, dk, dv);
+                    float[][] now = {out.toFloatArray(), lse.toFloatArray(), dq.toFloatArray(), dk.toFloatArray(), dv.toFloatArray()};
+                    if (first == null) {
+                        first = now;
+                    } else {
+                        for (int i = 0; i < now.length; i++) assertArrayEquals(first[i], now[i], "run " + run + " differs");
+                    }
+                }
+            }
+        }
+    }
+
+    /** Keys no query sees (never, with Tq <= Tk, but a zero-size problem) get zero gradients, not stale memory. */
+    @Test
+    void emptyProblemWritesZeroGradients() {
+        try (Tensor q = Tensor.allocate(DType.F32, 1, 0, 2, 8); Tensor k = Tensor.allocate(DType.F32, 1, 3, 1, 8);
+             Tensor v = Tensor.allocate(DType.F32, 1, 3, 1, 8); Tensor out = Tensor.allocate(DType.F32, 1, 0, 2, 8);
+             Tensor lse = Tensor.allocate(DType.F32, 1, 2, 0);
+             Tensor dk = poisoned(1, 3, 1, 8); Tensor dv = poisoned(1, 3, 1, 8); Tensor dq = Tensor.allocate(DType.F32, 1, 0, 2, 8)) {
+            for (Backend be : new Backend[] {REF, FAST}) {
+                be.attention(q, k, v, 1f, out, lse);
+                be.attentionBackward(out, q, k, v, out, lse, 1f, dq, dk, dv);
+                for (float x : dk.toFloatArray()) assertTrue(x == 0f);
+                for (float x : dv.toFloatArray()) assertTrue(x == 0f);
+                dk.fill(Float.NaN);
+                dv.fill(Float.NaN);
+            }
+        }
+    }
+
+    /** The fast path's vector exp: within 3e-7 relative of Math.exp down to -87, exactly 0 below and at -inf. */
+    @Test
+    void vectorExpIsAccurate() {
+        var sp = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+        float[] x = new float[sp.length()], y = new float[sp.length()];
+        double worst = 0;
+        for (int n = 0; n < 200_000; n += x.length) {
+            for (int i = 0; i < x.length; i++) x[i] = -87f + (n + i) * (92f / 200_000);
+            Attention.exp(jdk.incubator.vector.FloatVector.fromArray(sp, x, 0)).intoArray(y, 0);
+            for (int i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(y[i] / Math.exp(x[i]) - 1));
+        }
+        assertTrue(worst < 3e-7, "worst relative error " + worst);
+        x[0] = Float.NEGATIVE_INFINITY;
+        x[1] = -88f;
+        x[2] = 0f;
+        Attention.exp(jdk.incubator.vector.FloatVector.fromArray(sp, x, 0)).intoArray(y, 0);
+        assertTrue(y[0] == 0f && y[1] == 0f && y[2] == 1f, Arrays.toString(y));
+    }
+
+    @Test
+    void badInputsNameTheOpAndShapes() {
+        try (Tensor q = Tensor.allocate(DType.F32, 1, 4, 6, 8); Tensor k = Tensor.allocate(DType.F32, 1, 4, 4, 8);
+             Tensor v = Tensor.allocate(DType.F32, 1, 4, 4, 8); Tensor out = Tensor.allocate(DType.F32, 1, 4, 6, 8);
+             Tensor lse = Tensor.allocate(DType.F32, 1, 6, 4)) {
+            // 6 query heads do not divide into 4 kv heads.
+            expectFailure(() -> FAST.attention(q, k, v, 1f, out, lse), "multiple", "[1, 4, 6, 8]", "[1, 4, 4, 8]");
+        }
+        try (Tensor q = Tensor.allocate(DType.F32, 1, 5, 4, 8); Tensor k = Tensor.allocate(DType.F32, 1, 3, 2, 8);
+             Tensor v = Tensor.allocate(DType.F32, 1, 3, 2, 8); Tensor out = Tensor.allocate(DType.F32, 1, 5, 4, 8);
+             Tensor lse = Tensor.allocate(DType.F32, 1, 4, 5)) {
+            // Fewer keys than queries.
+            expectFailure(() -> REF.attention(q, k, v, 1f, out, lse), "Tk >= Tq", "[1, 5, 4, 8]", "[1, 3, 2, 8]");
+        }
+        try (Tensor q = Tensor.allocate(DType.F32, 1, 4, 4, 8); Tensor k = Tensor.allocate(DType.F32, 1, 4, 2, 8);
+             Tensor v = Tensor.allocate(DType.F32, 1, 4, 2, 8); Tensor out = Tensor.allocate(DType.F32, 1, 4, 4, 8);
+             Tensor badLse = Tensor.allocate(DType.F32, 1, 4, 4, 1); Tensor lse = Tensor.allocate(DType.F32, 1, 4, 4);
+             Tensor bf = Tensor.allocate(DType.BF16, 1, 4, 4, 8); Tensor dk = Tensor.allocate(DType.F32, 1, 4, 2, 8);
+             Tensor dv = Tensor.allocate(DType.F32, 1, 4, 2, 8); Tensor badDk = Tensor.allocate(DType.F32, 1, 4, 4, 8);
+             Tensor vOther = Tensor.allocate(DType.F32, 1, 4, 2, 4)) {
+            expectFailure(() -> FAST.attention(q, k, v, 1f, out, badLse), "lse", "[1, 4, 4, 1]");
+            expectFailure(() -> FAST.attention(bf, k, v, 1f, out, lse), "q", "BF16[1, 4, 4, 8]");
+            expectFailure(() -> FAST.attention(q, k, v, 1f, bf, lse), "out", "BF16[1, 4, 4, 8]");
+            expectFailure(() -> FAST.attention(q, k, vOther, 1f, out, lse), "v", "[1, 4, 2, 4]");
+            expectFailure(() -> FAST.attentionBackward(out, q, k, v, out, lse, 1f, out, badDk, dv), "dk", "[1, 4, 4, 8]");
+            expectFailure(() -> REF.attentionBackward(bf, q, k, v, out, lse, 1f, out, dk, dv), "dOut", "BF16");
+            expectFailure(() -> REF.attentionBackward(out, q, k, v, out, badLse, 1f, out, dk, dv), "lse", "[1, 4, 4, 1]");
+        }
+    }
+
+    private static void expectFailure(org.junit.jupiter.api.function.Executable call, String... parts) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().startsWith("attention"), e.getMessage());
+        for (String p : parts) assertTrue(e.getMessage().contains(p), "'" + p + "' missing from: " + e.getMessage());
+    }
+}
