@@ -7,6 +7,9 @@ import picocli.CommandLine.Command;
 @Command(name = "tenfold", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Extends a Llama-3 model's context window by QLoRA fine-tuning, in pure Java.",
         subcommands = {
+            TokenizeCommand.class,
+            GenerateCommand.class,
+            EvalCommand.class,
             DoctorCommand.class,
             Main.BuildCommand.class,
             Main.TestCommand.class,
@@ -16,7 +19,12 @@ import picocli.CommandLine.Command;
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
-        int code = new CommandLine(new Main())
+        System.exit(run(args));
+    }
+
+    /** Runs one command and returns its exit code (0 ok, 1 failed, 2 bad usage). */
+    public static int run(String... args) {
+        return new CommandLine(new Main())
                 .setExecutionExceptionHandler((e, cmd, parseResult) -> {
                     // Bad input is reported as one clear line, not a stack trace.
                     cmd.getErr().println("tenfold " + cmd.getCommandName() + ": " + messageOf(e));
@@ -24,7 +32,6 @@ public final class Main implements Runnable {
                     return 1;
                 })
                 .execute(args);
-        System.exit(code);
     }
 
     static String messageOf(Throwable e) {

@@ -17,7 +17,7 @@ import java.util.Map;
  * so '!' is 0, 'Ġ' is 220, 'Ċ' is 198, as in Llama-3), a few merges, and Llama-3's special tokens
  * with ids right after the vocab.
  */
-final class TinyTokenizerJson {
+public final class TinyTokenizerJson {
     static final ObjectMapper JSON = new ObjectMapper();
 
     static final String LLAMA3_PATTERN =
@@ -193,6 +193,13 @@ final class TinyTokenizerJson {
         if (s.vocab.size() != VOCAB) throw new AssertionError("tiny vocab size " + s.vocab.size());
         for (int k = 0; k < SPECIALS.length; k++) s.added(VOCAB + k, SPECIALS[k], true);
         return s;
+    }
+
+    /** Writes the tiny Llama-3-like tokenizer.json into {@code dir}; returns its vocabulary size (specials included). */
+    public static int writeLlamaLike(Path dir) throws IOException {
+        Spec s = llamaLike();
+        s.write(dir);
+        return VOCAB + SPECIALS.length;
     }
 
     static Tokenizer tiny() {

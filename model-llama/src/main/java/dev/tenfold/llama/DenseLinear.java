@@ -1,0 +1,33 @@
+package dev.tenfold.llama;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Check;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+
+/** A frozen dense weight, F32 or BF16 [out, in]; may be a view into a memory-mapped checkpoint. */
+public final class DenseLinear implements Linear {
+    private final Tensor weight;
+
+    public DenseLinear(Tensor weight) {
+        Check.dtype("linear", "weight", weight, DType.F32, DType.BF16);
+        Check.rank("linear", "weight", weight, 2);
+        this.weight = weight;
+    }
+
+    public Tensor weight() { return weight; }
+
+    @Override public long inFeatures() { return weight.dim(1); }
+
+    @Override public long outFeatures() { return weight.dim(0); }
+
+    @Override
+    public void forward(Backend backend, Tensor x, Tensor y) {
+        backend.matmul(x, false, weight, true, y, false);
+    }
+
+    @Override
+    public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
+        backend.matmul(dy, false, weight, false, dx, false); // frozen: only the input gradient
+    }
+}

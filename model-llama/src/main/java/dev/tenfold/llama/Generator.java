@@ -1,0 +1,34 @@
+package dev.tenfold.llama;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.function.IntConsumer;
+
+/** Autoregressive generation with a KV cache: prefill the prompt once, then one token per step. */
+public final class Generator {
+    private Generator() {}
+
+    /**
+     * Generates up to {@code maxNewTokens} tokens after {@code prompt}, stopping after a token in
+     * {@code stopIds} (which is not returned). {@code onToken} sees each token as it is produced.
+     */
+    public static List<Integer> generate(LlamaModel model, int[] prompt, int maxNewTokens, Sampler sampler,
+                                         Set<Integer> stopIds, IntConsumer onToken) {
+        if (prompt.length == 0) throw new IllegalArgumentException("generate: empty prompt");
+        if (maxNewTokens < 0) throw new IllegalArgumentException("generate: max new tokens must be >= 0");
+        List<Integer> out = new ArrayList<>();
+        if (maxNewTokens == 0) return out;
+        try (KvCache cache = new KvCache(model.config(), prompt.length + maxNewTokens)) {
+            float[] logits = model.forward(prompt, cache, null);
+            for (int step = 0; step < maxNewTokens; step++) {
+                int next = sampler.sample(logits);
+                if (stopIds.contains(next)) break;
+                out.add(next);
+                if (onToken != null) onToken.accept(next);
+                if (step + 1 < maxNewTokens) logits = model.forward(new int[] {next}, cache, null);
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,25 @@
+package dev.tenfold.llama;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Tensor;
+
+/**
+ * A linear layer y = x W^T as Hugging Face stores it (W is [out, in]). The model holds its
+ * projections through this interface so that qlora can swap a dense base for an NF4 one and wrap
+ * either with a LoRA adapter, without the model graph knowing.
+ */
+public interface Linear {
+
+    long inFeatures();
+
+    long outFeatures();
+
+    /** y = x W^T (+ whatever the implementation adds). x [T, in] F32, y [T, out] F32 (written). */
+    void forward(Backend backend, Tensor x, Tensor y);
+
+    /**
+     * Backward: dx = dy W (written) and, for trainable parameters, their gradients accumulated.
+     * x is the forward input (recomputed or saved by the caller).
+     */
+    void backward(Backend backend, Tensor x, Tensor dy, Tensor dx);
+}

@@ -1,0 +1,226 @@
+package dev.tenfold.llama;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.BiFunction;
+
+/**
+ * A Llama-3 decoder: token embedding, decoder layers (RMSNorm, grouped-query attention with RoPE,
+ * RMSNorm, SwiGLU MLP, each with a residual), the final norm and the output matrix (lm_head, or
+ * the tied embedding).
+ *
+ * <p>One code path serves training-style prefill and incremental decoding: {@link #forward}
+ * processes a chunk of tokens at the cache's next positions, appending their keys and values to
+ * the {@link KvCache}, and attends to everything cached. Long inputs are processed in chunks so
+ * that activations stay of size chunk x hidden.
+ */
+public final class LlamaModel implements AutoCloseable {
+
+    /** The weights of one decoder layer; the projections can be swapped (NF4, LoRA) by name. */
+    public static final class Layer {
+        public final Tensor attnNorm;
+        public final Tensor mlpNorm;
+        public Linear q, k, v, o, gate, up, down;
+
+        public Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor mlpNorm, Linear gate, Linear up, Linear down) {
+            this.attnNorm = attnNorm;
+            this.q = q;
+            this.k = k;
+            this.v = v;
+            this.o = o;
+            this.mlpNorm = mlpNorm;
+            this.gate = gate;
+            this.up = up;
+            this.down = down;
+        }
+    }
+
+    private final LlamaConfig config;
+    private final Backend backend;
+    private Tensor embedding;          // [V, H], F32 or BF16
+    private final Layer[] layers;
+    private final Tensor finalNorm;    // [H] F32
+    private Tensor output;             // [V, H], F32 or BF16 (the embedding when tied)
+    private final List<AutoCloseable> owned = new ArrayList<>();
+    private int chunkTokens = 256;
+
+    public LlamaModel(LlamaConfig config, Backend backend, Tensor embedding, Layer[] layers, Tensor finalNorm,
+                      Tensor output, List<? extends AutoCloseable> owned) {
+        if (layers.length != config.numLayers()) {
+            throw new IllegalArgumentException("config has " + config.numLayers() + " layers, got " + layers.length);
+        }
+        this.config = config;
+        this.backend = backend;
+        this.embedding = embedding;
+        this.layers = layers;
+        this.finalNorm = finalNorm;
+        this.output = output;
+        this.owned.addAll(owned);
+    }
+
+    public LlamaConfig config() { return config; }
+
+    public Backend backend() { return backend; }
+
+    public Tensor embedding() { return embedding; }
+
+    public Tensor output() { return output; }
+
+    public Layer layer(int i) { return layers[i]; }
+
+    public int numLayers() { return layers.length; }
+
+    public Tensor finalNorm() { return finalNorm; }
+
+    /** Replaces the embedding (a trainable copy); a tied output matrix follows it. */
+    public void setEmbedding(Tensor newEmbedding) {
+        boolean tied = output == embedding;
+        embedding = newEmbedding;
+        if (tied) output = newEmbedding;
+    }
+
+    /** Tokens processed per chunk in {@link #forward} (bounds activation memory). */
+    public void setChunkTokens(int n) {
+        if (n <= 0) throw new IllegalArgumentException("chunk must be positive");
+        chunkTokens = n;
+    }
+
+    /** Keeps {@code resource} open as long as the model (closed with it). */
+    public void own(AutoCloseable resource) { owned.add(resource); }
+
+    /**
+     * Replaces every projection for which {@code mapper} returns a new Linear. The name is the
+     * Hugging Face module name, e.g. {@code model.layers.3.self_attn.q_proj}.
+     */
+    public void mapLinears(BiFunction<String, Linear, Linear> mapper) {
+        for (int i = 0; i < layers.length; i++) {
+            Layer l = layers[i];
+            String p = "model.layers." + i + ".";
+            l.q = mapper.apply(p + "self_attn.q_proj", l.q);
+            l.k = mapper.apply(p + "self_attn.k_proj", l.k);
+            l.v = mapper.apply(p + "self_attn.v_proj", l.v);
+            l.o = mapper.apply(p + "self_attn.o_proj", l.o);
+            l.gate = mapper.apply(p + "mlp.gate_proj", l.gate);
+            l.up = mapper.apply(p + "mlp.up_proj", l.up);
+            l.down = mapper.apply(p + "mlp.down_proj", l.down);
+        }
+    }
+
+    // ------------------------------------------------------------------ inference
+
+    /**
+     * Runs {@code ids} at positions cache.length() ... and appends their keys and values to the
+     * cache. When {@code hiddenOut} ([ids.length, H] F32) is not null it receives the final-norm
+     * hidden state of every token; the method returns the logits of the last token (F32 [V]).
+     */
+    public float[] forward(int[] ids, KvCache cache, Tensor hiddenOut) {
+        if (ids.length == 0) throw new IllegalArgumentException("forward: no tokens");
+        if (cache.length() + ids.length > cache.capacity()) {
+            throw new IllegalArgumentException("forward: " + ids.length + " tokens after " + cache.length()
+                    + " do not fit a KV cache of " + cache.capacity());
+        }
+        int h = config.hiddenSize();
+        if (hiddenOut != null && (hiddenOut.dim(0) != ids.length || hiddenOut.dim(1) != h)) {
+            throw new IllegalArgumentException("forward: hiddenOut must be [" + ids.length + ", " + h + "], got " + hiddenOut.describe());
+        }
+        float[] logits = null;
+        float[] invFreq = config.ropeInverseFrequencies(cache.capacity());
+        try (Arena arena = Arena.ofShared(); Tensor inv = Tensor.of(invFreq)) {
+            for (int start = 0; start < ids.length; start += chunkTokens) {
+                int n = Math.min(chunkTokens, ids.length - start);
+                int[] chunk = java.util.Arrays.copyOfRange(ids, start, start + n);
+                Tensor hidden = forwardChunk(arena, chunk, cache, inv);
+                if (hiddenOut != null) {
+                    MemorySegment.copy(hidden.data(), 0, hiddenOut.slice(start, start + n).data(), 0, hidden.byteSize());
+                }
+                if (start + n == ids.length) logits = logitsOfLastRow(hidden);
+            }
+        }
+        return logits;
+    }
+
+    private Tensor forwardChunk(Arena arena, int[] ids, KvCache cache, Tensor invFreq) {
+        LlamaConfig c = config;
+        int n = ids.length, h = c.hiddenSize(), d = c.headDim(), hq = c.numHeads(), hkv = c.numKvHeads();
+        int p0 = cache.length();
+        int[] pos = new int[n];
+        for (int i = 0; i < n; i++) pos[i] = p0 + i;
+        // Scratch for this chunk; a shared arena because the fast backend reads from all cores.
+        Tensor idsT = Tensor.allocate(arena, DType.I32, n);
+        Tensor posT = Tensor.allocate(arena, DType.I32, n);
+        for (int i = 0; i < n; i++) {
+            idsT.setInt(i, ids[i]);
+            posT.setInt(i, pos[i]);
+        }
+        Tensor x = Tensor.allocate(arena, DType.F32, n, h);
+        Tensor xn = Tensor.allocate(arena, DType.F32, n, h);
+        Tensor tmp = Tensor.allocate(arena, DType.F32, n, h);
+        Tensor rstd = Tensor.allocate(arena, DType.F32, n);
+        Tensor q = Tensor.allocate(arena, DType.F32, n, (long) hq * d);
+        Tensor k = Tensor.allocate(arena, DType.F32, n, (long) hkv * d);
+        Tensor v = Tensor.allocate(arena, DType.F32, n, (long) hkv * d);
+        Tensor att = Tensor.allocate(arena, DType.F32, n, (long) hq * d);
+        Tensor lse = Tensor.allocate(arena, DType.F32, 1, hq, n);
+        Tensor g = Tensor.allocate(arena, DType.F32, n, c.intermediateSize());
+        Tensor u = Tensor.allocate(arena, DType.F32, n, c.intermediateSize());
+        float eps = (float) c.rmsNormEps();
+        float scale = (float) (1.0 / Math.sqrt(d));
+        float ropeScale = c.ropeScaling().attentionScale();
+
+        backend.embedding(embedding, idsT, x);
+        for (int l = 0; l < layers.length; l++) {
+            Layer layer = layers[l];
+            // attention block
+            backend.rmsnorm(x, layer.attnNorm, eps, xn, rstd);
+            layer.q.forward(backend, xn, q);
+            layer.k.forward(backend, xn, k);
+            layer.v.forward(backend, xn, v);
+            Tensor q3 = q.view(n, hq, d), k3 = k.view(n, hkv, d);
+            backend.rope(q3, invFreq, posT, ropeScale, q3);
+            backend.rope(k3, invFreq, posT, ropeScale, k3);
+            Tensor kc = cache.keys[l], vc = cache.values[l];
+            MemorySegment.copy(k.data(), 0, kc.slice(p0, p0 + n).data(), 0, k.byteSize());
+            MemorySegment.copy(v.data(), 0, vc.slice(p0, p0 + n).data(), 0, v.byteSize());
+            int tk = p0 + n;
+            backend.attention(q.view(1, n, hq, d), kc.slice(0, tk).view(1, tk, hkv, d), vc.slice(0, tk).view(1, tk, hkv, d),
+                    scale, att.view(1, n, hq, d), lse);
+            layer.o.forward(backend, att, tmp);
+            backend.add(x, tmp, x);
+            // MLP block
+            backend.rmsnorm(x, layer.mlpNorm, eps, xn, rstd);
+            layer.gate.forward(backend, xn, g);
+            layer.up.forward(backend, xn, u);
+            backend.swiglu(g, u, g);
+            layer.down.forward(backend, g, tmp);
+            backend.add(x, tmp, x);
+        }
+        backend.rmsnorm(x, finalNorm, eps, xn, rstd);
+        cache.advance(n);
+        return xn;
+    }
+
+    private float[] logitsOfLastRow(Tensor hidden) {
+        long n = hidden.dim(0);
+        try (Tensor logits = Tensor.allocate(DType.F32, 1, config.vocabSize())) {
+            backend.matmul(hidden.slice(n - 1, n), false, output, true, logits, false);
+            return logits.toFloatArray();
+        }
+    }
+
+    @Override
+    public void close() {
+        for (int i = owned.size() - 1; i >= 0; i--) {
+            try {
+                owned.get(i).close();
+            } catch (Exception e) {
+                // closing weights cannot fail in a way the caller could act on
+            }
+        }
+        owned.clear();
+    }
+}

@@ -1,0 +1,80 @@
+package dev.tenfold.tools;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Device;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.LlamaConfig;
+import dev.tenfold.llama.LlamaLoader;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.RopeScaling;
+import dev.tenfold.llama.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** The options every model command shares: the folder, RoPE overrides and the device. */
+final class ModelOptions {
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "A Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json).")
+    Path model;
+
+    @Option(names = "--rope-theta", paramLabel = "BASE", description = "Override rope_theta (the recipe uses 200e6).")
+    Double ropeTheta;
+
+    @Option(names = "--rope-scaling", paramLabel = "JSON",
+            description = "Override rope_scaling with a JSON object, e.g. '{\"rope_type\":\"linear\",\"factor\":4}', or 'none'.")
+    String ropeScaling;
+
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]", description = "Where to run (default: ${DEFAULT-VALUE}).")
+    String device;
+
+    Backend backend() {
+        Device d = Device.parse(device);
+        if (!d.isCpu()) {
+            throw new IllegalArgumentException("--device " + d + ": the CUDA backend is not part of this build yet; use --device cpu");
+        }
+        return CpuBackend.fast();
+    }
+
+    LlamaLoader.Options loadOptions() throws IOException {
+        RopeScaling scaling = null;
+        if (ropeScaling != null) {
+            if (ropeScaling.equalsIgnoreCase("none") || ropeScaling.equalsIgnoreCase("null")) {
+                scaling = RopeScaling.none();
+            } else {
+                LlamaConfig base = LlamaConfig.load(model);
+                try {
+                    scaling = RopeScaling.parse(new ObjectMapper().readTree(ropeScaling), base.maxPositionEmbeddings(), null);
+                } catch (com.fasterxml.jackson.core.JacksonException e) {
+                    throw new IllegalArgumentException("--rope-scaling is not valid JSON: " + e.getOriginalMessage());
+                }
+            }
+        }
+        return new LlamaLoader.Options(ropeTheta, scaling);
+    }
+
+    LlamaModel load() throws IOException {
+        checkFolder();
+        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, backend(), loadOptions());
+        if (!loaded.unexpected().isEmpty()) {
+            System.err.println("tenfold: note: " + loaded.unexpected().size() + " checkpoint tensor(s) not used by the model, e.g. "
+                    + loaded.unexpected().get(0));
+        }
+        return loaded.model();
+    }
+
+    Tokenizer tokenizer() throws IOException {
+        checkFolder();
+        Path file = model.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("no tokenizer.json in " + model + " (tenfold reads the Hugging Face tokenizer.json)");
+        }
+        return Tokenizer.load(file);
+    }
+
+    private void checkFolder() {
+        if (!Files.isDirectory(model)) throw new IllegalArgumentException("--model " + model + ": not a folder");
+    }
+}
