@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""numpy sgemm peer for MatmulBench: GFLOP/s of a float32 square product C = A @ B.
+
+Run it beside the JMH benchmark, on the same machine and at the same time of day, so that the
+two figures are comparable:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benchmarks/scripts/numpy_sgemm.py
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE must be unset: they force OpenBLAS onto another
+kernel or another cache plan than the one it picks for this CPU (OPENBLAS_CORETYPE=Haswell, for
+example, drops the AVX-512 kernels and roughly halves the figure), which would make the peer look
+slower than it is. The script warns when either is set. Thread count: OpenBLAS uses every core
+unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say otherwise, like the Java side, which uses the
+common fork-join pool (all cores).
+
+Flops per product: 2 * n^3 (n^3 multiply-adds). For each size the script runs warm-up products,
+then --reps timed products, and prints the best and the median rate. It also prints the BLAS
+numpy uses (threadpoolctl when installed, else numpy's build configuration).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def openblas_runtime():
+    """The kernel OpenBLAS picked at run time (DYNAMIC_ARCH builds) and its thread count, if found."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "openblas" in line and ".so" in line}
+    except OSError:
+        return ""
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
+            core = getattr(lib, f"{prefix}openblas_get_corename{suffix}", None)
+            threads = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            if core is not None and threads is not None:
+                core.restype = ctypes.c_char_p
+                return f", runtime core {core().decode()}, {threads()} threads"
+    return ""
+
+
+def blas_description():
+    try:
+        from threadpoolctl import threadpool_info
+        infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if infos:
+            return "; ".join(
+                f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i.get('num_threads')} threads)"
+                for i in infos)
+    except ImportError:
+        pass
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        build = " ".join(blas.get("openblas configuration", "").split())
+        return f"{blas.get('name')} {blas.get('version')} [build: {build}]{openblas_runtime()}"
+    except Exception:  # older numpy: no dict mode
+        return "unknown (see numpy.show_config())"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", nargs="*", type=int, default=[512, 1024, 2048])
+    parser.add_argument("--reps", type=int, default=10, help="timed products per size (default 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed products per size (default 3)")
+    args = parser.parse_args()
+
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            print(f"WARNING: {var}={os.environ[var]} is set; OpenBLAS will not use its own choice for this CPU. "
+                  f"Run with: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 {sys.argv[0]}", file=sys.stderr)
+
+    print(f"numpy {np.__version__}, BLAS: {blas_description()}, cpus: {os.cpu_count()}")
+    rng = np.random.default_rng(0)
+    for n in args.sizes:
+        a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+        b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+        c = np.empty((n, n), dtype=np.float32)
+        for _ in range(args.warmup):
+            np.matmul(a, b, out=c)
+        times = []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=c)
+            times.append(time.perf_counter() - t0)
+        flops = 2.0 * n ** 3
+        best, median = min(times), statistics.median(times)
+        print(f"sgemm n={n}: best {flops / best / 1e9:.1f} GFLOP/s, median {flops / median / 1e9:.1f} GFLOP/s "
+              f"(median {median * 1e3:.3f} ms over {args.reps} reps)")
+
+
+if __name__ == "__main__":
+    main()

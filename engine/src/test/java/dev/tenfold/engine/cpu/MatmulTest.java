@@ -1,0 +1,181 @@
+package dev.tenfold.engine.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.testing.TestTensors;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * The fast matmul against the reference on random inputs of awkward sizes (not multiples of the
+ * micro-tile, the K-block or the vector length), every transpose combination, batched and shared
+ * b, BF16 operands, and accumulation into a random start; outputs that are overwritten start as
+ * NaN so that an unwritten element fails.
+ */
+class MatmulTest {
+    private static final Backend REF = CpuBackend.reference();
+    private static final Backend FAST = CpuBackend.fast();
+
+    /** {m, n, k}: single elements, single rows/columns, edges of every tile, several K-blocks. */
+    private static final int[][] SHAPES = {
+        {1, 1, 1}, {1, 300, 77}, {37, 53, 129}, {130, 67, 257}, {4, 129, 33}, {3, 20, 1},
+        {7, 1, 300}, {5, 17, 40}, {64, 64, 64}, {13, 97, 600}, {200, 33, 45},
+    };
+
+    @Test
+    void everyLayoutAndShape() {
+        SplittableRandom rng = new SplittableRandom(1);
+        for (int[] s : SHAPES) {
+            for (int t = 0; t < 4; t++) {
+                for (boolean acc : new boolean[] {false, true}) {
+                    compare(rng, 0, false, s[0], s[1], s[2], (t & 1) != 0, (t & 2) != 0, DType.F32, DType.F32, acc);
+                }
+            }
+        }
+    }
+
+    @Test
+    void bf16Operands() {
+        SplittableRandom rng = new SplittableRandom(2);
+        int[][] shapes = {{1, 300, 77}, {37, 53, 129}, {3, 45, 70}, {70, 90, 300}};
+        DType[][] types = {{DType.BF16, DType.F32}, {DType.F32, DType.BF16}, {DType.BF16, DType.BF16}};
+        for (int[] s : shapes) {
+            for (DType[] ty : types) {
+                for (int t = 0; t < 4; t++) {
+                    compare(rng, 0, false, s[0], s[1], s[2], (t & 1) != 0, (t & 2) != 0, ty[0], ty[1], t == 3);
+                }
+            }
+        }
+    }
+
+    @Test
+    void batchedWithBatchedAndSharedB() {
+        SplittableRandom rng = new SplittableRandom(3);
+        int[][] shapes = {{1, 70, 33}, {3, 19, 40}, {29, 35, 70}, {9, 1, 18}};
+        for (int[] s : shapes) {
+            for (int t = 0; t < 4; t++) {
+                boolean ta = (t & 1) != 0, tb = (t & 2) != 0;
+                compare(rng, 3, true, s[0], s[1], s[2], ta, tb, DType.F32, DType.F32, false);
+                compare(rng, 3, false, s[0], s[1], s[2], ta, tb, DType.F32, DType.F32, false);
+                compare(rng, 2, true, s[0], s[1], s[2], ta, tb, DType.BF16, DType.F32, true);
+                compare(rng, 2, false, s[0], s[1], s[2], ta, tb, DType.F32, DType.BF16, true);
+            }
+        }
+    }
+
+    @Test
+    void largerProductsRunInParallel() {
+        SplittableRandom rng = new SplittableRandom(4);
+        // few row blocks: the columns are split among threads; two K-blocks
+        compare(rng, 0, false, 250, 300, 260, false, false, DType.F32, DType.F32, false);
+        compare(rng, 0, false, 250, 300, 260, true, true, DType.F32, DType.BF16, true);
+        // many row blocks
+        compare(rng, 0, false, 800, 50, 40, false, true, DType.F32, DType.F32, false);
+        // wider than one packed B block (NC columns)
+        compare(rng, 0, false, 7, 4200, 5, false, true, DType.F32, DType.BF16, false);
+        compare(rng, 0, false, 7, 4200, 5, true, false, DType.BF16, DType.F32, true);
+        // decoding: one row against a transposed BF16 weight, and a few rows against a plain b
+        compare(rng, 0, false, 1, 1100, 1000, false, true, DType.F32, DType.BF16, false);
+        compare(rng, 0, false, 1, 1100, 1000, false, false, DType.F32, DType.F32, true);
+        compare(rng, 0, false, 3, 1001, 700, true, true, DType.BF16, DType.F32, false);
+        compare(rng, 0, false, 4, 999, 700, false, false, DType.F32, DType.BF16, false);
+    }
+
+    @Test
+    void bothMicroKernels() {
+        // The default kernel height depends on the CPU's vector registers (12 rows with 32, 6 with
+        // 16); run both here whatever this machine picks.
+        SplittableRandom rng = new SplittableRandom(5);
+        int[][] shapes = {{37, 53, 129}, {130, 67, 300}, {13, 33, 7}};
+        for (int mr : new int[] {6, 12}) {
+            for (int[] s : shapes) {
+                for (int t = 0; t < 4; t++) {
+                    boolean ta = (t & 1) != 0, tb = (t & 2) != 0, acc = t == 2;
+                    try (Tensor a = TestTensors.random(rng, ta ? DType.BF16 : DType.F32, 1f, ta ? new long[] {s[2], s[0]} : new long[] {s[0], s[2]});
+                         Tensor b = TestTensors.random(rng, tb ? new long[] {s[1], s[2]} : new long[] {s[2], s[1]});
+                         Tensor expected = acc ? TestTensors.random(rng, s[0], s[1]) : TestTensors.poisoned(s[0], s[1]);
+                         Tensor actual = acc ? expected.copy() : TestTensors.poisoned(s[0], s[1])) {
+                        REF.matmul(a, ta, b, tb, expected, acc);
+                        Matmul.fast(Matmul.check(a, ta, b, tb, actual), a, ta, b, tb, actual, acc, mr);
+                        TestTensors.assertClose("kernel " + mr + " rows, " + java.util.Arrays.toString(s) + " t=" + t,
+                                expected, actual, 1e-6 * (s[2] + 4), 1e-5);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void emptyInnerDimensionGivesZeros() {
+        try (Tensor a = Tensor.allocate(DType.F32, 3, 0); Tensor b = Tensor.allocate(DType.F32, 0, 4);
+             Tensor out = TestTensors.poisoned(3, 4)) {
+            FAST.matmul(a, false, b, false, out, false);
+            for (float v : out.toFloatArray()) assertEquals(0f, v);
+            out.fill(2f);
+            FAST.matmul(a, false, b, false, out, true);
+            for (float v : out.toFloatArray()) assertEquals(2f, v);
+        }
+    }
+
+    @Test
+    void badInputIsRejectedWithShapes() {
+        try (Tensor a = Tensor.allocate(DType.F32, 3, 4); Tensor b = Tensor.allocate(DType.F32, 5, 6);
+             Tensor b46 = Tensor.allocate(DType.F32, 4, 6); Tensor out = Tensor.allocate(DType.F32, 3, 6);
+             Tensor out37 = Tensor.allocate(DType.F32, 3, 7); Tensor outBf = Tensor.allocate(DType.BF16, 3, 6);
+             Tensor aInt = Tensor.allocate(DType.I32, 3, 4); Tensor a3 = Tensor.allocate(DType.F32, 2, 3, 4);
+             Tensor b3 = Tensor.allocate(DType.F32, 3, 4, 6); Tensor out3 = Tensor.allocate(DType.F32, 2, 3, 6)) {
+            assertBad(() -> FAST.matmul(a, false, b, false, out, false), "[3, 4]", "[5, 6]");
+            assertBad(() -> FAST.matmul(a, true, b46, false, out, false), "[3, 4]", "[4, 6]");
+            assertBad(() -> FAST.matmul(a, false, b46, false, out37, false), "[3, 7]", "[3, 6]");
+            assertBad(() -> FAST.matmul(a, false, b46, false, outBf, false), "BF16[3, 6]");
+            assertBad(() -> FAST.matmul(aInt, false, b46, false, out, false), "I32[3, 4]");
+            assertBad(() -> FAST.matmul(a3, false, b3, false, out3, false), "[2, 3, 4]", "[3, 4, 6]");
+            assertBad(() -> FAST.matmul(a, false, b3, false, out, false), "[3, 4]", "[3, 4, 6]");
+        }
+    }
+
+    private static void assertBad(Executable call, String... mentions) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().contains("matmul"), e.getMessage());
+        for (String s : mentions) assertTrue(e.getMessage().contains(s), "'" + s + "' missing from: " + e.getMessage());
+    }
+
+    /**
+     * Runs fast and reference on the same random inputs and compares. batch 0 means rank 2;
+     * otherwise a is [batch, ...] and b is batched when bBatched, else shared.
+     */
+    private static void compare(SplittableRandom rng, int batch, boolean bBatched, int m, int n, int k,
+                                boolean ta, boolean tb, DType da, DType db, boolean acc) {
+        long[] aShape = ta ? new long[] {k, m} : new long[] {m, k};
+        long[] bShape = tb ? new long[] {n, k} : new long[] {k, n};
+        long[] oShape = {m, n};
+        if (batch > 0) {
+            aShape = prepend(batch, aShape);
+            oShape = prepend(batch, oShape);
+            if (bBatched) bShape = prepend(batch, bShape);
+        }
+        String what = "matmul " + da + (ta ? "^T" : "") + java.util.Arrays.toString(aShape) + " x " + db + (tb ? "^T" : "")
+                + java.util.Arrays.toString(bShape) + (acc ? " accumulate" : "");
+        try (Tensor a = TestTensors.random(rng, da, 1f, aShape); Tensor b = TestTensors.random(rng, db, 1f, bShape);
+             Tensor expected = acc ? TestTensors.random(rng, oShape) : TestTensors.poisoned(oShape);
+             Tensor actual = acc ? expected.copy() : TestTensors.poisoned(oShape)) {
+            REF.matmul(a, ta, b, tb, expected, acc);
+            FAST.matmul(a, ta, b, tb, actual, acc);
+            // f32 accumulation against the reference's double: error grows with the length of the sum
+            TestTensors.assertClose(what, expected, actual, 1e-6 * (k + 4), 1e-5);
+        }
+    }
+
+    private static long[] prepend(long first, long[] rest) {
+        long[] s = new long[rest.length + 1];
+        s[0] = first;
+        System.arraycopy(rest, 0, s, 1, rest.length);
+        return s;
+    }
+}
