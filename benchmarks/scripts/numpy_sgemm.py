@@ -69,6 +69,7 @@ def main():
     parser.add_argument("sizes", nargs="*", type=int, default=[512, 1024, 2048])
     parser.add_argument("--reps", type=int, default=10, help="timed products per size (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed products per size (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text (for CpuReport)")
     args = parser.parse_args()
 
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
@@ -76,7 +77,10 @@ def main():
             print(f"WARNING: {var}={os.environ[var]} is set; OpenBLAS will not use its own choice for this CPU. "
                   f"Run with: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 {sys.argv[0]}", file=sys.stderr)
 
-    print(f"numpy {np.__version__}, BLAS: {blas_description()}, cpus: {os.cpu_count()}")
+    blas = blas_description()
+    if not args.json:
+        print(f"numpy {np.__version__}, BLAS: {blas}, cpus: {os.cpu_count()}")
+    results = []
     rng = np.random.default_rng(0)
     for n in args.sizes:
         a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
@@ -91,8 +95,14 @@ def main():
             times.append(time.perf_counter() - t0)
         flops = 2.0 * n ** 3
         best, median = min(times), statistics.median(times)
-        print(f"sgemm n={n}: best {flops / best / 1e9:.1f} GFLOP/s, median {flops / median / 1e9:.1f} GFLOP/s "
-              f"(median {median * 1e3:.3f} ms over {args.reps} reps)")
+        results.append({"n": n, "gflops": flops / median / 1e9, "best_gflops": flops / best / 1e9,
+                        "median_ms": median * 1e3, "reps": args.reps})
+        if not args.json:
+            print(f"sgemm n={n}: best {flops / best / 1e9:.1f} GFLOP/s, median {flops / median / 1e9:.1f} GFLOP/s "
+                  f"(median {median * 1e3:.3f} ms over {args.reps} reps)")
+    if args.json:
+        import json
+        print(json.dumps({"numpy": np.__version__, "blas": blas, "cpus": os.cpu_count(), "sgemm": results}))
 
 
 if __name__ == "__main__":

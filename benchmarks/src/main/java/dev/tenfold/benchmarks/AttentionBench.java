@@ -78,6 +78,17 @@ public class AttentionBench {
         return 4.0 * BATCH * seq * (double) seq * HEADS * headDim / 2;
     }
 
+    /** FLOPs of one call of {@code method} by the convention above (for CpuReport). */
+    public static double flopsPerOp(String method, java.util.function.Function<String, String> param) {
+        double s = Integer.parseInt(param.apply("seq")), d = Integer.parseInt(param.apply("headDim"));
+        double forward = 4.0 * BATCH * s * s * HEADS * d / 2;
+        return switch (method) {
+            case "forward" -> forward;
+            case "backward" -> 2.5 * forward;
+            default -> throw new IllegalArgumentException(method);
+        };
+    }
+
     @Benchmark
     public Tensor forward() {
         cpu.attention(q, k, v, scale, out, lse);

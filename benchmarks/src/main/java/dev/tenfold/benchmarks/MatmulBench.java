@@ -102,6 +102,16 @@ public class MatmulBench {
         }
     }
 
+    /** FLOPs of one call of {@code method} with these parameters (for CpuReport). */
+    public static double flopsPerOp(String method, java.util.function.Function<String, String> param) {
+        return switch (method) {
+            case "f32Square" -> 2.0 * Math.pow(Integer.parseInt(param.apply("size")), 3);
+            case "bf16Weight" -> 2.0 * 512 * 2048 * 2048;
+            case "bf16Decode" -> 2.0 * 4096 * 4096;
+            default -> throw new IllegalArgumentException(method);
+        };
+    }
+
     /** 2 * size^3 flops. */
     @Benchmark
     public Tensor f32Square(Square s) {

@@ -202,9 +202,9 @@ final class CrossEntropy {
         FloatVector acc = FloatVector.zero(F);
         int j = 0;
         for (int upper = F.loopBound(n); j < upper; j += L) {
-            acc = acc.add(FloatVector.fromMemorySegment(F, s, 4 * (base + j), LE).sub(max).lanewise(VectorOperators.EXP));
+            acc = acc.add(VectorMath.exp(FloatVector.fromMemorySegment(F, s, 4 * (base + j), LE).sub(max)));
         }
-        double sum = acc.reduceLanes(VectorOperators.ADD);
+        double sum = VectorMath.sumDouble(acc);
         for (; j < n; j++) sum += Math.exp(s.getAtIndex(Tensor.F32, base + j) - max);
         return sum;
     }
@@ -218,7 +218,7 @@ final class CrossEntropy {
         int j = 0;
         for (int upper = F.loopBound(n); j < upper; j += L) {
             long off = 4 * (base + j);
-            FloatVector.fromMemorySegment(F, s, off, LE).sub(lse).lanewise(VectorOperators.EXP).mul(gradScale).intoMemorySegment(s, off, LE);
+            VectorMath.exp(FloatVector.fromMemorySegment(F, s, off, LE).sub(lse)).mul(gradScale).intoMemorySegment(s, off, LE);
         }
         for (; j < n; j++) s.setAtIndex(Tensor.F32, base + j, (float) Math.exp(s.getAtIndex(Tensor.F32, base + j) - lse) * gradScale);
         if (target >= v0 && target < v0 + n) {

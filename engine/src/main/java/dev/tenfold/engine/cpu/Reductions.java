@@ -60,7 +60,8 @@ final class Reductions {
                     DoubleVector hi = (DoubleVector) v.convertShape(VectorOperators.F2D, D, 1);
                     acc = kind == Kind.SUM ? acc.add(lo).add(hi) : lo.fma(lo, hi.fma(hi, acc));
                 }
-                double s = acc.reduceLanes(VectorOperators.ADD);
+                double s = 0;
+                for (double lane : acc.toArray()) s += lane; // fixed order: reduceLanes(ADD) may vary with the JIT
                 for (; i < end; i++) {
                     double v = xs.getAtIndex(Tensor.F32, i);
                     s += kind == Kind.SUM ? v : v * v;

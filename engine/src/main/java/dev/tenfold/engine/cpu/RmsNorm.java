@@ -74,7 +74,7 @@ final class RmsNorm {
                     FloatVector v = FloatVector.fromMemorySegment(F, xs, 4 * (base + j), LE);
                     acc = v.fma(v, acc);
                 }
-                double ss = acc.reduceLanes(VectorOperators.ADD);
+                double ss = VectorMath.sumDouble(acc);
                 for (; j < h; j++) {
                     float v = xs.getAtIndex(Tensor.F32, base + j);
                     ss += v * v;
@@ -154,7 +154,7 @@ final class RmsNorm {
                     FloatVector gw = FloatVector.fromMemorySegment(F, gs, 4 * (base + j), LE).mul(FloatVector.fromMemorySegment(F, ws, 4L * j, LE));
                     acc = gw.fma(FloatVector.fromMemorySegment(F, xs, 4 * (base + j), LE), acc);
                 }
-                double dot = acc.reduceLanes(VectorOperators.ADD);
+                double dot = VectorMath.sumDouble(acc);
                 for (; j < h; j++) {
                     dot += gs.getAtIndex(Tensor.F32, base + j) * ws.getAtIndex(Tensor.F32, j) * xs.getAtIndex(Tensor.F32, base + j);
                 }

@@ -55,11 +55,11 @@ final class Softmax {
                 // so out may alias x), then the row is scaled by 1 / sum.
                 FloatVector sv = FloatVector.zero(F);
                 for (j = 0; j < upper; j += L) {
-                    FloatVector e = FloatVector.fromMemorySegment(F, xs, 4 * (base + j), LE).sub(max).lanewise(VectorOperators.EXP);
+                    FloatVector e = VectorMath.exp(FloatVector.fromMemorySegment(F, xs, 4 * (base + j), LE).sub(max));
                     e.intoMemorySegment(os, 4 * (base + j), LE);
                     sv = sv.add(e);
                 }
-                double sum = sv.reduceLanes(VectorOperators.ADD);
+                double sum = VectorMath.sumDouble(sv);
                 for (; j < w; j++) {
                     float e = (float) Math.exp(xs.getAtIndex(Tensor.F32, base + j) - max);
                     os.setAtIndex(Tensor.F32, base + j, e);
@@ -98,7 +98,7 @@ final class Softmax {
                 for (; j < upper; j += L) {
                     acc = FloatVector.fromMemorySegment(F, gs, 4 * (base + j), LE).fma(FloatVector.fromMemorySegment(F, ys, 4 * (base + j), LE), acc);
                 }
-                double dotD = acc.reduceLanes(VectorOperators.ADD);
+                double dotD = VectorMath.sumDouble(acc);
                 for (; j < w; j++) dotD += gs.getAtIndex(Tensor.F32, base + j) * ys.getAtIndex(Tensor.F32, base + j);
                 float dot = (float) dotD;
                 for (j = 0; j < upper; j += L) {

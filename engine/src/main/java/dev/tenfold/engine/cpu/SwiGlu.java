@@ -42,7 +42,7 @@ final class SwiGlu {
             int i = start;
             for (int upper = start + F.loopBound(end - start); i < upper; i += L) {
                 FloatVector g = FloatVector.fromMemorySegment(F, gs, 4L * i, LE);
-                FloatVector silu = g.div(g.neg().lanewise(VectorOperators.EXP).add(1f));
+                FloatVector silu = g.div(VectorMath.exp(g.neg()).add(1f));
                 silu.mul(FloatVector.fromMemorySegment(F, us, 4L * i, LE)).intoMemorySegment(os, 4L * i, LE);
             }
             for (; i < end; i++) {
@@ -71,7 +71,7 @@ final class SwiGlu {
                 FloatVector g = FloatVector.fromMemorySegment(F, gs, off, LE);
                 FloatVector u = FloatVector.fromMemorySegment(F, us, off, LE);
                 FloatVector d = FloatVector.fromMemorySegment(F, ds, off, LE);
-                FloatVector sig = FloatVector.broadcast(F, 1f).div(g.neg().lanewise(VectorOperators.EXP).add(1f));
+                FloatVector sig = FloatVector.broadcast(F, 1f).div(VectorMath.exp(g.neg()).add(1f));
                 FloatVector dsilu = sig.mul(g.mul(sig.neg().add(1f)).add(1f));
                 // Every input is loaded before either store, so the gradients may alias the inputs.
                 d.mul(u).mul(dsilu).intoMemorySegment(dgs, off, LE);
