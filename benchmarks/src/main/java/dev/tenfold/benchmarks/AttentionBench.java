@@ -79,7 +79,7 @@ public class AttentionBench {
     }
 
     /** FLOPs of one call of {@code method} by the convention above (for CpuReport). */
-    public static double flopsPerOp(String method, java.util.function.Function<String, String> param) {
+    public static double workPerOp(String method, java.util.function.Function<String, String> param) {
         double s = Integer.parseInt(param.apply("seq")), d = Integer.parseInt(param.apply("headDim"));
         double forward = 4.0 * BATCH * s * s * HEADS * d / 2;
         return switch (method) {
@@ -88,6 +88,8 @@ public class AttentionBench {
             default -> throw new IllegalArgumentException(method);
         };
     }
+
+    public static String rateUnit(String method) { return "GFLOP/s"; }
 
     @Benchmark
     public Tensor forward() {

@@ -29,7 +29,9 @@ import org.openjdk.jmh.runner.options.TimeValue;
  * with the machine and the date, to benchmarks/results/.
  *
  * <p>Usage: {@code ./tenfold bench report [--quick] [--out DIR] [JMH include regex ...]}.
- * Each benchmark class provides {@code public static double flopsPerOp(String method, Function<String,String> param)}.
+ * Each benchmark class provides {@code public static double workPerOp(String method, Function<String,String> param)}
+ * (FLOPs, characters, tokens or bytes per call) and {@code public static String rateUnit(String method)}
+ * ("GFLOP/s", "Mchar/s", "tok/s", "GB/s": the prefix sets the scale).
  */
 public final class CpuReport {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -45,7 +47,7 @@ public final class CpuReport {
                 default -> includes.add(args[i]);
             }
         }
-        if (includes.isEmpty()) includes = List.of("MatmulBench", "AttentionBench");
+        if (includes.isEmpty()) includes = List.of("MatmulBench", "AttentionBench", "InferenceBench", "TokenizerBench");
 
         JsonNode peerBefore = numpy();
         List<Row> rows = new ArrayList<>();
@@ -62,8 +64,8 @@ public final class CpuReport {
         System.err.println("written: " + file);
     }
 
-    /** One measured benchmark: name, parameters, mean milliseconds per op, its error, GFLOP/s. */
-    record Row(String benchmark, String params, double ms, double msError, double gflops) {}
+    /** One measured benchmark: name, parameters, mean milliseconds per op, its error, its rate and unit. */
+    record Row(String benchmark, String params, double ms, double msError, double rate, String unit) {}
 
     static List<Row> runJmh(String include, boolean quick) throws Exception {
         ChainedOptionsBuilder b = new OptionsBuilder().include(include).forks(1)
@@ -83,9 +85,13 @@ public final class CpuReport {
             double err = r.getPrimaryResult().getScoreError();
             Map<String, String> params = new LinkedHashMap<>();
             for (String k : p.getParamsKeys()) params.put(k, p.getParam(k));
-            Method flops = Class.forName(cls).getMethod("flopsPerOp", String.class, java.util.function.Function.class);
-            double f = (double) flops.invoke(null, method, (java.util.function.Function<String, String>) params::get);
-            rows.add(new Row(cls.substring(cls.lastIndexOf('.') + 1) + "." + method, params.toString(), ms, err, f / (ms * 1e6)));
+            Class<?> c = Class.forName(cls);
+            Method work = c.getMethod("workPerOp", String.class, java.util.function.Function.class);
+            double perOp = (double) work.invoke(null, method, (java.util.function.Function<String, String>) params::get);
+            String unit = (String) c.getMethod("rateUnit", String.class).invoke(null, method);
+            double scale = unit.startsWith("G") ? 1e9 : unit.startsWith("M") ? 1e6 : 1;
+            rows.add(new Row(cls.substring(cls.lastIndexOf('.') + 1) + "." + method, params.isEmpty() ? "" : params.toString(),
+                    ms, err, perOp / (ms * 1e-3) / scale, unit));
         }
         return rows;
     }
@@ -110,9 +116,10 @@ public final class CpuReport {
                 .append(" (").append(before.path("blas").asText()).append(")\n");
         sb.append("Command: `./tenfold bench report").append(quick ? " --quick" : "").append("` (JMH, 1 fork")
                 .append(quick ? ", short iterations" : "").append("; numpy measured before and after tenfold)\n\n");
-        sb.append("| benchmark | params | ms/op | GFLOP/s |\n|---|---|---:|---:|\n");
+        sb.append("| benchmark | params | ms/op | rate |\n|---|---|---:|---:|\n");
         for (Row r : rows) {
-            sb.append(String.format("| %s | %s | %.3f ± %.3f | %.1f |%n", r.benchmark(), r.params(), r.ms(), r.msError(), r.gflops()));
+            sb.append(String.format("| %s | %s | %.3f ± %.3f | %.1f %s |%n", r.benchmark(), r.params(), r.ms(), r.msError(),
+                    r.rate(), r.unit()));
         }
         sb.append("\n| numpy sgemm n | GFLOP/s before | GFLOP/s after |\n|---:|---:|---:|\n");
         for (JsonNode e : before.path("sgemm")) {

@@ -103,7 +103,7 @@ public class MatmulBench {
     }
 
     /** FLOPs of one call of {@code method} with these parameters (for CpuReport). */
-    public static double flopsPerOp(String method, java.util.function.Function<String, String> param) {
+    public static double workPerOp(String method, java.util.function.Function<String, String> param) {
         return switch (method) {
             case "f32Square" -> 2.0 * Math.pow(Integer.parseInt(param.apply("size")), 3);
             case "bf16Weight" -> 2.0 * 512 * 2048 * 2048;
@@ -113,6 +113,8 @@ public class MatmulBench {
     }
 
     /** 2 * size^3 flops. */
+    public static String rateUnit(String method) { return "GFLOP/s"; }
+
     @Benchmark
     public Tensor f32Square(Square s) {
         FAST.matmul(s.a, false, s.b, false, s.out, false);

@@ -36,6 +36,14 @@ public final class KvCache implements AutoCloseable {
 
     void advance(int tokens) { length += tokens; }
 
+    /** Forgets the positions from {@code newLength} on (e.g. to re-run a different continuation). */
+    public void truncate(int newLength) {
+        if (newLength < 0 || newLength > length) {
+            throw new IllegalArgumentException("cannot truncate a KV cache of " + length + " positions to " + newLength);
+        }
+        length = newLength;
+    }
+
     /** Forgets everything (the memory is kept for reuse). */
     public void reset() { length = 0; }
 

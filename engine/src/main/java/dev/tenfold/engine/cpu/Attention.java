@@ -6,9 +6,6 @@ import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -377,11 +374,11 @@ final class Attention {
                 // Finite: key 0 is in the first tile and every query sees it.
                 FloatVector sum = FloatVector.zero(SP);
                 for (int c = 0; c < nc; c++) {
-                    FloatVector p = exp(FloatVector.fromArray(SP, st, c * rp + r).sub(mx));
+                    FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, st, c * rp + r).sub(mx));
                     p.intoArray(st, c * rp + r);
                     sum = sum.add(p);
                 }
-                FloatVector a = exp(FloatVector.fromArray(SP, m, r).sub(mx)); // 0 on the first tile (m = -inf)
+                FloatVector a = VectorMath.exp(FloatVector.fromArray(SP, m, r).sub(mx)); // 0 on the first tile (m = -inf)
                 a.intoArray(alpha, r);
                 FloatVector.fromArray(SP, l, r).fma(a, sum).intoArray(l, r);
                 mx.intoArray(m, r);
@@ -503,7 +500,7 @@ final class Attention {
             for (int r = 0; r < rows; r++) {
                 FloatVector lr = FloatVector.broadcast(SP, sc.ls[r]), dr = FloatVector.broadcast(SP, sc.dd[r]);
                 for (int c = r * BC, e = c + BC; c < e; c += L) {
-                    FloatVector p = exp(FloatVector.fromArray(SP, s, c).sub(lr)); // masked: exp(-inf) = 0
+                    FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, s, c).sub(lr)); // masked: exp(-inf) = 0
                     p.intoArray(s, c);
                     p.mul(FloatVector.fromArray(SP, ds, c).sub(dr)).intoArray(ds, c);
                 }
@@ -556,7 +553,7 @@ final class Attention {
             for (int r = 0; r < rp; r += L) {
                 FloatVector lr = FloatVector.fromArray(SP, sc.ls, r), dr = FloatVector.fromArray(SP, sc.dd, r);
                 for (int c = r, e = nc * rp; c < e; c += rp) {
-                    FloatVector p = exp(FloatVector.fromArray(SP, st, c).sub(lr));
+                    FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, st, c).sub(lr));
                     p.mul(FloatVector.fromArray(SP, dst, c).sub(dr)).intoArray(dst, c);
                 }
             }
@@ -574,31 +571,6 @@ final class Attention {
 
     private static void scaleRow(float[] a, int off, int n, float f) {
         for (int c = off, e = off + n; c < e; c += L) FloatVector.fromArray(SP, a, c).mul(f).intoArray(a, c);
-    }
-
-    private static final float LOG2E = 1.44269504f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
-    private static final float ROUND = 12582912f; // 1.5 * 2^23: adding it rounds a float of magnitude < 2^22 to an integer
-
-    /**
-     * e^x per lane: 2^n e^r with n = round(x log2 e) and |r| <= ln2 / 2, e^r by its Taylor polynomial
-     * to r^6 (relative error below 2e-7). Inputs below -87 (including -inf, a masked score) give exactly 0;
-     * inputs are at most about 0 here (scores minus their max or their logsumexp).
-     */
-    static FloatVector exp(FloatVector x) {
-        VectorMask<Float> tiny = x.compare(VectorOperators.LT, -87f);
-        FloatVector xc = x.max(-87f).min(88f);
-        FloatVector n = xc.fma(LOG2E, ROUND).sub(ROUND);
-        FloatVector r = xc.sub(n.mul(LN2_HI)); // exact: LN2_HI has few significant bits
-        r = n.fma(FloatVector.broadcast(SP, -LN2_LO), r);
-        FloatVector p = r.fma(1f / 720, 1f / 120);
-        p = p.fma(r, FloatVector.broadcast(SP, 1f / 24));
-        p = p.fma(r, FloatVector.broadcast(SP, 1f / 6));
-        p = p.fma(r, FloatVector.broadcast(SP, 0.5f));
-        p = p.fma(r, FloatVector.broadcast(SP, 1f));
-        p = p.fma(r, FloatVector.broadcast(SP, 1f));
-        IntVector e = (IntVector) n.convert(VectorOperators.F2I, 0);
-        FloatVector pow2 = e.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return p.mul(pow2).blend(0f, tiny);
     }
 
     /**

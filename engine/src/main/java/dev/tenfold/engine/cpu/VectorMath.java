@@ -23,33 +23,36 @@ public final class VectorMath {
     private static final float ROUNDER = 12582912f;              // 1.5 * 2^23: adding it rounds to an integer
     private static final float LOW = -87.3f, HIGH = 88.3f;       // where 2^n stays a normal float
 
-    /** e^x lane by lane, within 2 ulp of Math.exp (lanes outside [-87.3, 88.3] use Math.exp itself). */
+    /**
+     * e^x lane by lane: 2^n e^r with n = round(x log2 e), |r| <= ln2 / 2 and e^r by its Taylor
+     * series to r^7; within 2 ulp of Math.exp. Below -87.3 (including -inf, a masked attention
+     * score) the result is exactly 0, where Math.exp would give a float below 1.2e-38 or a
+     * subnormal; lanes above 88.3 or NaN take Math.exp itself (a rare, branch-predicted path).
+     */
     public static FloatVector exp(FloatVector x) {
+        VectorSpecies<Float> s = x.species();
         FloatVector xc = x.max(LOW).min(HIGH);
-        FloatVector t = xc.fma(FloatVector.broadcast(x.species(), LOG2E), FloatVector.broadcast(x.species(), ROUNDER));
-        FloatVector n = t.sub(ROUNDER);                          // round(x / ln 2)
-        FloatVector r = n.fma(FloatVector.broadcast(x.species(), -LN2_HI), xc);
-        r = n.fma(FloatVector.broadcast(x.species(), -LN2_LO), r); // r in [-ln2/2, ln2/2]
-        // e^r by its Taylor series to r^7 (error below 1e-8 relative on this interval), Horner with fma
-        FloatVector p = FloatVector.broadcast(x.species(), 1f / 5040);
-        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 720));
-        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 120));
-        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 24));
-        p = p.fma(r, FloatVector.broadcast(x.species(), 1f / 6));
-        p = p.fma(r, FloatVector.broadcast(x.species(), 0.5f));
-        p = p.fma(r, FloatVector.broadcast(x.species(), 1f));
-        p = p.fma(r, FloatVector.broadcast(x.species(), 1f));
+        FloatVector n = xc.fma(FloatVector.broadcast(s, LOG2E), FloatVector.broadcast(s, ROUNDER)).sub(ROUNDER);
+        FloatVector r = n.fma(FloatVector.broadcast(s, -LN2_HI), xc);
+        r = n.fma(FloatVector.broadcast(s, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(s, 1f / 5040);
+        p = p.fma(r, FloatVector.broadcast(s, 1f / 720));
+        p = p.fma(r, FloatVector.broadcast(s, 1f / 120));
+        p = p.fma(r, FloatVector.broadcast(s, 1f / 24));
+        p = p.fma(r, FloatVector.broadcast(s, 1f / 6));
+        p = p.fma(r, FloatVector.broadcast(s, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(s, 1f));
+        p = p.fma(r, FloatVector.broadcast(s, 1f));
         IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
-        FloatVector result = p.mul(bits.reinterpretAsFloats());
-        VectorMask<Float> outside = x.compare(VectorOperators.LT, LOW).or(x.compare(VectorOperators.GT, HIGH))
-                .or(x.test(VectorOperators.IS_NAN));
-        if (outside.anyTrue()) {
+        FloatVector result = p.mul(bits.reinterpretAsFloats()).blend(0f, x.compare(VectorOperators.LT, LOW));
+        VectorMask<Float> rare = x.compare(VectorOperators.GT, HIGH).or(x.test(VectorOperators.IS_NAN));
+        if (rare.anyTrue()) {
             float[] lanes = x.toArray();
             float[] res = result.toArray();
             for (int i = 0; i < lanes.length; i++) {
-                if (outside.laneIsSet(i)) res[i] = (float) Math.exp(lanes[i]);
+                if (rare.laneIsSet(i)) res[i] = (float) Math.exp(lanes[i]);
             }
-            result = FloatVector.fromArray(x.species(), res, 0);
+            result = FloatVector.fromArray(s, res, 0);
         }
         return result;
     }

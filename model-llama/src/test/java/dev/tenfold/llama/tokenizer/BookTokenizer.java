@@ -7,17 +7,13 @@ import java.util.Map;
 import java.util.Random;
 
 /**
- * Tokenizer throughput on a generated 400,000-character English-like text (not a test: speed is
- * shown by benchmarks, not timed tests). The vocab is the 256 byte symbols plus merges learned from
- * the text itself by a small BPE trainer, so merging does real work.
- *
- * <pre>
- * mvn -q -pl model-llama test-compile dependency:build-classpath -Dmdep.outputFile=target/cp.txt
- * java -cp model-llama/target/classes:model-llama/target/test-classes:$(cat model-llama/target/cp.txt) \
- *     dev.tenfold.llama.tokenizer.TokenizerThroughput [chars] [merges]
- * </pre>
+ * A generated English-like "book" and a byte-level BPE tokenizer trained on it (the 256 byte
+ * symbols plus merges learned from the text by a small BPE trainer, and Llama-3's special tokens),
+ * so that merging does real work. Used by the tokenizer benchmark (benchmarks/TokenizerBench).
  */
-public final class TokenizerThroughput {
+public final class BookTokenizer {
+    private BookTokenizer() {}
+
     private static final String[] WORDS = (
             "the of and to a in that is was he for it with as his on be at by I had not are but from or have"
             + " an they which one you were her all she there would their we him been has when who will more no"
@@ -29,50 +25,8 @@ public final class TokenizerThroughput {
             + " used take three context window model training sequence attention gradient memory tokenizer merge"
             + " rotary position embedding layer weight quantization adapter checkpoint evaluation benchmark").split(" ");
 
-    public static void main(String[] args) {
-        int chars = args.length > 0 ? Integer.parseInt(args[0]) : 400_000;
-        int mergeCount = args.length > 1 ? Integer.parseInt(args[1]) : 500;
-        String text = englishLike(chars, new Random(2024));
-
-        long t0 = System.nanoTime();
-        TinyTokenizerJson.Spec spec = new TinyTokenizerJson.Spec();
-        spec.ignoreMerges = true;
-        for (String[] m : learnMerges(text, mergeCount)) spec.merge(m[0], m[1]);
-        for (int k = 0; k < TinyTokenizerJson.SPECIALS.length; k++) {
-            spec.added(spec.vocab.size() + k, TinyTokenizerJson.SPECIALS[k], true);
-        }
-        Tokenizer tok = Tokenizer.fromJson(spec.toJson(), "generated");
-        System.out.printf("text %,d chars; vocab %,d ids, %,d merges (learned in %.1f s)%n",
-                text.length(), tok.vocabSize(), spec.merges.size(), (System.nanoTime() - t0) / 1e9);
-
-        if (!tok.decode(tok.encode(text, false)).equals(text)) throw new AssertionError("round trip failed");
-
-        measure("pre-tokenize only (regex)", text, () -> tok.preTokenize(text).size());
-        tok.setCacheEnabled(true);
-        measure("encode, pre-token cache on", text, () -> tok.encode(text, true).length);
-        tok.setCacheEnabled(false);
-        measure("encode, cache off (every pre-token merged)", text, () -> tok.encode(text, true).length);
-        int[] ids = tok.encode(text, false);
-        measure("decode", text, () -> tok.decode(ids).length());
-        System.out.printf("%,d tokens (%.2f chars/token)%n", ids.length, text.length() / (double) ids.length);
-    }
-
-    private static void measure(String what, String text, java.util.function.IntSupplier run) {
-        int sink = 0;
-        for (int i = 0; i < 20; i++) sink += run.getAsInt(); // warm-up: JIT and, if on, the cache
-        int reps = 20;
-        long best = Long.MAX_VALUE;
-        for (int i = 0; i < reps; i++) {
-            long t = System.nanoTime();
-            sink += run.getAsInt();
-            best = Math.min(best, System.nanoTime() - t);
-        }
-        System.out.printf("%-45s best %7.1f ms  %,12.0f chars/s  (%d)%n", what, best / 1e6,
-                text.length() / (best / 1e9), sink % 10);
-    }
-
     /** Sentences of common words (Zipf-like), capitals, punctuation, numbers, made-up rare words, paragraphs. */
-    static String englishLike(int chars, Random r) {
+    public static String englishLike(int chars, Random r) {
         StringBuilder sb = new StringBuilder(chars + 100);
         boolean sentenceStart = true;
         while (sb.length() < chars) {
@@ -102,6 +56,17 @@ public final class TokenizerThroughput {
         int n = 4 + r.nextInt(8);
         for (int i = 0; i < n; i++) sb.append("etaoinshrdlucmfwypvbgkjqxz".charAt((int) (26 * Math.pow(r.nextDouble(), 2))));
         return sb.toString();
+    }
+
+    /** A tokenizer with {@code mergeCount} merges learned from {@code text}. */
+    public static Tokenizer trainedOn(String text, int mergeCount) {
+        TinyTokenizerJson.Spec spec = new TinyTokenizerJson.Spec();
+        spec.ignoreMerges = true;
+        for (String[] m : learnMerges(text, mergeCount)) spec.merge(m[0], m[1]);
+        for (int k = 0; k < TinyTokenizerJson.SPECIALS.length; k++) {
+            spec.added(spec.vocab.size() + k, TinyTokenizerJson.SPECIALS[k], true);
+        }
+        return Tokenizer.fromJson(spec.toJson(), "trained-on-book");
     }
 
     /** A plain BPE trainer: count adjacent symbol pairs over the pre-token counts, join the most frequent. */
