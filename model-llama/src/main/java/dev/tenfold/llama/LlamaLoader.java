@@ -29,17 +29,46 @@ public final class LlamaLoader {
     /** A loaded model and the checkpoint tensors it did not use (e.g. rotary_emb.inv_freq). */
     public record Loaded(LlamaModel model, List<String> unexpected) {}
 
+    /**
+     * Makes the Linear of one projection from the checkpoint: dense by default; the qlora module
+     * supplies one that quantizes to NF4 on load or reads a bitsandbytes NF4 checkpoint.
+     */
+    public interface LinearFactory {
+        /**
+         * @param module   the Hugging Face module name, e.g. {@code model.layers.0.self_attn.q_proj}
+         * @param out      expected output features (rows of the [out, in] weight)
+         * @param in       expected input features
+         * @param weights  the checkpoint
+         * @param used     names of the checkpoint tensors consumed (add every one read)
+         * @param owned    resources to close with the model (add any allocated here)
+         */
+        Linear create(String module, long out, long in, SafeTensorsModel weights, Set<String> used, List<AutoCloseable> owned);
+
+        /** Whether this factory reads checkpoints with this quantization_config (null: none). */
+        default boolean accepts(com.fasterxml.jackson.databind.JsonNode quantizationConfig) {
+            return quantizationConfig == null || quantizationConfig.isNull();
+        }
+    }
+
+    /** Dense F32/BF16 weights used in place (F16 converted to F32). */
+    public static final LinearFactory DENSE = (module, out, in, weights, used, owned) ->
+            new DenseLinear(new WeightReader(weights, used, owned).matrix(module + ".weight", out, in));
+
     public static LlamaModel load(Path dir, Backend backend) throws IOException {
         return loadReporting(dir, backend, Options.none()).model();
     }
 
     public static Loaded loadReporting(Path dir, Backend backend, Options options) throws IOException {
+        return loadReporting(dir, backend, options, DENSE);
+    }
+
+    public static Loaded loadReporting(Path dir, Backend backend, Options options, LinearFactory linears) throws IOException {
         LlamaConfig config = LlamaConfig.load(dir);
         if (options.ropeTheta() != null) config = config.withRopeTheta(options.ropeTheta());
         if (options.ropeScaling() != null) config = config.withRopeScaling(options.ropeScaling());
-        if (config.quantizationConfig() != null && !config.quantizationConfig().isNull()) {
+        if (!linears.accepts(config.quantizationConfig())) {
             throw new IllegalArgumentException(dir.resolve("config.json") + ": quantized checkpoints ("
-                    + config.quantizationConfig().path("quant_method").asText("?") + ") are loaded by the qlora module");
+                    + config.quantizationConfig().path("quant_method").asText("?") + ") are loaded through the qlora module");
         }
         SafeTensorsModel weights = SafeTensorsModel.open(dir);
         List<AutoCloseable> owned = new ArrayList<>();
@@ -56,14 +85,14 @@ public final class LlamaLoader {
                 String p = "model.layers." + i + ".";
                 layers[i] = new LlamaModel.Layer(
                         r.vector(p + "input_layernorm.weight", h),
-                        new DenseLinear(r.matrix(p + "self_attn.q_proj.weight", qOut, h)),
-                        new DenseLinear(r.matrix(p + "self_attn.k_proj.weight", kvOut, h)),
-                        new DenseLinear(r.matrix(p + "self_attn.v_proj.weight", kvOut, h)),
-                        new DenseLinear(r.matrix(p + "self_attn.o_proj.weight", h, qOut)),
+                        linears.create(p + "self_attn.q_proj", qOut, h, weights, used, owned),
+                        linears.create(p + "self_attn.k_proj", kvOut, h, weights, used, owned),
+                        linears.create(p + "self_attn.v_proj", kvOut, h, weights, used, owned),
+                        linears.create(p + "self_attn.o_proj", h, qOut, weights, used, owned),
                         r.vector(p + "post_attention_layernorm.weight", h),
-                        new DenseLinear(r.matrix(p + "mlp.gate_proj.weight", inter, h)),
-                        new DenseLinear(r.matrix(p + "mlp.up_proj.weight", inter, h)),
-                        new DenseLinear(r.matrix(p + "mlp.down_proj.weight", h, inter)));
+                        linears.create(p + "mlp.gate_proj", inter, h, weights, used, owned),
+                        linears.create(p + "mlp.up_proj", inter, h, weights, used, owned),
+                        linears.create(p + "mlp.down_proj", h, inter, weights, used, owned));
             }
             Tensor finalNorm = r.vector("model.norm.weight", h);
             Tensor output = c.tieWordEmbeddings() && !weights.has("lm_head.weight")
@@ -88,20 +117,21 @@ public final class LlamaLoader {
     }
 
     /** Fetches tensors by name with the checks and conversions above. */
-    private record WeightReader(SafeTensorsModel weights, Set<String> used, List<AutoCloseable> owned) {
+    public record WeightReader(SafeTensorsModel weights, Set<String> used, List<AutoCloseable> owned) {
 
-        Tensor matrix(String name, long rows, long cols) {
+        public Tensor matrix(String name, long rows, long cols) {
             Tensor t = fetch(name, rows, cols);
             if (t.dtype() == DType.F32 || t.dtype() == DType.BF16) return t;
             return toF32(t);
         }
 
-        Tensor vector(String name, long n) {
+        public Tensor vector(String name, long n) {
             Tensor t = fetch(name, n);
             return toF32(t); // norms are tiny: keep an F32 copy
         }
 
-        private Tensor fetch(String name, long... shape) {
+        /** The tensor, checked for presence, shape and a float dtype (not converted). */
+        public Tensor fetch(String name, long... shape) {
             if (!weights.has(name)) throw new IllegalArgumentException("checkpoint is missing tensor " + name
                     + " (expected shape " + Arrays.toString(shape) + ")");
             Tensor t = weights.tensor(name);
