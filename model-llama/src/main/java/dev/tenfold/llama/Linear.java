@@ -22,4 +22,7 @@ public interface Linear {
      * x is the forward input (recomputed or saved by the caller).
      */
     void backward(Backend backend, Tensor x, Tensor dy, Tensor dx);
+
+    /** Adds this layer's trainable parameters (none for a frozen base) to {@code out}. */
+    default void parameters(java.util.List<Parameter> out) {}
 }

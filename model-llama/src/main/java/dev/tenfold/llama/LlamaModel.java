@@ -48,6 +48,7 @@ public final class LlamaModel implements AutoCloseable {
     private Tensor output;             // [V, H], F32 or BF16 (the embedding when tied)
     private final List<AutoCloseable> owned = new ArrayList<>();
     private int chunkTokens = 256;
+    private Parameter embeddingParameter; // non-null once the embedding is trained
 
     public LlamaModel(LlamaConfig config, Backend backend, Tensor embedding, Layer[] layers, Tensor finalNorm,
                       Tensor output, List<? extends AutoCloseable> owned) {
@@ -82,6 +83,37 @@ public final class LlamaModel implements AutoCloseable {
         boolean tied = output == embedding;
         embedding = newEmbedding;
         if (tied) output = newEmbedding;
+    }
+
+    /**
+     * Makes the input embedding trainable (the recipe trains embed_tokens as a whole): an F32 copy
+     * with a gradient replaces it (a tied output matrix follows). Returns the parameter.
+     */
+    public Parameter trainEmbedding() {
+        if (embeddingParameter == null) {
+            Tensor f32 = Tensor.allocate(dev.tenfold.engine.DType.F32, embedding.shape());
+            backend.cast(embedding, f32);
+            embeddingParameter = Parameter.of("model.embed_tokens.weight", f32);
+            owned.add(embeddingParameter);
+            setEmbedding(f32);
+        }
+        return embeddingParameter;
+    }
+
+    /** The embedding's parameter when it is trained, else null. */
+    public Parameter embeddingParameter() { return embeddingParameter; }
+
+    /** Whether the output matrix is the (tied) input embedding. */
+    public boolean outputIsEmbedding() { return output == embedding; }
+
+    /** Every trainable parameter: the embedding when trained, then each layer's projections in order. */
+    public List<Parameter> parameters() {
+        List<Parameter> out = new ArrayList<>();
+        if (embeddingParameter != null) out.add(embeddingParameter);
+        for (Layer l : layers) {
+            for (Linear p : new Linear[] {l.q, l.k, l.v, l.o, l.gate, l.up, l.down}) p.parameters(out);
+        }
+        return out;
     }
 
     /** Tokens processed per chunk in {@link #forward} (bounds activation memory). */
