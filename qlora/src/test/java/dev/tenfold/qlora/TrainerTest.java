@@ -1,0 +1,129 @@
+package dev.tenfold.qlora;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.LlamaLoader;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.TinyLlama;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainerTest {
+
+    /** Sequences "a b c ... a b c ...": the second half is predictable from the first. */
+    static List<Trainer.Example> repeatTask(int count, int half, long seed) {
+        SplittableRandom rng = new SplittableRandom(seed);
+        List<Trainer.Example> out = new ArrayList<>();
+        for (int n = 0; n < count; n++) {
+            int[] seq = new int[2 * half + 1];
+            for (int i = 0; i < half; i++) seq[i] = seq[i + half] = 4 + rng.nextInt(50);
+            seq[2 * half] = 2;
+            int[] ids = java.util.Arrays.copyOf(seq, seq.length - 1);
+            int[] targets = new int[ids.length];
+            for (int i = 0; i < ids.length; i++) targets[i] = i + 1 >= half ? seq[i + 1] : -100; // loss on the repeat
+            out.add(new Trainer.Example(ids, targets, null));
+        }
+        return out;
+    }
+
+    static Trainer.BatchPlan plan(int n, int batch) {
+        return epoch -> {
+            List<Integer> idx = new ArrayList<>();
+            for (int i = 0; i < n; i++) idx.add(i);
+            java.util.Collections.shuffle(idx, new java.util.Random(1000 + epoch));
+            List<int[]> out = new ArrayList<>();
+            for (int i = 0; i < n; i += batch) out.add(idx.subList(i, Math.min(n, i + batch)).stream().mapToInt(Integer::intValue).toArray());
+            return out;
+        };
+    }
+
+    static LlamaModel model(Path base) throws Exception {
+        LlamaModel model = LlamaLoader.load(base, CpuBackend.fast());
+        Lora.attach(model, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
+        return model;
+    }
+
+    static Trainer.Settings settings(int epochs, int saveEvery) {
+        return new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 2, epochs, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, saveEvery, 2);
+    }
+
+    static PeftAdapter.Config adapterConfig() {
+        return new PeftAdapter.Config("tiny", 8, 16f, 0f, Lora.parseTargets("q,k,v,o"), false, false, null);
+    }
+
+    @Test
+    void lossFallsAndOutputsAreWritten(@TempDir Path dir) throws Exception {
+        Path base = TinyLlama.write(dir.resolve("base"), 8, DType.BF16, false);
+        List<Trainer.Example> data = repeatTask(16, 6, 1);
+        List<Double> losses = new ArrayList<>();
+        Path out = dir.resolve("out");
+        try (LlamaModel model = model(base)) {
+            Trainer t = new Trainer(model, data, plan(data.size(), 4), settings(6, 0), out, adapterConfig());
+            assertEquals(24, t.totalSteps());
+            t.train(false, m -> losses.add(m.loss()));
+        }
+        double first = (losses.get(0) + losses.get(1) + losses.get(2)) / 3, last = (losses.get(21) + losses.get(22) + losses.get(23)) / 3;
+        assertTrue(last < 0.6 * first, "loss should fall: " + losses);
+        assertTrue(Files.size(out.resolve("adapter_model.safetensors")) > 0);
+        assertTrue(Files.readString(out.resolve("adapter_config.json")).contains("\"peft_type\" : \"LORA\""));
+        assertEquals(24, Files.readAllLines(out.resolve("metrics.jsonl")).size());
+        assertTrue(Files.size(out.resolve("loss.png")) > 1000);
+
+        // the adapter round-trips through PEFT's format and gives the trained model's loss back
+        try (LlamaModel reloaded = LlamaLoader.load(base, CpuBackend.fast())) {
+            PeftAdapter.Config cfg = PeftAdapter.load(out, reloaded);
+            assertEquals(Set.of("q_proj", "k_proj", "v_proj", "o_proj"), cfg.targetModules());
+            Trainer.Example e = data.get(0);
+            double l = dev.tenfold.llama.TrainingStep.run(reloaded, e.ids(), e.targets(), dev.tenfold.llama.TrainingStep.consecutive(e.ids().length), 1f).mean();
+            assertTrue(l < first, "reloaded adapter keeps the learning: " + l + " vs initial " + first);
+        }
+    }
+
+    @Test
+    void resumingFromACheckpointEndsBitIdentical(@TempDir Path dir) throws Exception {
+        Path base = TinyLlama.write(dir.resolve("base"), 8, DType.BF16, false);
+        List<Trainer.Example> data = repeatTask(8, 5, 2);
+        Path straight = dir.resolve("straight"), killed = dir.resolve("killed");
+        try (LlamaModel model = model(base)) {
+            new Trainer(model, data, plan(data.size(), 3), settings(3, 2), straight, adapterConfig()).train(false, null);
+        }
+        // a run that dies after step 5 (checkpoint-4 on disk), then a fresh process-like restart
+        try (LlamaModel model = model(base)) {
+            Trainer t = new Trainer(model, data, plan(data.size(), 3), settings(3, 2), killed, adapterConfig());
+            assertThrows(IllegalStateException.class, () -> t.train(false, m -> {
+                if (m.step() == 5) throw new IllegalStateException("killed");
+            }));
+        }
+        assertTrue(Files.isDirectory(killed.resolve("checkpoint-4")));
+        try (LlamaModel model = model(base)) {
+            int from = new Trainer(model, data, plan(data.size(), 3), settings(3, 2), killed, adapterConfig()).train(true, null);
+            assertEquals(4, from);
+        }
+        assertArrayEquals(Files.readAllBytes(straight.resolve("adapter_model.safetensors")),
+                Files.readAllBytes(killed.resolve("adapter_model.safetensors")));
+        assertEquals(Files.readAllLines(straight.resolve("metrics.jsonl")).size(), Files.readAllLines(killed.resolve("metrics.jsonl")).size());
+    }
+
+    @Test
+    void schedulesMatchTransformers() {
+        LrSchedule lin = new LrSchedule(LrSchedule.Kind.LINEAR, 1.0, 2, 10);
+        assertEquals(0.0, lin.at(0));
+        assertEquals(0.5, lin.at(1));
+        assertEquals(1.0, lin.at(2));
+        assertEquals(0.5, lin.at(6), 1e-12);
+        assertEquals(0.0, lin.at(10));
+        LrSchedule cos = new LrSchedule(LrSchedule.Kind.COSINE, 2.0, 0, 4);
+        assertEquals(2.0, cos.at(0));
+        assertEquals(1.0, cos.at(2), 1e-12);
+        assertEquals(1.0, new LrSchedule(LrSchedule.Kind.CONSTANT, 1.0, 0, 4).at(3));
+        assertThrows(IllegalArgumentException.class, () -> LrSchedule.parse("warmup-stable"));
+    }
+}
