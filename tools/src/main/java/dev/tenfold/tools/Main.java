@@ -10,6 +10,8 @@ import picocli.CommandLine.Command;
             TokenizeCommand.class,
             GenerateCommand.class,
             EvalCommand.class,
+            TrainCommand.class,
+            MergeCommand.class,
             DoctorCommand.class,
             Main.BuildCommand.class,
             Main.TestCommand.class,

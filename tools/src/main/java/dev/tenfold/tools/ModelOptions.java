@@ -9,6 +9,7 @@ import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.RopeScaling;
 import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.qlora.PeftAdapter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,6 +27,10 @@ final class ModelOptions {
     @Option(names = "--rope-scaling", paramLabel = "JSON",
             description = "Override rope_scaling with a JSON object, e.g. '{\"rope_type\":\"linear\",\"factor\":4}', or 'none'.")
     String ropeScaling;
+
+    @Option(names = "--adapter", paramLabel = "DIR",
+            description = "A PEFT LoRA adapter folder to apply (its training rope_theta is used unless --rope-theta is given).")
+    Path adapter;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]", description = "Where to run (default: ${DEFAULT-VALUE}).")
     String device;
@@ -52,7 +57,9 @@ final class ModelOptions {
                 }
             }
         }
-        return new LlamaLoader.Options(ropeTheta, scaling);
+        Double theta = ropeTheta;
+        if (theta == null && adapter != null) theta = PeftAdapter.readConfig(adapter).ropeTheta();
+        return new LlamaLoader.Options(theta, scaling);
     }
 
     LlamaModel load() throws IOException {
@@ -62,7 +69,18 @@ final class ModelOptions {
             System.err.println("tenfold: note: " + loaded.unexpected().size() + " checkpoint tensor(s) not used by the model, e.g. "
                     + loaded.unexpected().get(0));
         }
-        return loaded.model();
+        LlamaModel m = loaded.model();
+        if (adapter != null) {
+            try {
+                PeftAdapter.Config cfg = PeftAdapter.load(adapter, m);
+                System.err.println("tenfold: adapter " + adapter + " (LoRA r=" + cfg.rank() + " on " + String.join(",", cfg.targetModules())
+                        + (cfg.trainEmbeddings() ? ", trained embedding" : "") + ")");
+            } catch (RuntimeException | IOException e) {
+                m.close();
+                throw e;
+            }
+        }
+        return m;
     }
 
     Tokenizer tokenizer() throws IOException {

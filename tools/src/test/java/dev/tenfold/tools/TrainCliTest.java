@@ -1,0 +1,112 @@
+package dev.tenfold.tools;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.tenfold.llama.TinyLlama;
+import java.io.File;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `tenfold train`, `generate --adapter` and `merge` as a user runs them, including a real kill and resume. */
+class TrainCliTest {
+    @TempDir static Path dir;
+    static Path model, data;
+
+    @BeforeAll
+    static void setUp() throws Exception {
+        model = TinyLlama.writeWithTokenizer(dir.resolve("tiny"), 31);
+        data = dir.resolve("train.jsonl");
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 6; i++) {
+            sb.append("{\"conversations\": [{\"role\": \"user\", \"content\": \"what is the cat number ").append(i)
+                    .append("?\"}, {\"role\": \"assistant\", \"content\": \"the cat number is ").append(i * 7).append("\"}]}\n");
+            sb.append("{\"text\": \"hello world, hello cat ").append(i).append(" times\"}\n");
+        }
+        Files.writeString(data, sb.toString());
+    }
+
+    static String[] trainArgs(Path out, String... extra) {
+        List<String> a = new ArrayList<>(List.of("train", "--model", model.toString(), "--data", data.toString(), "--output",
+                out.toString(), "--batch-size", "3", "--epochs", "3", "--lr", "1e-2", "--save-every", "2", "--max-length", "64",
+                "--lora-r", "4", "--lora-alpha", "8", "--train-embeddings"));
+        a.addAll(List.of(extra));
+        return a.toArray(String[]::new);
+    }
+
+    @Test
+    void trainWritesAPeftAdapterThatGenerateAndMergeUse() throws Exception {
+        Path out = dir.resolve("run");
+        CliTest.Result r = CliTest.run("", trainArgs(out, "--json"));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("step 12/12"), r.err());
+        assertTrue(r.out().contains("\"steps\":12"), r.out());
+        for (String f : new String[] {"adapter_config.json", "adapter_model.safetensors", "metrics.jsonl", "loss.png"}) {
+            assertTrue(Files.exists(out.resolve(f)), f);
+        }
+        assertTrue(Files.readString(out.resolve("adapter_config.json")).contains("embed_tokens"));
+        // the same output again is refused, nothing is overwritten
+        byte[] before = Files.readAllBytes(out.resolve("adapter_model.safetensors"));
+        CliTest.Result again = CliTest.run("", trainArgs(out));
+        assertEquals(1, again.code());
+        assertTrue(again.err().contains("already holds an adapter"), again.err());
+        assertArrayEquals(before, Files.readAllBytes(out.resolve("adapter_model.safetensors")));
+
+        CliTest.Result gen = CliTest.run("", "generate", "--model", model.toString(), "--adapter", out.toString(), "--prompt",
+                "what is the cat number 3?", "--chat", "--max-new-tokens", "8");
+        assertEquals(0, gen.code(), gen.err());
+        assertTrue(gen.err().contains("adapter"), gen.err());
+        CliTest.Result merged = CliTest.run("", "merge", "--model", model.toString(), "--adapter", out.toString(), "--output",
+                dir.resolve("merged").toString());
+        assertEquals(0, merged.code(), merged.err());
+        CliTest.Result genMerged = CliTest.run("", "generate", "--model", dir.resolve("merged").toString(), "--prompt",
+                "what is the cat number 3?", "--chat", "--max-new-tokens", "8");
+        assertEquals(0, genMerged.code(), genMerged.err());
+    }
+
+    @Test
+    void badDataIsRefusedWithItsLineUnlessSkipped() throws Exception {
+        Path bad = dir.resolve("bad.jsonl");
+        Files.writeString(bad, Files.readString(data) + "{\"conversations\": [{\"role\": \"wizard\", \"content\": \"x\"}]}\n");
+        CliTest.Result r = CliTest.run("", "train", "--model", model.toString(), "--data", bad.toString(), "--output",
+                dir.resolve("bad-run").toString(), "--max-steps", "1");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("bad.jsonl:13"), r.err());
+        assertFalse(Files.exists(dir.resolve("bad-run").resolve("adapter_model.safetensors")));
+        CliTest.Result skipped = CliTest.run("", "train", "--model", model.toString(), "--data", bad.toString(), "--output",
+                dir.resolve("bad-run").toString(), "--max-steps", "1", "--skip-bad-lines");
+        assertEquals(0, skipped.code(), skipped.err());
+    }
+
+    @Test
+    void aKilledRunResumesToTheSameAdapter() throws Exception {
+        Path straight = dir.resolve("straight"), killed = dir.resolve("killed");
+        CliTest.Result r = CliTest.run("", trainArgs(straight));
+        assertEquals(0, r.code(), r.err());
+
+        // the same run in another JVM, killed (SIGKILL) once a checkpoint is on disk
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(trainArgs(killed, "--step-delay-ms", "300")));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("killed.log").toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!Files.isDirectory(killed.resolve("checkpoint-4")) && p.isAlive() && System.nanoTime() < deadline) Thread.sleep(20);
+        assertTrue(p.isAlive(), "the run ended before it could be killed:\n" + Files.readString(dir.resolve("killed.log")));
+        p.destroyForcibly().waitFor();
+        assertFalse(Files.exists(killed.resolve("adapter_model.safetensors")), "killed before the end");
+
+        CliTest.Result resumed = CliTest.run("", trainArgs(killed, "--resume", killed.toString()));
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(resumed.err().contains("resumed at step"), resumed.err());
+        assertArrayEquals(Files.readAllBytes(straight.resolve("adapter_model.safetensors")),
+                Files.readAllBytes(killed.resolve("adapter_model.safetensors")), "bitwise identical adapters");
+        assertEquals(Files.readAllLines(straight.resolve("metrics.jsonl")).size(), Files.readAllLines(killed.resolve("metrics.jsonl")).size());
+        assertTrue(new File(killed.toFile(), "loss.png").length() > 0);
+    }
+}
