@@ -53,8 +53,9 @@ public final class CpuReport {
         List<Row> rows = new ArrayList<>();
         for (String include : includes) rows.addAll(runJmh(include, quick));
         JsonNode peerAfter = numpy();
+        JsonNode train = trainStep(quick);
 
-        String report = render(rows, peerBefore, peerAfter, quick);
+        String report = render(rows, peerBefore, peerAfter, quick) + renderTrain(train);
         System.out.println(report);
         Files.createDirectories(outDir);
         Path file = outDir.resolve(LocalDate.now() + "-cpu.md");
@@ -106,6 +107,32 @@ public final class CpuReport {
         String out = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         if (proc.waitFor() != 0) throw new IOException("numpy peer failed (exit " + proc.exitValue() + ")");
         return JSON.readTree(out);
+    }
+
+    /** TrainStepReport in a fresh JVM whose heap is committed up front, so resident-set growth is native memory. */
+    static JsonNode trainStep(boolean quick) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC",
+                "-Xms3g", "-Xmx3g", "-XX:+AlwaysPreTouch", "-cp", System.getProperty("java.class.path"),
+                TrainStepReport.class.getName()));
+        if (quick) cmd.addAll(List.of("512", "1024", "2048"));
+        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) throw new IOException("TrainStepReport failed (exit " + p.exitValue() + ")");
+        return JSON.readTree(out);
+    }
+
+    static String renderTrain(JsonNode t) {
+        StringBuilder sb = new StringBuilder("\n## One LoRA training step on the CPU\n\n");
+        sb.append(t.path("config").asText()).append("; forward with per-layer checkpointing, chunked loss, backward. ")
+                .append("Memory: peak resident set above the loaded model (heap pre-committed, so this is native memory).\n\n");
+        sb.append("| seq | s/step | tokens/s | peak RSS MB | above model MB | per token KB |\n|---:|---:|---:|---:|---:|---:|\n");
+        for (JsonNode r : t.path("steps")) {
+            sb.append(String.format("| %d | %.2f | %.0f | %.0f | %.0f | %.1f |%n", r.path("seq").asInt(), r.path("seconds").asDouble(),
+                    r.path("tokens_per_s").asDouble(), r.path("peak_rss_mb").asDouble(), r.path("above_baseline_mb").asDouble(),
+                    r.path("above_baseline_mb").asDouble() * 1000 / r.path("seq").asInt()));
+        }
+        return sb.toString();
     }
 
     static String render(List<Row> rows, JsonNode before, JsonNode after, boolean quick) throws IOException {
