@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
             EvalCommand.class,
             TrainCommand.class,
             MergeCommand.class,
+            QuantizeCommand.class,
             DoctorCommand.class,
             Main.BuildCommand.class,
             Main.TestCommand.class,
