@@ -10,6 +10,7 @@ import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.RopeScaling;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.PeftAdapter;
+import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -63,8 +64,20 @@ final class ModelOptions {
     }
 
     LlamaModel load() throws IOException {
+        return load(false);
+    }
+
+    /**
+     * Loads the model; a bitsandbytes NF4 checkpoint is read as NF4, and {@code quantizeToNf4}
+     * quantizes a dense one on load (QLoRA).
+     */
+    LlamaModel load(boolean quantizeToNf4) throws IOException {
         checkFolder();
-        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, backend(), loadOptions());
+        boolean preQuantized = LlamaConfig.load(model).quantizationConfig() != null
+                && !LlamaConfig.load(model).quantizationConfig().isNull();
+        LlamaLoader.LinearFactory linears = preQuantized || quantizeToNf4 ? Nf4Checkpoint.FACTORY : LlamaLoader.DENSE;
+        if (quantizeToNf4 && !preQuantized) System.err.println("tenfold: quantizing the base weights to NF4 on load");
+        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, backend(), loadOptions(), linears);
         if (!loaded.unexpected().isEmpty()) {
             System.err.println("tenfold: note: " + loaded.unexpected().size() + " checkpoint tensor(s) not used by the model, e.g. "
                     + loaded.unexpected().get(0));

@@ -74,9 +74,11 @@ final class TrainCommand implements Callable<Integer> {
         if (full) throw new IllegalArgumentException("--full (full-parameter training) is not available yet; train LoRA adapters");
         if (loraDropout != null && loraDropout != 0f) throw new IllegalArgumentException("--lora-dropout other than 0 is not available yet");
         if (microBatchSize != 1) throw new IllegalArgumentException("--micro-batch-size: the CPU backend processes one sequence at a time; use 1");
-        if (quantize != null && !quantize.equalsIgnoreCase("none")) {
-            throw new IllegalArgumentException("--quantize " + quantize + ": NF4 base weights are not part of this build yet; use --quantize none");
-        }
+        boolean nf4 = switch (quantize.toLowerCase(Locale.ROOT)) {
+            case "nf4" -> true;
+            case "none" -> false;
+            default -> throw new IllegalArgumentException("--quantize " + quantize + ": choose nf4 or none");
+        };
         if (resume != null) {
             if (output != null && !output.equals(resume)) throw new IllegalArgumentException("--resume DIR continues in DIR; leave --output out or make it the same");
             output = resume;
@@ -88,7 +90,7 @@ final class TrainCommand implements Callable<Integer> {
         Set<String> targets = Lora.parseTargets(loraTargets);
         Tokenizer tok = model.tokenizer();
         long t0 = System.nanoTime();
-        try (LlamaModel m = model.load()) {
+        try (LlamaModel m = model.load(nf4)) {
             JsonlDataset ds = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(maxLength).skipBadLines(skipBadLines)
                     .vocabSize(m.config().vocabSize()), data);
             System.err.println("tenfold: data: " + ds.report().summary());

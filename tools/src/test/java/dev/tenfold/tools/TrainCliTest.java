@@ -70,6 +70,25 @@ class TrainCliTest {
     }
 
     @Test
+    void qloraOnNf4BaseWeights() throws Exception {
+        Path out = dir.resolve("qlora");
+        CliTest.Result r = CliTest.run("", trainArgs(out, "--quantize", "nf4", "--max-steps", "3"));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("NF4"), r.err());
+        assertTrue(Files.exists(out.resolve("adapter_model.safetensors")));
+        // a bitsandbytes-style NF4 folder is read as NF4 by generate, with the adapter trained on NF4
+        Path q = dir.resolve("tiny-nf4");
+        CliTest.Result quant = CliTest.run("", "quantize", "--model", model.toString(), "--output", q.toString());
+        assertEquals(0, quant.code(), quant.err());
+        CliTest.Result gen = CliTest.run("", "generate", "--model", q.toString(), "--adapter", out.toString(), "--prompt", "hello",
+                "--max-new-tokens", "4");
+        assertEquals(0, gen.code(), gen.err());
+        CliTest.Result bad = CliTest.run("", trainArgs(dir.resolve("x"), "--quantize", "int3"));
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("--quantize int3"), bad.err());
+    }
+
+    @Test
     void badDataIsRefusedWithItsLineUnlessSkipped() throws Exception {
         Path bad = dir.resolve("bad.jsonl");
         Files.writeString(bad, Files.readString(data) + "{\"conversations\": [{\"role\": \"wizard\", \"content\": \"x\"}]}\n");
