@@ -23,9 +23,11 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The weights of one decoder layer; the projections can be swapped (NF4, LoRA) by name. */
     public static final class Layer {
-        public final Tensor attnNorm;
-        public final Tensor mlpNorm;
+        public Tensor attnNorm;
+        public Tensor mlpNorm;
         public Linear q, k, v, o, gate, up, down;
+        /** The norms' parameters when they are trained (full fine-tuning), else null. */
+        public Parameter attnNormParameter, mlpNormParameter;
 
         public Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor mlpNorm, Linear gate, Linear up, Linear down) {
             this.attnNorm = attnNorm;
@@ -44,11 +46,13 @@ public final class LlamaModel implements AutoCloseable {
     private final Backend backend;
     private Tensor embedding;          // [V, H], F32 or BF16
     private final Layer[] layers;
-    private final Tensor finalNorm;    // [H] F32
+    private Tensor finalNorm;          // [H] F32
     private Tensor output;             // [V, H], F32 or BF16 (the embedding when tied)
     private final List<AutoCloseable> owned = new ArrayList<>();
     private int chunkTokens = 256;
     private Parameter embeddingParameter; // non-null once the embedding is trained
+    private Parameter finalNormParameter; // non-null once the norms are trained
+    private Parameter outputParameter;    // non-null once an untied output matrix is trained
 
     public LlamaModel(LlamaConfig config, Backend backend, Tensor embedding, Layer[] layers, Tensor finalNorm,
                       Tensor output, List<? extends AutoCloseable> owned) {
@@ -100,19 +104,65 @@ public final class LlamaModel implements AutoCloseable {
         return embeddingParameter;
     }
 
+    /**
+     * Makes every RMSNorm weight trainable (full fine-tuning): F32 copies with gradients, named as
+     * Hugging Face names them.
+     */
+    public void trainNorms() {
+        for (int i = 0; i < layers.length; i++) {
+            Layer l = layers[i];
+            if (l.attnNormParameter != null) continue;
+            l.attnNormParameter = ownParameter("model.layers." + i + ".input_layernorm.weight", l.attnNorm);
+            l.attnNorm = l.attnNormParameter.value();
+            l.mlpNormParameter = ownParameter("model.layers." + i + ".post_attention_layernorm.weight", l.mlpNorm);
+            l.mlpNorm = l.mlpNormParameter.value();
+        }
+        if (finalNormParameter == null) {
+            finalNormParameter = ownParameter("model.norm.weight", finalNorm);
+            finalNorm = finalNormParameter.value();
+        }
+    }
+
+    /** Makes an untied output matrix (lm_head) trainable; a tied one trains with the embedding. */
+    public void trainOutput() {
+        if (outputIsEmbedding()) {
+            trainEmbedding();
+        } else if (outputParameter == null) {
+            outputParameter = ownParameter("lm_head.weight", output);
+            output = outputParameter.value();
+        }
+    }
+
+    private Parameter ownParameter(String name, Tensor source) {
+        Tensor f32 = Tensor.allocate(dev.tenfold.engine.DType.F32, source.shape());
+        backend.cast(source, f32);
+        Parameter p = Parameter.of(name, f32);
+        owned.add(p);
+        return p;
+    }
+
+    public Parameter finalNormParameter() { return finalNormParameter; }
+
+    public Parameter outputParameter() { return outputParameter; }
+
     /** The embedding's parameter when it is trained, else null. */
     public Parameter embeddingParameter() { return embeddingParameter; }
 
     /** Whether the output matrix is the (tied) input embedding. */
     public boolean outputIsEmbedding() { return output == embedding; }
 
-    /** Every trainable parameter: the embedding when trained, then each layer's projections in order. */
+    /** Every trainable parameter, in checkpoint order: embedding, each layer's norms and projections, final norm, lm_head. */
     public List<Parameter> parameters() {
         List<Parameter> out = new ArrayList<>();
         if (embeddingParameter != null) out.add(embeddingParameter);
         for (Layer l : layers) {
-            for (Linear p : new Linear[] {l.q, l.k, l.v, l.o, l.gate, l.up, l.down}) p.parameters(out);
+            if (l.attnNormParameter != null) out.add(l.attnNormParameter);
+            for (Linear p : new Linear[] {l.q, l.k, l.v, l.o}) p.parameters(out);
+            if (l.mlpNormParameter != null) out.add(l.mlpNormParameter);
+            for (Linear p : new Linear[] {l.gate, l.up, l.down}) p.parameters(out);
         }
+        if (finalNormParameter != null) out.add(finalNormParameter);
+        if (outputParameter != null) out.add(outputParameter);
         return out;
     }
 

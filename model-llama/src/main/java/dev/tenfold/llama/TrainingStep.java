@@ -52,12 +52,13 @@ public final class TrainingStep {
             b.rmsnorm(inputs[c.numLayers()], model.finalNorm(), (float) c.rmsNormEps(), xn, rstd);
             Tensor dxn = Tensor.allocate(arena, DType.F32, t, h);
             Parameter emb = model.embeddingParameter();
-            Tensor dOutput = model.outputIsEmbedding() && emb != null ? emb.grad() : null;
+            Tensor dOutput = model.outputIsEmbedding() ? (emb != null ? emb.grad() : null)
+                    : (model.outputParameter() != null ? model.outputParameter().grad() : null);
             Backend.LossSum loss = b.crossEntropy(xn, model.output(), targetsT, gradScale, dxn, dOutput);
 
             // backward, layer by layer from the top, recomputing each layer from its saved input
             Tensor dx = Tensor.allocate(arena, DType.F32, t, h);
-            b.rmsnormBackward(dxn, inputs[c.numLayers()], model.finalNorm(), rstd, dx, null);
+            b.rmsnormBackward(dxn, inputs[c.numLayers()], model.finalNorm(), rstd, dx, grad(model.finalNormParameter()));
             Tensor dxBelow = Tensor.allocate(arena, DType.F32, t, h);
             for (int l = c.numLayers() - 1; l >= 0; l--) {
                 pass.backward(l, inputs[l], dx, dxBelow);
@@ -69,6 +70,8 @@ public final class TrainingStep {
             return loss;
         }
     }
+
+    private static Tensor grad(Parameter p) { return p == null ? null : p.grad(); }
 
     /** Positions 0..n-1. */
     public static int[] consecutive(int n) {
@@ -178,7 +181,7 @@ public final class TrainingStep {
             layer.gate.backward(b, m, dG, dM);
             layer.up.backward(b, m, dU, tmpM);
             b.add(dM, tmpM, dM);
-            b.rmsnormBackward(dM, x2, layer.mlpNorm, rstd2, dX2, null);
+            b.rmsnormBackward(dM, x2, layer.mlpNorm, rstd2, dX2, grad(layer.mlpNormParameter));
             b.add(dX2, dy, dX2); // the residual
             // attention block: x2 = x + o(attention(rope(q), rope(k), v))
             layer.o.backward(b, att, dX2, dAtt);
@@ -193,7 +196,7 @@ public final class TrainingStep {
             b.add(dA, tmpA, dA);
             layer.v.backward(b, a, dv, tmpA);
             b.add(dA, tmpA, dA);
-            b.rmsnormBackward(dA, x, layer.attnNorm, rstd1, dx, null);
+            b.rmsnormBackward(dA, x, layer.attnNorm, rstd1, dx, grad(layer.attnNormParameter));
             b.add(dx, dX2, dx);
         }
     }

@@ -72,6 +72,12 @@ public final class Trainer {
     public record StepMetrics(int step, int totalSteps, int epoch, double loss, long scoredTokens, long tokens, double lr,
                               double gradNorm, double seconds, double elapsedSeconds) {}
 
+    /** Writes the trained model in its user-facing form (a PEFT adapter, or a whole checkpoint for full training). */
+    @FunctionalInterface
+    public interface OutputWriter {
+        void write(Path dir, LlamaModel model) throws IOException;
+    }
+
     /** Receives each step's metrics (progress bars, tests). */
     @FunctionalInterface
     public interface Listener {
@@ -83,21 +89,26 @@ public final class Trainer {
     private final BatchPlan plan;
     private final Settings settings;
     private final Path output;
-    private final PeftAdapter.Config adapterConfig;
+    private final OutputWriter writer;
     private final List<Parameter> params;
     private final Tensor[] m;
     private final Tensor[] v;
     private final int stepsPerEpoch;
     private final int totalSteps;
 
+    /** A LoRA run whose output (and every checkpoint) is a PEFT adapter. */
     public Trainer(LlamaModel model, List<Example> examples, BatchPlan plan, Settings settings, Path output,
                    PeftAdapter.Config adapterConfig) {
+        this(model, examples, plan, settings, output, (dir, m) -> PeftAdapter.save(dir, m, adapterConfig));
+    }
+
+    public Trainer(LlamaModel model, List<Example> examples, BatchPlan plan, Settings settings, Path output, OutputWriter writer) {
         this.model = model;
         this.examples = examples;
         this.plan = plan;
         this.settings = settings;
         this.output = output;
-        this.adapterConfig = adapterConfig;
+        this.writer = writer;
         this.params = model.parameters();
         if (params.isEmpty()) throw new IllegalArgumentException("nothing to train: attach LoRA or train the embedding first");
         this.stepsPerEpoch = plan.plan(0).size();
@@ -181,20 +192,26 @@ public final class Trainer {
                 }
             }
         }
-        PeftAdapter.save(output, model, adapterConfig);
+        writer.write(output, model);
         writeLossCurve();
         return start;
     }
 
     // ------------------------------------------------------------------ checkpoints
 
-    /** Writes checkpoint-STEP (adapter + optimizer state + trainer_state.json) atomically; keeps the newest few. */
+    /**
+     * Writes checkpoint-STEP atomically: the output form (usable as it is), the exact F32 parameters
+     * and optimizer state, and trainer_state.json; keeps the newest few.
+     */
     void saveCheckpoint(int step) throws IOException {
         Path dir = output.resolve("checkpoint-" + step);
         Path tmp = output.resolve(".checkpoint-" + step + ".tmp");
         deleteTree(tmp);
         Files.createDirectories(tmp);
-        PeftAdapter.save(tmp, model, adapterConfig);
+        writer.write(tmp, model);
+        Map<String, Tensor> values = new LinkedHashMap<>();
+        for (Parameter p : params) values.put(p.name(), p.value());
+        SafeTensorsWriter.write(tmp.resolve("parameters.safetensors"), values, Map.of());
         Map<String, Tensor> state = new LinkedHashMap<>();
         for (int i = 0; i < params.size(); i++) {
             state.put(params.get(i).name() + ".exp_avg", m[i]);
@@ -229,11 +246,11 @@ public final class Trainer {
                     + ts.path("steps_per_epoch").asInt() + " per epoch); this run has " + totalSteps + " (" + stepsPerEpoch
                     + "): resume with the same data and settings");
         }
-        try (SafeTensorsFile adapter = SafeTensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS));
+        try (SafeTensorsFile saved = SafeTensorsFile.open(dir.resolve("parameters.safetensors"));
              SafeTensorsFile opt = SafeTensorsFile.open(dir.resolve("optimizer.safetensors"))) {
             for (int i = 0; i < params.size(); i++) {
                 Parameter p = params.get(i);
-                restore(adapter, PeftAdapter.PREFIX + p.name(), p.value(), dir);
+                restore(saved, p.name(), p.value(), dir);
                 restore(opt, p.name() + ".exp_avg", m[i], dir);
                 restore(opt, p.name() + ".exp_avg_sq", v[i], dir);
             }
@@ -242,7 +259,7 @@ public final class Trainer {
     }
 
     private static void restore(SafeTensorsFile f, String name, Tensor dst, Path dir) {
-        if (!f.has(name)) throw new IllegalArgumentException(dir + ": checkpoint lacks " + name + " (different LoRA settings?)");
+        if (!f.has(name)) throw new IllegalArgumentException(dir + ": checkpoint lacks " + name + " (different training settings?)");
         Tensor src = f.tensor(name);
         if (src.dtype() != dst.dtype() || !Arrays.equals(src.shape(), dst.shape())) {
             throw new IllegalArgumentException(dir + ": " + name + " is " + src.describe() + ", this run needs " + dst.describe());

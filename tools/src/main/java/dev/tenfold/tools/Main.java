@@ -13,6 +13,7 @@ import picocli.CommandLine.Command;
             TrainCommand.class,
             MergeCommand.class,
             QuantizeCommand.class,
+            InitCommand.class,
             DoctorCommand.class,
             Main.BuildCommand.class,
             Main.TestCommand.class,

@@ -3,6 +3,8 @@ package dev.tenfold.tools;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.engine.DType;
+import dev.tenfold.qlora.FullTraining;
 import dev.tenfold.qlora.Lora;
 import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.PeftAdapter;
@@ -44,7 +46,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--rslora", description = "Scale by alpha/sqrt(r) (rank-stabilised LoRA).") boolean rsLora;
     @Option(names = "--train-embeddings", description = "Train the input embedding as a whole (PEFT modules_to_save).") Boolean trainEmbeddings;
     @Option(names = "--quantize", paramLabel = "nf4|none", description = "Base weights in NF4 (QLoRA) or as stored.") String quantize;
-    @Option(names = "--full", description = "Train every weight (full fine-tuning).") boolean full;
+    @Option(names = "--full", description = "Train every weight (F32 master copies); the output is a whole model folder, F32.") boolean full;
     @Option(names = "--lr", paramLabel = "LR") Double lr;
     @Option(names = "--lr-schedule", paramLabel = "constant|linear|cosine") String lrSchedule;
     @Option(names = "--warmup-steps", paramLabel = "N") Integer warmupSteps;
@@ -71,7 +73,6 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         applyRecipe();
-        if (full) throw new IllegalArgumentException("--full (full-parameter training) is not available yet; train LoRA adapters");
         if (loraDropout != null && loraDropout != 0f) throw new IllegalArgumentException("--lora-dropout other than 0 is not available yet");
         if (microBatchSize != 1) throw new IllegalArgumentException("--micro-batch-size: the CPU backend processes one sequence at a time; use 1");
         boolean nf4 = switch (quantize.toLowerCase(Locale.ROOT)) {
@@ -84,7 +85,8 @@ final class TrainCommand implements Callable<Integer> {
             output = resume;
         }
         if (output == null) throw new IllegalArgumentException("--output DIR is required");
-        if (resume == null && Files.exists(output.resolve(PeftAdapter.WEIGHTS))) {
+        if (full && nf4) throw new IllegalArgumentException("--full trains dense weights: use --quantize none");
+        if (resume == null && (Files.exists(output.resolve(PeftAdapter.WEIGHTS)) || Files.exists(output.resolve("config.json")))) {
             throw new IllegalArgumentException(output + " already holds an adapter; choose another --output or continue it with --resume " + output);
         }
         Set<String> targets = Lora.parseTargets(loraTargets);
@@ -104,8 +106,11 @@ final class TrainCommand implements Callable<Integer> {
             if (examples.isEmpty()) throw new IllegalArgumentException("no usable training records in " + data);
             LengthGroupedBatches batches = groupByLength ? LengthGroupedBatches.grouped(lengths, batchSize, seed)
                     : LengthGroupedBatches.shuffled(lengths, batchSize, seed);
-            PeftAdapter.Config cfg;
-            if (initAdapter != null) {
+            PeftAdapter.Config cfg = null;
+            if (full) {
+                if (initAdapter != null) throw new IllegalArgumentException("--init-adapter is for LoRA training, not --full");
+                FullTraining.makeTrainable(m);
+            } else if (initAdapter != null) {
                 cfg = PeftAdapter.load(initAdapter, m);
                 System.err.println("tenfold: starting from adapter " + initAdapter);
             } else {
@@ -116,7 +121,11 @@ final class TrainCommand implements Callable<Integer> {
             }
             Trainer.Settings s = new Trainer.Settings(lr, LrSchedule.parse(lrSchedule), warmupSteps, epochs, maxSteps, beta1, beta2,
                     adamEps, weightDecay, maxGradNorm, saveEvery, 2);
-            Trainer trainer = new Trainer(m, examples, batches::plan, s, output, cfg);
+            PeftAdapter.Config adapterCfg = cfg;
+            Path base = model.model;
+            Trainer.OutputWriter writer = full ? (dir, mm) -> FullTraining.save(dir, mm, base, DType.F32)
+                    : (dir, mm) -> PeftAdapter.save(dir, mm, adapterCfg);
+            Trainer trainer = new Trainer(m, examples, batches::plan, s, output, writer);
             long trainable = m.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             System.err.printf("tenfold: %,d trainable parameters, %d steps (%d per epoch), rope_theta %s%n", trainable,
                     trainer.totalSteps(), trainer.stepsPerEpoch(), m.config().ropeTheta());
@@ -134,7 +143,8 @@ final class TrainCommand implements Callable<Integer> {
                 }
             });
             double seconds = (System.nanoTime() - t0) / 1e9;
-            System.err.printf("tenfold: adapter written to %s (%s); metrics.jsonl and loss.png beside it; %.1f s%n", output,
+            System.err.printf("tenfold: %s written to %s (%s); metrics.jsonl and loss.png beside it; %.1f s%n",
+                    full ? "model" : "adapter", output,
                     from > 0 ? "resumed at step " + from : "from scratch", seconds);
             if (json) {
                 var o = new ObjectMapper().createObjectNode().put("output", output.toString()).put("steps", trainer.totalSteps())

@@ -89,6 +89,26 @@ class TrainCliTest {
     }
 
     @Test
+    void initThenPretrainWithFull() throws Exception {
+        Path cfg = dir.resolve("small.json");
+        Files.writeString(cfg, TinyLlama.config(true, null, 285));
+        Path init = dir.resolve("from-scratch");
+        CliTest.Result r = CliTest.run("", "init", "--config", cfg.toString(), "--output", init.toString(), "--tokenizer",
+                model.resolve("tokenizer.json").toString());
+        assertEquals(0, r.code(), r.err());
+        Path out = dir.resolve("pretrained");
+        CliTest.Result t = CliTest.run("", "train", "--model", init.toString(), "--data", data.toString(), "--output", out.toString(),
+                "--full", "--max-steps", "4", "--batch-size", "3", "--lr", "3e-3");
+        assertEquals(0, t.code(), t.err());
+        assertTrue(Files.exists(out.resolve("config.json")) && Files.exists(out.resolve("model.safetensors")));
+        CliTest.Result g = CliTest.run("", "generate", "--model", out.toString(), "--prompt", "hello", "--max-new-tokens", "3");
+        assertEquals(0, g.code(), g.err());
+        CliTest.Result bad = CliTest.run("", "init", "--config", data.toString(), "--output", dir.resolve("y").toString());
+        assertEquals(1, bad.code());
+        assertTrue(bad.err().contains("train.jsonl"), bad.err());
+    }
+
+    @Test
     void badDataIsRefusedWithItsLineUnlessSkipped() throws Exception {
         Path bad = dir.resolve("bad.jsonl");
         Files.writeString(bad, Files.readString(data) + "{\"conversations\": [{\"role\": \"wizard\", \"content\": \"x\"}]}\n");
