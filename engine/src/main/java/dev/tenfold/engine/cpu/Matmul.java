@@ -88,11 +88,13 @@ final class Matmul {
     // written once per K-block.
     //
     // Cache plan (Zen 4/5: 32-48 KiB L1d, 1 MiB L2 per core, shared L3):
-    //   - one B micro-panel (KC x NR floats = 32 KiB with AVX-512) stays in L1 while the kernel
-    //     walks down all row panels of an A block;
-    //   - an A block (about MC x KC floats = 192 KiB) stays in L2 while the kernel walks across
-    //     the B panels;
-    //   - a packed B block (KC x NC floats, up to 4 MiB) is shared by all threads through L3.
+    //   - an A block (about MC x KC floats = 384 KiB) stays in L2 while the kernel walks across
+    //     the B panels, and one B micro-panel (KC x NR floats = 64 KiB with AVX-512) stays in
+    //     L1/L2 while the kernel walks down the A block. The 12 x 2 kernel needs only 176 bytes
+    //     of A and B per 24 multiply-adds, which L2 sustains, so K-blocks are deep (512): each
+    //     K-block costs a pass over C, and deeper blocks measured faster than 256 (C traffic
+    //     was ~10% of the time at 2048^3 with 256);
+    //   - a packed B block (KC x NC floats, up to 8 MiB) is shared by all threads through L3.
     //
     // Parallelism: for each K-block, all threads pack B (panels split among them); then the
     // output is cut into tiles (row blocks, and column ranges too when there are too few row
@@ -131,7 +133,7 @@ final class Matmul {
     /**
      * At most this many rows take the no-packing path when rows of B are contiguous along K (a
      * transposed b, e.g. an [N, K] weight): its dot-product kernel beat packing up to 64 rows
-     * (measured at K = N = 2048 and 4096, BF16 and F32).
+     * with a BF16 weight and matched it with an F32 one (K = N = 2048 and 4096, 2 cores).
      */
     private static final int SKINNY_DOTS = 64;
     /** The same when rows of b are contiguous along N (b not transposed): the crossover was 16. */
@@ -139,6 +141,7 @@ final class Matmul {
 
     /** Which algorithm a product takes: chosen by shape, or forced by tests. */
     enum Path { AUTO, PACKED, SKINNY }
+
     /** Below this many flops a product runs on the calling thread (forking costs more than it saves). */
     private static final long SERIAL_FLOPS = 1L << 21;
 
@@ -710,7 +713,7 @@ final class Matmul {
 
     /** BF16 bits to f32: the 16 bits become the high half of the float. */
     private static FloatVector widen(ShortVector h) {
-        return (FloatVector) h.convertShape(VectorOperators.S2I, I, 0).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+        return h.convertShape(VectorOperators.S2I, I, 0).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
     private static float elem(Operand y, long idx) {
