@@ -88,13 +88,13 @@ final class Matmul {
     // written once per K-block.
     //
     // Cache plan (Zen 4/5: 32-48 KiB L1d, 1 MiB L2 per core, shared L3):
-    //   - an A block (about MC x KC floats = 384 KiB) stays in L2 while the kernel walks across
-    //     the B panels, and one B micro-panel (KC x NR floats = 64 KiB with AVX-512) stays in
-    //     L1/L2 while the kernel walks down the A block. The 12 x 2 kernel needs only 176 bytes
-    //     of A and B per 24 multiply-adds, which L2 sustains, so K-blocks are deep (512): each
-    //     K-block costs a pass over C, and deeper blocks measured faster than 256 (C traffic
-    //     was ~10% of the time at 2048^3 with 256);
-    //   - a packed B block (KC x NC floats, up to 8 MiB) is shared by all threads through L3.
+    //   - an A block (about MC x KC floats = 480 KiB) stays in L2 while the kernel walks across
+    //     the B panels, and one B micro-panel (KC x NR floats = 128 KiB with AVX-512) stays in
+    //     L2 while the kernel walks down the A block. The 12 x 2 kernel needs only 176 bytes of
+    //     A and B per 24 multiply-adds, which L2 sustains, so K-blocks are deep: each K-block
+    //     costs a pass over C (loads and stores that miss), and at 2048^3 depths of 1024 beat
+    //     512 by a few percent and 256 by more (C traffic was ~10% of the time with 256);
+    //   - a packed B block (KC x NC floats, up to 16 MiB) is shared by all threads through L3.
     //
     // Parallelism: for each K-block, all threads pack B (panels split among them); then the
     // output is cut into tiles (row blocks, and column ranges too when there are too few row
@@ -123,9 +123,9 @@ final class Matmul {
      */
     static final int MR = F.vectorBitSize() >= 512 || System.getProperty("os.arch", "").equals("aarch64") ? 12 : 6;
     /** K-block: the depth of one pass of the micro-kernel (A and B panels hold KC floats per lane). */
-    private static final int KC = 512;
+    private static final int KC = 1024;
     /** About this many rows make an A block (L2 resident). */
-    private static final int MC = 192;
+    private static final int MC = 120;
     /** Columns of a packed B block (shared, L3 resident). A multiple of NR. */
     private static final int NC = 4096;
     /** Elements of each row that packing copies at a time when it transposes. */
