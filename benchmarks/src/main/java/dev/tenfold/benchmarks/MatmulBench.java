@@ -32,12 +32,13 @@ import org.openjdk.jmh.annotations.Warmup;
  *   bf16Weight M=512, N=K=2048     2 * 512 * 2048 * 2048 =  4.295 GFLOP  -> GFLOP/s =  4295.0 / ms
  *   bf16Decode M=1, N=K=4096       2 * 4096 * 4096      =   0.034 GFLOP  -> GFLOP/s =    33.6 / ms
  * </pre>
- * The decode shape is bound by reading the 32 MiB BF16 weight once: 33.6 MB / score(ms) / 1000
- * is its memory bandwidth in GB/s.
+ * The decode shape is bound by reading the 32 MiB (33.6 MB) BF16 weight once: its bandwidth is
+ * 33.6 / score(ms) GB/s.
  *
  * <p>The peer is numpy/OpenBLAS sgemm, measured by {@code benchmarks/scripts/numpy_sgemm.py} on
  * the same machine in the same session (with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset).
- * Run, after {@code mvn -B -ntp -q install -DskipTests} at the root:
+ * Run with a JDK 25 {@code java}, after {@code mvn -B -ntp -q install -DskipTests} at the root (which
+ * also refreshes the engine jar the benchmarks run against):
  * <pre>
  *   java -cp "benchmarks/target/classes:benchmarks/target/lib/*" org.openjdk.jmh.Main MatmulBench
  *   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benchmarks/scripts/numpy_sgemm.py

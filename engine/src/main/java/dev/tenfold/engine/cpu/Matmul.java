@@ -6,6 +6,7 @@ import dev.tenfold.engine.Numerics;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
@@ -87,20 +88,22 @@ final class Matmul {
     // written once per K-block.
     //
     // Cache plan (Zen 4/5: 32-48 KiB L1d, 1 MiB L2 per core, shared L3):
-    //   - one B micro-panel (KC x NR floats = 32 KiB with AVX-512) stays in L1 while the kernel
-    //     walks down all row panels of an A block;
-    //   - an A block (about MC x KC floats = 192 KiB) stays in L2 while the kernel walks across
-    //     the B panels;
-    //   - a packed B block (KC x NC floats, up to 4 MiB) is shared by all threads through L3.
+    //   - an A block (about MC x KC floats = 480 KiB) stays in L2 while the kernel walks across
+    //     the B panels, and one B micro-panel (KC x NR floats = 128 KiB with AVX-512) stays in
+    //     L2 while the kernel walks down the A block. The 12 x 2 kernel needs only 176 bytes of
+    //     A and B per 24 multiply-adds, which L2 sustains, so K-blocks are deep: each K-block
+    //     costs a pass over C (loads and stores that miss), and at 2048^3 depths of 1024 beat
+    //     512 by a few percent and 256 by more (C traffic was ~10% of the time with 256);
+    //   - a packed B block (KC x NC floats, up to 16 MiB) is shared by all threads through L3.
     //
     // Parallelism: for each K-block, all threads pack B (panels split among them); then the
     // output is cut into tiles (row blocks, and column ranges too when there are too few row
     // blocks to go round) that the threads take from Parallel.forRange, each task packing its
     // own A block.
     //
-    // A few rows (M <= SMALL_M, e.g. decoding one token) skip packing altogether: such a
-    // product is bound by reading B once, so B is streamed straight from memory, parallel
-    // over N.
+    // A few rows (decoding one token, a small batch) skip packing altogether: packing B would
+    // cost more than such a product, which is bound by reading B once, so B is streamed
+    // straight from its storage, parallel over N (see skinny()).
     // =====================================================================================
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
@@ -120,13 +123,25 @@ final class Matmul {
      */
     static final int MR = F.vectorBitSize() >= 512 || System.getProperty("os.arch", "").equals("aarch64") ? 12 : 6;
     /** K-block: the depth of one pass of the micro-kernel (A and B panels hold KC floats per lane). */
-    private static final int KC = 256;
+    private static final int KC = 1024;
     /** About this many rows make an A block (L2 resident). */
-    private static final int MC = 192;
+    private static final int MC = 120;
     /** Columns of a packed B block (shared, L3 resident). A multiple of NR. */
     private static final int NC = 4096;
-    /** At most this many rows take the no-packing path. */
-    private static final int SMALL_M = 4;
+    /** Elements of each row that packing copies at a time when it transposes. */
+    private static final int PACK_RUN = 64;
+    /**
+     * At most this many rows take the no-packing path when rows of B are contiguous along K (a
+     * transposed b, e.g. an [N, K] weight): its dot-product kernel beat packing up to 64 rows
+     * with a BF16 weight and matched it with an F32 one (K = N = 2048 and 4096, 2 cores).
+     */
+    private static final int SKINNY_DOTS = 64;
+    /** The same when rows of b are contiguous along N (b not transposed): the crossover was 16. */
+    private static final int SKINNY_ROWS = 16;
+
+    /** Which algorithm a product takes: chosen by shape, or forced by tests. */
+    enum Path { AUTO, PACKED, SKINNY }
+
     /** Below this many flops a product runs on the calling thread (forking costs more than it saves). */
     private static final long SERIAL_FLOPS = 1L << 21;
 
@@ -150,11 +165,15 @@ final class Matmul {
 
     /** Fast path: cache-blocked, packed panels, Vector API micro-kernel, all cores. */
     static void fast(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
-        fast(d, a, transA, b, transB, out, accumulate, MR);
+        fast(d, a, transA, b, transB, out, accumulate, MR, Path.AUTO);
     }
 
-    /** The fast path with an explicit micro-tile height (12 or 6), so that tests reach both kernels. */
-    static void fast(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate, int mr) {
+    /**
+     * The fast path with the choices a shape would make given explicitly: the micro-tile height
+     * (12 or 6) and the path, so that tests reach every kernel on any machine.
+     */
+    static void fast(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate,
+                     int mr, Path path) {
         if (mr != 12 && mr != 6) throw new IllegalArgumentException("matmul: micro-tile height " + mr);
         MemorySegment c = out.data();
         int m = d.m(), n = d.n(), k = d.k(), batch = d.batch();
@@ -169,8 +188,10 @@ final class Matmul {
             m = d.m();
             batch = 1;
         }
-        if (m <= SMALL_M) {
-            fewRows(d, a, transA, b, transB, c, accumulate);
+        boolean fewRows = m <= (transB ? SKINNY_DOTS : SKINNY_ROWS)
+                && (long) batch * roundUp(m, 4) * k <= Integer.MAX_VALUE - 8; // skinny copies op(a) to a float[]
+        if (path == Path.SKINNY || path == Path.AUTO && fewRows) {
+            skinny(d, a, transA, b, transB, c, accumulate);
             return;
         }
         Dims dd = d;
@@ -197,11 +218,53 @@ final class Matmul {
         else if (n > 0) body.run(0, n);
     }
 
+    /**
+     * Scratch arrays of one thread for the leaf work of a product (packing, kernel tiles).
+     * Reused rather than allocated per call: a 2048^3 product would otherwise allocate, and
+     * the JVM zero, megabytes per K-block. Leaf work never forks or waits, so a thread never
+     * needs two of these at once, however products nest.
+     */
+    private static final class Scratch {
+        final float[] tile = new float[12 * NR];
+        /** Transpose buffer (rows of up to NR x PACK_RUN) or one column of a B block (up to NC). */
+        final float[] run = new float[Math.max(NR * PACK_RUN, NC)];
+        float[] aPack = new float[0];
+
+        float[] aPack(int size) {
+            if (aPack.length < size) aPack = new float[size];
+            return aPack;
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /**
+     * A packed B block, kept by the thread that calls matmul for its next call. It lives across
+     * forks, and a thread waiting on a fork may run another product, so it is taken out while in
+     * use (a nested product on the same thread finds none and allocates its own).
+     */
+    private static final ThreadLocal<float[]> SPARE_B = new ThreadLocal<>();
+
     /** One product: c[cBase..] (m x n, row-major) = or += A (m x k) . B^T (B is n x k). */
     private static void gemm(Operand A, Operand B, MemorySegment c, long cBase, int m, int n, int k,
                              boolean accumulate, int mr, boolean parallel) {
+        // K-blocks of at most KC, all about the same depth (a short last block would cost a
+        // pass over C for little work)
+        int kcMax = ceilDiv(k, ceilDiv(k, KC));
+        int bSize = kcMax * roundUp(Math.min(NC, n), NR);
+        float[] spare = SPARE_B.get();
+        float[] bPack = spare != null && spare.length >= bSize ? spare : new float[bSize];
+        if (bPack == spare) SPARE_B.remove();
+        try {
+            gemmBlocks(A, B, c, cBase, m, n, k, accumulate, mr, parallel, kcMax, bPack);
+        } finally {
+            SPARE_B.set(bPack);
+        }
+    }
+
+    private static void gemmBlocks(Operand A, Operand B, MemorySegment c, long cBase, int m, int n, int k,
+                                   boolean accumulate, int mr, boolean parallel, int kcMax, float[] bPack) {
         int threads = parallel ? Parallel.threads() : 1;
-        float[] bPack = new float[KC * roundUp(Math.min(NC, n), NR)];
         // Row blocks of about MC rows, a multiple of mr; when there are at least as many as
         // threads, a multiple of the thread count, so that no thread idles at the end.
         int mBlocks = ceilDiv(m, MC);
@@ -213,14 +276,14 @@ final class Matmul {
             int nPanels = ceilDiv(nc, NR);
             // too few row blocks to keep every thread busy: cut the columns as well
             int nSplit = rowBlocks >= 2 * threads ? 1 : Math.min(nPanels, ceilDiv(4 * threads, rowBlocks));
-            for (int pc = 0; pc < k; pc += KC) {
-                int kc = Math.min(KC, k - pc), pc0 = pc;
+            for (int pc = 0; pc < k; pc += kcMax) {
+                int kc = Math.min(kcMax, k - pc), pc0 = pc;
                 boolean store = pc == 0 && !accumulate; // the first K-block overwrites C
                 run(parallel, nPanels, (s, e) ->
                         pack(B, jc0 + s * NR, Math.min(nc, e * NR) - s * NR, pc0, kc, NR, bPack, s * NR * kc));
                 run(parallel, rowBlocks * nSplit, (s, e) -> {
-                    float[] aPack = new float[mc * kc];
-                    float[] tile = new float[mr * NR];
+                    Scratch scratch = SCRATCH.get();
+                    float[] aPack = scratch.aPack(mc * kc), tile = scratch.tile;
                     int packed = -1;
                     for (int t = s; t < e; t++) {
                         int rb = t / nSplit, ns = t % nSplit;
@@ -251,17 +314,29 @@ final class Matmul {
      * panel past len are zero, so the kernel can always compute whole tiles.
      */
     private static void pack(Operand y, int l0, int len, int pc, int kc, int R, float[] dst, int off) {
-        float[] run = new float[Math.max(len, kc)];
-        short[] tmp = y.bf16() ? new short[run.length] : null;
-        if (y.ps() == 1) { // rows of Y are contiguous: copy a row, spread it with stride R
-            for (int l = 0; l < len; l++) {
-                loadRun(y, y.base() + (long) (l0 + l) * y.ls() + pc, kc, run, tmp);
-                int o = off + (l / R) * R * kc + l % R;
-                for (int p = 0; p < kc; p++) dst[o + p * R] = run[p];
+        if (y.ps() == 1) {
+            // Rows of Y are contiguous along K (a row-major a, a transposed b): a transpose.
+            // Short runs of R rows go through a small buffer (L1), so that both the reads from
+            // Y and the writes to dst are sequential; writing each row of Y straight into dst,
+            // with stride R, was the bottleneck of packing.
+            float[] buf = SCRATCH.get().run;
+            for (int q = 0; q * R < len; q++) {
+                int rows = Math.min(R, len - q * R), o = off + q * R * kc;
+                long row0 = y.base() + (long) (l0 + q * R) * y.ls() + pc;
+                for (int p0 = 0; p0 < kc; p0 += PACK_RUN) {
+                    int pb = Math.min(PACK_RUN, kc - p0);
+                    for (int r = 0; r < rows; r++) loadRun(y, row0 + r * y.ls() + p0, pb, buf, r * PACK_RUN);
+                    for (int p = 0; p < pb; p++) {
+                        int d = o + (p0 + p) * R;
+                        for (int r = 0; r < rows; r++) dst[d + r] = buf[r * PACK_RUN + p];
+                    }
+                }
             }
-        } else { // columns of Y are contiguous (ls == 1): copy a column, cut it into panel rows
+        } else {
+            // Columns of Y are contiguous (ls == 1): copy a column, cut it into panel rows.
+            float[] run = SCRATCH.get().run;
             for (int p = 0; p < kc; p++) {
-                loadRun(y, y.base() + (long) (pc + p) * y.ps() + l0, len, run, tmp);
+                loadRun(y, y.base() + (long) (pc + p) * y.ps() + l0, len, run, 0);
                 for (int q = 0; q * R < len; q++) {
                     System.arraycopy(run, q * R, dst, off + q * R * kc + p * R, Math.min(R, len - q * R));
                 }
@@ -276,14 +351,15 @@ final class Matmul {
         }
     }
 
-    /** Reads len consecutive elements of y's storage from element index idx, as floats. */
-    private static void loadRun(Operand y, long idx, int len, float[] dst, short[] tmp) {
-        if (y.bf16()) {
-            MemorySegment.copy(y.seg(), Tensor.I16, idx * 2, tmp, 0, len);
-            for (int i = 0; i < len; i++) dst[i] = Float.intBitsToFloat(tmp[i] << 16);
-        } else {
-            MemorySegment.copy(y.seg(), Tensor.F32, idx * 4, dst, 0, len);
+    /** Reads len consecutive elements of y's storage from element index idx into dst[at..], as floats. */
+    private static void loadRun(Operand y, long idx, int len, float[] dst, int at) {
+        if (!y.bf16()) {
+            MemorySegment.copy(y.seg(), Tensor.F32, idx * 4, dst, at, len);
+            return;
         }
+        int i = 0;
+        for (; i <= len - VL; i += VL) load(y, idx + i).intoArray(dst, at + i);
+        for (; i < len; i++) dst[at + i] = elem(y, idx + i);
     }
 
     /**
@@ -436,47 +512,44 @@ final class Matmul {
         }
     }
 
-    // ------------------------------------------------------------------ few rows (M <= SMALL_M)
+    // ------------------------------------------------------------------ skinny products (few rows)
 
     /**
-     * M <= SMALL_M (decoding): no packing, B is streamed once from memory, parallel over N (and
-     * the batch). The rows of op(a) are first copied to a float[] (cheap: M x K).
+     * A few rows (decoding, small batches): packing B would cost more than the product itself,
+     * so B is streamed once, straight from its storage, parallel over N (and the batch). The
+     * rows of op(a) are first copied to a float[] (M x K, cheap), padded with zero rows to a
+     * multiple of four.
      */
-    private static void fewRows(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, MemorySegment c,
-                                boolean accumulate) {
+    private static void skinny(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, MemorySegment c,
+                               boolean accumulate) {
         int m = d.m(), n = d.n(), k = d.k(), batch = d.batch();
-        // rows of op(a), padded with zero rows to SMALL_M, one block of SMALL_M * k per batch entry
-        float[] rows = new float[batch * SMALL_M * k];
-        float[] run = new float[k];
-        short[] tmp = new short[k];
+        int m4 = roundUp(m, 4);
+        float[] x = new float[batch * m4 * k];
         for (int bt = 0; bt < batch; bt++) {
             Operand A = Operand.ofA(a, transA, d, bt);
             for (int i = 0; i < m; i++) {
-                int o = (bt * SMALL_M + i) * k;
-                if (A.ps() == 1) {
-                    loadRun(A, A.base() + i * A.ls(), k, run, tmp);
-                    System.arraycopy(run, 0, rows, o, k);
-                } else {
-                    for (int p = 0; p < k; p++) rows[o + p] = elem(A, A.base() + i * A.ls() + p * A.ps());
-                }
+                int o = (bt * m4 + i) * k;
+                long row = A.base() + i * A.ls();
+                if (A.ps() == 1) loadRun(A, row, k, x, o);
+                else for (int p = 0; p < k; p++) x[o + p] = elem(A, row + p * A.ps());
             }
         }
-        // Work units: (batch entry, column chunk). Chunks are wide enough to amortize a task,
-        // narrow enough to give every core several.
-        int chunk = roundUp(Math.max(4 * VL, ceilDiv(n, 8 * Parallel.threads())), 4 * VL);
+        // B rows contiguous along K (a transposed b, like a [N, K] weight): dot products.
+        // Otherwise (b rows contiguous along N): scaled row sums.
+        boolean dots = Operand.ofB(b, transB, d, 0).ps() == 1;
+        // Work units: (batch entry, range of output columns), a few per core.
+        int per = ceilDiv(n, 4 * Parallel.threads());
+        int chunk = dots ? roundUp(Math.max(per, 16), 4) : Math.min(roundUp(Math.max(per, 4 * VL), VL), 1024);
         int chunks = ceilDiv(n, chunk);
         boolean parallel = 2L * batch * m * n * k >= SERIAL_FLOPS;
         run(parallel, batch * chunks, (s, e) -> {
-            float[] sums = new float[SMALL_M * chunk];
+            float[] sums = new float[m4 * chunk];
+            float[] w = dots && m < 4 ? null : new float[4 * (dots ? k : chunk)]; // widened rows of B
             for (int u = s; u < e; u++) {
                 int bt = u / chunks, j0 = (u % chunks) * chunk, j1 = Math.min(n, j0 + chunk);
                 Operand B = Operand.ofB(b, transB, d, bt);
-                int ao = bt * SMALL_M * k;
-                if (B.ps() == 1) {
-                    for (int i = 0; i < m; i++) dotRows(rows, ao + i * k, B, j0, j1, k, sums, i * chunk);
-                } else {
-                    axpyColumns(rows, ao, B, j0, j1, k, sums, chunk);
-                }
+                if (dots) dotRows(x, bt * m4 * k, m, B, j0, j1, k, w, sums, chunk);
+                else rowSums(x, bt * m4 * k, m, B, j0, j1, k, w, sums, chunk);
                 for (int i = 0; i < m; i++) {
                     long o = (long) (bt * m + i) * n;
                     for (int j = j0; j < j1; j++) {
@@ -489,70 +562,145 @@ final class Matmul {
     }
 
     /**
-     * Rows of B contiguous along K (transposed b, e.g. a [N, K] weight): sums[so + j - j0] =
-     * dot(x, B row j) for j in [j0, j1), four B rows at a time so that x is loaded once for four
-     * independent accumulators.
+     * sums[i * ld + j - j0] = dot(x row i, B row j) for i < m and j in [j0, j1), where B rows
+     * are contiguous along K. One to three rows (decoding): each group of four B rows is
+     * streamed from storage once per row of x, widened on the fly. Four rows or more: each
+     * group of four B rows is widened once into w and met with four rows of x at a time.
      */
-    private static void dotRows(float[] x, int xo, Operand B, int j0, int j1, int k, float[] sums, int so) {
-        int kv = k - k % VL;
-        int j = j0;
-        for (; j + 4 <= j1; j += 4) {
-            long r0 = B.base() + j * B.ls(), r1 = r0 + B.ls(), r2 = r1 + B.ls(), r3 = r2 + B.ls();
-            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-            for (int p = 0; p < kv; p += VL) {
-                FloatVector xv = FloatVector.fromArray(F, x, xo + p);
-                s0 = load(B, r0 + p).fma(xv, s0);
-                s1 = load(B, r1 + p).fma(xv, s1);
-                s2 = load(B, r2 + p).fma(xv, s2);
-                s3 = load(B, r3 + p).fma(xv, s3);
+    private static void dotRows(float[] x, int xo, int m, Operand B, int j0, int j1, int k, float[] w,
+                                float[] sums, int ld) {
+        for (int j = j0; j < j1; j += 4) {
+            int nj = Math.min(4, j1 - j);
+            if (m < 4) {
+                for (int i = 0; i < m; i++) dot1x4(x, xo + i * k, B, j, nj, k, sums, i * ld + j - j0);
+                continue;
             }
-            float t0 = s0.reduceLanes(VectorOperators.ADD), t1 = s1.reduceLanes(VectorOperators.ADD);
-            float t2 = s2.reduceLanes(VectorOperators.ADD), t3 = s3.reduceLanes(VectorOperators.ADD);
-            for (int p = kv; p < k; p++) {
-                float xs = x[xo + p];
-                t0 += xs * elem(B, r0 + p);
-                t1 += xs * elem(B, r1 + p);
-                t2 += xs * elem(B, r2 + p);
-                t3 += xs * elem(B, r3 + p);
+            for (int r = 0; r < 4; r++) {
+                if (r < nj) loadRun(B, B.base() + (long) (j + r) * B.ls(), k, w, r * k);
+                else Arrays.fill(w, r * k, (r + 1) * k, 0f);
             }
-            sums[so + j - j0] = t0;
-            sums[so + j + 1 - j0] = t1;
-            sums[so + j + 2 - j0] = t2;
-            sums[so + j + 3 - j0] = t3;
-        }
-        for (; j < j1; j++) {
-            long r = B.base() + j * B.ls();
-            FloatVector s = FloatVector.zero(F);
-            for (int p = 0; p < kv; p += VL) s = load(B, r + p).fma(FloatVector.fromArray(F, x, xo + p), s);
-            float t = s.reduceLanes(VectorOperators.ADD);
-            for (int p = kv; p < k; p++) t += x[xo + p] * elem(B, r + p);
-            sums[so + j - j0] = t;
+            for (int i = 0; i < m; i += 4) dot4x4(x, xo + i * k, w, k, sums, i * ld + j - j0, ld);
         }
     }
 
     /**
-     * Rows of b contiguous along N (b not transposed): for each k, SMALL_M rows of sums gain
-     * x[i, k] times the row segment b[k, j0..j1), one vector of columns at a time.
+     * sums[so + q] = dot(x row, B row j + q) for q < nj (at most 4), the B rows read straight
+     * from storage: per vector of K, one load of x and four of B for four accumulators.
      */
-    private static void axpyColumns(float[] x, int xo, Operand B, int j0, int j1, int k, float[] sums, int ld) {
-        for (int j = j0; j < j1; j += VL) {
-            VectorMask<Float> mask = F.indexInRange(j, j1);
-            boolean full = j + VL <= j1;
-            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-            long idx = B.base() + j;
-            for (int p = 0; p < k; p++, idx += B.ps()) {
-                FloatVector bv = full ? load(B, idx) : load(B, idx, mask);
-                s0 = FloatVector.broadcast(F, x[xo + p]).fma(bv, s0);
-                s1 = FloatVector.broadcast(F, x[xo + k + p]).fma(bv, s1);
-                s2 = FloatVector.broadcast(F, x[xo + 2 * k + p]).fma(bv, s2);
-                s3 = FloatVector.broadcast(F, x[xo + 3 * k + p]).fma(bv, s3);
+    private static void dot1x4(float[] x, int xo, Operand B, int j, int nj, int k, float[] sums, int so) {
+        int kv = k - k % VL;
+        long r0 = B.base() + (long) j * B.ls(); // rows past nj repeat row j; their sums are dropped
+        long r1 = nj > 1 ? r0 + B.ls() : r0, r2 = nj > 2 ? r0 + 2 * B.ls() : r0, r3 = nj > 3 ? r0 + 3 * B.ls() : r0;
+        FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+        for (int p = 0; p < kv; p += VL) {
+            FloatVector v = FloatVector.fromArray(F, x, xo + p);
+            s0 = load(B, r0 + p).fma(v, s0);
+            s1 = load(B, r1 + p).fma(v, s1);
+            s2 = load(B, r2 + p).fma(v, s2);
+            s3 = load(B, r3 + p).fma(v, s3);
+        }
+        float t0 = s0.reduceLanes(VectorOperators.ADD), t1 = s1.reduceLanes(VectorOperators.ADD);
+        float t2 = s2.reduceLanes(VectorOperators.ADD), t3 = s3.reduceLanes(VectorOperators.ADD);
+        for (int p = kv; p < k; p++) {
+            float xs = x[xo + p];
+            t0 += xs * elem(B, r0 + p);
+            t1 += xs * elem(B, r1 + p);
+            t2 += xs * elem(B, r2 + p);
+            t3 += xs * elem(B, r3 + p);
+        }
+        sums[so] = t0;
+        if (nj > 1) sums[so + 1] = t1;
+        if (nj > 2) sums[so + 2] = t2;
+        if (nj > 3) sums[so + 3] = t3;
+    }
+
+    /**
+     * sums[so + r * ld + q] = dot(x row r, w row q) for r, q < 4; rows of x and of w are k floats
+     * long. Sixteen accumulators: per vector of K, eight loads and sixteen multiply-adds.
+     */
+    private static void dot4x4(float[] x, int xo, float[] w, int k, float[] sums, int so, int ld) {
+        int kv = k - k % VL, x1 = xo + k, x2 = x1 + k, x3 = x2 + k;
+        FloatVector s00 = FloatVector.zero(F), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+        FloatVector s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
+        for (int p = 0; p < kv; p += VL) {
+            FloatVector w0 = FloatVector.fromArray(F, w, p), w1 = FloatVector.fromArray(F, w, k + p);
+            FloatVector w2 = FloatVector.fromArray(F, w, 2 * k + p), w3 = FloatVector.fromArray(F, w, 3 * k + p);
+            FloatVector v = FloatVector.fromArray(F, x, xo + p);
+            s00 = v.fma(w0, s00);
+            s01 = v.fma(w1, s01);
+            s02 = v.fma(w2, s02);
+            s03 = v.fma(w3, s03);
+            v = FloatVector.fromArray(F, x, x1 + p);
+            s10 = v.fma(w0, s10);
+            s11 = v.fma(w1, s11);
+            s12 = v.fma(w2, s12);
+            s13 = v.fma(w3, s13);
+            v = FloatVector.fromArray(F, x, x2 + p);
+            s20 = v.fma(w0, s20);
+            s21 = v.fma(w1, s21);
+            s22 = v.fma(w2, s22);
+            s23 = v.fma(w3, s23);
+            v = FloatVector.fromArray(F, x, x3 + p);
+            s30 = v.fma(w0, s30);
+            s31 = v.fma(w1, s31);
+            s32 = v.fma(w2, s32);
+            s33 = v.fma(w3, s33);
+        }
+        sums[so] = s00.reduceLanes(VectorOperators.ADD);
+        sums[so + 1] = s01.reduceLanes(VectorOperators.ADD);
+        sums[so + 2] = s02.reduceLanes(VectorOperators.ADD);
+        sums[so + 3] = s03.reduceLanes(VectorOperators.ADD);
+        sums[so + ld] = s10.reduceLanes(VectorOperators.ADD);
+        sums[so + ld + 1] = s11.reduceLanes(VectorOperators.ADD);
+        sums[so + ld + 2] = s12.reduceLanes(VectorOperators.ADD);
+        sums[so + ld + 3] = s13.reduceLanes(VectorOperators.ADD);
+        sums[so + 2 * ld] = s20.reduceLanes(VectorOperators.ADD);
+        sums[so + 2 * ld + 1] = s21.reduceLanes(VectorOperators.ADD);
+        sums[so + 2 * ld + 2] = s22.reduceLanes(VectorOperators.ADD);
+        sums[so + 2 * ld + 3] = s23.reduceLanes(VectorOperators.ADD);
+        sums[so + 3 * ld] = s30.reduceLanes(VectorOperators.ADD);
+        sums[so + 3 * ld + 1] = s31.reduceLanes(VectorOperators.ADD);
+        sums[so + 3 * ld + 2] = s32.reduceLanes(VectorOperators.ADD);
+        sums[so + 3 * ld + 3] = s33.reduceLanes(VectorOperators.ADD);
+        for (int r = 0; r < 4; r++) { // the last k % VL terms
+            for (int q = 0; q < 4; q++) {
+                float t = 0;
+                for (int p = kv; p < k; p++) t += x[xo + r * k + p] * w[q * k + p];
+                sums[so + r * ld + q] += t;
             }
-            int o = j - j0;
-            VectorMask<Float> m = F.indexInRange(0, j1 - j);
-            s0.intoArray(sums, o, m);
-            s1.intoArray(sums, ld + o, m);
-            s2.intoArray(sums, 2 * ld + o, m);
-            s3.intoArray(sums, 3 * ld + o, m);
+        }
+    }
+
+    /**
+     * sums[i * ld + j - j0] = sum over p of x[i, p] * B(p, j) for i < m and j in [j0, j1), where
+     * B rows are contiguous along N (b not transposed). Four rows of B at a time are converted
+     * into w (a short, L1-resident stretch) and added, scaled, to every row of sums.
+     */
+    private static void rowSums(float[] x, int xo, int m, Operand B, int j0, int j1, int k, float[] w,
+                                float[] sums, int ld) {
+        int width = j1 - j0, wv = roundUp(width, VL); // w rows are ld floats apart, zero past width
+        Arrays.fill(sums, 0, m * ld, 0f);
+        for (int p = 0; p < k; p += 4) {
+            int np = Math.min(4, k - p);
+            for (int q = 0; q < 4; q++) {
+                if (q < np) loadRun(B, B.base() + (long) (p + q) * B.ps() + j0, width, w, q * ld);
+                Arrays.fill(w, q * ld + (q < np ? width : 0), (q + 1) * ld, 0f);
+            }
+            for (int i = 0; i < m; i++) {
+                int xi = xo + i * k + p, si = i * ld;
+                FloatVector x0 = FloatVector.broadcast(F, x[xi]);
+                FloatVector x1 = FloatVector.broadcast(F, np > 1 ? x[xi + 1] : 0);
+                FloatVector x2 = FloatVector.broadcast(F, np > 2 ? x[xi + 2] : 0);
+                FloatVector x3 = FloatVector.broadcast(F, np > 3 ? x[xi + 3] : 0);
+                for (int v = 0; v < wv; v += VL) {
+                    FloatVector acc = FloatVector.fromArray(F, sums, si + v);
+                    acc = FloatVector.fromArray(F, w, v).fma(x0, acc);
+                    acc = FloatVector.fromArray(F, w, ld + v).fma(x1, acc);
+                    acc = FloatVector.fromArray(F, w, 2 * ld + v).fma(x2, acc);
+                    acc = FloatVector.fromArray(F, w, 3 * ld + v).fma(x3, acc);
+                    acc.intoArray(sums, si + v);
+                }
+            }
         }
     }
 
@@ -563,15 +711,9 @@ final class Matmul {
         return widen(h);
     }
 
-    private static FloatVector load(Operand y, long idx, VectorMask<Float> mask) {
-        if (!y.bf16()) return FloatVector.fromMemorySegment(F, y.seg(), idx * 4, LE, mask);
-        ShortVector h = ShortVector.fromMemorySegment(H, y.seg(), idx * 2, LE, mask.cast(H));
-        return widen(h);
-    }
-
     /** BF16 bits to f32: the 16 bits become the high half of the float. */
     private static FloatVector widen(ShortVector h) {
-        return (FloatVector) h.convertShape(VectorOperators.S2I, I, 0).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+        return h.convertShape(VectorOperators.S2I, I, 0).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
     private static float elem(Operand y, long idx) {

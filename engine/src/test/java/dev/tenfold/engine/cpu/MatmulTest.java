@@ -25,7 +25,7 @@ class MatmulTest {
     /** {m, n, k}: single elements, single rows/columns, edges of every tile, several K-blocks. */
     private static final int[][] SHAPES = {
         {1, 1, 1}, {1, 300, 77}, {37, 53, 129}, {130, 67, 257}, {4, 129, 33}, {3, 20, 1},
-        {7, 1, 300}, {5, 17, 40}, {64, 64, 64}, {13, 97, 600}, {200, 33, 45},
+        {7, 1, 300}, {5, 17, 40}, {64, 64, 64}, {13, 97, 600}, {200, 33, 45}, {70, 45, 1100},
     };
 
     @Test
@@ -88,27 +88,23 @@ class MatmulTest {
     }
 
     @Test
-    void bothMicroKernels() {
-        // The default kernel height depends on the CPU's vector registers (12 rows with 32, 6 with
-        // 16); run both here whatever this machine picks.
+    void everyPathAndKernel() {
+        // The shape picks the path (packed, or skinny for a few rows) and the CPU picks the
+        // micro-kernel (12 rows with 32 vector registers, 6 with 16): force each of them here on
+        // shapes that would normally go elsewhere.
         SplittableRandom rng = new SplittableRandom(5);
-        int[][] shapes = {{37, 53, 129}, {130, 67, 300}, {13, 33, 7}};
-        for (int mr : new int[] {6, 12}) {
-            for (int[] s : shapes) {
-                for (int t = 0; t < 4; t++) {
-                    boolean ta = (t & 1) != 0, tb = (t & 2) != 0, acc = t == 2;
-                    try (Tensor a = TestTensors.random(rng, ta ? DType.BF16 : DType.F32, 1f, ta ? new long[] {s[2], s[0]} : new long[] {s[0], s[2]});
-                         Tensor b = TestTensors.random(rng, tb ? new long[] {s[1], s[2]} : new long[] {s[2], s[1]});
-                         Tensor expected = acc ? TestTensors.random(rng, s[0], s[1]) : TestTensors.poisoned(s[0], s[1]);
-                         Tensor actual = acc ? expected.copy() : TestTensors.poisoned(s[0], s[1])) {
-                        REF.matmul(a, ta, b, tb, expected, acc);
-                        Matmul.fast(Matmul.check(a, ta, b, tb, actual), a, ta, b, tb, actual, acc, mr);
-                        TestTensors.assertClose("kernel " + mr + " rows, " + java.util.Arrays.toString(s) + " t=" + t,
-                                expected, actual, 1e-6 * (s[2] + 4), 1e-5);
-                    }
-                }
+        int[][] shapes = {{1, 300, 77}, {3, 20, 1}, {37, 53, 129}, {130, 67, 300}, {19, 33, 7}, {14, 40, 1030}};
+        for (int[] s : shapes) {
+            for (int t = 0; t < 4; t++) {
+                boolean ta = (t & 1) != 0, tb = (t & 2) != 0, acc = t == 2;
+                DType da = ta ? DType.BF16 : DType.F32, db = t == 1 ? DType.BF16 : DType.F32;
+                compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, 12, Matmul.Path.PACKED);
+                compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, 6, Matmul.Path.PACKED);
+                compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, Matmul.MR, Matmul.Path.SKINNY);
             }
         }
+        compare(rng, 3, true, 29, 35, 70, false, true, DType.F32, DType.BF16, false, 6, Matmul.Path.PACKED);
+        compare(rng, 3, false, 29, 35, 70, true, false, DType.F32, DType.F32, true, Matmul.MR, Matmul.Path.SKINNY);
     }
 
     @Test
@@ -152,6 +148,12 @@ class MatmulTest {
      */
     private static void compare(SplittableRandom rng, int batch, boolean bBatched, int m, int n, int k,
                                 boolean ta, boolean tb, DType da, DType db, boolean acc) {
+        compare(rng, batch, bBatched, m, n, k, ta, tb, da, db, acc, Matmul.MR, Matmul.Path.AUTO);
+    }
+
+    /** As above, through the given micro-kernel height and path (AUTO: what the shape picks, via the backend). */
+    private static void compare(SplittableRandom rng, int batch, boolean bBatched, int m, int n, int k,
+                                boolean ta, boolean tb, DType da, DType db, boolean acc, int mr, Matmul.Path path) {
         long[] aShape = ta ? new long[] {k, m} : new long[] {m, k};
         long[] bShape = tb ? new long[] {n, k} : new long[] {k, n};
         long[] oShape = {m, n};
@@ -160,13 +162,14 @@ class MatmulTest {
             oShape = prepend(batch, oShape);
             if (bBatched) bShape = prepend(batch, bShape);
         }
-        String what = "matmul " + da + (ta ? "^T" : "") + java.util.Arrays.toString(aShape) + " x " + db + (tb ? "^T" : "")
+        String what = (path == Matmul.Path.AUTO ? "" : path + " mr=" + mr + " ") + "matmul " + da + (ta ? "^T" : "") + java.util.Arrays.toString(aShape) + " x " + db + (tb ? "^T" : "")
                 + java.util.Arrays.toString(bShape) + (acc ? " accumulate" : "");
         try (Tensor a = TestTensors.random(rng, da, 1f, aShape); Tensor b = TestTensors.random(rng, db, 1f, bShape);
              Tensor expected = acc ? TestTensors.random(rng, oShape) : TestTensors.poisoned(oShape);
              Tensor actual = acc ? expected.copy() : TestTensors.poisoned(oShape)) {
             REF.matmul(a, ta, b, tb, expected, acc);
-            FAST.matmul(a, ta, b, tb, actual, acc);
+            if (path == Matmul.Path.AUTO) FAST.matmul(a, ta, b, tb, actual, acc);
+            else Matmul.fast(Matmul.check(a, ta, b, tb, actual), a, ta, b, tb, actual, acc, mr, path);
             // f32 accumulation against the reference's double: error grows with the length of the sum
             TestTensors.assertClose(what, expected, actual, 1e-6 * (k + 4), 1e-5);
         }
