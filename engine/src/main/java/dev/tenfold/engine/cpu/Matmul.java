@@ -599,8 +599,8 @@ final class Matmul {
             s2 = load(B, r2 + p).fma(v, s2);
             s3 = load(B, r3 + p).fma(v, s3);
         }
-        float t0 = s0.reduceLanes(VectorOperators.ADD), t1 = s1.reduceLanes(VectorOperators.ADD);
-        float t2 = s2.reduceLanes(VectorOperators.ADD), t3 = s3.reduceLanes(VectorOperators.ADD);
+        float t0 = VectorMath.sum(s0), t1 = VectorMath.sum(s1);
+        float t2 = VectorMath.sum(s2), t3 = VectorMath.sum(s3);
         for (int p = kv; p < k; p++) {
             float xs = x[xo + p];
             t0 += xs * elem(B, r0 + p);
@@ -646,22 +646,22 @@ final class Matmul {
             s32 = v.fma(w2, s32);
             s33 = v.fma(w3, s33);
         }
-        sums[so] = s00.reduceLanes(VectorOperators.ADD);
-        sums[so + 1] = s01.reduceLanes(VectorOperators.ADD);
-        sums[so + 2] = s02.reduceLanes(VectorOperators.ADD);
-        sums[so + 3] = s03.reduceLanes(VectorOperators.ADD);
-        sums[so + ld] = s10.reduceLanes(VectorOperators.ADD);
-        sums[so + ld + 1] = s11.reduceLanes(VectorOperators.ADD);
-        sums[so + ld + 2] = s12.reduceLanes(VectorOperators.ADD);
-        sums[so + ld + 3] = s13.reduceLanes(VectorOperators.ADD);
-        sums[so + 2 * ld] = s20.reduceLanes(VectorOperators.ADD);
-        sums[so + 2 * ld + 1] = s21.reduceLanes(VectorOperators.ADD);
-        sums[so + 2 * ld + 2] = s22.reduceLanes(VectorOperators.ADD);
-        sums[so + 2 * ld + 3] = s23.reduceLanes(VectorOperators.ADD);
-        sums[so + 3 * ld] = s30.reduceLanes(VectorOperators.ADD);
-        sums[so + 3 * ld + 1] = s31.reduceLanes(VectorOperators.ADD);
-        sums[so + 3 * ld + 2] = s32.reduceLanes(VectorOperators.ADD);
-        sums[so + 3 * ld + 3] = s33.reduceLanes(VectorOperators.ADD);
+        sums[so] = VectorMath.sum(s00);
+        sums[so + 1] = VectorMath.sum(s01);
+        sums[so + 2] = VectorMath.sum(s02);
+        sums[so + 3] = VectorMath.sum(s03);
+        sums[so + ld] = VectorMath.sum(s10);
+        sums[so + ld + 1] = VectorMath.sum(s11);
+        sums[so + ld + 2] = VectorMath.sum(s12);
+        sums[so + ld + 3] = VectorMath.sum(s13);
+        sums[so + 2 * ld] = VectorMath.sum(s20);
+        sums[so + 2 * ld + 1] = VectorMath.sum(s21);
+        sums[so + 2 * ld + 2] = VectorMath.sum(s22);
+        sums[so + 2 * ld + 3] = VectorMath.sum(s23);
+        sums[so + 3 * ld] = VectorMath.sum(s30);
+        sums[so + 3 * ld + 1] = VectorMath.sum(s31);
+        sums[so + 3 * ld + 2] = VectorMath.sum(s32);
+        sums[so + 3 * ld + 3] = VectorMath.sum(s33);
         for (int r = 0; r < 4; r++) { // the last k % VL terms
             for (int q = 0; q < 4; q++) {
                 float t = 0;
