@@ -15,6 +15,25 @@ public final class Lora {
     /** The projections LoRA can target, by the short names the CLI takes and PEFT's module names. */
     public static final List<String> TARGETS = List.of("q", "k", "v", "o", "gate", "up", "down");
 
+    /** Sets the dropout seed of every adapter (one per sequence and step, while training), or clears it (null). */
+    public static void setDropoutSeed(LlamaModel model, Long seed) {
+        model.mapLinears((module, linear) -> {
+            if (linear instanceof LoraLinear lora) {
+                if (seed == null) lora.clearDropoutSeed();
+                else lora.setDropoutSeed(seed);
+            }
+            return linear;
+        });
+    }
+
+    /** Sets the dropout probability of every adapter. */
+    public static void setDropout(LlamaModel model, float p) {
+        model.mapLinears((module, linear) -> {
+            if (linear instanceof LoraLinear lora) lora.setDropout(p);
+            return linear;
+        });
+    }
+
     /** Parses "q,k,v,o" (or PEFT's "q_proj,k_proj,...") into PEFT module names, in a fixed order. */
     public static Set<String> parseTargets(String list) {
         Set<String> out = new LinkedHashSet<>();

@@ -12,7 +12,12 @@ import java.util.SplittableRandom;
  * A LoRA adapter around a frozen base projection, as PEFT defines it:
  * y = base(x) + s · (x A^T) B^T with A [r, in], B [out, r] and s = alpha / r (alpha / sqrt(r) for
  * rsLoRA). A starts kaiming-uniform (bound 1/sqrt(in), PEFT's init), B at zero, so training starts
- * from the base model exactly. Dropout is not applied here (the recipe uses 0).
+ * from the base model exactly.
+ *
+ * <p>Dropout (PEFT applies it to the adapter's input only: B A dropout(x)) is active while a
+ * dropout seed is set, i.e. during training. Its mask is a pure function of (seed, module, element),
+ * so the recomputation of a checkpointed layer and its backward see exactly the forward's mask,
+ * and a resumed run draws the same masks as an uninterrupted one.
  */
 public final class LoraLinear implements Linear {
     private final Linear base;
@@ -20,12 +25,17 @@ public final class LoraLinear implements Linear {
     private final Parameter b;
     private final float scale;
     private final int rank;
+    private final long moduleHash;
+    private float dropout;
+    private long dropoutSeed;
+    private boolean dropoutActive;
 
     public LoraLinear(String module, Linear base, int rank, float alpha, boolean rsLora, SplittableRandom rng) {
         if (rank <= 0) throw new IllegalArgumentException("LoRA rank must be positive, got " + rank);
         this.base = base;
         this.rank = rank;
         this.scale = (float) (rsLora ? alpha / Math.sqrt(rank) : alpha / rank);
+        this.moduleHash = mix(module.hashCode() * 0x9E3779B97F4A7C15L);
         long in = base.inFeatures(), out = base.outFeatures();
         Tensor av = Tensor.allocate(DType.F32, rank, in);
         float bound = (float) (1.0 / Math.sqrt(in));
@@ -44,6 +54,46 @@ public final class LoraLinear implements Linear {
 
     public int rank() { return rank; }
 
+    /** The dropout probability on the adapter's input (0 = none). */
+    public void setDropout(float p) {
+        if (!(p >= 0 && p < 1)) throw new IllegalArgumentException("LoRA dropout must be in [0, 1), got " + p);
+        dropout = p;
+    }
+
+    public float dropout() { return dropout; }
+
+    /** Turns dropout on with masks drawn from {@code seed} (one seed per sequence and step). */
+    public void setDropoutSeed(long seed) {
+        dropoutSeed = seed;
+        dropoutActive = true;
+    }
+
+    /** Turns dropout off (evaluation, generation). */
+    public void clearDropoutSeed() { dropoutActive = false; }
+
+    private boolean dropping() { return dropoutActive && dropout > 0; }
+
+    /** x with dropout applied: each element kept with probability 1-p and scaled by 1/(1-p), or zeroed. */
+    private Tensor dropped(Tensor x) {
+        Tensor out = Tensor.allocate(DType.F32, x.shape());
+        float keepScale = 1f / (1f - dropout);
+        long n = x.numel();
+        for (long i = 0; i < n; i++) out.setFloat(i, kept(i) ? x.getFloat(i) * keepScale : 0f);
+        return out;
+    }
+
+    private boolean kept(long i) {
+        long h = mix(dropoutSeed ^ moduleHash ^ (i * 0xBF58476D1CE4E5B9L));
+        return (h >>> 11) * 0x1.0p-53 >= dropout;
+    }
+
+    /** SplitMix64's finaliser: a good 64-bit mix. */
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
     @Override public long inFeatures() { return base.inFeatures(); }
 
     @Override public long outFeatures() { return base.outFeatures(); }
@@ -51,9 +101,12 @@ public final class LoraLinear implements Linear {
     @Override
     public void forward(Backend backend, Tensor x, Tensor y) {
         base.forward(backend, x, y);
+        Tensor xd = dropping() ? dropped(x) : x;
         try (Tensor xa = Tensor.allocate(DType.F32, x.dim(0), rank); Tensor sb = scaledB(backend)) {
-            backend.matmul(x, false, a.value(), true, xa, false);   // x A^T   [T, r]
+            backend.matmul(xd, false, a.value(), true, xa, false);  // x A^T   [T, r]
             backend.matmul(xa, false, sb, true, y, true);           // += (x A^T) (s B)^T
+        } finally {
+            if (xd != x) xd.close();
         }
     }
 
@@ -61,17 +114,30 @@ public final class LoraLinear implements Linear {
     public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
         base.backward(backend, x, dy, dx);
         long t = x.dim(0);
+        boolean drop = dropping();
+        Tensor xd = drop ? dropped(x) : x;
         try (Tensor xa = Tensor.allocate(DType.F32, t, rank); Tensor dyb = Tensor.allocate(DType.F32, t, rank);
              Tensor sb = scaledB(backend)) {
-            backend.matmul(x, false, a.value(), true, xa, false);    // x A^T
+            backend.matmul(xd, false, a.value(), true, xa, false);   // x A^T
             backend.matmul(dy, false, sb, false, dyb, false);        // s dy B       [T, r]
-            backend.matmul(dyb, false, a.value(), false, dx, true);  // dx += s dy B A
-            backend.matmul(dyb, true, x, false, a.grad(), true);     // dA += s (dy B)^T x
+            if (drop) {
+                // dx += mask/(1-p) * (s dy B A): the dropout's own backward
+                try (Tensor d = Tensor.allocate(DType.F32, dx.shape())) {
+                    backend.matmul(dyb, false, a.value(), false, d, false);
+                    float keepScale = 1f / (1f - dropout);
+                    for (long i = 0; i < d.numel(); i++) if (kept(i)) dx.setFloat(i, dx.getFloat(i) + d.getFloat(i) * keepScale);
+                }
+            } else {
+                backend.matmul(dyb, false, a.value(), false, dx, true); // dx += s dy B A
+            }
+            backend.matmul(dyb, true, xd, false, a.grad(), true);    // dA += s (dy B)^T x
             try (Tensor dB = Tensor.allocate(DType.F32, b.value().shape())) {
                 backend.matmul(dy, true, xa, false, dB, false);      // dy^T (x A^T)
                 backend.scale(dB, scale, dB);
                 backend.add(b.grad(), dB, b.grad());                 // dB += s dy^T x A^T
             }
+        } finally {
+            if (xd != x) xd.close();
         }
     }
 

@@ -121,6 +121,7 @@ public final class PeftAdapter {
         Set<String> leaves = new java.util.LinkedHashSet<>();
         for (String t : cfg.targetModules()) leaves.add(t.substring(t.lastIndexOf('.') + 1));
         Lora.attach(model, leaves, cfg.rank(), cfg.alpha(), cfg.rsLora(), 0);
+        Lora.setDropout(model, cfg.dropout()); // used only if training continues from this adapter
         if (cfg.trainEmbeddings()) model.trainEmbedding();
         Path weights = dir.resolve(WEIGHTS);
         if (!Files.isRegularFile(weights)) throw new IllegalArgumentException("no " + WEIGHTS + " in " + dir);

@@ -62,9 +62,14 @@ public final class Trainer {
     /** Settings of a run. */
     public record Settings(double lr, LrSchedule.Kind schedule, int warmupSteps, int epochs, Integer maxSteps,
                            float beta1, float beta2, float eps, float weightDecay, double maxGradNorm,
-                           int saveEvery, int keepCheckpoints) {
+                           int saveEvery, int keepCheckpoints, long seed) {
+        public Settings(double lr, LrSchedule.Kind schedule, int warmupSteps, int epochs, Integer maxSteps, float beta1, float beta2,
+                        float eps, float weightDecay, double maxGradNorm, int saveEvery, int keepCheckpoints) {
+            this(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2, eps, weightDecay, maxGradNorm, saveEvery, keepCheckpoints, 0);
+        }
+
         public static Settings recipe() {
-            return new Settings(5e-5, LrSchedule.Kind.LINEAR, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 2);
+            return new Settings(5e-5, LrSchedule.Kind.LINEAR, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 2, 0);
         }
     }
 
@@ -162,11 +167,14 @@ public final class Trainer {
                 for (Parameter p : params) p.zeroGrad();
                 double lossSum = 0;
                 float gradScale = scored == 0 ? 0f : 1f / scored;
-                for (int i : batch) {
-                    Example e = examples.get(i);
+                for (int j = 0; j < batch.length; j++) {
+                    Example e = examples.get(batch[j]);
                     int[] pos = e.positions() != null ? e.positions() : TrainingStep.consecutive(e.ids().length);
+                    // dropout masks depend only on (seed, step, sequence): a resumed run draws the same ones
+                    Lora.setDropoutSeed(model, settings.seed() * 1_000_003L + (long) step * 4099L + j);
                     lossSum += TrainingStep.run(model, e.ids(), e.targets(), pos, gradScale).sum();
                 }
+                Lora.setDropoutSeed(model, null);
                 List<Tensor> grads = new ArrayList<>();
                 for (Parameter p : params) grads.add(p.grad());
                 double norm = b.globalNorm(grads);

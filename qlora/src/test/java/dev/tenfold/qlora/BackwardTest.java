@@ -69,6 +69,31 @@ class BackwardTest {
     }
 
     @Test
+    void dropoutGradientsMatchFiniteDifferences(@TempDir Path dir) throws Exception {
+        int[] positions = TrainingStep.consecutive(IDS.length);
+        try (LlamaModel model = model(dir, CpuBackend.reference(), false)) {
+            double clean = loss(model, positions);
+            Lora.setDropout(model, 0.3f);
+            Lora.setDropoutSeed(model, 1234L);
+            double dropped = loss(model, positions);
+            assertNotEquals(clean, dropped, "dropout changes the adapter's input");
+            assertEquals(dropped, loss(model, positions), "the same seed draws the same masks");
+            List<Parameter> params = model.parameters();
+            params.forEach(Parameter::zeroGrad);
+            TrainingStep.run(model, IDS, TARGETS, positions, 1f);
+            List<Tensor> grads = new ArrayList<>();
+            for (Parameter p : params) grads.add(p.grad().copy());
+            for (int i = 0; i < params.size(); i++) {
+                Parameter p = params.get(i);
+                GradCheck.check(p.name() + " (dropout)", p.value(), grads.get(i), () -> loss(model, positions), 1e-2, 2e-2, 8, 50 + i);
+            }
+            grads.forEach(Tensor::close);
+            Lora.setDropoutSeed(model, null);
+            assertEquals(clean, loss(model, positions), "no seed, no dropout");
+        }
+    }
+
+    @Test
     void fastMatchesReference(@TempDir Path dir) throws Exception {
         try (LlamaModel ref = model(dir.resolve("r"), CpuBackend.reference(), false);
              LlamaModel fast = model(dir.resolve("f"), CpuBackend.fast(), false)) {

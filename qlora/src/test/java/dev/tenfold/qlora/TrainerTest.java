@@ -48,6 +48,7 @@ class TrainerTest {
     static LlamaModel model(Path base) throws Exception {
         LlamaModel model = LlamaLoader.load(base, CpuBackend.fast());
         Lora.attach(model, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
+        Lora.setDropout(model, 0.1f); // exercised by the resume test: masks must replay exactly
         return model;
     }
 

@@ -73,7 +73,8 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         applyRecipe();
-        if (loraDropout != null && loraDropout != 0f) throw new IllegalArgumentException("--lora-dropout other than 0 is not available yet");
+        if (loraDropout == null) loraDropout = 0f;
+        if (!(loraDropout >= 0 && loraDropout < 1)) throw new IllegalArgumentException("--lora-dropout must be in [0, 1), got " + loraDropout);
         if (microBatchSize != 1) throw new IllegalArgumentException("--micro-batch-size: the CPU backend processes one sequence at a time; use 1");
         boolean nf4 = switch (quantize.toLowerCase(Locale.ROOT)) {
             case "nf4" -> true;
@@ -115,12 +116,13 @@ final class TrainCommand implements Callable<Integer> {
                 System.err.println("tenfold: starting from adapter " + initAdapter);
             } else {
                 Lora.attach(m, targets, loraR, loraAlpha, rsLora, seed);
+                Lora.setDropout(m, loraDropout);
                 if (trainEmbeddings) m.trainEmbedding();
-                cfg = new PeftAdapter.Config(model.model.toAbsolutePath().toString(), loraR, loraAlpha, 0f, targets, trainEmbeddings,
+                cfg = new PeftAdapter.Config(model.model.toAbsolutePath().toString(), loraR, loraAlpha, loraDropout, targets, trainEmbeddings,
                         rsLora, m.config().ropeTheta());
             }
             Trainer.Settings s = new Trainer.Settings(lr, LrSchedule.parse(lrSchedule), warmupSteps, epochs, maxSteps, beta1, beta2,
-                    adamEps, weightDecay, maxGradNorm, saveEvery, 2);
+                    adamEps, weightDecay, maxGradNorm, saveEvery, 2, seed);
             PeftAdapter.Config adapterCfg = cfg;
             Path base = model.model;
             Trainer.OutputWriter writer = full ? (dir, mm) -> FullTraining.save(dir, mm, base, DType.F32)

@@ -34,7 +34,7 @@ class TrainCliTest {
     static String[] trainArgs(Path out, String... extra) {
         List<String> a = new ArrayList<>(List.of("train", "--model", model.toString(), "--data", data.toString(), "--output",
                 out.toString(), "--batch-size", "3", "--epochs", "3", "--lr", "1e-2", "--save-every", "2", "--max-length", "64",
-                "--lora-r", "4", "--lora-alpha", "8", "--train-embeddings"));
+                "--lora-r", "4", "--lora-alpha", "8", "--lora-dropout", "0.1", "--train-embeddings"));
         a.addAll(List.of(extra));
         return a.toArray(String[]::new);
     }
