@@ -138,7 +138,7 @@ public final class CpuReport {
     static String render(List<Row> rows, JsonNode before, JsonNode after, boolean quick) throws IOException {
         StringBuilder sb = new StringBuilder();
         sb.append("# CPU kernels: tenfold vs numpy/OpenBLAS, ").append(LocalDate.now()).append("\n\n");
-        sb.append("Machine: ").append(cpuModel()).append(", ").append(Runtime.getRuntime().availableProcessors())
+        sb.append("Machine: ").append(dev.tenfold.engine.Machine.cpuModel()).append(", ").append(Runtime.getRuntime().availableProcessors())
                 .append(" cores; Java ").append(Runtime.version()).append("; numpy ").append(before.path("numpy").asText())
                 .append(" (").append(before.path("blas").asText()).append(")\n");
         sb.append("Command: `./tenfold bench report").append(quick ? " --quick" : "").append("` (JMH, 1 fork")
@@ -156,16 +156,5 @@ public final class CpuReport {
             sb.append(String.format("| %s | %.1f | %.1f |%n", n, e.path("gflops").asDouble(), a));
         }
         return sb.toString();
-    }
-
-    private static String cpuModel() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
-            }
-        } catch (IOException e) {
-            // not Linux
-        }
-        return System.getProperty("os.arch");
     }
 }

@@ -1,16 +1,10 @@
 package dev.tenfold.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
-import dev.tenfold.engine.cpu.CpuBackend;
-import dev.tenfold.llama.DenseLinear;
 import dev.tenfold.llama.KvCache;
-import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -44,38 +38,21 @@ import org.openjdk.jmh.annotations.Warmup;
         "-XX:+UseParallelGC", "-Xmx6g"})
 public class InferenceBench {
     static final int PROMPT = 512;
-    static final String CONFIG = """
-            {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
-             "num_key_value_heads": 2, "vocab_size": 32000, "rope_theta": 500000.0, "max_position_embeddings": 8192}""";
     static final long COPY_BYTES = 256L << 20;
 
     LlamaModel model;
     KvCache prefillCache, decodeCache;
     int[] prompt;
-    long weightBytes;
     Tensor copyFrom, copyTo;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(CONFIG));
-        SplittableRandom rng = new SplittableRandom(7);
-        List<Tensor> owned = new ArrayList<>();
-        int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();
-        LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
-        for (int i = 0; i < layers.length; i++) {
-            layers[i] = new LlamaModel.Layer(ones(h, owned), dense(rng, qo, h, owned), dense(rng, kvo, h, owned),
-                    dense(rng, kvo, h, owned), dense(rng, h, qo, owned), ones(h, owned),
-                    dense(rng, m, h, owned), dense(rng, m, h, owned), dense(rng, h, m, owned));
-        }
-        Tensor embedding = random(rng, c.vocabSize(), h, owned);
-        Tensor output = random(rng, c.vocabSize(), h, owned);
-        model = new LlamaModel(c, CpuBackend.fast(), embedding, layers, ones(h, owned), output, owned);
-        for (Tensor t : owned) if (t.dtype() == DType.BF16) weightBytes += t.byteSize();
-        weightBytes -= embedding.byteSize(); // decoding reads one row of the embedding, not all of it
+        model = RandomLlama.small(7);
+        SplittableRandom rng = new SplittableRandom(8);
         prompt = new int[PROMPT];
-        for (int i = 0; i < PROMPT; i++) prompt[i] = rng.nextInt(c.vocabSize());
-        prefillCache = new KvCache(c, PROMPT);
-        decodeCache = new KvCache(c, PROMPT + 1);
+        for (int i = 0; i < PROMPT; i++) prompt[i] = rng.nextInt(model.config().vocabSize());
+        prefillCache = new KvCache(model.config(), PROMPT);
+        decodeCache = new KvCache(model.config(), PROMPT + 1);
         model.forward(prompt, decodeCache, null);
         copyFrom = Tensor.allocate(DType.U8, COPY_BYTES);
         copyTo = Tensor.allocate(DType.U8, COPY_BYTES);
@@ -122,25 +99,4 @@ public class InferenceBench {
     }
 
     public static String rateUnit(String method) { return method.equals("copy") ? "GB/s" : "tok/s"; }
-
-    private static DenseLinear dense(SplittableRandom rng, int out, int in, List<Tensor> owned) {
-        return new DenseLinear(random(rng, out, in, owned));
-    }
-
-    private static Tensor random(SplittableRandom rng, long rows, long cols, List<Tensor> owned) {
-        Tensor t = Tensor.allocate(DType.BF16, rows, cols);
-        float scale = (float) (1 / Math.sqrt(cols));
-        float[] v = new float[Math.toIntExact(rows * cols)];
-        for (int i = 0; i < v.length; i++) v[i] = (float) (rng.nextDouble() * 2 - 1) * scale;
-        t.copyFrom(v);
-        owned.add(t);
-        return t;
-    }
-
-    private static Tensor ones(int n, List<Tensor> owned) {
-        Tensor t = Tensor.allocate(DType.F32, n);
-        t.fill(1f);
-        owned.add(t);
-        return t;
-    }
 }

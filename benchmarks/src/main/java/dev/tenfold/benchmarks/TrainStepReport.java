@@ -3,10 +3,6 @@ package dev.tenfold.benchmarks;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Tensor;
-import dev.tenfold.engine.cpu.CpuBackend;
-import dev.tenfold.llama.DenseLinear;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
@@ -15,7 +11,6 @@ import dev.tenfold.qlora.Lora;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -29,29 +24,18 @@ import java.util.SplittableRandom;
  * so that the growth of the resident set is native memory. Prints one JSON object.
  */
 public final class TrainStepReport {
-    static final String CONFIG = """
-            {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
-             "num_key_value_heads": 2, "vocab_size": 32000, "rope_theta": 500000.0, "max_position_embeddings": 8192}""";
 
     public static void main(String[] args) throws Exception {
         int[] lengths = args.length > 0 ? java.util.Arrays.stream(args).mapToInt(Integer::parseInt).toArray() : new int[] {2048, 4096, 8192};
-        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(CONFIG));
         SplittableRandom rng = new SplittableRandom(1);
-        List<Tensor> owned = new ArrayList<>();
-        int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();
-        LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
-        for (int i = 0; i < layers.length; i++) {
-            layers[i] = new LlamaModel.Layer(ones(h, owned), dense(rng, qo, h, owned), dense(rng, kvo, h, owned), dense(rng, kvo, h, owned),
-                    dense(rng, h, qo, owned), ones(h, owned), dense(rng, m, h, owned), dense(rng, m, h, owned), dense(rng, h, m, owned));
-        }
-        Tensor emb = bf16(rng, c.vocabSize(), h, owned), out = bf16(rng, c.vocabSize(), h, owned);
         ObjectNode report = new ObjectMapper().createObjectNode();
-        try (LlamaModel model = new LlamaModel(c, CpuBackend.fast(), emb, layers, ones(h, owned), out, owned)) {
+        try (LlamaModel model = RandomLlama.small(1)) {
+            LlamaConfig c = model.config();
             Lora.attach(model, Lora.parseTargets("q,k,v,o"), 32, 16f, false, 3);
             List<Parameter> params = model.parameters();
             System.gc();
             long baseline = peakRss();
-            report.put("config", "hidden 512, 8 layers, 8/2 heads of 64, MLP 1536, vocab 32000, BF16 weights, LoRA r 32 on q,k,v,o");
+            report.put("config", RandomLlama.SMALL_DESCRIPTION + ", LoRA r 32 on q,k,v,o");
             report.put("baseline_rss_mb", baseline / 1e6);
             ArrayNode rows = report.putArray("steps");
             for (int t : lengths) {
@@ -85,26 +69,5 @@ public final class TrainStepReport {
             if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
         }
         return -1;
-    }
-
-    private static DenseLinear dense(SplittableRandom rng, int out, int in, List<Tensor> owned) {
-        return new DenseLinear(bf16(rng, out, in, owned));
-    }
-
-    private static Tensor bf16(SplittableRandom rng, long rows, long cols, List<Tensor> owned) {
-        Tensor t = Tensor.allocate(DType.BF16, rows, cols);
-        float[] v = new float[Math.toIntExact(rows * cols)];
-        float s = (float) (1 / Math.sqrt(cols));
-        for (int i = 0; i < v.length; i++) v[i] = (float) (rng.nextDouble() * 2 - 1) * s;
-        t.copyFrom(v);
-        owned.add(t);
-        return t;
-    }
-
-    private static Tensor ones(int n, List<Tensor> owned) {
-        Tensor t = Tensor.allocate(DType.F32, n);
-        t.fill(1f);
-        owned.add(t);
-        return t;
     }
 }

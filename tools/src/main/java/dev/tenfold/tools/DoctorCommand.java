@@ -2,8 +2,6 @@ package dev.tenfold.tools;
 
 import dev.tenfold.engine.cpu.Parallel;
 import java.lang.management.ManagementFactory;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import jdk.incubator.vector.FloatVector;
 import picocli.CommandLine.Command;
@@ -17,7 +15,7 @@ final class DoctorCommand implements Callable<Integer> {
         Runtime rt = Runtime.getRuntime();
         System.out.println("java        " + Runtime.version() + " (" + System.getProperty("java.vm.vendor") + ", "
                 + System.getProperty("java.home") + ")");
-        System.out.println("cpu         " + cpuModel() + ", " + rt.availableProcessors() + " cores visible, "
+        System.out.println("cpu         " + dev.tenfold.engine.Machine.cpuModel() + ", " + rt.availableProcessors() + " cores visible, "
                 + Parallel.threads() + " worker threads");
         System.out.println("vector api  " + FloatVector.SPECIES_PREFERRED.vectorBitSize() + "-bit f32 vectors ("
                 + FloatVector.SPECIES_PREFERRED.length() + " lanes)");
@@ -26,17 +24,6 @@ final class DoctorCommand implements Callable<Integer> {
                 + (physical > 0 ? ", physical " + gib(physical) : ""));
         System.out.println("cuda        not available in this build (the CUDA backend is not part of it yet); the CPU backend is used");
         return 0;
-    }
-
-    private static String cpuModel() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
-            }
-        } catch (Exception e) {
-            // not Linux: fall through
-        }
-        return System.getProperty("os.arch");
     }
 
     private static long physicalMemory() {

@@ -1,0 +1,63 @@
+package dev.tenfold.benchmarks;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.LlamaConfig;
+import dev.tenfold.llama.LlamaModel;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/** The benchmarks' model: a small Llama configuration with random BF16 weights, built in memory. */
+final class RandomLlama {
+    private RandomLlama() {}
+
+    /** hidden 512, 8 layers, 8 query / 2 kv heads of 64, MLP 1536, vocabulary 32,000: 56M parameters. */
+    static final String SMALL = """
+            {"hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8, "num_attention_heads": 8,
+             "num_key_value_heads": 2, "vocab_size": 32000, "rope_theta": 500000.0, "max_position_embeddings": 8192}""";
+
+    static final String SMALL_DESCRIPTION = "hidden 512, 8 layers, 8/2 heads of 64, MLP 1536, vocab 32000, BF16 weights";
+
+    static LlamaModel small(long seed) throws IOException {
+        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(SMALL));
+        SplittableRandom rng = new SplittableRandom(seed);
+        List<Tensor> owned = new ArrayList<>();
+        int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();
+        LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
+        for (int i = 0; i < layers.length; i++) {
+            layers[i] = new LlamaModel.Layer(ones(h, owned), dense(rng, qo, h, owned), dense(rng, kvo, h, owned),
+                    dense(rng, kvo, h, owned), dense(rng, h, qo, owned), ones(h, owned),
+                    dense(rng, m, h, owned), dense(rng, m, h, owned), dense(rng, h, m, owned));
+        }
+        Tensor embedding = bf16(rng, c.vocabSize(), h, owned);
+        Tensor output = bf16(rng, c.vocabSize(), h, owned);
+        return new LlamaModel(c, CpuBackend.fast(), embedding, layers, ones(h, owned), output, owned);
+    }
+
+    private static DenseLinear dense(SplittableRandom rng, int out, int in, List<Tensor> owned) {
+        return new DenseLinear(bf16(rng, out, in, owned));
+    }
+
+    /** Uniform in [-1/sqrt(cols), 1/sqrt(cols)): activations keep a sensible scale through the layers. */
+    private static Tensor bf16(SplittableRandom rng, long rows, long cols, List<Tensor> owned) {
+        Tensor t = Tensor.allocate(DType.BF16, rows, cols);
+        float scale = (float) (1 / Math.sqrt(cols));
+        float[] v = new float[Math.toIntExact(rows * cols)];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (rng.nextDouble() * 2 - 1) * scale;
+        t.copyFrom(v);
+        owned.add(t);
+        return t;
+    }
+
+    private static Tensor ones(int n, List<Tensor> owned) {
+        Tensor t = Tensor.allocate(DType.F32, n);
+        t.fill(1f);
+        owned.add(t);
+        return t;
+    }
+}
