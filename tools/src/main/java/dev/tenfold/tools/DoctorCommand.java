@@ -1,13 +1,14 @@
 package dev.tenfold.tools;
 
 import dev.tenfold.engine.cpu.Parallel;
+import dev.tenfold.engine.cuda.CudaProbe;
 import java.lang.management.ManagementFactory;
 import java.util.concurrent.Callable;
 import jdk.incubator.vector.FloatVector;
 import picocli.CommandLine.Command;
 
-/** Reports what this machine offers tenfold: the JDK, the CPU's vector width, cores and memory. */
-@Command(name = "doctor", description = "Show the JDK, CPU features, cores and memory tenfold will use.")
+/** Reports what this machine offers tenfold: the JDK, the CPU's vector width, cores, memory and CUDA. Exits 0 without a GPU. */
+@Command(name = "doctor", description = "Show the JDK, CPU features, cores, memory and the CUDA driver, GPUs, cuBLAS and NCCL found.")
 final class DoctorCommand implements Callable<Integer> {
 
     @Override
@@ -22,7 +23,14 @@ final class DoctorCommand implements Callable<Integer> {
         long physical = physicalMemory();
         System.out.println("memory      heap max " + gib(rt.maxMemory())
                 + (physical > 0 ? ", physical " + gib(physical) : ""));
-        System.out.println("cuda        not available in this build (the CUDA backend is not part of it yet); the CPU backend is used");
+        CudaProbe.Report cuda = CudaProbe.probe();
+        System.out.println("cuda driver " + (cuda.driver() != null ? cuda.driver() : cuda.driverProblem()));
+        for (CudaProbe.Gpu g : cuda.gpus()) {
+            System.out.printf("gpu %d       %s, %s, compute capability %d.%d%n", g.index(), g.name(), gib(g.totalBytes()), g.major(), g.minor());
+        }
+        System.out.println("cublas      " + (cuda.cublas() != null ? cuda.cublas() : cuda.cublasProblem()));
+        System.out.println("nccl        " + (cuda.nccl() != null ? cuda.nccl() : cuda.ncclProblem()));
+        System.out.println("backend     cpu (the CUDA kernels are not part of this build yet" + (cuda.hasGpu() ? "; this GPU is unused)" : ")"));
         return 0;
     }
 
