@@ -8,7 +8,7 @@ import jdk.incubator.vector.FloatVector;
 import picocli.CommandLine.Command;
 
 /** Reports what this machine offers tenfold: the JDK, the CPU's vector width, cores, memory and CUDA. Exits 0 without a GPU. */
-@Command(name = "doctor", description = "Show the JDK, CPU features, cores, memory and the CUDA driver, GPUs, cuBLAS and NCCL found.")
+@Command(name = "doctor", mixinStandardHelpOptions = true, description = "Show the JDK, CPU features, cores, memory and the CUDA driver, GPUs, cuBLAS and NCCL found.")
 final class DoctorCommand implements Callable<Integer> {
 
     @Override

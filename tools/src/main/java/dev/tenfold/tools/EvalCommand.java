@@ -20,14 +20,14 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Evaluations of a model. */
-@Command(name = "eval", description = "Evaluate a model.", subcommands = {EvalCommand.Ppl.class})
+@Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a model.", subcommands = {EvalCommand.Ppl.class})
 final class EvalCommand implements Runnable {
     @Override
     public void run() {
         throw new IllegalArgumentException("choose an evaluation: tenfold eval ppl ...");
     }
 
-    @Command(name = "ppl", description = "Sliding-window perplexity over the records of a JSONL file ({\"text\": ...} or {\"input_ids\": [...]}).")
+    @Command(name = "ppl", mixinStandardHelpOptions = true, description = "Sliding-window perplexity over the records of a JSONL file ({\"text\": ...} or {\"input_ids\": [...]}).")
     static final class Ppl implements Callable<Integer> {
         @Mixin ModelOptions model;
 

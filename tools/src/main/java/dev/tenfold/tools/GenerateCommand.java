@@ -17,7 +17,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Generates text after a prompt, streaming it to standard output. */
-@Command(name = "generate", description = "Generate text after a prompt (greedy by default; --temperature for sampling).")
+@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate text after a prompt (greedy by default; --temperature for sampling).")
 final class GenerateCommand implements Callable<Integer> {
     @Mixin ModelOptions model;
 

@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** A randomly initialised Llama folder from a config.json, to pre-train small models with `train --full`. */
-@Command(name = "init", description = "Create a randomly initialised Llama model folder from a config.json (pre-train it with train --full).")
+@Command(name = "init", mixinStandardHelpOptions = true, description = "Create a randomly initialised Llama model folder from a config.json (pre-train it with train --full).")
 final class InitCommand implements Callable<Integer> {
     @Option(names = "--config", required = true, paramLabel = "FILE", description = "A Llama config.json.") Path config;
     @Option(names = "--output", required = true, paramLabel = "DIR") Path output;

@@ -10,7 +10,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Base model + adapter -> a merged BF16 Hugging Face checkpoint. */
-@Command(name = "merge", description = "Fold a LoRA adapter into its base model and write a BF16 Hugging Face checkpoint.")
+@Command(name = "merge", mixinStandardHelpOptions = true, description = "Fold a LoRA adapter into its base model and write a BF16 Hugging Face checkpoint.")
 final class MergeCommand implements Callable<Integer> {
     @Mixin ModelOptions model;
 

@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** Writes a bitsandbytes NF4 checkpoint of a dense Llama folder (what QLoRA trains on). */
-@Command(name = "quantize", description = "Write a bitsandbytes-compatible NF4 checkpoint (double quantization) of a dense Llama folder.")
+@Command(name = "quantize", mixinStandardHelpOptions = true, description = "Write a bitsandbytes-compatible NF4 checkpoint (double quantization) of a dense Llama folder.")
 final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR",
             description = "A dense Hugging Face Llama folder (config.json, *.safetensors, tokenizer files).")

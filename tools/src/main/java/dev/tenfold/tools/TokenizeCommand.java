@@ -9,7 +9,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Text on standard input to token ids (a JSON array) on standard output. */
-@Command(name = "tokenize", description = "Read text on standard input and print its token ids as a JSON array (no BOS/EOS added).")
+@Command(name = "tokenize", mixinStandardHelpOptions = true, description = "Read text on standard input and print its token ids as a JSON array (no BOS/EOS added).")
 final class TokenizeCommand implements Callable<Integer> {
     @Mixin ModelOptions model;
 

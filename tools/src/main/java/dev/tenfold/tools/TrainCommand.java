@@ -25,7 +25,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Fine-tunes LoRA adapters (and optionally the embedding) on JSON-lines data; the output folder is a PEFT adapter. */
-@Command(name = "train", description = {
+@Command(name = "train", mixinStandardHelpOptions = true, description = {
         "Fine-tune LoRA adapters on JSON-lines data; the output folder is a PEFT adapter.",
         "--recipe llama3-80k sets the paper's values: rope_theta 200e6, LoRA r 32 / alpha 16 on q,k,v,o, trained embedding,",
         "NF4 base, lr 5e-5 linear to 0, batch 8, 1 epoch, max length 81920. Flags given explicitly win over the recipe."})
