@@ -40,7 +40,7 @@ final class DataCommand implements Runnable {
         @Option(names = "--task", required = true, paramLabel = "passkey|niah|kv|multi-detail") String task;
         @Option(names = "--model", required = true, paramLabel = "DIR", description = "A Hugging Face model folder (its tokenizer.json measures lengths).")
         Path model;
-        @Option(names = "--lengths", required = true, split = ",", paramLabel = "N[,N...]",
+        @Option(names = "--lengths", required = true, split = ",", paramLabel = "N",
                 description = "Target lengths in tokens (a k suffix means x1024, e.g. 80k = 81920).") List<String> lengths;
         @Option(names = "--count", required = true, paramLabel = "N", description = "Records per length.") int count;
         @Option(names = "--corpus", paramLabel = "FILE", description = "UTF-8 text to build contexts from (required for multi-detail).") Path corpus;
@@ -65,6 +65,10 @@ final class DataCommand implements Runnable {
             ModelOptions m = new ModelOptions();
             m.model = model;
             Tokenizer tokenizer = m.tokenizer();
+            if (corpus != null && (t == SynthTask.PASSKEY || t == SynthTask.KV)) {
+                System.err.println("tenfold data synth: note: --task " + t + " does not use --corpus");
+                corpus = null;
+            }
             Corpus c = corpus == null ? null : Corpus.load(corpus);
             if (c != null) System.err.println("tenfold data synth: corpus " + corpus + ": " + c.size() + " sentences");
             Synthesizer synth = new Synthesizer(tokenizer, c, tolerance);
