@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
             MergeCommand.class,
             QuantizeCommand.class,
             InitCommand.class,
+            DataCommand.class,
             DoctorCommand.class,
             Main.BuildCommand.class,
             Main.TestCommand.class,
