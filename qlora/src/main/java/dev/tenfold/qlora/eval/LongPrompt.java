@@ -17,8 +17,8 @@ public final class LongPrompt {
     private final String fillerText;
     private int[] haystack = new int[0];
 
-    /** A built prompt: the ids, where the needle lies in them, and the depth it actually got (0..1 of the haystack). */
-    public record Built(int[] ids, int needleStart, int needleEnd, double depth) {
+    /** A built prompt: the ids, where the needle lies in them, the depth it actually got (0..1 of the haystack) and the haystack's size. */
+    public record Built(int[] ids, int needleStart, int needleEnd, double depth, int haystackTokens) {
         public int length() { return ids.length; }
     }
 
@@ -69,7 +69,7 @@ public final class LongPrompt {
         int at = nearestBoundary(hay, n, (int) Math.round(depth * n));
         int[] ids = concat(head, Arrays.copyOfRange(hay, 0, at), needleIds, Arrays.copyOfRange(hay, at, n), tail);
         int start = head.length + at;
-        return new Built(ids, start, start + needleIds.length, n == 0 ? depth : (double) at / n);
+        return new Built(ids, start, start + needleIds.length, n == 0 ? depth : (double) at / n, n);
     }
 
     /** At least {@code tokens} haystack ids, the filler repeated as needed; grown once and reused across prompts. */
@@ -92,7 +92,10 @@ public final class LongPrompt {
         return n;
     }
 
-    /** The sentence boundary (a position just after a sentence's end, or 0 or n) nearest {@code p}; earlier on a tie. */
+    /**
+     * The sentence boundary (a position just after a sentence's end, or 0) nearest {@code p}; earlier
+     * on a tie. The haystack's end is a boundary only if a sentence ends there: it is cut on a word.
+     */
     private int nearestBoundary(int[] hay, int n, int p) {
         for (int d = 0; d <= n; d++) {
             if (p - d >= 0 && isBoundary(hay, n, p - d)) return p - d;
@@ -102,7 +105,7 @@ public final class LongPrompt {
     }
 
     private boolean isBoundary(int[] hay, int n, int k) {
-        if (k == 0 || k == n) return true;
+        if (k == 0) return true;
         String s = new String(tok.tokenBytes(hay[k - 1]), java.nio.charset.StandardCharsets.ISO_8859_1).stripTrailing();
         return !s.isEmpty() && ".!?".indexOf(s.charAt(s.length() - 1)) >= 0;
     }
