@@ -31,9 +31,16 @@ final class LongContextEvals {
         @Option(names = "--chat", description = "Use the Llama-3 chat template (instruct models); otherwise raw text after BOS.")
         boolean chat;
 
-        @Option(names = "--output", defaultValue = "eval-output", paramLabel = "DIR",
-                description = "Folder for report.json and the PNG (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--output", paramLabel = "DIR",
+                description = "Folder for report.json and the PNG (default: eval-output/passkey or eval-output/niah, "
+                        + "so that one evaluation's report does not replace the other's).")
         Path output;
+
+        /** The --output folder, or eval-output/NAME under the current folder. */
+        Path outputFor(String name) {
+            if (output == null) output = Path.of("eval-output", name);
+            return output;
+        }
 
         @Option(names = "--json", description = "Print the report as one JSON object on standard output instead of the table.")
         boolean json;
@@ -72,6 +79,7 @@ final class LongContextEvals {
         @Override
         public Integer call() throws IOException {
             checkLengths(lengths);
+            outputFor("passkey");
             if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
@@ -121,6 +129,7 @@ final class LongContextEvals {
         @Override
         public Integer call() throws IOException {
             checkLengths(lengths);
+            outputFor("niah");
             double[] fractions = fractions();
             String text = NeedleInHaystack.BUILTIN_HAYSTACK, name = "built-in";
             if (haystack != null) {

@@ -12,7 +12,7 @@ public final class AccuracyCurve {
 
     public static void write(Path png, String title, int[] lengths, double[] accuracy) throws IOException {
         if (lengths.length != accuracy.length) throw new IllegalArgumentException(lengths.length + " lengths but " + accuracy.length + " accuracies");
-        int w = 800, h = 480, left = 70, right = 30, top = 45, bottom = 55;
+        int w = 800, h = 480, left = 70, right = 30, top = 60, bottom = 55;
         BufferedImage img = Charts.canvas(w, h);
         Graphics2D g = Charts.start(img, title);
         int pw = w - left - right, ph = h - top - bottom;

@@ -26,8 +26,11 @@ public final class NeedleInHaystack {
             + "Read the document below and answer the question at its end.";
     /** Raw (base-model) prompts end here, so the continuation is the answer. */
     public static final String ANSWER_PREFIX = "Answer: The best thing to do in San Francisco is";
-    /** The part of the raw prompt's answer prefix that belongs to the answer, scored with the continuation. */
-    static final String RESTATED = "The best thing to do in San Francisco is";
+    /**
+     * What a raw prompt's continuation is scored against: the needle after the words the answer
+     * prefix already restates, so a model gets no credit for the prefix it was given.
+     */
+    public static final String NEEDLE_ANSWER = "sitting in Dolores Park and eating a hamburg on a sunny day.";
 
     /** A built-in haystack for offline runs: plain original prose with many sentence boundaries. */
     public static final String BUILTIN_HAYSTACK = """
@@ -78,7 +81,8 @@ public final class NeedleInHaystack {
 
         public ObjectNode toJson() {
             ObjectNode root = new ObjectMapper().createObjectNode();
-            root.put("eval", "niah").put("chat", chat).put("haystack", haystack).put("needle", NEEDLE).put("question", QUESTION);
+            root.put("eval", "niah").put("chat", chat).put("haystack", haystack).put("needle", NEEDLE).put("question", QUESTION)
+                    .put("reference", chat ? NEEDLE : NEEDLE_ANSWER);
             ArrayNode l = root.putArray("lengths");
             for (int x : lengths) l.add(x);
             ArrayNode d = root.putArray("depths");
@@ -116,8 +120,8 @@ public final class NeedleInHaystack {
     }
 
     /**
-     * Runs the grid. {@code depths} are fractions 0..1. In raw mode the answer scored is the answer
-     * prefix plus the continuation (the prefix restates the question, as the needle does).
+     * Runs the grid. {@code depths} are fractions 0..1. A chat answer is scored against the whole
+     * needle; a raw continuation (after "... San Francisco is") against {@link #NEEDLE_ANSWER}.
      * {@code haystackName} only labels the report.
      */
     public static Result run(Tokenizer tok, boolean chat, String haystackText, String haystackName, int[] lengths, double[] depths,
@@ -129,9 +133,8 @@ public final class NeedleInHaystack {
             for (int j = 0; j < depths.length; j++) {
                 LongPrompt.Built p = prompt(builder, depths[j], lengths[i]);
                 String generated = answer.apply(p.ids());
-                String scored = chat ? generated : RESTATED + generated;
                 cells[i][j] = new Cell(lengths[i], depths[j], p.depth(), p.length(), generated,
-                        RougeL.f1(scored, NEEDLE), containsKeyFact(scored));
+                        RougeL.f1(generated, chat ? NEEDLE : NEEDLE_ANSWER), containsKeyFact(generated));
                 if (progress != null) {
                     progress.accept(String.format("niah length %d depth %.0f%%: rouge-l %.2f", lengths[i], depths[j] * 100, cells[i][j].rouge()));
                 }
