@@ -72,12 +72,19 @@ public final class LongPrompt {
         return new Built(ids, start, start + needleIds.length, n == 0 ? depth : (double) at / n, n);
     }
 
-    /** At least {@code tokens} haystack ids, the filler repeated as needed; grown once and reused across prompts. */
+    /**
+     * At least {@code tokens} haystack ids (plus slack for the word cut): the filler repeated, or
+     * only as much of a long file as needed (a book need not be tokenized whole for an 8K prompt).
+     * Grown by doubling and reused across prompts.
+     */
     private int[] haystack(int tokens) {
-        if (haystack.length < tokens + 1) {
-            int perCopy = Math.max(1, tok.encode(" " + fillerText, false).length);
-            int copies = Math.max(1, (tokens + 1) / perCopy + 2);
-            haystack = tok.encode(String.valueOf(fillerText + " ").repeat(copies).strip(), false);
+        int want = tokens + 32;
+        long chars = Math.max(1024L, 6L * want);
+        while (haystack.length < want) {
+            StringBuilder sb = new StringBuilder();
+            while (sb.length() < chars) sb.append(sb.isEmpty() ? "" : " ").append(fillerText);
+            haystack = tok.encode(sb.substring(0, (int) Math.min(chars, sb.length())), false);
+            chars *= 2;
         }
         return haystack;
     }

@@ -49,6 +49,19 @@ class LongContextEvalTest {
     }
 
     @Test
+    void aLongHaystackIsUsedFromItsStart() {
+        // a "book" far longer than the prompt: the prompt is its opening, cut to length
+        StringBuilder book = new StringBuilder();
+        for (int i = 0; i < 20000; i++) book.append("Chapter line ").append(i).append(" ends here. ");
+        LongPrompt b = new LongPrompt(tok, false, book.toString());
+        LongPrompt.Built p = NeedleInHaystack.prompt(b, 0.5, 1200);
+        assertTrue(p.length() <= 1200 && p.length() >= 1188, "length " + p.length());
+        String text = tok.decode(p.ids(), true);
+        assertTrue(text.contains("Chapter line 0 ends here. Chapter line 1 ends here."), text);
+        assertFalse(text.contains("Chapter line 900 "), "only the opening is used");
+    }
+
+    @Test
     void depthZeroAndHundredAreTheEnds() {
         LongPrompt b = new LongPrompt(tok, false, Passkey.FILLER);
         LongPrompt.Built first = Passkey.prompt(b, 12345, 0, 500);
