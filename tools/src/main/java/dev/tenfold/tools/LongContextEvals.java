@@ -59,6 +59,14 @@ final class LongContextEvals {
         }
 
         void note(String s) { System.err.println("tenfold: " + s); }
+
+        /** What was evaluated: the folders and the RoPE base in effect (after --rope-theta or the adapter's). */
+        void describe(ObjectNode report, LlamaModel m) {
+            report.put("model", model.model.toString());
+            if (model.adapter != null) report.put("adapter", model.adapter.toString());
+            report.put("rope_theta", m.config().ropeTheta());
+            if (m.config().ropeScaling() != null) report.put("rope_scaling", String.valueOf(m.config().ropeScaling()));
+        }
     }
 
     @Command(name = "passkey", description = "Pass-key retrieval: a random 5-digit key hidden at a random depth in filler; "
@@ -84,12 +92,12 @@ final class LongContextEvals {
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
             Passkey.Result r;
+            ObjectNode report;
             try (LlamaModel m = model.load()) {
                 r = Passkey.run(tok, chat, lengths, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
             }
-            ObjectNode report = r.toJson();
-            report.put("model", model.model.toString());
-            if (model.adapter != null) report.put("adapter", model.adapter.toString());
             writeReport(report);
             double[] acc = r.lengths().stream().mapToDouble(Passkey.LengthResult::accuracy).toArray();
             AccuracyCurve.write(output.resolve("passkey.png"), "pass-key retrieval: " + model.model.getFileName(), lengths, acc);
@@ -144,12 +152,12 @@ final class LongContextEvals {
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
             NeedleInHaystack.Result r;
+            ObjectNode report;
             try (LlamaModel m = model.load()) {
                 r = NeedleInHaystack.run(tok, chat, text, name, lengths, fractions, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
             }
-            ObjectNode report = r.toJson();
-            report.put("model", model.model.toString());
-            if (model.adapter != null) report.put("adapter", model.adapter.toString());
             writeReport(report);
             double[] percent = new double[fractions.length];
             for (int j = 0; j < percent.length; j++) percent[j] = fractions[j] * 100;

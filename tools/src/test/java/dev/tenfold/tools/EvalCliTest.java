@@ -85,6 +85,12 @@ class EvalCliTest {
         assertTrue(c.get("chat").asBoolean());
         assertEquals("built-in", c.get("haystack").asText());
         assertEquals(10.0, c.get("depths").get(0).asDouble(), 1e-9);
+        assertEquals(10000.0, c.get("rope_theta").asDouble()); // the tiny model's own
+
+        CliTest.Result theta = CliTest.run("", "eval", "passkey", "--model", model.toString(), "--lengths", "300", "--trials", "1",
+                "--max-new-tokens", "2", "--rope-theta", "200e6", "--output", dir.resolve("theta").toString(), "--json");
+        assertEquals(0, theta.code(), theta.err());
+        assertEquals(200e6, new ObjectMapper().readTree(theta.out()).get("rope_theta").asDouble());
     }
 
     @Test
