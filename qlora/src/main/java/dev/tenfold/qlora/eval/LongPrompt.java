@@ -57,6 +57,7 @@ public final class LongPrompt {
             String q = "\n\n" + question + (answerPrefix == null || answerPrefix.isEmpty() ? "" : " " + answerPrefix);
             tail = tok.encode(q, false);
         }
+        head = concat(head, tok.encode("\n\n", false)); // a paragraph break between the instruction and the document
         int[] needleIds = tok.encode(" " + needle.strip(), false);
         int fixed = head.length + needleIds.length + tail.length;
         int budget = targetTokens - fixed;

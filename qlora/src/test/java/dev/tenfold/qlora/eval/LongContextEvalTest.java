@@ -39,7 +39,7 @@ class LongContextEvalTest {
                     assertEquals(" " + NeedleInHaystack.NEEDLE, tok.decode(Arrays.copyOfRange(p.ids(), p.needleStart(), p.needleEnd())), where);
                     // at a sentence boundary: after a full stop (or at the very start of the haystack)
                     String before = tok.decode(Arrays.copyOfRange(p.ids(), 0, p.needleStart()));
-                    assertTrue(depth == 0 || before.endsWith("."), where + ": " + before.substring(before.length() - 20));
+                    assertTrue(before.endsWith(".") || before.endsWith("\n\n"), where + ": " + before.substring(before.length() - 20));
                     // the longest filler sentence is ~120 tokens in the byte-level tiny vocab: the nearest boundary is within
                     // half of one inside the haystack, within one at its cut end (which is no boundary)
                     assertEquals(depth, p.depth(), (depth == 1 ? 125.0 : 65.0) / p.haystackTokens() + 0.01, where);
@@ -70,9 +70,9 @@ class LongContextEvalTest {
         // the haystack ends on a word, maybe mid-sentence: 100% is after its last full sentence
         assertTrue(last.depth() > 0.9 && last.depth() <= 1, "depth " + last.depth());
         String text = tok.decode(last.ids(), true);
-        assertTrue(text.startsWith(Passkey.INSTRUCTION), text);
+        assertTrue(text.startsWith(Passkey.INSTRUCTION + "\n\nThe grass is green."), text);
         assertTrue(text.endsWith("\n\n" + Passkey.QUESTION + " " + Passkey.ANSWER_PREFIX), text);
-        String after = text.substring(text.indexOf(Passkey.needle(12345)) + Passkey.needle(12345).length(), text.indexOf("\n\n"));
+        String after = text.substring(text.indexOf(Passkey.needle(12345)) + Passkey.needle(12345).length(), text.lastIndexOf("\n\n"));
         assertTrue(after.length() < 90 && (after.isEmpty() || !after.substring(0, after.length() - 1).contains(".")), "at most a part of one sentence after: " + after);
         assertEquals(tok.bosId(), first.ids()[0]);
     }
@@ -81,7 +81,7 @@ class LongContextEvalTest {
     void chatPromptEndsWithTheAssistantHeader() {
         LongPrompt.Built p = Passkey.prompt(new LongPrompt(tok, true, Passkey.FILLER), 54321, 0.5, 400);
         String text = tok.decode(p.ids());
-        assertTrue(text.startsWith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" + Passkey.INSTRUCTION), text);
+        assertTrue(text.startsWith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" + Passkey.INSTRUCTION + "\n\nThe "), text);
         assertTrue(text.endsWith(Passkey.QUESTION + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"), text);
     }
 
