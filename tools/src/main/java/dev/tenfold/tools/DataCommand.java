@@ -22,7 +22,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 /** Training-data tools; for now {@code synth}, synthetic long-context records. */
-@Command(name = "data", description = "Training-data tools.", subcommands = {DataCommand.Synth.class})
+@Command(name = "data", mixinStandardHelpOptions = true, description = "Training-data tools.", subcommands = {DataCommand.Synth.class})
 final class DataCommand implements Runnable {
     @Spec CommandLine.Model.CommandSpec spec;
 
@@ -31,7 +31,7 @@ final class DataCommand implements Runnable {
         spec.commandLine().usage(System.err);
     }
 
-    @Command(name = "synth", description = {
+    @Command(name = "synth", mixinStandardHelpOptions = true, description = {
             "Write synthetic long-context records (the recipe's conversation format) at target token lengths.",
             "passkey: a pass key in repeated filler; niah: a needle fact in --corpus text (or the filler);",
             "kv: UUID key-value retrieval from a JSON object; multi-detail: 3-5 facts planted in --corpus text,",

@@ -20,11 +20,12 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Evaluations of a model. */
-@Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a model.", subcommands = {EvalCommand.Ppl.class})
+@Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a model.",
+        subcommands = {EvalCommand.Ppl.class, LongContextEvals.PasskeyCommand.class, LongContextEvals.NiahCommand.class})
 final class EvalCommand implements Runnable {
     @Override
     public void run() {
-        throw new IllegalArgumentException("choose an evaluation: tenfold eval ppl ...");
+        throw new IllegalArgumentException("choose an evaluation: tenfold eval ppl|passkey|niah ...");
     }
 
     @Command(name = "ppl", mixinStandardHelpOptions = true, description = "Sliding-window perplexity over the records of a JSONL file ({\"text\": ...} or {\"input_ids\": [...]}).")

@@ -1,0 +1,204 @@
+package dev.tenfold.tools;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.qlora.eval.AccuracyCurve;
+import dev.tenfold.qlora.eval.GreedyAnswer;
+import dev.tenfold.qlora.eval.Heatmap;
+import dev.tenfold.qlora.eval.NeedleInHaystack;
+import dev.tenfold.qlora.eval.Passkey;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code tenfold eval passkey} and {@code tenfold eval niah}: long-context retrieval over a range of prompt lengths. */
+final class LongContextEvals {
+    private LongContextEvals() {}
+
+    /** What both commands share: the model, the lengths, chat or raw prompts, where the report goes. */
+    static class Common {
+        @Mixin ModelOptions model;
+
+        @Option(names = "--chat", description = "Use the Llama-3 chat template (instruct models); otherwise raw text after BOS.")
+        boolean chat;
+
+        @Option(names = "--output", paramLabel = "DIR",
+                description = "Folder for report.json and the PNG (default: eval-output/passkey or eval-output/niah, "
+                        + "so that one evaluation's report does not replace the other's).")
+        Path output;
+
+        /** The --output folder, or eval-output/NAME under the current folder. */
+        Path outputFor(String name) {
+            if (output == null) output = Path.of("eval-output", name);
+            return output;
+        }
+
+        @Option(names = "--json", description = "Print the report as one JSON object on standard output instead of the table.")
+        boolean json;
+
+        void checkLengths(int[] lengths) {
+            if (lengths.length == 0) throw new IllegalArgumentException("--lengths: give at least one length");
+            for (int l : lengths) if (l <= 0) throw new IllegalArgumentException("--lengths: " + l + " is not a positive token count");
+        }
+
+        void writeReport(ObjectNode report) throws IOException {
+            Files.createDirectories(output);
+            Path file = output.resolve("report.json");
+            Path tmp = output.resolve(".report.json.tmp");
+            Files.writeString(tmp, new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(report), StandardCharsets.UTF_8);
+            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        }
+
+        void note(String s) { System.err.println("tenfold: " + s); }
+
+        /** What was evaluated: the folders and the RoPE base in effect (after --rope-theta or the adapter's). */
+        void describe(ObjectNode report, LlamaModel m) {
+            report.put("model", model.model.toString());
+            if (model.adapter != null) report.put("adapter", model.adapter.toString());
+            report.put("rope_theta", m.config().ropeTheta());
+            if (m.config().ropeScaling() != null) report.put("rope_scaling", String.valueOf(m.config().ropeScaling()));
+        }
+    }
+
+    @Command(name = "passkey", mixinStandardHelpOptions = true, description = "Pass-key retrieval: a random 5-digit key hidden at a random depth in filler; "
+            + "exact match of the number in the greedy answer, several trials per length.")
+    static final class PasskeyCommand extends Common implements Callable<Integer> {
+        @Option(names = "--lengths", split = ",", defaultValue = "256,512,1024,2048", paramLabel = "N,N,...",
+                description = "Prompt lengths in tokens (default: ${DEFAULT-VALUE}).")
+        int[] lengths;
+
+        @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Trials per length (default: ${DEFAULT-VALUE}).")
+        int trials;
+
+        @Option(names = "--seed", defaultValue = "0", description = "Seed of the keys and depths (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--max-new-tokens", defaultValue = "10", paramLabel = "N") int maxNewTokens;
+
+        @Override
+        public Integer call() throws IOException {
+            checkLengths(lengths);
+            outputFor("passkey");
+            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
+            Tokenizer tok = model.tokenizer();
+            long t0 = System.nanoTime();
+            Passkey.Result r;
+            ObjectNode report;
+            try (LlamaModel m = model.load()) {
+                r = Passkey.run(tok, chat, lengths, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
+            }
+            writeReport(report);
+            double[] acc = r.lengths().stream().mapToDouble(Passkey.LengthResult::accuracy).toArray();
+            AccuracyCurve.write(output.resolve("passkey.png"), "pass-key retrieval: " + model.model.getFileName(), lengths, acc);
+            if (json) {
+                System.out.println(report);
+            } else {
+                System.out.printf("%8s  %8s  %s%n", "length", "accuracy", "correct");
+                for (Passkey.LengthResult l : r.lengths()) {
+                    long ok = l.trials().stream().filter(Passkey.Trial::correct).count();
+                    System.out.printf("%8d  %7.1f%%  %d/%d%n", l.length(), 100 * l.accuracy(), ok, l.trials().size());
+                }
+            }
+            note(String.format("passkey in %.1f s; report.json and passkey.png in %s", (System.nanoTime() - t0) / 1e9, output));
+            return 0;
+        }
+    }
+
+    @Command(name = "niah", mixinStandardHelpOptions = true, description = "Needle in a haystack over context lengths x depths (the ten-fold recipe's protocol; "
+            + "its grid is --lengths 8192,16384,...,81920 --depth-count 10). Greedy answers scored by ROUGE-L and by containing the fact.")
+    static final class NiahCommand extends Common implements Callable<Integer> {
+        @Option(names = "--lengths", split = ",", defaultValue = "1024,2048,4096,8192", paramLabel = "N,N,...",
+                description = "Context lengths in tokens (default: ${DEFAULT-VALUE}).")
+        int[] lengths;
+
+        @Option(names = "--depths", split = ",", paramLabel = "P,P,...", description = "Needle depths in percent, e.g. 0,25,50,75,100.")
+        double[] depths;
+
+        @Option(names = "--depth-count", defaultValue = "5", paramLabel = "N",
+                description = "N depths evenly from 0% to 100% when --depths is not given (default: ${DEFAULT-VALUE}).")
+        int depthCount;
+
+        @Option(names = "--haystack", paramLabel = "FILE", description = "A text file for the haystack (e.g. essays); default: a built-in filler.")
+        Path haystack;
+
+        @Option(names = "--max-new-tokens", defaultValue = "50", paramLabel = "N") int maxNewTokens;
+
+        @Override
+        public Integer call() throws IOException {
+            checkLengths(lengths);
+            outputFor("niah");
+            double[] fractions = fractions();
+            String text = NeedleInHaystack.BUILTIN_HAYSTACK, name = "built-in";
+            if (haystack != null) {
+                try {
+                    text = Files.readString(haystack, StandardCharsets.UTF_8);
+                } catch (NoSuchFileException e) {
+                    throw new IllegalArgumentException("--haystack " + haystack + ": no such file");
+                }
+                if (text.isBlank()) throw new IllegalArgumentException("--haystack " + haystack + ": the file is empty");
+                name = haystack.toString();
+            }
+            Tokenizer tok = model.tokenizer();
+            long t0 = System.nanoTime();
+            NeedleInHaystack.Result r;
+            ObjectNode report;
+            try (LlamaModel m = model.load()) {
+                r = NeedleInHaystack.run(tok, chat, text, name, lengths, fractions, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
+            }
+            writeReport(report);
+            double[] percent = new double[fractions.length];
+            for (int j = 0; j < percent.length; j++) percent[j] = fractions[j] * 100;
+            Heatmap.write(output.resolve("niah.png"), "needle in a haystack (ROUGE-L): " + model.model.getFileName(), lengths, percent, r.rougeGrid());
+            if (json) {
+                System.out.println(report);
+            } else {
+                printTable(r, percent);
+            }
+            note(String.format("niah in %.1f s; report.json and niah.png in %s", (System.nanoTime() - t0) / 1e9, output));
+            return 0;
+        }
+
+        private double[] fractions() {
+            if (depths != null) {
+                if (depths.length == 0) throw new IllegalArgumentException("--depths: give at least one depth");
+                double[] f = new double[depths.length];
+                for (int j = 0; j < f.length; j++) {
+                    if (!(depths[j] >= 0 && depths[j] <= 100)) throw new IllegalArgumentException("--depths: " + depths[j] + " is not a percentage in [0, 100]");
+                    f[j] = depths[j] / 100;
+                }
+                return f;
+            }
+            if (depthCount < 1) throw new IllegalArgumentException("--depth-count must be at least 1, got " + depthCount);
+            double[] f = new double[depthCount];
+            for (int j = 0; j < depthCount; j++) f[j] = depthCount == 1 ? 0.5 : (double) j / (depthCount - 1);
+            return f;
+        }
+
+        /** Depths down, lengths across (as the recipe's figure), ROUGE-L in the cells. */
+        private static void printTable(NeedleInHaystack.Result r, double[] percent) {
+            StringBuilder sb = new StringBuilder(String.format("%-8s", "depth"));
+            for (int l : r.lengths()) sb.append(String.format("%9d", l));
+            System.out.println(sb);
+            double[][] g = r.rougeGrid();
+            for (int j = 0; j < percent.length; j++) {
+                sb = new StringBuilder(String.format("%-8s", String.format("%.0f%%", percent[j])));
+                for (int i = 0; i < r.lengths().length; i++) sb.append(String.format("%9.2f", g[i][j]));
+                System.out.println(sb);
+            }
+            System.out.printf("mean ROUGE-L %.3f  contains \"%s\" %.1f%%%n", r.meanRouge(), NeedleInHaystack.KEY_FACT, 100 * r.containsRate());
+        }
+    }
+}
