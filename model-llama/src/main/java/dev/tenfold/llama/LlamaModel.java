@@ -227,63 +227,27 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     private Tensor forwardChunk(Arena arena, int[] ids, KvCache cache, Tensor invFreq) {
-        LlamaConfig c = config;
-        int n = ids.length, h = c.hiddenSize(), d = c.headDim(), hq = c.numHeads(), hkv = c.numKvHeads();
-        int p0 = cache.length();
-        int[] pos = new int[n];
-        for (int i = 0; i < n; i++) pos[i] = p0 + i;
+        int n = ids.length, h = config.hiddenSize();
         // Scratch for this chunk; a shared arena because the fast backend reads from all cores.
         Tensor idsT = Tensor.allocate(arena, DType.I32, n);
         Tensor posT = Tensor.allocate(arena, DType.I32, n);
         for (int i = 0; i < n; i++) {
             idsT.setInt(i, ids[i]);
-            posT.setInt(i, pos[i]);
+            posT.setInt(i, cache.length() + i);
         }
-        Tensor x = Tensor.allocate(arena, DType.F32, n, h);
-        Tensor xn = Tensor.allocate(arena, DType.F32, n, h);
-        Tensor tmp = Tensor.allocate(arena, DType.F32, n, h);
-        Tensor rstd = Tensor.allocate(arena, DType.F32, n);
-        Tensor q = Tensor.allocate(arena, DType.F32, n, (long) hq * d);
-        Tensor k = Tensor.allocate(arena, DType.F32, n, (long) hkv * d);
-        Tensor v = Tensor.allocate(arena, DType.F32, n, (long) hkv * d);
-        Tensor att = Tensor.allocate(arena, DType.F32, n, (long) hq * d);
-        Tensor lse = Tensor.allocate(arena, DType.F32, 1, hq, n);
-        Tensor g = Tensor.allocate(arena, DType.F32, n, c.intermediateSize());
-        Tensor u = Tensor.allocate(arena, DType.F32, n, c.intermediateSize());
-        float eps = (float) c.rmsNormEps();
-        float scale = (float) (1.0 / Math.sqrt(d));
-        float ropeScale = c.ropeScaling().attentionScale();
-
+        Tensor x = Tensor.allocate(arena, DType.F32, n, h), next = Tensor.allocate(arena, DType.F32, n, h);
+        DecoderLayer layer = new DecoderLayer(this, arena, n, invFreq, posT);
         backend.embedding(embedding, idsT, x);
         for (int l = 0; l < layers.length; l++) {
-            Layer layer = layers[l];
-            // attention block
-            backend.rmsnorm(x, layer.attnNorm, eps, xn, rstd);
-            layer.q.forward(backend, xn, q);
-            layer.k.forward(backend, xn, k);
-            layer.v.forward(backend, xn, v);
-            Tensor q3 = q.view(n, hq, d), k3 = k.view(n, hkv, d);
-            backend.rope(q3, invFreq, posT, ropeScale, q3);
-            backend.rope(k3, invFreq, posT, ropeScale, k3);
-            Tensor kc = cache.keys[l], vc = cache.values[l];
-            MemorySegment.copy(k.data(), 0, kc.slice(p0, p0 + n).data(), 0, k.byteSize());
-            MemorySegment.copy(v.data(), 0, vc.slice(p0, p0 + n).data(), 0, v.byteSize());
-            int tk = p0 + n;
-            backend.attention(q.view(1, n, hq, d), kc.slice(0, tk).view(1, tk, hkv, d), vc.slice(0, tk).view(1, tk, hkv, d),
-                    scale, att.view(1, n, hq, d), lse);
-            layer.o.forward(backend, att, tmp);
-            backend.add(x, tmp, x);
-            // MLP block
-            backend.rmsnorm(x, layer.mlpNorm, eps, xn, rstd);
-            layer.gate.forward(backend, xn, g);
-            layer.up.forward(backend, xn, u);
-            backend.swiglu(g, u, g);
-            layer.down.forward(backend, g, tmp);
-            backend.add(x, tmp, x);
+            layer.forward(l, x, next, cache);
+            Tensor swap = x;
+            x = next;
+            next = swap;
         }
-        backend.rmsnorm(x, finalNorm, eps, xn, rstd);
+        Tensor rstd = Tensor.allocate(arena, DType.F32, n);
+        backend.rmsnorm(x, finalNorm, (float) config.rmsNormEps(), next, rstd);
         cache.advance(n);
-        return xn;
+        return next;
     }
 
     private float[] logitsOfLastRow(Tensor hidden) {
