@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.qlora.ChartSupport;
 import dev.tenfold.qlora.eval.AccuracyCurve;
 import dev.tenfold.qlora.eval.GreedyAnswer;
 import dev.tenfold.qlora.eval.Heatmap;
@@ -100,7 +101,11 @@ final class LongContextEvals {
             }
             writeReport(report);
             double[] acc = r.lengths().stream().mapToDouble(Passkey.LengthResult::accuracy).toArray();
-            AccuracyCurve.write(output.resolve("passkey.png"), "pass-key retrieval: " + model.model.getFileName(), lengths, acc);
+            if (ChartSupport.available()) {
+                AccuracyCurve.write(output.resolve("passkey.png"), "pass-key retrieval: " + model.model.getFileName(), lengths, acc);
+            } else {
+                note("passkey.png skipped: this Java runtime has no java.desktop (report.json has the numbers)");
+            }
             if (json) {
                 System.out.println(report);
             } else {
@@ -161,7 +166,12 @@ final class LongContextEvals {
             writeReport(report);
             double[] percent = new double[fractions.length];
             for (int j = 0; j < percent.length; j++) percent[j] = fractions[j] * 100;
-            Heatmap.write(output.resolve("niah.png"), "needle in a haystack (ROUGE-L): " + model.model.getFileName(), lengths, percent, r.rougeGrid());
+            if (ChartSupport.available()) {
+                Heatmap.write(output.resolve("niah.png"), "needle in a haystack (ROUGE-L): " + model.model.getFileName(), lengths, percent,
+                        r.rougeGrid());
+            } else {
+                note("niah.png skipped: this Java runtime has no java.desktop (report.json has the numbers)");
+            }
             if (json) {
                 System.out.println(report);
             } else {

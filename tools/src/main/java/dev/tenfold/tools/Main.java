@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
             Main.BuildCommand.class,
             Main.TestCommand.class,
             Main.BenchCommand.class,
+            Main.BundleCommand.class,
             CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {
@@ -70,6 +71,11 @@ public final class Main implements Runnable {
     @Command(name = "bench", description = "Run the JMH benchmarks, e.g. './tenfold bench MatmulBench'. Run through ./tenfold.")
     static final class BenchCommand implements Runnable {
         @Override public void run() { launcherOnly("bench"); }
+    }
+
+    @Command(name = "bundle", description = "Write .gpu/ (a Java runtime, the jars and the tests) for GPU machines without Java. Run through ./tenfold.")
+    static final class BundleCommand implements Runnable {
+        @Override public void run() { launcherOnly("bundle"); }
     }
 
     private static void launcherOnly(String name) {

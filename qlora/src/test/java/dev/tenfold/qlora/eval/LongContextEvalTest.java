@@ -150,6 +150,7 @@ class LongContextEvalTest {
 
     @Test
     void heatmapAndCurvePngs() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(dev.tenfold.qlora.ChartSupport.available(), "no java.desktop in this runtime");
         Path png = dir.resolve("heat.png");
         Heatmap.write(png, "test", new int[] {1024, 2048}, new double[] {0, 50, 100}, new double[][] {{1, 0, 0.5}, {0, 1, 1}});
         BufferedImage img = ImageIO.read(png.toFile());
