@@ -46,11 +46,23 @@ public final class Trainer {
             }
         }
 
+        /** A loaded record: its ids but the last, each predicting the next token's label. */
+        public static Example of(dev.tenfold.qlora.data.TrainingRecord r) {
+            return new Example(java.util.Arrays.copyOf(r.inputIds(), r.length() - 1), r.targets(), null);
+        }
+
         public int scoredTokens() {
             int n = 0;
             for (int t : targets) if (t != -100) n++;
             return n;
         }
+    }
+
+    /** Every record of a data set as an example, in order (indexes match the data set's). */
+    public static List<Example> examples(dev.tenfold.qlora.data.JsonlDataset data) {
+        List<Example> out = new ArrayList<>(data.size());
+        for (dev.tenfold.qlora.data.TrainingRecord r : data.records()) out.add(Example.of(r));
+        return out;
     }
 
     /** The batches of one epoch, as indexes into the examples (deterministic for a given epoch). */

@@ -11,11 +11,9 @@ import dev.tenfold.qlora.PeftAdapter;
 import dev.tenfold.qlora.Trainer;
 import dev.tenfold.qlora.data.JsonlDataset;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
-import dev.tenfold.qlora.data.TrainingRecord;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -97,13 +95,8 @@ final class TrainCommand implements Callable<Integer> {
             JsonlDataset ds = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(maxLength).skipBadLines(skipBadLines)
                     .vocabSize(m.config().vocabSize()), data);
             System.err.println("tenfold: data: " + ds.report().summary());
-            List<Trainer.Example> examples = new ArrayList<>();
-            int[] lengths = new int[ds.size()];
-            for (int i = 0; i < ds.size(); i++) {
-                TrainingRecord r = ds.get(i);
-                examples.add(new Trainer.Example(Arrays.copyOf(r.inputIds(), r.length() - 1), r.targets(), null));
-                lengths[i] = r.length();
-            }
+            List<Trainer.Example> examples = Trainer.examples(ds);
+            int[] lengths = ds.lengths();
             if (examples.isEmpty()) throw new IllegalArgumentException("no usable training records in " + data);
             LengthGroupedBatches batches = groupByLength ? LengthGroupedBatches.grouped(lengths, batchSize, seed)
                     : LengthGroupedBatches.shuffled(lengths, batchSize, seed);

@@ -1,0 +1,43 @@
+package dev.tenfold.qlora;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.LlamaLoader;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.Perplexity;
+import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.qlora.data.JsonlDataset;
+import dev.tenfold.qlora.data.LengthGroupedBatches;
+import dev.tenfold.qlora.nf4.Nf4Checkpoint;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The README's training example, line for line, on a tiny model: it must keep compiling and running. */
+class ReadmeTrainingExampleTest {
+    @Test
+    void loadAttachTrainEvaluate(@TempDir Path tmp) throws Exception {
+        Path dir = TinyLlama.writeWithTokenizer(tmp.resolve("Meta-Llama-3-8B-Instruct"), 12);
+        Path jsonl = tmp.resolve("long-qa.jsonl");
+        Files.writeString(jsonl, "{\"conversations\": [{\"role\": \"user\", \"content\": \"hello cat?\"}, {\"role\": \"assistant\", \"content\": \"hello world\"}]}\n"
+                .repeat(4));
+        Path out = tmp.resolve("my-adapter");
+        String text = "hello world, hello cat";
+
+        Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
+        try (LlamaModel model = Nf4Checkpoint.loadQuantized(dir, CpuBackend.fast(), new LlamaLoader.Options(200e6, null))) {
+            Lora.attach(model, Lora.parseTargets("q,k,v,o"), 32, 16f, false, 42);
+            JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(8192), jsonl);
+            LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), 8, 42);
+            PeftAdapter.Config adapter = new PeftAdapter.Config(dir.toString(), 32, 16f, 0f, Lora.parseTargets("q,k,v,o"), false, false, 200e6);
+            new Trainer(model, Trainer.examples(data), batches::plan, Trainer.Settings.recipe(), out, adapter).train(false, null);
+            double ppl = Math.exp(Perplexity.evaluate(model, List.of(tok.encode(text)), 8192, 4096).mean());
+            assertTrue(ppl > 1 && Double.isFinite(ppl));
+        }
+        assertTrue(Files.exists(out.resolve("adapter_model.safetensors")));
+    }
+}
