@@ -11,6 +11,7 @@ import dev.tenfold.qlora.eval.Heatmap;
 import dev.tenfold.qlora.eval.NeedleInHaystack;
 import dev.tenfold.qlora.eval.Passkey;
 import dev.tenfold.qlora.eval.RulerNiah;
+import dev.tenfold.qlora.eval.Topics;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -22,7 +23,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code tenfold eval passkey}, {@code niah} and {@code ruler-niah}: long-context retrieval over a range of prompt lengths. */
+/** {@code tenfold eval passkey}, {@code niah}, {@code ruler-niah} and {@code topics}: long-context retrieval over a range of prompt lengths. */
 final class LongContextEvals {
     private LongContextEvals() {}
 
@@ -285,6 +286,79 @@ final class LongContextEvals {
                 }
             }
             note(String.format("ruler-niah %s in %.1f s; report.json and %s in %s", v.id(), (System.nanoTime() - t0) / 1e9, png, output));
+            return 0;
+        }
+    }
+
+    @Command(name = "topics", mixinStandardHelpOptions = true, description = "LongChat's topic retrieval: a conversation record over N topics "
+            + "(\"USER: I would like to discuss the topic of ...\" and some talk each); the model names the first topic. "
+            + "Correct when the answer contains it (case ignored).")
+    static final class TopicsCommand extends Common implements Callable<Integer> {
+        @Option(names = "--topics", required = true, paramLabel = "FILE", description = "The topics, one per line.")
+        Path topics;
+
+        @Option(names = "--counts", split = ",", defaultValue = "5,10,20", paramLabel = "N,N,...",
+                description = "Topics per conversation (default: ${DEFAULT-VALUE}).")
+        int[] counts;
+
+        @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Conversations per count (default: ${DEFAULT-VALUE}).")
+        int trials;
+
+        @Option(names = "--seed", defaultValue = "0", description = "Seed of the topic choice and order (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--sentences", defaultValue = "3", paramLabel = "N",
+                description = "Filler sentences of talk after each topic (default: ${DEFAULT-VALUE}).")
+        int sentences;
+
+        @Option(names = "--max-new-tokens", defaultValue = "20", paramLabel = "N") int maxNewTokens;
+
+        @Override
+        public Integer call() throws IOException {
+            if (counts.length == 0) throw new IllegalArgumentException("--counts: give at least one count");
+            int most = 0;
+            for (int c : counts) {
+                if (c < 1) throw new IllegalArgumentException("--counts: " + c + " is not a positive topic count");
+                most = Math.max(most, c);
+            }
+            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
+            if (sentences < 0) throw new IllegalArgumentException("--sentences must be at least 0, got " + sentences);
+            String text;
+            try {
+                text = Files.readString(topics, StandardCharsets.UTF_8);
+            } catch (NoSuchFileException e) {
+                throw new IllegalArgumentException("--topics " + topics + ": no such file");
+            }
+            // read and checked before the model loads: a short list fails at once
+            java.util.List<String> list = Topics.parse(text, "--topics " + topics, most);
+            outputFor("topics");
+            Tokenizer tok = model.tokenizer();
+            long t0 = System.nanoTime();
+            Topics.Result r;
+            ObjectNode report;
+            try (LlamaModel m = model.load()) {
+                r = Topics.run(tok, chat, list, topics.toString(), counts, sentences, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
+            }
+            writeReport(report);
+            double[] acc = r.counts().stream().mapToDouble(Topics.CountResult::accuracy).toArray();
+            String[] labels = r.counts().stream().map(c -> Integer.toString(c.count())).toArray(String[]::new);
+            if (ChartSupport.available()) {
+                AccuracyCurve.write(output.resolve("topics.png"), "topic retrieval: " + model.model.getFileName(), labels, "topics in the conversation", acc);
+            } else {
+                note("topics.png skipped: this Java runtime has no java.desktop (report.json has the numbers)");
+            }
+            if (json) {
+                System.out.println(report);
+            } else {
+                System.out.printf("%8s  %8s  %8s  %s%n", "topics", "tokens", "accuracy", "correct");
+                for (Topics.CountResult c : r.counts()) {
+                    long ok = c.trials().stream().filter(Topics.Trial::correct).count();
+                    System.out.printf("%8d  %8.0f  %7.1f%%  %d/%d%n", c.count(), c.meanPromptTokens(), 100 * c.accuracy(), ok, c.trials().size());
+                }
+            }
+            note(String.format("topics in %.1f s; report.json and topics.png in %s", (System.nanoTime() - t0) / 1e9, output));
             return 0;
         }
     }
