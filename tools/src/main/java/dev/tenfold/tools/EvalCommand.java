@@ -21,11 +21,12 @@ import picocli.CommandLine.Option;
 
 /** Evaluations of a model. */
 @Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a model.",
-        subcommands = {EvalCommand.Ppl.class, LongContextEvals.PasskeyCommand.class, LongContextEvals.NiahCommand.class})
+        subcommands = {EvalCommand.Ppl.class, LongContextEvals.PasskeyCommand.class, LongContextEvals.NiahCommand.class,
+                LongContextEvals.RulerNiahCommand.class, LongContextEvals.TopicsCommand.class})
 final class EvalCommand implements Runnable {
     @Override
     public void run() {
-        throw new IllegalArgumentException("choose an evaluation: tenfold eval ppl|passkey|niah ...");
+        throw new IllegalArgumentException("choose an evaluation: tenfold eval ppl|passkey|niah|ruler-niah|topics ...");
     }
 
     @Command(name = "ppl", mixinStandardHelpOptions = true, description = "Sliding-window perplexity over the records of a JSONL file ({\"text\": ...} or {\"input_ids\": [...]}).")

@@ -10,6 +10,8 @@ import dev.tenfold.qlora.eval.GreedyAnswer;
 import dev.tenfold.qlora.eval.Heatmap;
 import dev.tenfold.qlora.eval.NeedleInHaystack;
 import dev.tenfold.qlora.eval.Passkey;
+import dev.tenfold.qlora.eval.RulerNiah;
+import dev.tenfold.qlora.eval.Topics;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -21,7 +23,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code tenfold eval passkey} and {@code tenfold eval niah}: long-context retrieval over a range of prompt lengths. */
+/** {@code tenfold eval passkey}, {@code niah}, {@code ruler-niah} and {@code topics}: long-context retrieval over a range of prompt lengths. */
 final class LongContextEvals {
     private LongContextEvals() {}
 
@@ -60,6 +62,19 @@ final class LongContextEvals {
         }
 
         void note(String s) { System.err.println("tenfold: " + s); }
+
+        /** The --haystack file's text, or the built-in filler where none is given. */
+        static String haystackText(Path haystack) throws IOException {
+            if (haystack == null) return NeedleInHaystack.BUILTIN_HAYSTACK;
+            String text;
+            try {
+                text = Files.readString(haystack, StandardCharsets.UTF_8);
+            } catch (NoSuchFileException e) {
+                throw new IllegalArgumentException("--haystack " + haystack + ": no such file");
+            }
+            if (text.isBlank()) throw new IllegalArgumentException("--haystack " + haystack + ": the file is empty");
+            return text;
+        }
 
         /** What was evaluated: the folders and the RoPE base in effect (after --rope-theta or the adapter's). */
         void describe(ObjectNode report, LlamaModel m) {
@@ -144,16 +159,7 @@ final class LongContextEvals {
             checkLengths(lengths);
             outputFor("niah");
             double[] fractions = fractions();
-            String text = NeedleInHaystack.BUILTIN_HAYSTACK, name = "built-in";
-            if (haystack != null) {
-                try {
-                    text = Files.readString(haystack, StandardCharsets.UTF_8);
-                } catch (NoSuchFileException e) {
-                    throw new IllegalArgumentException("--haystack " + haystack + ": no such file");
-                }
-                if (text.isBlank()) throw new IllegalArgumentException("--haystack " + haystack + ": the file is empty");
-                name = haystack.toString();
-            }
+            String text = haystackText(haystack), name = haystack == null ? "built-in" : haystack.toString();
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
             NeedleInHaystack.Result r;
@@ -209,6 +215,151 @@ final class LongContextEvals {
                 System.out.println(sb);
             }
             System.out.printf("mean ROUGE-L %.3f  contains \"%s\" %.1f%%%n", r.meanRouge(), NeedleInHaystack.KEY_FACT, 100 * r.containsRate());
+        }
+    }
+
+    @Command(name = "ruler-niah", mixinStandardHelpOptions = true, description = "RULER's multi-needle retrieval: needles \"One of the special magic "
+            + "numbers for KEY is: NUMBER.\" at random depths; multikey asks one key among distractors, multivalue all numbers of one key, "
+            + "multiquery the numbers of several keys. Score: the fraction of the asked numbers in the greedy answer.")
+    static final class RulerNiahCommand extends Common implements Callable<Integer> {
+        @Option(names = "--variant", required = true, paramLabel = "multikey|multivalue|multiquery", description = "Which RULER NIAH task.")
+        String variant;
+
+        @Option(names = "--lengths", split = ",", defaultValue = "512,1024,2048,4096", paramLabel = "N,N,...",
+                description = "Prompt lengths in tokens (default: ${DEFAULT-VALUE}).")
+        int[] lengths;
+
+        @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Trials per length (default: ${DEFAULT-VALUE}).")
+        int trials;
+
+        @Option(names = "--seed", defaultValue = "0", description = "Seed of the keys, numbers and depths (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--needles", defaultValue = "4", paramLabel = "N",
+                description = "Needles per prompt (default: ${DEFAULT-VALUE}, as RULER's niah_multi* tasks).")
+        int needles;
+
+        @Option(names = "--queries", paramLabel = "N", description = "multiquery: keys asked at once (default: all the needles, as RULER).")
+        Integer queries;
+
+        @Option(names = "--haystack", paramLabel = "FILE", description = "A text file for the haystack (e.g. essays); default: a built-in filler.")
+        Path haystack;
+
+        @Option(names = "--max-new-tokens", defaultValue = "64", paramLabel = "N") int maxNewTokens;
+
+        @Override
+        public Integer call() throws IOException {
+            RulerNiah.Variant v = RulerNiah.Variant.parse(variant);
+            checkLengths(lengths);
+            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
+            if (needles < 1) throw new IllegalArgumentException("--needles must be at least 1, got " + needles);
+            int q = queries == null ? needles : queries;
+            if (v == RulerNiah.Variant.MULTIQUERY && (q < 1 || q > needles)) {
+                throw new IllegalArgumentException("--queries must be between 1 and --needles (" + needles + "), got " + q);
+            }
+            // one folder per variant, so that running all three keeps three reports
+            outputFor("ruler-niah-" + v.id());
+            String text = haystackText(haystack), name = haystack == null ? "built-in" : haystack.toString();
+            Tokenizer tok = model.tokenizer();
+            long t0 = System.nanoTime();
+            RulerNiah.Result r;
+            ObjectNode report;
+            try (LlamaModel m = model.load()) {
+                r = RulerNiah.run(tok, chat, text, name, v, needles, q, lengths, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
+            }
+            writeReport(report);
+            String png = "ruler-niah-" + v.id() + ".png";
+            double[] score = r.lengths().stream().mapToDouble(RulerNiah.LengthResult::score).toArray();
+            if (ChartSupport.available()) {
+                AccuracyCurve.write(output.resolve(png), "RULER NIAH " + v.id() + ": " + model.model.getFileName(), lengths, score);
+            } else {
+                note(png + " skipped: this Java runtime has no java.desktop (report.json has the numbers)");
+            }
+            if (json) {
+                System.out.println(report);
+            } else {
+                System.out.printf("%8s  %8s  %s%n", "length", "score", "samples");
+                for (RulerNiah.LengthResult l : r.lengths()) {
+                    System.out.printf("%8d  %7.1f%%  %d%n", l.length(), 100 * l.score(), l.trials().size());
+                }
+            }
+            note(String.format("ruler-niah %s in %.1f s; report.json and %s in %s", v.id(), (System.nanoTime() - t0) / 1e9, png, output));
+            return 0;
+        }
+    }
+
+    @Command(name = "topics", mixinStandardHelpOptions = true, description = "LongChat's topic retrieval: a conversation record over N topics "
+            + "(\"USER: I would like to discuss the topic of ...\" and some talk each); the model names the first topic. "
+            + "Correct when the answer contains it (case ignored).")
+    static final class TopicsCommand extends Common implements Callable<Integer> {
+        @Option(names = "--topics", required = true, paramLabel = "FILE", description = "The topics, one per line.")
+        Path topics;
+
+        @Option(names = "--counts", split = ",", defaultValue = "5,10,20", paramLabel = "N,N,...",
+                description = "Topics per conversation (default: ${DEFAULT-VALUE}).")
+        int[] counts;
+
+        @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Conversations per count (default: ${DEFAULT-VALUE}).")
+        int trials;
+
+        @Option(names = "--seed", defaultValue = "0", description = "Seed of the topic choice and order (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--sentences", defaultValue = "3", paramLabel = "N",
+                description = "Filler sentences of talk after each topic (default: ${DEFAULT-VALUE}).")
+        int sentences;
+
+        @Option(names = "--max-new-tokens", defaultValue = "20", paramLabel = "N") int maxNewTokens;
+
+        @Override
+        public Integer call() throws IOException {
+            if (counts.length == 0) throw new IllegalArgumentException("--counts: give at least one count");
+            int most = 0;
+            for (int c : counts) {
+                if (c < 1) throw new IllegalArgumentException("--counts: " + c + " is not a positive topic count");
+                most = Math.max(most, c);
+            }
+            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
+            if (sentences < 0) throw new IllegalArgumentException("--sentences must be at least 0, got " + sentences);
+            String text;
+            try {
+                text = Files.readString(topics, StandardCharsets.UTF_8);
+            } catch (NoSuchFileException e) {
+                throw new IllegalArgumentException("--topics " + topics + ": no such file");
+            }
+            // read and checked before the model loads: a short list fails at once
+            java.util.List<String> list = Topics.parse(text, "--topics " + topics, most);
+            outputFor("topics");
+            Tokenizer tok = model.tokenizer();
+            long t0 = System.nanoTime();
+            Topics.Result r;
+            ObjectNode report;
+            try (LlamaModel m = model.load()) {
+                r = Topics.run(tok, chat, list, topics.toString(), counts, sentences, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
+                report = r.toJson();
+                describe(report, m);
+            }
+            writeReport(report);
+            double[] acc = r.counts().stream().mapToDouble(Topics.CountResult::accuracy).toArray();
+            String[] labels = r.counts().stream().map(c -> Integer.toString(c.count())).toArray(String[]::new);
+            if (ChartSupport.available()) {
+                AccuracyCurve.write(output.resolve("topics.png"), "topic retrieval: " + model.model.getFileName(), labels, "topics in the conversation", acc);
+            } else {
+                note("topics.png skipped: this Java runtime has no java.desktop (report.json has the numbers)");
+            }
+            if (json) {
+                System.out.println(report);
+            } else {
+                System.out.printf("%8s  %8s  %8s  %s%n", "topics", "tokens", "accuracy", "correct");
+                for (Topics.CountResult c : r.counts()) {
+                    long ok = c.trials().stream().filter(Topics.Trial::correct).count();
+                    System.out.printf("%8d  %8.0f  %7.1f%%  %d/%d%n", c.count(), c.meanPromptTokens(), 100 * c.accuracy(), ok, c.trials().size());
+                }
+            }
+            note(String.format("topics in %.1f s; report.json and topics.png in %s", (System.nanoTime() - t0) / 1e9, output));
+            return 0;
         }
     }
 }

@@ -6,12 +6,19 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Path;
 
-/** A PNG of accuracy (0..100%) against context length, one point per length, evenly spaced. */
+/** A PNG of accuracy (0..100%) against context length (or another x such as a topic count), one point per x, evenly spaced. */
 public final class AccuracyCurve {
     private AccuracyCurve() {}
 
     public static void write(Path png, String title, int[] lengths, double[] accuracy) throws IOException {
-        if (lengths.length != accuracy.length) throw new IllegalArgumentException(lengths.length + " lengths but " + accuracy.length + " accuracies");
+        String[] labels = new String[lengths.length];
+        for (int i = 0; i < labels.length; i++) labels[i] = Heatmap.tokens(lengths[i]);
+        write(png, title, labels, "context length (tokens)", accuracy);
+    }
+
+    /** The curve with its own x labels and axis title. */
+    public static void write(Path png, String title, String[] labels, String xTitle, double[] accuracy) throws IOException {
+        if (labels.length != accuracy.length) throw new IllegalArgumentException(labels.length + " lengths but " + accuracy.length + " accuracies");
         int w = 800, h = 480, left = 70, right = 30, top = 60, bottom = 55;
         BufferedImage img = Charts.canvas(w, h);
         Graphics2D g = Charts.start(img, title);
@@ -26,14 +33,14 @@ public final class AccuracyCurve {
             g.drawString((25 * i) + "%", 25, py + 4);
         }
         // lengths usually double, so an even spacing reads like a log axis and keeps labels apart
-        int n = lengths.length;
+        int n = labels.length;
         int[] xs = new int[n], ys = new int[n];
         for (int i = 0; i < n; i++) {
             xs[i] = left + (n == 1 ? pw / 2 : 20 + (pw - 40) * i / (n - 1));
             ys[i] = top + ph - (int) Math.round(ph * Math.max(0, Math.min(1, accuracy[i])));
-            Charts.centered(g, Heatmap.tokens(lengths[i]), xs[i], top + ph + 18);
+            Charts.centered(g, labels[i], xs[i], top + ph + 18);
         }
-        Charts.centered(g, "context length (tokens)", left + pw / 2, h - 12);
+        Charts.centered(g, xTitle, left + pw / 2, h - 12);
         g.drawString("accuracy", 8, top - 10);
         g.setColor(new Color(31, 119, 180));
         g.setStroke(Charts.stroke(2f));

@@ -36,12 +36,33 @@ public final class LongPrompt {
 
     public boolean chat() { return chat; }
 
+    /** A prompt with several needles: where each lies (in the order given, not the order placed) and the depth each got. */
+    public record BuiltMany(int[] ids, int[] needleStarts, int[] needleEnds, double[] depths, int haystackTokens) {
+        public int length() { return ids.length; }
+    }
+
     /**
      * The prompt of {@code targetTokens} tokens (a few less where the haystack is cut back to a word
      * start). {@code answerPrefix} (may be empty) is only used in raw mode: a chat model answers in its own turn.
      */
     public Built build(String instruction, String needle, double depth, String question, String answerPrefix, int targetTokens) {
-        if (!(depth >= 0 && depth <= 1)) throw new IllegalArgumentException("depth must be in [0, 1], got " + depth);
+        BuiltMany m = buildMany(instruction, List.of(needle), new double[] {depth}, question, answerPrefix, targetTokens);
+        return new Built(m.ids(), m.needleStarts()[0], m.needleEnds()[0], m.depths()[0], m.haystackTokens());
+    }
+
+    /**
+     * As {@link #build} with several needles (RULER's multi-needle tasks), each at the sentence
+     * boundary nearest its own depth; needles that land on the same boundary follow one another in
+     * the order given.
+     */
+    public BuiltMany buildMany(String instruction, List<String> needles, double[] depths, String question, String answerPrefix,
+                               int targetTokens) {
+        if (needles.isEmpty() || needles.size() != depths.length) {
+            throw new IllegalArgumentException(needles.size() + " needles but " + depths.length + " depths");
+        }
+        for (double depth : depths) {
+            if (!(depth >= 0 && depth <= 1)) throw new IllegalArgumentException("depth must be in [0, 1], got " + depth);
+        }
         int[] head, tail;
         if (chat) {
             // the user turn's content is instruction, haystack and question; render the fixed parts around it
@@ -58,19 +79,45 @@ public final class LongPrompt {
             tail = tok.encode(q, false);
         }
         head = concat(head, tok.encode("\n\n", false)); // a paragraph break between the instruction and the document
-        int[] needleIds = tok.encode(" " + needle.strip(), false);
-        int fixed = head.length + needleIds.length + tail.length;
+        int k = needles.size();
+        int[][] needleIds = new int[k][];
+        int fixed = head.length + tail.length;
+        for (int i = 0; i < k; i++) {
+            needleIds[i] = tok.encode(" " + needles.get(i).strip(), false);
+            fixed += needleIds[i].length;
+        }
         int budget = targetTokens - fixed;
         if (budget < 0) {
-            throw new IllegalArgumentException("a prompt of " + targetTokens + " tokens is shorter than the instruction, needle and question alone ("
-                    + fixed + " tokens)");
+            throw new IllegalArgumentException("a prompt of " + targetTokens + " tokens is shorter than the instruction, "
+                    + (k == 1 ? "needle" : k + " needles") + " and question alone (" + fixed + " tokens)");
         }
         int[] hay = haystack(budget);
         int n = wordCut(hay, budget);
-        int at = nearestBoundary(hay, n, (int) Math.round(depth * n));
-        int[] ids = concat(head, Arrays.copyOfRange(hay, 0, at), needleIds, Arrays.copyOfRange(hay, at, n), tail);
-        int start = head.length + at;
-        return new Built(ids, start, start + needleIds.length, n == 0 ? depth : (double) at / n, n);
+        int[] at = new int[k];
+        for (int i = 0; i < k; i++) at[i] = nearestBoundary(hay, n, (int) Math.round(depths[i] * n));
+        // lay the needles out front to back; a stable sort keeps the given order on a shared boundary
+        Integer[] order = new Integer[k];
+        for (int i = 0; i < k; i++) order[i] = i;
+        Arrays.sort(order, (a, b) -> Integer.compare(at[a], at[b]));
+        int[][] parts = new int[2 * k + 3][];
+        int[] starts = new int[k], ends = new int[k];
+        double[] actual = new double[k];
+        parts[0] = head;
+        int prev = 0, pos = head.length;
+        for (int j = 0; j < k; j++) {
+            int i = order[j];
+            parts[1 + 2 * j] = Arrays.copyOfRange(hay, prev, at[i]);
+            pos += at[i] - prev;
+            parts[2 + 2 * j] = needleIds[i];
+            starts[i] = pos;
+            pos += needleIds[i].length;
+            ends[i] = pos;
+            actual[i] = n == 0 ? depths[i] : (double) at[i] / n;
+            prev = at[i];
+        }
+        parts[2 * k + 1] = Arrays.copyOfRange(hay, prev, n);
+        parts[2 * k + 2] = tail;
+        return new BuiltMany(concat(parts), starts, ends, actual, n);
     }
 
     /**
