@@ -98,7 +98,9 @@ final class LongContextEvals {
         @Option(names = "--seed", defaultValue = "0", description = "Seed of the keys and depths (default: ${DEFAULT-VALUE}).")
         long seed;
 
-        @Option(names = "--max-new-tokens", defaultValue = "10", paramLabel = "N") int maxNewTokens;
+        @Option(names = "--max-new-tokens", defaultValue = "24", paramLabel = "N",
+                description = "Tokens generated per answer (default ${DEFAULT-VALUE}: room for \"The pass key is N.\" even with a byte-level tokenizer).")
+        int maxNewTokens;
 
         @Override
         public Integer call() throws IOException {
