@@ -12,7 +12,6 @@ import dev.tenfold.llama.Parameter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -67,14 +66,12 @@ public final class FullTraining {
         } finally {
             temporaries.forEach(Tensor::close);
         }
-        for (String f : Merge.TOKENIZER_FILES) {
-            if (Files.exists(baseDir.resolve(f))) Files.copy(baseDir.resolve(f), dir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
-        }
+        ModelFolder.copySideFiles(baseDir, dir);
         ObjectMapper json = new ObjectMapper();
         ObjectNode cfg = (ObjectNode) json.readTree(Files.readAllBytes(baseDir.resolve("config.json")));
         cfg.put("rope_theta", model.config().ropeTheta());
         cfg.put("torch_dtype", dtype == DType.F32 ? "float32" : "bfloat16");
-        PeftAdapter.writeAtomically(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
+        dev.tenfold.engine.io.AtomicFiles.write(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 
     /**
@@ -123,10 +120,10 @@ public final class FullTraining {
         } finally {
             w.values().forEach(Tensor::close);
         }
-        if (tokenizerJson != null) Files.copy(tokenizerJson, outDir.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+        if (tokenizerJson != null) dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("tokenizer.json"), Files.readAllBytes(tokenizerJson));
         cfgNode.put("model_type", "llama");
         cfgNode.put("torch_dtype", dtype == DType.F32 ? "float32" : "bfloat16");
-        PeftAdapter.writeAtomically(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfgNode));
+        dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfgNode));
     }
 
     private static Tensor normal(SplittableRandom rng, double std, DType dtype, long rows, long cols) {

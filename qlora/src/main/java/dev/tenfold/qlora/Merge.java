@@ -13,7 +13,6 @@ import dev.tenfold.llama.Linear;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -27,8 +26,6 @@ import java.util.Map;
 public final class Merge {
     private Merge() {}
 
-    static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-            "generation_config.json");
 
     /**
      * @param baseDir   the base model folder (dense BF16/F32 weights)
@@ -63,16 +60,14 @@ public final class Merge {
         } finally {
             temporaries.forEach(Tensor::close);
         }
-        for (String f : TOKENIZER_FILES) {
-            if (Files.exists(baseDir.resolve(f))) Files.copy(baseDir.resolve(f), outDir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
-        }
+        ModelFolder.copySideFiles(baseDir, outDir);
         // config.json last: a folder without it is visibly incomplete
         ObjectMapper json = new ObjectMapper();
         ObjectNode cfg = (ObjectNode) json.readTree(Files.readAllBytes(baseDir.resolve("config.json")));
         if (ropeTheta != null) cfg.put("rope_theta", ropeTheta);
         cfg.put("torch_dtype", "bfloat16");
         cfg.remove("quantization_config");
-        PeftAdapter.writeAtomically(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
+        dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 
     private static void merge(Backend b, String module, Linear linear, Map<String, Tensor> out, List<Tensor> temporaries) {

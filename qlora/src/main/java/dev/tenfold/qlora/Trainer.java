@@ -299,7 +299,7 @@ public final class Trainer {
                 // a line cut by a kill: drop it
             }
         }
-        PeftAdapter.writeAtomically(file, (keep.isEmpty() ? "" : String.join("\n", keep) + "\n").getBytes(StandardCharsets.UTF_8));
+        dev.tenfold.engine.io.AtomicFiles.write(file, (keep.isEmpty() ? "" : String.join("\n", keep) + "\n").getBytes(StandardCharsets.UTF_8));
     }
 
     private void writeLossCurve() throws IOException {

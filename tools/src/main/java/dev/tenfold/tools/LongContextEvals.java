@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.qlora.ChartSupport;
 import dev.tenfold.qlora.eval.AccuracyCurve;
 import dev.tenfold.qlora.eval.GreedyAnswer;
@@ -17,7 +18,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -55,10 +55,7 @@ final class LongContextEvals {
 
         void writeReport(ObjectNode report) throws IOException {
             Files.createDirectories(output);
-            Path file = output.resolve("report.json");
-            Path tmp = output.resolve(".report.json.tmp");
-            Files.writeString(tmp, new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(report), StandardCharsets.UTF_8);
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            AtomicFiles.write(output.resolve("report.json"), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsBytes(report));
         }
 
         void note(String s) { System.err.println("tenfold: " + s); }

@@ -13,13 +13,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.security.SecureRandom;
 import java.util.Arrays;
 import java.util.Map;
 
@@ -38,7 +32,6 @@ public final class SafeTensorsWriter {
     private SafeTensorsWriter() {}
 
     private static final JsonFactory JSON = new JsonFactory();
-    private static final SecureRandom RANDOM = new SecureRandom();
     private static final int CHUNK = 4 << 20; // staging buffer: tensors may exceed 2 GiB, ByteBuffers may not
 
     /**
@@ -50,7 +43,7 @@ public final class SafeTensorsWriter {
         if (file == null) throw new IllegalArgumentException("safetensors path is null");
         if (tensors == null) throw new IllegalArgumentException(file + ": tensor map is null");
         byte[] header = header(file, tensors, metadata);
-        atomicWrite(file, ch -> {
+        AtomicFiles.write(file, ch -> {
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).flip();
             writeFully(ch, len);
             writeFully(ch, ByteBuffer.wrap(header));
@@ -88,7 +81,7 @@ public final class SafeTensorsWriter {
         }
         out.write('\n');
         byte[] bytes = out.toByteArray();
-        atomicWrite(file, ch -> writeFully(ch, ByteBuffer.wrap(bytes)));
+        AtomicFiles.write(file, bytes);
     }
 
     // ---------------------------------------------------------------- header
@@ -173,54 +166,5 @@ public final class SafeTensorsWriter {
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) ch.write(b);
-    }
-
-    private interface Body {
-        void write(FileChannel ch) throws IOException;
-    }
-
-    /** Temp file in the same folder (so the rename stays on one filesystem), fsync, rename into place. */
-    private static void atomicWrite(Path file, Body body) {
-        Path abs = file.toAbsolutePath();
-        Path dir = abs.getParent();
-        Path tmp = null;
-        try {
-            FileChannel ch = null;
-            // Not Files.createTempFile: it makes the file 0600, and the renamed result would keep
-            // that; a plain CREATE_NEW gets the usual permissions from the umask.
-            for (int attempt = 0; ch == null; attempt++) {
-                tmp = dir.resolve("." + abs.getFileName() + "." + Long.toHexString(RANDOM.nextLong()) + ".tmp");
-                try {
-                    ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-                } catch (FileAlreadyExistsException e) {
-                    tmp = null;
-                    if (attempt >= 100) throw e;
-                }
-            }
-            try (FileChannel c = ch) {
-                body.write(c);
-                c.force(true); // data on disk before the rename, so a crash cannot leave a renamed empty file
-            }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException e) {
-            deleteQuietly(tmp, e);
-            throw new UncheckedIOException(file + ": write failed: " + e, e);
-        } catch (RuntimeException | Error e) {
-            deleteQuietly(tmp, e);
-            throw e;
-        }
-    }
-
-    private static void deleteQuietly(Path tmp, Throwable cause) {
-        if (tmp == null) return;
-        try {
-            Files.deleteIfExists(tmp);
-        } catch (IOException d) {
-            cause.addSuppressed(d);
-        }
     }
 }

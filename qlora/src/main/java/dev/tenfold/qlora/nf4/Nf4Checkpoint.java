@@ -19,16 +19,10 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -366,9 +360,6 @@ public final class Nf4Checkpoint {
     /** What {@link #write} wrote. */
     public record WriteResult(int quantized, int copied, long bytes, List<Path> weightFiles) {}
 
-    /** The files a Hugging Face folder has beside its weights that we carry over. */
-    static final List<String> SIDE_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-            "generation_config.json");
 
     public static WriteResult write(Path outDir, Path modelDir) throws IOException {
         return write(outDir, modelDir, WriteOptions.defaults());
@@ -488,14 +479,11 @@ public final class Nf4Checkpoint {
             }
             if (shards.size() > 1) SafeTensorsWriter.writeIndex(outDir.resolve(SafeTensorsModel.INDEX_FILE), weightMap, total);
 
-            for (String side : SIDE_FILES) {
-                Path src = modelDir.resolve(side);
-                if (Files.isRegularFile(src)) atomicCopy(src, outDir.resolve(side));
-            }
+            dev.tenfold.qlora.ModelFolder.copySideFiles(modelDir, outDir);
             // Last: the file that makes the folder a model.
             ObjectNode out = config.deepCopy();
             out.set("quantization_config", quantizationConfig());
-            atomicWrite(outDir.resolve("config.json"), (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(out) + "\n")
+            dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(out) + "\n")
                     .getBytes(StandardCharsets.UTF_8));
             options.progress().accept("wrote config.json: " + toQuantize + " projections in NF4, " + copied + " tensors copied");
             return new WriteResult(toQuantize, copied, total, List.copyOf(files));
@@ -547,34 +535,5 @@ public final class Nf4Checkpoint {
         Files.createDirectories(outDir);
     }
 
-    private static void atomicCopy(Path src, Path dst) throws IOException {
-        atomicWrite(dst, Files.readAllBytes(src));
-    }
-
     /** Writes bytes to a temporary file beside target, forces them to disk, renames into place. */
-    static void atomicWrite(Path target, byte[] bytes) throws IOException {
-        Path dir = target.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                ByteBuffer buf = ByteBuffer.wrap(bytes);
-                while (buf.hasRemaining()) ch.write(buf);
-                ch.force(true);
-            }
-            // createTempFile makes the file owner-only; give it the usual permissions of a model file
-            try {
-                Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-r--r--"));
-            } catch (UnsupportedOperationException ignored) {
-                // not a POSIX file system
-            }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } catch (IOException | RuntimeException e) {
-            Files.deleteIfExists(tmp);
-            throw e;
-        }
-    }
 }
