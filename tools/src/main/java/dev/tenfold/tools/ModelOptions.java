@@ -73,8 +73,8 @@ final class ModelOptions {
      */
     LlamaModel load(boolean quantizeToNf4) throws IOException {
         checkFolder();
-        boolean preQuantized = LlamaConfig.load(model).quantizationConfig() != null
-                && !LlamaConfig.load(model).quantizationConfig().isNull();
+        var quantization = LlamaConfig.load(model).quantizationConfig();
+        boolean preQuantized = quantization != null && !quantization.isNull();
         LlamaLoader.LinearFactory linears = preQuantized || quantizeToNf4 ? Nf4Checkpoint.FACTORY : LlamaLoader.DENSE;
         if (quantizeToNf4 && !preQuantized) System.err.println("tenfold: quantizing the base weights to NF4 on load");
         LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, backend(), loadOptions(), linears);
