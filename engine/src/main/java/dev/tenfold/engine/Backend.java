@@ -16,6 +16,48 @@ public interface Backend {
 
     String name();
 
+    // ------------------------------------------------------------------ device and memory
+
+    /** The device this backend computes on; its ops take tensors on this device only. */
+    default Device device() { return Device.CPU; }
+
+    /** A zero-filled tensor on this backend's device that owns its memory (freed on close). */
+    default Tensor allocate(DType dtype, long... shape) { return Tensor.allocate(dtype, shape); }
+
+    /**
+     * dst = src: same dtype and element count (shapes may differ), each on the host or on this
+     * backend's device, so this is also host-to-device and device-to-host transfer. When it returns,
+     * dst may be read and src may be changed.
+     */
+    default void copy(Tensor src, Tensor dst) {
+        Check.notNull("copy", "src", src);
+        Check.notNull("copy", "dst", dst);
+        if (src.dtype() != dst.dtype() || src.numel() != dst.numel()) {
+            throw new IllegalArgumentException("copy: " + src.describe() + " into " + dst.describe()
+                    + " needs the same dtype and element count");
+        }
+        if (!src.device().isCpu() || !dst.device().isCpu()) {
+            throw new IllegalArgumentException("copy: " + name() + " handles host tensors only, got "
+                    + src.describe() + " into " + dst.describe());
+        }
+        java.lang.foreign.MemorySegment.copy(src.data(), 0, dst.data(), 0, src.byteSize());
+    }
+
+    /** Blocks until every op queued on this backend's device has finished (a no-op on the CPU). */
+    default void synchronize() {}
+
+    // ------------------------------------------------------------------ NF4
+
+    /**
+     * Dequantizes a bitsandbytes NF4 weight of n elements: two 4-bit codes per byte (element 2j in the
+     * high nibble of packed[j]), one absmax per 64-element block; out[e] = NF4[code(e)] * absmax(e / 64).
+     * packed U8 [n / 2]; absmax F32 [n / 64], or U8 [n / 64] when double-quantized, in which case
+     * absmax(i) = nestedCode[absmax[i]] * nestedAbsmax[i / 256] + offset (float ops in this order,
+     * as bitsandbytes), nestedAbsmax F32 [ceil(blocks / 256)], nestedCode F32 [256]; both null
+     * otherwise. out F32 or BF16 (round to nearest even) with n elements, any shape.
+     */
+    void dequantizeNf4(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode, float offset, Tensor out);
+
     // ------------------------------------------------------------------ matrix product
 
     /**

@@ -28,16 +28,16 @@ public final class Tensor implements AutoCloseable {
     private final long numel;
     private final Device device;
     private final MemorySegment data;
-    private final Arena owned; // non-null when this tensor frees its memory on close
+    private final Runnable release; // non-null when this tensor frees its memory on close
     private volatile boolean closed;
 
-    private Tensor(DType dtype, long[] shape, Device device, MemorySegment data, Arena owned) {
+    private Tensor(DType dtype, long[] shape, Device device, MemorySegment data, Runnable release) {
         this.dtype = dtype;
         this.shape = shape;
         this.numel = numelOf(shape);
         this.device = device;
         this.data = data;
-        this.owned = owned;
+        this.release = release;
     }
 
     // ---------------------------------------------------------------- creation
@@ -49,7 +49,7 @@ public final class Tensor implements AutoCloseable {
         Arena arena = Arena.ofShared(); // shared: the fast backend reads it from several threads
         try {
             MemorySegment seg = arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
-            return new Tensor(dtype, s, Device.CPU, seg, arena);
+            return new Tensor(dtype, s, Device.CPU, seg, arena::close);
         } catch (OutOfMemoryError | RuntimeException e) {
             arena.close();
             throw new IllegalStateException("cannot allocate " + bytes + " bytes for a " + dtype + " tensor "
@@ -79,6 +79,17 @@ public final class Tensor implements AutoCloseable {
                     + " bytes but the memory holds " + segment.byteSize());
         }
         return new Tensor(dtype, s, device, segment, null);
+    }
+
+    /**
+     * A tensor over device memory that owns it: {@code release} runs once, on the first
+     * {@link #close()} (a device allocator returns the block to its pool there). {@code memory}
+     * carries the device address and the byte size; the host never dereferences it.
+     */
+    public static Tensor onDevice(MemorySegment memory, Device device, DType dtype, Runnable release, long... shape) {
+        if (device.isCpu()) throw new IllegalArgumentException("onDevice needs a device other than the cpu");
+        Tensor view = wrap(memory, device, dtype, shape);
+        return new Tensor(dtype, view.shape, device, memory, java.util.Objects.requireNonNull(release, "release"));
     }
 
     /** An owned F32 tensor holding a copy of {@code values}. */
@@ -268,7 +279,7 @@ public final class Tensor implements AutoCloseable {
     public void close() {
         if (closed) return;
         closed = true;
-        if (owned != null) owned.close();
+        if (release != null) release.run();
     }
 
     // ---------------------------------------------------------------- helpers

@@ -87,6 +87,11 @@ public final class CpuBackend implements Backend {
         AdamWStep.step(fast, param, grad, m, v, hp, step);
     }
 
+    @Override public void dequantizeNf4(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode, float offset,
+                                        Tensor out) {
+        Nf4Dequant.dequantize(fast, packed, absmax, nestedAbsmax, nestedCode, offset, out);
+    }
+
     @Override public double sum(Tensor x) { return Reductions.sum(fast, x); }
 
     @Override public float max(Tensor x) { return Reductions.max(fast, x); }

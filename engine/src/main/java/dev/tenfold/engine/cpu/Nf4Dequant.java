@@ -1,0 +1,96 @@
+package dev.tenfold.engine.cpu;
+
+import dev.tenfold.engine.Check;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Numerics;
+import dev.tenfold.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * NF4 dequantization on the host (the bitsandbytes layout; see {@code Backend.dequantizeNf4}).
+ * The reference decodes one element at a time; the fast path decodes a 64-element block at a
+ * time on all cores. Both compute each value as one float product, so they agree bit for bit.
+ */
+final class Nf4Dequant {
+    private Nf4Dequant() {}
+
+    /** The NF4 codebook, index 0..15 (normal-distribution quantiles scaled to [-1, 1]), as bitsandbytes. */
+    static final float[] CODE = {
+        -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+        0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+        0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+    };
+    static final int BLOCK = 64;
+    static final int NESTED_BLOCK = 256;
+
+    static void dequantize(boolean fast, Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode,
+                           float offset, Tensor out) {
+        String op = "dequantizeNf4";
+        Check.notNull(op, "packed", packed);
+        Check.notNull(op, "absmax", absmax);
+        Check.notNull(op, "out", out);
+        Check.dtype(op, "packed", packed, DType.U8);
+        Check.dtype(op, "out", out, DType.F32, DType.BF16);
+        long n = out.numel();
+        if (n % BLOCK != 0 || packed.numel() != n / 2) {
+            throw Check.fail(op, "packed must hold n/2 bytes for n = " + n + " (a multiple of " + BLOCK + ")", packed, out);
+        }
+        long blocks = n / BLOCK;
+        if (absmax.numel() != blocks) throw Check.fail(op, "absmax must hold one value per 64 elements", absmax, out);
+        boolean nested = absmax.dtype() == DType.U8;
+        if (nested) {
+            Check.notNull(op, "nestedAbsmax", nestedAbsmax);
+            Check.notNull(op, "nestedCode", nestedCode);
+            Check.dtype(op, "nestedAbsmax", nestedAbsmax, DType.F32);
+            Check.shape(op, "nestedCode", nestedCode, 256);
+            Check.dtype(op, "nestedCode", nestedCode, DType.F32);
+            if (nestedAbsmax.numel() != (blocks + NESTED_BLOCK - 1) / NESTED_BLOCK) {
+                throw Check.fail(op, "nestedAbsmax must hold one value per 256 blocks", nestedAbsmax, absmax);
+            }
+        } else {
+            Check.dtype(op, "absmax", absmax, DType.F32);
+            if (nestedAbsmax != null || nestedCode != null) {
+                throw Check.fail(op, "nestedAbsmax and nestedCode go with a U8 (double-quantized) absmax only", absmax);
+            }
+        }
+        for (Tensor t : new Tensor[] {packed, absmax, nestedAbsmax, nestedCode, out}) {
+            if (t != null && !t.device().isCpu()) throw Check.fail(op, "the cpu backend takes host tensors", t);
+        }
+        float[] code2 = nested ? nestedCode.toFloatArray() : null;
+        MemorySegment p = packed.data(), a = absmax.data(), o = out.data();
+        MemorySegment na = nested ? nestedAbsmax.data() : null;
+        boolean bf16 = out.dtype() == DType.BF16;
+        if (!fast) {
+            for (long e = 0; e < n; e++) {
+                int b = p.get(ValueLayout.JAVA_BYTE, e / 2) & 0xff;
+                int nibble = e % 2 == 0 ? b >>> 4 : b & 0x0f;
+                store(o, bf16, e, CODE[nibble] * absmaxOf(a, na, code2, offset, e / BLOCK));
+            }
+            return;
+        }
+        Parallel.forRange(Check.intSize(op, blocks), 64, (b0, b1) -> {
+            for (long blk = b0; blk < b1; blk++) {
+                float s = absmaxOf(a, na, code2, offset, blk);
+                long e0 = blk * BLOCK;
+                for (int j = 0; j < BLOCK; j += 2) {
+                    int b = p.get(ValueLayout.JAVA_BYTE, (e0 + j) / 2) & 0xff;
+                    store(o, bf16, e0 + j, CODE[b >>> 4] * s);
+                    store(o, bf16, e0 + j + 1, CODE[b & 0x0f] * s);
+                }
+            }
+        });
+    }
+
+    private static float absmaxOf(MemorySegment absmax, MemorySegment nestedAbsmax, float[] code2, float offset, long block) {
+        if (code2 == null) return absmax.getAtIndex(Tensor.F32, block);
+        int q = absmax.get(ValueLayout.JAVA_BYTE, block) & 0xff;
+        return code2[q] * nestedAbsmax.getAtIndex(Tensor.F32, block / NESTED_BLOCK) + offset;
+    }
+
+    private static void store(MemorySegment out, boolean bf16, long i, float v) {
+        if (bf16) out.setAtIndex(Tensor.I16, i, Numerics.floatToBf16(v));
+        else out.setAtIndex(Tensor.F32, i, v);
+    }
+}
