@@ -8,6 +8,8 @@ import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -15,8 +17,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * so that the device paths of the model and the trainer can be tested without a GPU.
  *
  * <p>Its tensors are host memory marked as device tensors ({@link Tensor#onDevice} over an owned
- * arena segment): any host access to them (getFloat, toFloatArray, fill, copy...) throws, exactly
- * as it would for CUDA memory. Every op first checks that each tensor argument lives on this
+ * arena segment): any host access to them (getFloat, toFloatArray, fill, copy...) throws, as it
+ * would for CUDA memory. Even raw access through {@link Tensor#data()} fails: the segment a device
+ * tensor carries has the address of its memory but the scope of an arena that is already closed,
+ * so reading or writing it throws {@code IllegalStateException: Already closed} (where a CUDA
+ * pointer would crash the JVM); only this backend maps it back to the live memory. Every op first checks that each tensor argument lives on this
  * backend's device (a host tensor passed to an op fails, naming the op and the argument), then
  * runs {@link CpuBackend#fast()} on host views of the same memory: the numbers are bit for bit
  * those of the CPU backend. {@link #copy} moves data between the host and the "device".
@@ -32,6 +37,8 @@ public class SimulatedDeviceBackend implements Backend {
             peakBytes = new AtomicLong(), uploads = new AtomicLong(), uploadBytes = new AtomicLong(),
             downloads = new AtomicLong(), downloadBytes = new AtomicLong(), deviceCopies = new AtomicLong(),
             ops = new AtomicLong(), syncs = new AtomicLong();
+    /** The live blocks' host memory by address (what a device tensor's unreadable segment points at). */
+    private final ConcurrentSkipListMap<Long, MemorySegment> blocks = new ConcurrentSkipListMap<>();
 
     public SimulatedDeviceBackend() { this(Device.cuda(0)); }
 
@@ -69,10 +76,15 @@ public class SimulatedDeviceBackend implements Backend {
     public Tensor allocate(DType dtype, long... shape) {
         long bytes = dtype.byteSize(Tensor.numelOf(shape));
         Arena arena = Arena.ofShared();
-        MemorySegment seg = arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
+        MemorySegment real = arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
+        MemorySegment handle; // same address and size, in a closed scope: the host cannot touch it
+        try (Arena gone = Arena.ofConfined()) {
+            handle = MemorySegment.ofAddress(real.address()).reinterpret(bytes, gone, null);
+        }
         Tensor t;
         try {
-            t = Tensor.onDevice(seg, device, dtype, () -> {
+            t = Tensor.onDevice(handle, device, dtype, () -> {
+                blocks.remove(real.address());
                 arena.close();
                 live.decrementAndGet();
                 liveBytes.addAndGet(-bytes);
@@ -81,6 +93,7 @@ public class SimulatedDeviceBackend implements Backend {
             arena.close();
             throw e;
         }
+        blocks.put(real.address(), real);
         allocations.incrementAndGet();
         live.incrementAndGet();
         peakBytes.accumulateAndGet(liveBytes.addAndGet(bytes), Math::max);
@@ -110,7 +123,18 @@ public class SimulatedDeviceBackend implements Backend {
             downloads.incrementAndGet();
             downloadBytes.addAndGet(src.byteSize());
         }
-        MemorySegment.copy(src.data(), 0, dst.data(), 0, src.byteSize());
+        MemorySegment.copy(memory("copy", "src", src), 0, memory("copy", "dst", dst), 0, src.byteSize());
+    }
+
+    /** The memory behind a tensor: its own segment on the host, the live block it points into on this device. */
+    private MemorySegment memory(String op, String name, Tensor t) {
+        MemorySegment d = t.data();
+        if (t.device().isCpu()) return d;
+        Map.Entry<Long, MemorySegment> e = blocks.floorEntry(d.address());
+        if (e == null || d.address() + d.byteSize() > e.getKey() + e.getValue().byteSize()) {
+            throw new IllegalStateException(op + ": " + name + " (" + t.describe() + ") points to freed device memory");
+        }
+        return e.getValue().asSlice(d.address() - e.getKey(), d.byteSize());
     }
 
     @Override public void synchronize() { syncs.incrementAndGet(); }
@@ -138,8 +162,8 @@ public class SimulatedDeviceBackend implements Backend {
     }
 
     /** The same memory seen as a host tensor (null stays null). */
-    private static Tensor host(Tensor t) {
-        return t == null ? null : Tensor.wrap(t.data(), Device.CPU, t.dtype(), t.shape());
+    private Tensor host(Tensor t) {
+        return t == null ? null : Tensor.wrap(memory("op", "argument", t), Device.CPU, t.dtype(), t.shape());
     }
 
     @Override

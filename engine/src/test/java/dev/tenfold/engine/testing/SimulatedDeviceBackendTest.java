@@ -35,6 +35,10 @@ class SimulatedDeviceBackendTest {
         assertThrows(IllegalStateException.class, t::copy);
         assertThrows(IllegalStateException.class, () -> t.view(15).getFloat(3), "views stay device tensors");
         assertThrows(IllegalStateException.class, () -> t.slice(1, 2).toFloatArray(), "slices stay device tensors");
+        // raw access to the memory fails too (a CUDA pointer would crash the JVM there)
+        assertThrows(IllegalStateException.class, () -> t.data().get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0));
+        assertThrows(IllegalStateException.class, () -> java.lang.foreign.MemorySegment.copy(t.data(), 0, t.data(), 4, 4));
+        assertThrows(IllegalStateException.class, () -> Tensor.wrap(t.data(), DType.F32, 3, 5).getFloat(0));
         assertArrayEquals(new float[15], Transfers.toFloatArray(dev, t), "zero-filled");
         t.close();
         t.close(); // harmless
@@ -78,8 +82,11 @@ class SimulatedDeviceBackendTest {
                 assertTrue(e.getMessage().startsWith("rmsnorm: x "), e.getMessage());
             }
             Tensor closed = dev.allocate(DType.F32, 2, 3);
+            Tensor viewOfFreed = closed.view(6);
             closed.close();
             assertThrows(IllegalStateException.class, () -> dev.add(y, closed, y));
+            IllegalStateException s = assertThrows(IllegalStateException.class, () -> dev.scale(viewOfFreed, 2f, viewOfFreed));
+            assertTrue(s.getMessage().contains("freed device memory"), s.getMessage());
         }
     }
 
