@@ -46,6 +46,30 @@ public interface Backend {
     /** Blocks until every op queued on this backend's device has finished (a no-op on the CPU). */
     default void synchronize() {}
 
+    /**
+     * Sets every element of t (F32, on the host or this backend's device) to {@code value}; the
+     * trainer zeroes gradients with it. The default works for any backend: a host tensor is filled
+     * in place, a device tensor through {@link #copy} from a host block, a megabyte at a time; a
+     * device backend overrides it with a kernel (or a memset for zero).
+     */
+    default void fill(Tensor t, float value) {
+        Check.dtype("fill", "t", t, DType.F32);
+        if (t.device().isCpu()) {
+            t.fill(value);
+            return;
+        }
+        long n = t.numel(), chunk = Math.min(n, 1 << 18);
+        if (n == 0) return;
+        try (Tensor block = Tensor.allocate(DType.F32, chunk)) {
+            block.fill(value);
+            Tensor flat = t.view(n);
+            for (long i = 0; i < n; i += chunk) {
+                long m = Math.min(chunk, n - i);
+                copy(block.slice(0, m), flat.slice(i, i + m));
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ NF4
 
     /**

@@ -2,14 +2,13 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 
 /**
  * One decoder layer's forward and backward, in one place, with the scratch tensors of a chunk of
- * t tokens (allocated once and reused by every layer; the gradient scratch only once a backward
- * runs):
+ * t tokens (allocated once, where the backend computes, and reused by every layer; the gradient
+ * scratch only once a backward runs):
  * <pre>
  *   a  = rmsnorm(x, attnNorm);  q, k, v = a Wq^T, a Wk^T, a Wv^T;  q, k = rope(q), rope(k)
  *   x2 = x + Wo · attention(q, k, v)
@@ -28,10 +27,10 @@ final class DecoderLayer {
     // activations of the layer being run (recomputed in the backward)
     final Tensor a, rstd1, q, k, v, att, lse, x2, m, rstd2, g, u, s;
     // gradients (allocated by the first backward)
-    private final Arena arena;
+    private final Scratch arena;
     private Tensor dAtt, dq, dk, dv, dA, tmpA, dM, tmpM, dS, dG, dU, dX2;
 
-    DecoderLayer(LlamaModel model, Arena arena, int t, Tensor invFreq, Tensor positions) {
+    DecoderLayer(LlamaModel model, Scratch arena, int t, Tensor invFreq, Tensor positions) {
         this.model = model;
         this.b = model.backend();
         this.c = model.config();
@@ -77,7 +76,7 @@ final class DecoderLayer {
         dX2 = f32(arena, t, h);
     }
 
-    private static Tensor f32(Arena arena, long... shape) { return Tensor.allocate(arena, DType.F32, shape); }
+    private static Tensor f32(Scratch arena, long... shape) { return arena.tensor(DType.F32, shape); }
 
     /** A parameter's gradient, or null for a frozen weight (the ops then skip it). */
     static Tensor grad(Parameter p) { return p == null ? null : p.grad(); }
@@ -100,8 +99,8 @@ final class DecoderLayer {
         } else {
             int p0 = cache.length(), tk = p0 + t;
             Tensor kc = cache.keys[l], vc = cache.values[l];
-            MemorySegment.copy(k.data(), 0, kc.slice(p0, tk).data(), 0, k.byteSize());
-            MemorySegment.copy(v.data(), 0, vc.slice(p0, tk).data(), 0, v.byteSize());
+            b.copy(k, kc.slice(p0, tk));
+            b.copy(v, vc.slice(p0, tk));
             b.attention(q.view(1, t, hq, d), kc.slice(0, tk).view(1, tk, hkv, d), vc.slice(0, tk).view(1, tk, hkv, d),
                     scale, att.view(1, t, hq, d), lse);
         }

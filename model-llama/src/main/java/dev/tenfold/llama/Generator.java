@@ -19,7 +19,7 @@ public final class Generator {
         if (maxNewTokens < 0) throw new IllegalArgumentException("generate: max new tokens must be >= 0");
         List<Integer> out = new ArrayList<>();
         if (maxNewTokens == 0) return out;
-        try (KvCache cache = new KvCache(model.config(), prompt.length + maxNewTokens)) {
+        try (KvCache cache = new KvCache(model, prompt.length + maxNewTokens)) {
             float[] logits = model.forward(prompt, cache, null);
             for (int step = 0; step < maxNewTokens; step++) {
                 int next = sampler.sample(logits);

@@ -2,6 +2,7 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Tensor;
+import java.util.List;
 
 /**
  * A linear layer y = x W^T as Hugging Face stores it (W is [out, in]). The model holds its
@@ -25,4 +26,13 @@ public interface Linear {
 
     /** Adds this layer's trainable parameters (none for a frozen base) to {@code out}. */
     default void parameters(java.util.List<Parameter> out) {}
+
+    /**
+     * This projection with its weights where {@code backend} computes: this when they are there
+     * already, else a copy whose weights were uploaded once (the device tensors go to
+     * {@code owned}, closed with the model). The model calls it when it is made for a device.
+     */
+    default Linear to(Backend backend, List<AutoCloseable> owned) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot move its weights to " + backend.device());
+    }
 }

@@ -2,9 +2,9 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
+import dev.tenfold.engine.Transfers;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.BiFunction;
@@ -18,6 +18,11 @@ import java.util.function.BiFunction;
  * processes a chunk of tokens at the cache's next positions, appending their keys and values to
  * the {@link KvCache}, and attends to everything cached. Long inputs are processed in chunks so
  * that activations stay of size chunk x hidden.
+ *
+ * <p>The model computes with the {@link Backend} it is made with, and its tensors live on that
+ * backend's device: weights given on the host are uploaded once, here, when the backend's device is
+ * not the host (weights already there, and every weight of a host backend, are used in place).
+ * Parameters, optimizer state, KV caches and the scratch of every pass are made on that device too.
  */
 public final class LlamaModel implements AutoCloseable {
 
@@ -61,11 +66,24 @@ public final class LlamaModel implements AutoCloseable {
         }
         this.config = config;
         this.backend = backend;
-        this.embedding = embedding;
         this.layers = layers;
-        this.finalNorm = finalNorm;
-        this.output = output;
         this.owned.addAll(owned);
+        // the weights, where the backend computes (uploaded once; in place on the host)
+        this.embedding = place(embedding);
+        this.output = output == embedding ? this.embedding : place(output);
+        this.finalNorm = place(finalNorm);
+        for (Layer l : layers) {
+            l.attnNorm = place(l.attnNorm);
+            l.mlpNorm = place(l.mlpNorm);
+        }
+        if (!backend.device().isCpu()) mapLinears((name, linear) -> linear.to(backend, this.owned));
+    }
+
+    private Tensor place(Tensor t) {
+        if (!Transfers.needsUpload(backend, t)) return t;
+        Tensor d = Transfers.upload(backend, t);
+        owned.add(d);
+        return d;
     }
 
     public LlamaConfig config() { return config; }
@@ -95,9 +113,9 @@ public final class LlamaModel implements AutoCloseable {
      */
     public Parameter trainEmbedding() {
         if (embeddingParameter == null) {
-            Tensor f32 = Tensor.allocate(dev.tenfold.engine.DType.F32, embedding.shape());
+            Tensor f32 = backend.allocate(DType.F32, embedding.shape());
             backend.cast(embedding, f32);
-            embeddingParameter = Parameter.of("model.embed_tokens.weight", f32);
+            embeddingParameter = Parameter.of(backend, "model.embed_tokens.weight", f32);
             owned.add(embeddingParameter);
             setEmbedding(f32);
         }
@@ -134,9 +152,9 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     private Parameter ownParameter(String name, Tensor source) {
-        Tensor f32 = Tensor.allocate(dev.tenfold.engine.DType.F32, source.shape());
+        Tensor f32 = backend.allocate(DType.F32, source.shape());
         backend.cast(source, f32);
-        Parameter p = Parameter.of(name, f32);
+        Parameter p = Parameter.of(backend, name, f32);
         owned.add(p);
         return p;
     }
@@ -197,8 +215,9 @@ public final class LlamaModel implements AutoCloseable {
 
     /**
      * Runs {@code ids} at positions cache.length() ... and appends their keys and values to the
-     * cache. When {@code hiddenOut} ([ids.length, H] F32) is not null it receives the final-norm
-     * hidden state of every token; the method returns the logits of the last token (F32 [V]).
+     * cache. When {@code hiddenOut} ([ids.length, H] F32, on the backend's device) is not null it
+     * receives the final-norm hidden state of every token; the method returns the logits of the
+     * last token (F32 [V]: the one row read back to the host).
      */
     public float[] forward(int[] ids, KvCache cache, Tensor hiddenOut) {
         if (ids.length == 0) throw new IllegalArgumentException("forward: no tokens");
@@ -210,33 +229,31 @@ public final class LlamaModel implements AutoCloseable {
         if (hiddenOut != null && (hiddenOut.dim(0) != ids.length || hiddenOut.dim(1) != h)) {
             throw new IllegalArgumentException("forward: hiddenOut must be [" + ids.length + ", " + h + "], got " + hiddenOut.describe());
         }
+        if (!cache.device().equals(backend.device())) {
+            throw new IllegalArgumentException("forward: the KV cache is on " + cache.device() + " but the model computes on "
+                    + backend.device() + " (make it with new KvCache(model, capacity))");
+        }
         float[] logits = null;
-        float[] invFreq = config.ropeInverseFrequencies(cache.capacity());
-        try (Arena arena = Arena.ofShared(); Tensor inv = Tensor.of(invFreq)) {
+        try (Scratch scratch = new Scratch(backend)) {
+            Tensor inv = scratch.floats(config.ropeInverseFrequencies(cache.capacity()));
             for (int start = 0; start < ids.length; start += chunkTokens) {
                 int n = Math.min(chunkTokens, ids.length - start);
                 int[] chunk = java.util.Arrays.copyOfRange(ids, start, start + n);
-                Tensor hidden = forwardChunk(arena, chunk, cache, inv);
-                if (hiddenOut != null) {
-                    MemorySegment.copy(hidden.data(), 0, hiddenOut.slice(start, start + n).data(), 0, hidden.byteSize());
-                }
-                if (start + n == ids.length) logits = logitsOfLastRow(hidden);
+                Tensor hidden = forwardChunk(scratch, chunk, cache, inv);
+                if (hiddenOut != null) backend.copy(hidden, hiddenOut.slice(start, start + n));
+                if (start + n == ids.length) logits = logitsOfLastRow(scratch, hidden);
             }
         }
         return logits;
     }
 
-    private Tensor forwardChunk(Arena arena, int[] ids, KvCache cache, Tensor invFreq) {
+    private Tensor forwardChunk(Scratch scratch, int[] ids, KvCache cache, Tensor invFreq) {
         int n = ids.length, h = config.hiddenSize();
-        // Scratch for this chunk; a shared arena because the fast backend reads from all cores.
-        Tensor idsT = Tensor.allocate(arena, DType.I32, n);
-        Tensor posT = Tensor.allocate(arena, DType.I32, n);
-        for (int i = 0; i < n; i++) {
-            idsT.setInt(i, ids[i]);
-            posT.setInt(i, cache.length() + i);
-        }
-        Tensor x = Tensor.allocate(arena, DType.F32, n, h), next = Tensor.allocate(arena, DType.F32, n, h);
-        DecoderLayer layer = new DecoderLayer(this, arena, n, invFreq, posT);
+        int[] positions = new int[n];
+        for (int i = 0; i < n; i++) positions[i] = cache.length() + i;
+        Tensor idsT = scratch.ints(ids), posT = scratch.ints(positions);
+        Tensor x = scratch.tensor(DType.F32, n, h), next = scratch.tensor(DType.F32, n, h);
+        DecoderLayer layer = new DecoderLayer(this, scratch, n, invFreq, posT);
         backend.embedding(embedding, idsT, x);
         for (int l = 0; l < layers.length; l++) {
             layer.forward(l, x, next, cache);
@@ -244,18 +261,17 @@ public final class LlamaModel implements AutoCloseable {
             x = next;
             next = swap;
         }
-        Tensor rstd = Tensor.allocate(arena, DType.F32, n);
+        Tensor rstd = scratch.tensor(DType.F32, n);
         backend.rmsnorm(x, finalNorm, (float) config.rmsNormEps(), next, rstd);
         cache.advance(n);
         return next;
     }
 
-    private float[] logitsOfLastRow(Tensor hidden) {
+    private float[] logitsOfLastRow(Scratch scratch, Tensor hidden) {
         long n = hidden.dim(0);
-        try (Tensor logits = Tensor.allocate(DType.F32, 1, config.vocabSize())) {
-            backend.matmul(hidden.slice(n - 1, n), false, output, true, logits, false);
-            return logits.toFloatArray();
-        }
+        Tensor logits = scratch.tensor(DType.F32, 1, config.vocabSize());
+        backend.matmul(hidden.slice(n - 1, n), false, output, true, logits, false);
+        return Transfers.toFloatArray(backend, logits);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.tenfold.llama;
 
+import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 
@@ -17,11 +18,17 @@ public record Parameter(String name, Tensor value, Tensor grad) implements AutoC
         }
     }
 
-    /** A parameter holding {@code value} (taken over) with a zero gradient. */
+    /** A host parameter holding {@code value} (taken over) with a zero gradient. */
     public static Parameter of(String name, Tensor value) {
         return new Parameter(name, value, Tensor.allocate(DType.F32, value.shape()));
     }
 
+    /** A parameter holding {@code value} (taken over, on the backend's device) with a zero gradient beside it. */
+    public static Parameter of(Backend backend, String name, Tensor value) {
+        return new Parameter(name, value, backend.allocate(DType.F32, value.shape()));
+    }
+
+    /** Zeroes the gradient of a host parameter (the trainer uses {@code backend.fill}, which works on any device). */
     public void zeroGrad() { grad.fill(0f); }
 
     @Override

@@ -2,6 +2,7 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
 import java.util.List;
 
@@ -42,15 +43,15 @@ public final class Perplexity {
         if (len < 2 || firstScored >= end) return new Backend.LossSum(0, 0);
         int h = model.config().hiddenSize();
         int[] window = java.util.Arrays.copyOfRange(ids, begin, end);
-        try (KvCache cache = new KvCache(model.config(), len);
-             Tensor hidden = Tensor.allocate(DType.F32, len, h);
-             Tensor targets = Tensor.allocate(DType.I32, len - 1)) {
+        int[] targets = new int[len - 1];
+        for (int i = 0; i < len - 1; i++) {
+            int abs = begin + i + 1; // the token predicted from row i
+            targets[i] = abs >= firstScored ? ids[abs] : -100;
+        }
+        try (KvCache cache = new KvCache(model, len); Scratch scratch = new Scratch(model.backend())) {
+            Tensor hidden = scratch.tensor(DType.F32, len, h);
             model.forward(window, cache, hidden);
-            for (int i = 0; i < len - 1; i++) {
-                int abs = begin + i + 1; // the token predicted from row i
-                targets.setInt(i, abs >= firstScored ? ids[abs] : -100);
-            }
-            return model.backend().crossEntropy(hidden.slice(0, len - 1), model.output(), targets, 0f, null, null);
+            return model.backend().crossEntropy(hidden.slice(0, len - 1), model.output(), scratch.ints(targets), 0f, null, null);
         }
     }
 }

@@ -2,9 +2,8 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 
 /**
  * One sequence's loss and gradients: the forward pass with gradient checkpointing per decoder
@@ -34,32 +33,35 @@ public final class TrainingStep {
         int h = c.hiddenSize();
         int maxPos = 0;
         for (int p : positions) maxPos = Math.max(maxPos, p);
-        try (Arena arena = Arena.ofShared(); Tensor invFreq = Tensor.of(c.ropeInverseFrequencies(maxPos + 1))) {
-            Tensor idsT = ints(arena, ids), posT = ints(arena, positions), targetsT = ints(arena, targets);
-            DecoderLayer pass = new DecoderLayer(model, arena, t, invFreq, posT);
+        // everything of this step lives where the backend computes; ids, positions, targets and the
+        // RoPE frequencies are its only uploads, the loss (two numbers) its only download
+        try (Scratch scratch = new Scratch(b)) {
+            Tensor invFreq = scratch.floats(c.ropeInverseFrequencies(maxPos + 1));
+            Tensor idsT = scratch.ints(ids), posT = scratch.ints(positions), targetsT = scratch.ints(targets);
+            DecoderLayer pass = new DecoderLayer(model, scratch, t, invFreq, posT);
 
             // forward, keeping only each layer's input
             Tensor[] inputs = new Tensor[c.numLayers() + 1];
-            inputs[0] = Tensor.allocate(arena, DType.F32, t, h);
+            inputs[0] = scratch.tensor(DType.F32, t, h);
             b.embedding(model.embedding(), idsT, inputs[0]);
             for (int l = 0; l < c.numLayers(); l++) {
-                inputs[l + 1] = Tensor.allocate(arena, DType.F32, t, h);
+                inputs[l + 1] = scratch.tensor(DType.F32, t, h);
                 pass.forward(l, inputs[l], inputs[l + 1], null);
             }
 
             // final norm and loss; the output matrix's gradient goes to the embedding when tied and trained
-            Tensor xn = Tensor.allocate(arena, DType.F32, t, h), rstd = Tensor.allocate(arena, DType.F32, t);
+            Tensor xn = scratch.tensor(DType.F32, t, h), rstd = scratch.tensor(DType.F32, t);
             b.rmsnorm(inputs[c.numLayers()], model.finalNorm(), (float) c.rmsNormEps(), xn, rstd);
-            Tensor dxn = Tensor.allocate(arena, DType.F32, t, h);
+            Tensor dxn = scratch.tensor(DType.F32, t, h);
             Parameter emb = model.embeddingParameter();
             Tensor dOutput = model.outputIsEmbedding() ? (emb != null ? emb.grad() : null)
                     : (model.outputParameter() != null ? model.outputParameter().grad() : null);
             Backend.LossSum loss = b.crossEntropy(xn, model.output(), targetsT, gradScale, dxn, dOutput);
 
             // backward, layer by layer from the top, recomputing each layer from its saved input
-            Tensor dx = Tensor.allocate(arena, DType.F32, t, h);
+            Tensor dx = scratch.tensor(DType.F32, t, h);
             b.rmsnormBackward(dxn, inputs[c.numLayers()], model.finalNorm(), rstd, dx, DecoderLayer.grad(model.finalNormParameter()));
-            Tensor dxBelow = Tensor.allocate(arena, DType.F32, t, h);
+            Tensor dxBelow = scratch.tensor(DType.F32, t, h);
             for (int l = c.numLayers() - 1; l >= 0; l--) {
                 pass.backward(l, inputs[l], dx, dxBelow);
                 Tensor swap = dx;
@@ -76,11 +78,5 @@ public final class TrainingStep {
         int[] p = new int[n];
         for (int i = 0; i < n; i++) p[i] = i;
         return p;
-    }
-
-    private static Tensor ints(Arena arena, int[] v) {
-        Tensor t = Tensor.allocate(arena, DType.I32, v.length);
-        MemorySegment.copy(v, 0, t.data(), Tensor.I32, 0, v.length);
-        return t;
     }
 }

@@ -2,7 +2,9 @@ package dev.tenfold.llama;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Backends;
+import dev.tenfold.engine.Device;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.nio.file.Path;
@@ -17,7 +19,8 @@ class ReadmeExampleTest {
     void generatesWithTheChatTemplate(@TempDir Path tmp) throws Exception {
         Path dir = TinyLlama.writeWithTokenizer(tmp.resolve("Meta-Llama-3-8B-Instruct"), 4);
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        try (LlamaModel model = LlamaLoader.load(dir, CpuBackend.fast())) {
+        Backend backend = Backends.forDevice(Device.parse("cpu"));   // or "cuda", "cuda:1"
+        try (LlamaModel model = LlamaLoader.load(dir, backend)) {
             int[] prompt = new ChatTemplate(tok).render(List.of(ChatTemplate.Message.user("Hi!")), true).ids();
             List<Integer> reply = Generator.generate(model, prompt, 64, Sampler.greedy(), Set.of(128001, 128009), null);
             assertEquals(64, reply.size()); // a random model never says a stop id it does not have

@@ -3,7 +3,9 @@ package dev.tenfold.qlora;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.DenseLinear;
 import dev.tenfold.llama.LlamaConfig;
@@ -35,9 +37,9 @@ public final class FullTraining {
             if (!(linear instanceof DenseLinear dense)) {
                 throw new IllegalArgumentException(module + ": full training needs dense weights (use --quantize none)");
             }
-            Tensor f32 = Tensor.allocate(DType.F32, dense.weight().shape());
+            Tensor f32 = model.backend().allocate(DType.F32, dense.weight().shape());
             model.backend().cast(dense.weight(), f32);
-            Parameter p = Parameter.of(module + ".weight", f32);
+            Parameter p = Parameter.of(model.backend(), module + ".weight", f32);
             model.own(p);
             return new TrainableLinear(p);
         });
@@ -52,15 +54,16 @@ public final class FullTraining {
         Files.createDirectories(dir);
         Map<String, Tensor> out = new LinkedHashMap<>();
         List<Tensor> temporaries = new ArrayList<>();
+        Backend b = model.backend();
         try {
             for (Parameter p : model.parameters()) {
                 Tensor t = p.value();
                 if (dtype != DType.F32) {
-                    t = Tensor.allocate(dtype, p.value().shape());
-                    model.backend().cast(p.value(), t);
+                    t = b.allocate(dtype, p.value().shape());
+                    b.cast(p.value(), t);
                     temporaries.add(t);
                 }
-                out.put(p.name(), t);
+                out.put(p.name(), Transfers.onHost(b, t, temporaries)); // a device tensor is written from a host copy
             }
             SafeTensorsWriter.write(dir.resolve("model.safetensors"), out, Map.of("format", "pt"));
         } finally {

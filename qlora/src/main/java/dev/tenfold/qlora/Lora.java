@@ -52,8 +52,8 @@ public final class Lora {
 
     /**
      * Wraps every targeted projection (module names ending in one of {@code targetModules}, e.g.
-     * "q_proj") in a {@link LoraLinear}; the adapters are closed with the model. Initialisation is
-     * deterministic for a seed.
+     * "q_proj") in a {@link LoraLinear}; the adapters are closed with the model and live where it
+     * computes. Initialisation is deterministic for a seed.
      */
     public static List<LoraLinear> attach(LlamaModel model, Set<String> targetModules, int rank, float alpha, boolean rsLora,
                                           long seed) {
@@ -62,7 +62,7 @@ public final class Lora {
         model.mapLinears((module, linear) -> {
             String leaf = module.substring(module.lastIndexOf('.') + 1);
             if (!targetModules.contains(leaf)) return linear;
-            LoraLinear lora = new LoraLinear(module, linear, rank, alpha, rsLora, rng);
+            LoraLinear lora = new LoraLinear(model.backend(), module, linear, rank, alpha, rsLora, rng);
             model.own(lora.a());
             model.own(lora.b());
             added.add(lora);

@@ -3,6 +3,7 @@ package dev.tenfold.qlora;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Transfers;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.Parameter;
 import java.util.List;
@@ -17,7 +18,11 @@ import java.util.SplittableRandom;
  * <p>Dropout (PEFT applies it to the adapter's input only: B A dropout(x)) is active while a
  * dropout seed is set, i.e. during training. Its mask is a pure function of (seed, module, element),
  * so the recomputation of a checkpointed layer and its backward see exactly the forward's mask,
- * and a resumed run draws the same masks as an uninterrupted one.
+ * and a resumed run draws the same masks as an uninterrupted one. On a device the mask is drawn on
+ * the host and uploaded (one transfer per adapter call while dropout is on).
+ *
+ * <p>A and B, their gradients and all scratch live on the device of the backend the adapter is
+ * made for (A is drawn on the host and uploaded once).
  */
 public final class LoraLinear implements Linear {
     private final Linear base;
@@ -30,7 +35,7 @@ public final class LoraLinear implements Linear {
     private long dropoutSeed;
     private boolean dropoutActive;
 
-    public LoraLinear(String module, Linear base, int rank, float alpha, boolean rsLora, SplittableRandom rng) {
+    public LoraLinear(Backend backend, String module, Linear base, int rank, float alpha, boolean rsLora, SplittableRandom rng) {
         if (rank <= 0) throw new IllegalArgumentException("LoRA rank must be positive, got " + rank);
         this.base = base;
         this.rank = rank;
@@ -40,8 +45,13 @@ public final class LoraLinear implements Linear {
         Tensor av = Tensor.allocate(DType.F32, rank, in);
         float bound = (float) (1.0 / Math.sqrt(in));
         for (long i = 0; i < av.numel(); i++) av.setFloat(i, (float) ((rng.nextDouble() * 2 - 1) * bound));
-        this.a = Parameter.of(module + ".lora_A.weight", av);
-        this.b = Parameter.of(module + ".lora_B.weight", Tensor.allocate(DType.F32, out, rank));
+        if (Transfers.needsUpload(backend, av)) {
+            try (Tensor host = av) {
+                av = Transfers.upload(backend, host);
+            }
+        }
+        this.a = Parameter.of(backend, module + ".lora_A.weight", av);
+        this.b = Parameter.of(backend, module + ".lora_B.weight", backend.allocate(DType.F32, out, rank));
     }
 
     public Linear base() { return base; }
@@ -73,13 +83,31 @@ public final class LoraLinear implements Linear {
 
     private boolean dropping() { return dropoutActive && dropout > 0; }
 
-    /** x with dropout applied: each element kept with probability 1-p and scaled by 1/(1-p), or zeroed. */
-    private Tensor dropped(Tensor x) {
+    /**
+     * x with dropout applied: each element kept with probability 1-p and scaled by 1/(1-p), or
+     * zeroed. On the host directly; on a device as x * mask (see {@link #deviceMask}).
+     */
+    private Tensor dropped(Backend backend, Tensor x, Tensor deviceMask) {
+        if (deviceMask != null) {
+            Tensor out = backend.allocate(DType.F32, x.shape());
+            backend.mul(x, deviceMask, out);
+            return out;
+        }
         Tensor out = Tensor.allocate(DType.F32, x.shape());
         float keepScale = 1f / (1f - dropout);
         long n = x.numel();
         for (long i = 0; i < n; i++) out.setFloat(i, kept(i) ? x.getFloat(i) * keepScale : 0f);
         return out;
+    }
+
+    /** For x on a device: the dropout mask (1/(1-p) where kept, 0 where dropped), drawn on the host and uploaded; null on the host. */
+    private Tensor deviceMask(Backend backend, Tensor x) {
+        if (x.device().isCpu()) return null;
+        float keepScale = 1f / (1f - dropout);
+        try (Tensor m = Tensor.allocate(DType.F32, x.shape())) {
+            for (long i = 0; i < m.numel(); i++) m.setFloat(i, kept(i) ? keepScale : 0f);
+            return Transfers.upload(backend, m);
+        }
     }
 
     private boolean kept(long i) {
@@ -101,12 +129,15 @@ public final class LoraLinear implements Linear {
     @Override
     public void forward(Backend backend, Tensor x, Tensor y) {
         base.forward(backend, x, y);
-        Tensor xd = dropping() ? dropped(x) : x;
-        try (Tensor xa = Tensor.allocate(DType.F32, x.dim(0), rank); Tensor sb = scaledB(backend)) {
+        boolean drop = dropping();
+        Tensor mask = drop ? deviceMask(backend, x) : null;
+        Tensor xd = drop ? dropped(backend, x, mask) : x;
+        try (Tensor xa = backend.allocate(DType.F32, x.dim(0), rank); Tensor sb = scaledB(backend)) {
             backend.matmul(xd, false, a.value(), true, xa, false);  // x A^T   [T, r]
             backend.matmul(xa, false, sb, true, y, true);           // += (x A^T) (s B)^T
         } finally {
             if (xd != x) xd.close();
+            if (mask != null) mask.close();
         }
     }
 
@@ -115,34 +146,41 @@ public final class LoraLinear implements Linear {
         base.backward(backend, x, dy, dx);
         long t = x.dim(0);
         boolean drop = dropping();
-        Tensor xd = drop ? dropped(x) : x;
-        try (Tensor xa = Tensor.allocate(DType.F32, t, rank); Tensor dyb = Tensor.allocate(DType.F32, t, rank);
+        Tensor mask = drop ? deviceMask(backend, x) : null;
+        Tensor xd = drop ? dropped(backend, x, mask) : x;
+        try (Tensor xa = backend.allocate(DType.F32, t, rank); Tensor dyb = backend.allocate(DType.F32, t, rank);
              Tensor sb = scaledB(backend)) {
             backend.matmul(xd, false, a.value(), true, xa, false);   // x A^T
             backend.matmul(dy, false, sb, false, dyb, false);        // s dy B       [T, r]
             if (drop) {
                 // dx += mask/(1-p) * (s dy B A): the dropout's own backward
-                try (Tensor d = Tensor.allocate(DType.F32, dx.shape())) {
+                try (Tensor d = backend.allocate(DType.F32, dx.shape())) {
                     backend.matmul(dyb, false, a.value(), false, d, false);
-                    float keepScale = 1f / (1f - dropout);
-                    for (long i = 0; i < d.numel(); i++) if (kept(i)) dx.setFloat(i, dx.getFloat(i) + d.getFloat(i) * keepScale);
+                    if (mask != null) {
+                        backend.mul(d, mask, d);
+                        backend.add(dx, d, dx);
+                    } else {
+                        float keepScale = 1f / (1f - dropout);
+                        for (long i = 0; i < d.numel(); i++) if (kept(i)) dx.setFloat(i, dx.getFloat(i) + d.getFloat(i) * keepScale);
+                    }
                 }
             } else {
                 backend.matmul(dyb, false, a.value(), false, dx, true); // dx += s dy B A
             }
             backend.matmul(dyb, true, xd, false, a.grad(), true);    // dA += s (dy B)^T x
-            try (Tensor dB = Tensor.allocate(DType.F32, b.value().shape())) {
+            try (Tensor dB = backend.allocate(DType.F32, b.value().shape())) {
                 backend.matmul(dy, true, xa, false, dB, false);      // dy^T (x A^T)
                 backend.scale(dB, scale, dB);
                 backend.add(b.grad(), dB, b.grad());                 // dB += s dy^T x A^T
             }
         } finally {
             if (xd != x) xd.close();
+            if (mask != null) mask.close();
         }
     }
 
     private Tensor scaledB(Backend backend) {
-        Tensor sb = Tensor.allocate(DType.F32, b.value().shape());
+        Tensor sb = backend.allocate(DType.F32, b.value().shape());
         backend.scale(b.value(), scale, sb);
         return sb;
     }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsModel;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.DenseLinear;
@@ -76,10 +77,10 @@ public final class Merge {
             throw new IllegalArgumentException(module + ": merging needs the dense base weights (load the base model unquantized)");
         }
         Tensor w = dense.weight();
-        try (Tensor delta = Tensor.allocate(DType.F32, w.shape()); Tensor sb = Tensor.allocate(DType.F32, lora.b().value().shape())) {
+        try (Tensor delta = b.allocate(DType.F32, w.shape()); Tensor sb = b.allocate(DType.F32, lora.b().value().shape())) {
             b.scale(lora.b().value(), lora.scale(), sb);
             b.matmul(sb, false, lora.a().value(), false, delta, false); // s B A  [out, in]
-            try (Tensor wf = Tensor.allocate(DType.F32, w.shape())) {
+            try (Tensor wf = b.allocate(DType.F32, w.shape())) {
                 b.cast(w, wf);
                 b.add(wf, delta, wf);
                 out.put(module + ".weight", bf16(b, wf, temporaries));
@@ -87,10 +88,16 @@ public final class Merge {
         }
     }
 
+    /** f32 rounded to BF16 by the backend, as a host tensor (downloaded from a device) kept in temporaries. */
     private static Tensor bf16(Backend b, Tensor f32, List<Tensor> temporaries) {
-        Tensor t = Tensor.allocate(DType.BF16, f32.shape());
+        Tensor t = b.allocate(DType.BF16, f32.shape());
         b.cast(f32, t);
-        temporaries.add(t);
-        return t;
+        if (t.device().isCpu()) {
+            temporaries.add(t);
+            return t;
+        }
+        try (t) {
+            return Transfers.onHost(b, t, temporaries);
+        }
     }
 }

@@ -4,14 +4,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -94,8 +95,13 @@ public final class PeftAdapter {
     public static void save(Path dir, LlamaModel model, Config config) throws IOException {
         Files.createDirectories(dir);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
-        for (Parameter p : model.parameters()) tensors.put(PREFIX + p.name(), p.value());
-        SafeTensorsWriter.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
+        List<Tensor> downloads = new java.util.ArrayList<>(); // host copies of device parameters
+        try {
+            for (Parameter p : model.parameters()) tensors.put(PREFIX + p.name(), Transfers.onHost(model.backend(), p.value(), downloads));
+            SafeTensorsWriter.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
+        } finally {
+            downloads.forEach(Tensor::close);
+        }
         AtomicFiles.write(dir.resolve(CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config.toJson()));
     }
 
@@ -135,7 +141,7 @@ public final class PeftAdapter {
                     throw new IllegalArgumentException(weights + ": tensor " + name + " has shape " + Arrays.toString(t.shape())
                             + ", the model needs " + Arrays.toString(p.value().shape()));
                 }
-                copyInto(t, p.value());
+                copyInto(model.backend(), t, p.value());
                 seen.put(name, true);
             }
             List<String> unused = seen.entrySet().stream().filter(e -> !e.getValue()).map(Map.Entry::getKey).sorted().toList();
@@ -146,11 +152,15 @@ public final class PeftAdapter {
         return cfg;
     }
 
-    private static void copyInto(Tensor src, Tensor dst) {
+    /** dst (where the model computes) = the file's src, converted on the host when the dtypes differ. */
+    private static void copyInto(Backend b, Tensor src, Tensor dst) {
         if (src.dtype() == dst.dtype()) {
-            MemorySegment.copy(src.data(), 0, dst.data(), 0, dst.byteSize());
-        } else {
-            for (long i = 0; i < dst.numel(); i++) dst.setFloat(i, src.getFloat(i));
+            b.copy(src, dst);
+            return;
+        }
+        try (Tensor converted = Tensor.allocate(dst.dtype(), dst.shape())) {
+            for (long i = 0; i < dst.numel(); i++) converted.setFloat(i, src.getFloat(i));
+            b.copy(converted, dst);
         }
     }
 }

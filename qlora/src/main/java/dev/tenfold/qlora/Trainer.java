@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.LlamaModel;
@@ -12,7 +13,6 @@ import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.TrainingStep;
 import java.io.BufferedWriter;
 import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,6 +34,10 @@ import java.util.stream.Stream;
  * checkpoints (a usable PEFT adapter plus the optimizer state) are written atomically, and
  * {@link #train} resumes from the newest one so that a killed run finishes bit-identical to an
  * uninterrupted one on the CPU.
+ *
+ * <p>It runs on the model's backend: gradients, AdamW moments and every op stay on its device; per
+ * step only the loss and the gradient norm come back (as doubles), and a checkpoint downloads the
+ * parameters and moments it writes.
  */
 public final class Trainer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -134,9 +138,10 @@ public final class Trainer {
         if (totalSteps <= 0) throw new IllegalArgumentException("no steps to run (epochs " + settings.epochs() + ")");
         m = new Tensor[params.size()];
         v = new Tensor[params.size()];
+        Backend b = model.backend();
         for (int i = 0; i < params.size(); i++) {
-            m[i] = Tensor.allocate(dev.tenfold.engine.DType.F32, params.get(i).value().shape());
-            v[i] = Tensor.allocate(dev.tenfold.engine.DType.F32, params.get(i).value().shape());
+            m[i] = b.allocate(dev.tenfold.engine.DType.F32, params.get(i).value().shape());
+            v[i] = b.allocate(dev.tenfold.engine.DType.F32, params.get(i).value().shape());
             model.own(m[i]);
             model.own(v[i]);
         }
@@ -176,7 +181,7 @@ public final class Trainer {
                     scored += examples.get(i).scoredTokens();
                     tokens += examples.get(i).ids().length;
                 }
-                for (Parameter p : params) p.zeroGrad();
+                for (Parameter p : params) b.fill(p.grad(), 0f);
                 double lossSum = 0;
                 float gradScale = scored == 0 ? 0f : 1f / scored;
                 for (int j = 0; j < batch.length; j++) {
@@ -229,15 +234,26 @@ public final class Trainer {
         deleteTree(tmp);
         Files.createDirectories(tmp);
         writer.write(tmp, model);
-        Map<String, Tensor> values = new LinkedHashMap<>();
-        for (Parameter p : params) values.put(p.name(), p.value());
-        SafeTensorsWriter.write(tmp.resolve("parameters.safetensors"), values, Map.of());
-        Map<String, Tensor> state = new LinkedHashMap<>();
-        for (int i = 0; i < params.size(); i++) {
-            state.put(params.get(i).name() + ".exp_avg", m[i]);
-            state.put(params.get(i).name() + ".exp_avg_sq", v[i]);
+        Backend b = model.backend();
+        List<Tensor> downloads = new ArrayList<>(); // host copies of device tensors (none on the host)
+        try {
+            Map<String, Tensor> values = new LinkedHashMap<>();
+            for (Parameter p : params) values.put(p.name(), Transfers.onHost(b, p.value(), downloads));
+            SafeTensorsWriter.write(tmp.resolve("parameters.safetensors"), values, Map.of());
+        } finally {
+            downloads.forEach(Tensor::close);
+            downloads.clear();
         }
-        SafeTensorsWriter.write(tmp.resolve("optimizer.safetensors"), state, Map.of());
+        try {
+            Map<String, Tensor> state = new LinkedHashMap<>();
+            for (int i = 0; i < params.size(); i++) {
+                state.put(params.get(i).name() + ".exp_avg", Transfers.onHost(b, m[i], downloads));
+                state.put(params.get(i).name() + ".exp_avg_sq", Transfers.onHost(b, v[i], downloads));
+            }
+            SafeTensorsWriter.write(tmp.resolve("optimizer.safetensors"), state, Map.of());
+        } finally {
+            downloads.forEach(Tensor::close);
+        }
         ObjectNode ts = JSON.createObjectNode().put("step", step).put("total_steps", totalSteps).put("steps_per_epoch", stepsPerEpoch);
         Files.writeString(tmp.resolve("trainer_state.json"), ts.toPrettyString());
         deleteTree(dir);
@@ -268,23 +284,24 @@ public final class Trainer {
         }
         try (SafeTensorsFile saved = SafeTensorsFile.open(dir.resolve("parameters.safetensors"));
              SafeTensorsFile opt = SafeTensorsFile.open(dir.resolve("optimizer.safetensors"))) {
+            Backend b = model.backend();
             for (int i = 0; i < params.size(); i++) {
                 Parameter p = params.get(i);
-                restore(saved, p.name(), p.value(), dir);
-                restore(opt, p.name() + ".exp_avg", m[i], dir);
-                restore(opt, p.name() + ".exp_avg_sq", v[i], dir);
+                restore(b, saved, p.name(), p.value(), dir);
+                restore(b, opt, p.name() + ".exp_avg", m[i], dir);
+                restore(b, opt, p.name() + ".exp_avg_sq", v[i], dir);
             }
         }
         return ts.path("step").asInt();
     }
 
-    private static void restore(SafeTensorsFile f, String name, Tensor dst, Path dir) {
+    private static void restore(Backend b, SafeTensorsFile f, String name, Tensor dst, Path dir) {
         if (!f.has(name)) throw new IllegalArgumentException(dir + ": checkpoint lacks " + name + " (different training settings?)");
         Tensor src = f.tensor(name);
         if (src.dtype() != dst.dtype() || !Arrays.equals(src.shape(), dst.shape())) {
             throw new IllegalArgumentException(dir + ": " + name + " is " + src.describe() + ", this run needs " + dst.describe());
         }
-        MemorySegment.copy(src.data(), 0, dst.data(), 0, dst.byteSize());
+        b.copy(src, dst); // uploads to a device
     }
 
     /** Drops metric lines of steps after {@code step} (left by a killed run) so the file matches the resumed run. */

@@ -2,8 +2,8 @@ package dev.tenfold.tools;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Backends;
 import dev.tenfold.engine.Device;
-import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
@@ -33,15 +33,27 @@ final class ModelOptions {
             description = "A PEFT LoRA adapter folder to apply (its training rope_theta is used unless --rope-theta is given).")
     Path adapter;
 
-    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]", description = "Where to run (default: ${DEFAULT-VALUE}).")
-    String device;
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where to run: cpu, or a CUDA GPU (cuda = cuda:0) (default: ${DEFAULT-VALUE}).")
+    String device = "cpu";
 
+    /** The backend for --device; a bad spelling or an unusable device is one line that starts with --device. */
     Backend backend() {
-        Device d = Device.parse(device);
-        if (!d.isCpu()) {
-            throw new IllegalArgumentException("--device " + d + ": the CUDA backend is not part of this build yet; use --device cpu");
+        Device d;
+        try {
+            d = Device.parse(device);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--device: " + e.getMessage());
         }
-        return CpuBackend.fast();
+        Backend b;
+        try {
+            b = Backends.forDevice(d);
+        } catch (RuntimeException | LinkageError e) {
+            String m = Main.messageOf(e);
+            throw new IllegalArgumentException(m.startsWith("--device") ? m : "--device " + d + ": " + m, e);
+        }
+        if (!d.isCpu()) System.err.println("tenfold: running on " + d + " (" + b.name() + ")");
+        return b;
     }
 
     LlamaLoader.Options loadOptions() throws IOException {

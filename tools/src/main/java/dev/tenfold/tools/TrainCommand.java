@@ -50,7 +50,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--warmup-steps", paramLabel = "N") Integer warmupSteps;
     @Option(names = "--batch-size", paramLabel = "N", description = "Sequences per optimizer step (gradients accumulated over them).") Integer batchSize;
     @Option(names = "--micro-batch-size", paramLabel = "N", defaultValue = "1",
-            description = "Sequences per forward pass; the CPU backend runs one at a time (1).") int microBatchSize;
+            description = "Sequences per forward pass; tenfold runs one at a time (1).") int microBatchSize;
     @Option(names = "--epochs", paramLabel = "N") Integer epochs;
     @Option(names = "--max-steps", paramLabel = "N", description = "Stop after N optimizer steps (overrides --epochs).") Integer maxSteps;
     @Option(names = "--max-length", paramLabel = "N", description = "Chat records longer are dropped; text records are cut.") Integer maxLength;
@@ -73,7 +73,7 @@ final class TrainCommand implements Callable<Integer> {
         applyRecipe();
         if (loraDropout == null) loraDropout = 0f;
         if (!(loraDropout >= 0 && loraDropout < 1)) throw new IllegalArgumentException("--lora-dropout must be in [0, 1), got " + loraDropout);
-        if (microBatchSize != 1) throw new IllegalArgumentException("--micro-batch-size: the CPU backend processes one sequence at a time; use 1");
+        if (microBatchSize != 1) throw new IllegalArgumentException("--micro-batch-size: tenfold processes one sequence at a time; use 1");
         boolean nf4 = switch (quantize.toLowerCase(Locale.ROOT)) {
             case "nf4" -> true;
             case "none" -> false;

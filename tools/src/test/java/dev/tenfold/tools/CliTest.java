@@ -124,6 +124,25 @@ class CliTest {
         assertEquals(1, r.code());
         assertTrue(r.err().contains("CUDA"), r.err());
 
+        // --device: a bad spelling, or a device this build or machine cannot use, is one line naming the flag
+        for (String[] c : new String[][] {{"tpu", "--device: unknown device 'tpu': expected cpu, cuda or cuda:N"},
+                {"cuda:x", "--device: unknown device 'cuda:x'"}, {"cuda:1", "--device cuda:1"}}) {
+            r = run("", "generate", "--model", model.toString(), "--prompt", "x", "--device", c[0]);
+            assertEquals(1, r.code(), c[0]);
+            assertTrue(r.err().startsWith("tenfold generate: " + c[1]), r.err());
+            assertEquals(1, r.err().strip().lines().count(), r.err());
+        }
+        r = run("", "train", "--model", model.toString(), "--data", dir.resolve("none.jsonl").toString(), "--output",
+                dir.resolve("never").toString(), "--device", "cuda");
+        assertEquals(1, r.code());
+        assertTrue(r.err().startsWith("tenfold train: --device cuda:0: "), r.err());
+        assertFalse(Files.exists(dir.resolve("never")), "nothing written");
+        Path ids = dir.resolve("ids.jsonl");
+        Files.writeString(ids, "{\"input_ids\": [1, 2, 3, 4]}\n");
+        r = run("", "eval", "ppl", "--model", model.toString(), "--data", ids.toString(), "--device", "gpu");
+        assertEquals(1, r.code());
+        assertTrue(r.err().startsWith("tenfold ppl: --device: unknown device 'gpu'"), r.err());
+
         r = run("", "generate", "--model", model.toString(), "--prompt", "x", "--rope-scaling", "{bad");
         assertEquals(1, r.code());
         assertTrue(r.err().contains("--rope-scaling"), r.err());

@@ -4,9 +4,11 @@ import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Transfers;
 import dev.tenfold.llama.Linear;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * A frozen NF4 projection: y = x W^T with W dequantized on the fly, a chunk of output rows at a
@@ -24,6 +26,12 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>The compute dtype is the scratch weight's: F32 (exact dequantized values, the default) or
  * BF16 (what bitsandbytes computes with under {@code bnb_4bit_compute_dtype=bfloat16}).
+ *
+ * <p>On a device ({@link #to}): the packed codes, absmax and nested statistics are uploaded once and
+ * stay there; each call dequantizes the whole weight with {@code backend.dequantizeNf4} into a
+ * device scratch of the compute dtype ([out, in]: 117 MB in BF16 for the largest Llama-3-8B
+ * projection, freed when the call returns) and runs one {@code backend.matmul}. Nothing crosses
+ * to the host.
  */
 public final class Nf4Linear implements Linear {
     /** Target size of the dequantized weight chunk, in F32 bytes. */
@@ -32,11 +40,17 @@ public final class Nf4Linear implements Linear {
     private final Nf4Tensor weight;
     private final DType computeDtype;
     private final int chunkRows;
+    private final OnDevice device; // the weight's parts on a device, or null on the host
+
+    /** The parts of the NF4 weight on a device (nestedAbsmax and nestedCode null when not double-quantized). */
+    private record OnDevice(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode) {}
 
     public Nf4Linear(Nf4Tensor weight) { this(weight, DType.F32, defaultChunkRows(weight.rows(), weight.cols())); }
 
     /** @param chunkRows output rows dequantized at a time (any positive number; the last chunk may be shorter) */
-    public Nf4Linear(Nf4Tensor weight, DType computeDtype, int chunkRows) {
+    public Nf4Linear(Nf4Tensor weight, DType computeDtype, int chunkRows) { this(weight, computeDtype, chunkRows, null); }
+
+    private Nf4Linear(Nf4Tensor weight, DType computeDtype, int chunkRows, OnDevice device) {
         if (weight == null) throw new IllegalArgumentException("nf4 linear: weight is null");
         if (computeDtype != DType.F32 && computeDtype != DType.BF16) {
             throw new IllegalArgumentException("nf4 linear: compute dtype must be F32 or BF16, got " + computeDtype);
@@ -45,6 +59,42 @@ public final class Nf4Linear implements Linear {
         this.weight = weight;
         this.computeDtype = computeDtype;
         this.chunkRows = (int) Math.min(chunkRows, weight.rows());
+        this.device = device;
+    }
+
+    /** This projection with its NF4 parts uploaded to the backend's device (once; the copies go to {@code owned}). */
+    @Override
+    public Linear to(Backend backend, List<AutoCloseable> owned) {
+        boolean there = device != null ? !Transfers.needsUpload(backend, device.packed()) : backend.device().isCpu();
+        if (there) return this;
+        if (device != null) throw new IllegalArgumentException("nf4 linear: already on " + device.packed().device() + ", not " + backend.device());
+        Tensor packed = up(backend, weight.packed(), owned), absmax = up(backend, weight.absmax(), owned);
+        Tensor nested = null, code = null;
+        if (weight.doubleQuant()) {
+            nested = up(backend, weight.nestedAbsmax(), owned);
+            try (Tensor c = Tensor.of(weight.nestedCode(), 256)) {
+                code = up(backend, c, owned);
+            }
+        }
+        return new Nf4Linear(weight, computeDtype, chunkRows, new OnDevice(packed, absmax, nested, code));
+    }
+
+    private static Tensor up(Backend backend, Tensor host, List<AutoCloseable> owned) {
+        Tensor t = Transfers.upload(backend, host);
+        owned.add(t);
+        return t;
+    }
+
+    /** The whole weight, dequantized on the device into a new [out, in] tensor of the compute dtype (the caller closes it). */
+    private Tensor dequantizeOnDevice(Backend backend) {
+        Tensor w = backend.allocate(computeDtype, weight.rows(), weight.cols());
+        try {
+            backend.dequantizeNf4(device.packed(), device.absmax(), device.nestedAbsmax(), device.nestedCode(), weight.offset(), w);
+        } catch (RuntimeException e) {
+            w.close();
+            throw e;
+        }
+        return w;
     }
 
     /** Rows per chunk so that the F32 chunk is about {@link #CHUNK_BYTES}: a multiple of 16, at least 16. */
@@ -73,6 +123,12 @@ public final class Nf4Linear implements Linear {
         if (x.dim(1) != in) throw Check.fail("nf4 linear", "x must be [T, " + in + "]", x);
         long t = x.dim(0);
         Check.shape("nf4 linear", "y", y, t, out);
+        if (device != null) {
+            try (Tensor w = dequantizeOnDevice(backend)) {
+                backend.matmul(x, false, w, true, y, false);
+            }
+            return;
+        }
         try (Arena arena = Arena.ofShared()) { // shared: the fast backend reads the scratch from all cores
             Tensor w = Tensor.allocate(arena, computeDtype, chunkRows, in);
             if (chunkRows == out) {
@@ -103,6 +159,12 @@ public final class Nf4Linear implements Linear {
         if (dy.dim(1) != out) throw Check.fail("nf4 linear backward", "dy must be [T, " + out + "]", dy);
         long t = dy.dim(0);
         Check.shape("nf4 linear backward", "dx", dx, t, in);
+        if (device != null) {
+            try (Tensor w = dequantizeOnDevice(backend)) {
+                backend.matmul(dy, false, w, false, dx, false);
+            }
+            return;
+        }
         try (Arena arena = Arena.ofShared()) {
             Tensor w = Tensor.allocate(arena, computeDtype, chunkRows, in);
             if (chunkRows == out) {
@@ -130,6 +192,7 @@ public final class Nf4Linear implements Linear {
 
     @Override
     public String toString() {
-        return "Nf4Linear [" + weight.rows() + ", " + weight.cols() + "] (" + computeDtype + ", " + chunkRows + " rows per chunk)";
+        return "Nf4Linear [" + weight.rows() + ", " + weight.cols() + "] (" + computeDtype
+                + (device != null ? ", on " + device.packed().device() : ", " + chunkRows + " rows per chunk") + ")";
     }
 }
