@@ -26,7 +26,7 @@ class FakeCudaTest {
     void theHostSideRunsEndToEndOnAFakeCudaStack(@TempDir Path dir) throws Exception {
         String cc = compiler();
         Assumptions.assumeTrue(cc != null, "no C compiler (cc or gcc) here to build the fake CUDA stack");
-        Path source = Path.of("src/test/c/fake_cuda.c").toAbsolutePath();
+        Path source = KernelAbiTest.sourceFile(Path.of("src/test/c/fake_cuda.c")).toAbsolutePath();
         Path libs = Files.createDirectories(dir.resolve("lib")), lib = libs.resolve("libfakecuda.so");
         run(List.of(cc, "-shared", "-fPIC", "-O1", "-o", lib.toString(), source.toString(), "-lm"), dir, 120);
         for (String soname : new String[] {"libcuda.so.1", "libcublas.so.13", "libnccl.so.2"}) {
