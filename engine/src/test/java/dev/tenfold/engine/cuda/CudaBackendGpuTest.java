@@ -74,11 +74,10 @@ class CudaBackendGpuTest {
 
     @Test
     void allocateIsZeroFilled() {
-        try (Tensor junk = up(TestTensors.random(rng, 4096))) {
-            junk.close(); // its block goes back to the cache, full of values
-            try (Tensor t = gpu.allocate(DType.F32, 4096); Tensor h = gpu.toHost(t)) {
-                for (float f : h.toFloatArray()) assertEquals(0f, f);
-            }
+        Tensor junk = up(TestTensors.random(rng, 4096));
+        junk.close(); // its block goes back to the cache, full of values
+        try (Tensor t = gpu.allocate(DType.F32, 4096); Tensor h = gpu.toHost(t)) {
+            for (float f : h.toFloatArray()) assertEquals(0f, f);
         }
     }
 
