@@ -1,16 +1,26 @@
 package dev.tenfold.engine;
 
 import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.engine.cuda.CudaBackend;
+import dev.tenfold.engine.cuda.CudaUnavailableException;
 
-/**
- * The backend for a device: the fast CPU backend for {@code cpu}; the CUDA backend for
- * {@code cuda:N} (not in this build: a clear error until it is).
- */
+/** The backend that computes on a device: what `--device cpu|cuda[:N]` selects. */
 public final class Backends {
     private Backends() {}
 
-    public static Backend forDevice(Device d) {
-        if (d.isCpu()) return CpuBackend.fast();
-        throw new IllegalStateException("--device " + d + ": the CUDA backend is not in this build");
+    /**
+     * The fast CPU backend for {@code cpu}; for {@code cuda:N} the CUDA backend of GPU N (one per device,
+     * created on first use and shared). Throws {@link CudaUnavailableException} with a message that starts
+     * with "--device cuda:N: " and says what is missing (driver, GPU, cuBLAS or this build's kernels).
+     */
+    public static Backend forDevice(Device device) {
+        if (device == null) throw new IllegalArgumentException("device is null");
+        if (device.isCpu()) return CpuBackend.fast();
+        try {
+            return CudaBackend.open(device.index());
+        } catch (CudaUnavailableException e) {
+            throw new CudaUnavailableException("--device " + device + ": " + e.getMessage()
+                    + " (--device cpu runs everything on the CPU; `tenfold doctor` shows what CUDA this machine has)", e);
+        }
     }
 }

@@ -1,15 +1,34 @@
 package dev.tenfold.tools;
 
+import dev.tenfold.engine.Device;
 import dev.tenfold.engine.cpu.Parallel;
+import dev.tenfold.engine.cuda.CudaBackend;
+import dev.tenfold.engine.cuda.CudaKernels;
 import dev.tenfold.engine.cuda.CudaProbe;
+import dev.tenfold.engine.cuda.CudaUnavailableException;
+import dev.tenfold.engine.cuda.KernelSelfCheck;
 import java.lang.management.ManagementFactory;
+import java.util.List;
 import java.util.concurrent.Callable;
 import jdk.incubator.vector.FloatVector;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** Reports what this machine offers tenfold: the JDK, the CPU's vector width, cores, memory and CUDA. Exits 0 without a GPU. */
-@Command(name = "doctor", mixinStandardHelpOptions = true, description = "Show the JDK, CPU features, cores, memory and the CUDA driver, GPUs, cuBLAS and NCCL found.")
+/**
+ * Reports what this machine offers tenfold: the JDK, the CPU's vector width, cores, memory and CUDA (driver,
+ * GPUs, cuBLAS, NCCL, this build's kernels). With a GPU it runs every kernel once against the CPU reference
+ * and prints a pass/fail table (exit 1 if one fails); without one it says so and exits 0.
+ */
+@Command(name = "doctor", mixinStandardHelpOptions = true, description = {
+        "Show the JDK, CPU features, cores, memory and the CUDA driver, GPUs, cuBLAS and NCCL found;",
+        "with a GPU, check every CUDA kernel against the CPU reference on small random inputs."})
 final class DoctorCommand implements Callable<Integer> {
+
+    @Option(names = "--device", paramLabel = "cuda[:N]", defaultValue = "cuda:0", description = "The GPU to self-check (default cuda:0).")
+    String device;
+
+    @Option(names = "--no-self-check", description = "Only report what is found; run no kernel.")
+    boolean noSelfCheck;
 
     @Override
     public Integer call() {
@@ -30,8 +49,42 @@ final class DoctorCommand implements Callable<Integer> {
         }
         System.out.println("cublas      " + (cuda.cublas() != null ? cuda.cublas() : cuda.cublasProblem()));
         System.out.println("nccl        " + (cuda.nccl() != null ? cuda.nccl() : cuda.ncclProblem()));
-        System.out.println("backend     cpu (the CUDA kernels are not part of this build yet" + (cuda.hasGpu() ? "; this GPU is unused)" : ")"));
-        return 0;
+        String kernels = kernels();
+        System.out.println("kernels     " + kernels);
+        if (!cuda.hasGpu()) {
+            System.out.println("backend     cpu: no GPU here, so no kernel was run; every command runs on the CPU (--device cpu)");
+            return 0;
+        }
+        Device d = Device.parse(device);
+        if (d.isCpu()) throw new IllegalArgumentException("doctor --device: a GPU (cuda or cuda:N), not cpu");
+        CudaBackend gpu;
+        try {
+            gpu = CudaBackend.open(d.index());
+        } catch (CudaUnavailableException e) {
+            System.out.println("backend     cpu: " + d + " cannot be used: " + e.getMessage());
+            return 0;
+        }
+        System.out.println("backend     " + d + " ready: " + gpu.gpuName() + ", sm_" + gpu.computeCapability().replace(".", "") + ", "
+                + gpu.multiprocessors() + " SMs, cuBLAS " + gpu.cublasVersion());
+        if (noSelfCheck) return 0;
+        System.out.println();
+        System.out.println("self-check  every kernel on " + d + " against the CPU reference, small random inputs, outputs poisoned:");
+        List<KernelSelfCheck.Result> results = KernelSelfCheck.run(gpu, KernelSelfCheck.Sizes.QUICK, 42);
+        System.out.print(KernelSelfCheck.table(results));
+        long failed = results.stream().filter(r -> !r.passed()).count();
+        System.out.println(failed == 0 ? "result      all " + results.size() + " checks passed"
+                : "result      " + failed + " of " + results.size() + " checks FAILED");
+        return failed == 0 ? 0 : 1;
+    }
+
+    /** Whether this build carries the kernels' fatbin, and its size. */
+    private static String kernels() {
+        try {
+            byte[] fatbin = CudaKernels.readFatbin(DoctorCommand.class.getClassLoader());
+            return CudaKernels.RESOURCE + " (" + fatbin.length / 1024 + " KiB) on the classpath";
+        } catch (CudaUnavailableException e) {
+            return e.getMessage();
+        }
     }
 
     private static long physicalMemory() {

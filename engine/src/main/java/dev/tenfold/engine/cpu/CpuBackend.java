@@ -23,78 +23,135 @@ public final class CpuBackend implements Backend {
 
     public boolean isFast() { return fast; }
 
+    /**
+     * Refuses a tensor that lives on a device: its memory is not the host's, so reading it would
+     * crash the JVM instead of failing cleanly.
+     */
+    private static void host(String op, Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t != null && !t.device().isCpu()) {
+                throw new IllegalArgumentException(op + ": the cpu backend takes host tensors, got " + t.describe());
+            }
+        }
+    }
+
     @Override public String name() { return fast ? "cpu" : "cpu-reference"; }
 
     @Override public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        host("matmul", a, b, out);
         Matmul.matmul(fast, a, transA, b, transB, out, accumulate);
     }
 
-    @Override public void add(Tensor a, Tensor b, Tensor out) { Elementwise.add(fast, a, b, out); }
+    @Override public void add(Tensor a, Tensor b, Tensor out) {
+        host("add", a, b, out);
+        Elementwise.add(fast, a, b, out);
+    }
 
-    @Override public void mul(Tensor a, Tensor b, Tensor out) { Elementwise.mul(fast, a, b, out); }
+    @Override public void mul(Tensor a, Tensor b, Tensor out) {
+        host("mul", a, b, out);
+        Elementwise.mul(fast, a, b, out);
+    }
 
-    @Override public void scale(Tensor a, float s, Tensor out) { Elementwise.scale(fast, a, s, out); }
+    @Override public void scale(Tensor a, float s, Tensor out) {
+        host("scale", a, out);
+        Elementwise.scale(fast, a, s, out);
+    }
 
-    @Override public void cast(Tensor src, Tensor dst) { Elementwise.cast(fast, src, dst); }
+    @Override public void cast(Tensor src, Tensor dst) {
+        host("cast", src, dst);
+        Elementwise.cast(fast, src, dst);
+    }
 
-    @Override public void embedding(Tensor table, Tensor ids, Tensor out) { Embedding.forward(fast, table, ids, out); }
+    @Override public void embedding(Tensor table, Tensor ids, Tensor out) {
+        host("embedding", table, ids, out);
+        Embedding.forward(fast, table, ids, out);
+    }
 
     @Override public void embeddingBackward(Tensor dOut, Tensor ids, Tensor dTable) {
+        host("embeddingBackward", dOut, ids, dTable);
         Embedding.backward(fast, dOut, ids, dTable);
     }
 
     @Override public void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
+        host("rmsnorm", x, weight, out, rstd);
         RmsNorm.forward(fast, x, weight, eps, out, rstd);
     }
 
     @Override public void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
+        host("rmsnormBackward", dOut, x, weight, rstd, dx, dWeight);
         RmsNorm.backward(fast, dOut, x, weight, rstd, dx, dWeight);
     }
 
     @Override public void rope(Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out) {
+        host("rope", x, invFreq, positions, out);
         Rope.forward(fast, x, invFreq, positions, attnScale, out);
     }
 
     @Override public void ropeBackward(Tensor dOut, Tensor invFreq, Tensor positions, float attnScale, Tensor dx) {
+        host("ropeBackward", dOut, invFreq, positions, dx);
         Rope.backward(fast, dOut, invFreq, positions, attnScale, dx);
     }
 
-    @Override public void swiglu(Tensor gate, Tensor up, Tensor out) { SwiGlu.forward(fast, gate, up, out); }
+    @Override public void swiglu(Tensor gate, Tensor up, Tensor out) {
+        host("swiglu", gate, up, out);
+        SwiGlu.forward(fast, gate, up, out);
+    }
 
     @Override public void swigluBackward(Tensor dOut, Tensor gate, Tensor up, Tensor dGate, Tensor dUp) {
+        host("swigluBackward", dOut, gate, up, dGate, dUp);
         SwiGlu.backward(fast, dOut, gate, up, dGate, dUp);
     }
 
-    @Override public void softmax(Tensor x, Tensor out) { Softmax.forward(fast, x, out); }
+    @Override public void softmax(Tensor x, Tensor out) {
+        host("softmax", x, out);
+        Softmax.forward(fast, x, out);
+    }
 
-    @Override public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) { Softmax.backward(fast, dOut, y, dx); }
+    @Override public void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
+        host("softmaxBackward", dOut, y, dx);
+        Softmax.backward(fast, dOut, y, dx);
+    }
 
     @Override public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
+        host("attention", q, k, v, out, lse);
         Attention.forward(fast, q, k, v, scale, out, lse);
     }
 
     @Override public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
                                             Tensor dq, Tensor dk, Tensor dv) {
+        host("attentionBackward", dOut, q, k, v, out, lse, dq, dk, dv);
         Attention.backward(fast, dOut, q, k, v, out, lse, scale, dq, dk, dv);
     }
 
     @Override public LossSum crossEntropy(Tensor hidden, Tensor weight, Tensor targets, float gradScale,
                                           Tensor dHidden, Tensor dWeight) {
+        host("crossEntropy", hidden, weight, targets, dHidden, dWeight);
         return CrossEntropy.compute(fast, hidden, weight, targets, gradScale, dHidden, dWeight);
     }
 
     @Override public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp, long step) {
+        host("adamw", param, grad, m, v);
         AdamWStep.step(fast, param, grad, m, v, hp, step);
     }
 
     @Override public void dequantizeNf4(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode, float offset,
                                         Tensor out) {
+        host("dequantizeNf4", packed, absmax, nestedAbsmax, nestedCode, out);
         Nf4Dequant.dequantize(fast, packed, absmax, nestedAbsmax, nestedCode, offset, out);
     }
 
-    @Override public double sum(Tensor x) { return Reductions.sum(fast, x); }
+    @Override public double sum(Tensor x) {
+        host("sum", x);
+        return Reductions.sum(fast, x);
+    }
 
-    @Override public float max(Tensor x) { return Reductions.max(fast, x); }
+    @Override public float max(Tensor x) {
+        host("max", x);
+        return Reductions.max(fast, x);
+    }
 
-    @Override public double sumOfSquares(Tensor x) { return Reductions.sumOfSquares(fast, x); }
+    @Override public double sumOfSquares(Tensor x) {
+        host("sumOfSquares", x);
+        return Reductions.sumOfSquares(fast, x);
+    }
 }

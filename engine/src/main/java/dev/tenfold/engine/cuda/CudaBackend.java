@@ -1,0 +1,811 @@
+package dev.tenfold.engine.cuda;
+
+import static dev.tenfold.engine.cuda.KernelAbi.*;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Check;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Device;
+import dev.tenfold.engine.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The op set on one NVIDIA GPU: tenfold's kernels (tenfold_kernels.h) for everything but matrix
+ * products, which are cuBLAS's. One instance per device ({@link #open}), living as long as the process.
+ *
+ * <p>Everything runs in order on one stream of the device's primary context; an op returns once its
+ * work is queued (ops that return a value, and copies to or from the host, wait for it). Tensors come
+ * from a caching allocator ({@link CudaAllocator}); temporaries are returned to it as soon as their work
+ * is queued, which the single stream makes safe. Ops check their arguments as the CPU backend does (same
+ * messages) and also that every tensor is on this device.
+ *
+ * <p>Precision: elementwise ops, norms, softmax, RoPE, the loss statistics, AdamW and reductions are f32
+ * (reductions accumulate in f64, in a fixed order). Matrix products multiply in the operands' type with
+ * f32 accumulation; an F32 operand paired with a BF16 one is rounded to BF16 first. Attention runs the
+ * bf16 flash kernels (q, k, v, out and dOut rounded to bf16; logsumexp and accumulation f32).
+ */
+public final class CudaBackend implements Backend {
+    /** Rows and vocabulary columns of one logits chunk of the cross-entropy (a 128 MiB f32 scratch at most). */
+    static final int CE_TOKEN_CHUNK = 4096, CE_VOCAB_CHUNK = 8192;
+    private static final int IGNORE = -100;
+    private static final long PINNED_BYTES = 64 * 1024;
+
+    private static final Map<Integer, CudaBackend> OPEN = new HashMap<>();
+    /** The context last made current on each thread (its address), to skip redundant cuCtxSetCurrent calls. */
+    private static final ThreadLocal<long[]> CURRENT = ThreadLocal.withInitial(() -> new long[1]);
+
+    private final CudaDriver driver;
+    private final Device device;
+    private final int cuDevice;
+    private final String gpuName;
+    private final int ccMajor, ccMinor, multiprocessors;
+    private final MemorySegment context, stream, pinned;
+    private final CudaAllocator allocator;
+    private final CudaKernels kernels;
+    private final Cublas cublas;
+    private final Map<Long, Tensor> seqlens = new HashMap<>();
+    private volatile boolean deterministic = true;
+
+    /**
+     * The backend of GPU {@code index} (cuda:index), created on first use and shared afterwards. Throws
+     * {@link CudaUnavailableException} saying why when there is no driver, no such GPU, no cuBLAS, or no
+     * kernels in this build.
+     */
+    public static CudaBackend open(int index) {
+        if (index < 0) throw new IllegalArgumentException("device index must be >= 0, got " + index);
+        synchronized (OPEN) {
+            CudaBackend b = OPEN.get(index);
+            if (b == null) {
+                b = create(index);
+                OPEN.put(index, b);
+            }
+            return b;
+        }
+    }
+
+    private static CudaBackend create(int index) {
+        CudaDriver driver = CudaDriver.get();
+        int count = driver.deviceCount();
+        if (count == 0) throw new CudaUnavailableException("the CUDA driver (" + driver.loaded() + ") sees no GPU");
+        if (index >= count) {
+            throw new CudaUnavailableException("there is no cuda:" + index + "; this machine has " + count + " GPU"
+                    + (count == 1 ? " (cuda:0)" : "s (cuda:0 to cuda:" + (count - 1) + ")"));
+        }
+        byte[] fatbin = CudaKernels.readFatbin(); // the clearest failure first, before the GPU is touched
+        return new CudaBackend(driver, index, fatbin);
+    }
+
+    private CudaBackend(CudaDriver driver, int index, byte[] fatbin) {
+        this.driver = driver;
+        this.device = Device.cuda(index);
+        this.cuDevice = driver.device(index);
+        this.gpuName = driver.deviceName(cuDevice);
+        this.ccMajor = driver.attribute(CudaDriver.ATTR_COMPUTE_CAPABILITY_MAJOR, cuDevice);
+        this.ccMinor = driver.attribute(CudaDriver.ATTR_COMPUTE_CAPABILITY_MINOR, cuDevice);
+        this.multiprocessors = driver.attribute(CudaDriver.ATTR_MULTIPROCESSOR_COUNT, cuDevice);
+        this.context = driver.primaryContextRetain(cuDevice);
+        makeCurrent();
+        this.stream = driver.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+        this.kernels = new CudaKernels(driver, cuDevice, fatbin);
+        this.cublas = Cublas.create();
+        cublas.setStream(stream);
+        cublas.setMathMode(Cublas.DEFAULT_MATH); // f32 products stay f32 (no TF32)
+        this.allocator = new CudaAllocator(new DriverMemory());
+        this.pinned = driver.hostAlloc(PINNED_BYTES, 0);
+    }
+
+    /** The driver's memory, for the allocator. */
+    private final class DriverMemory implements DeviceMemory {
+        @Override public long allocate(long bytes) {
+            makeCurrent();
+            return driver.memAlloc(bytes);
+        }
+
+        @Override public void free(long address) {
+            makeCurrent();
+            driver.memFree(address);
+        }
+
+        @Override public CudaDriver.MemoryInfo info() {
+            makeCurrent();
+            return driver.memInfo();
+        }
+
+        @Override public void quiesce() {
+            makeCurrent();
+            driver.streamSynchronize(stream);
+        }
+
+        @Override public String name() { return device.toString(); }
+    }
+
+    // ------------------------------------------------------------------ identity
+
+    @Override public String name() { return device.toString(); }
+
+    @Override public Device device() { return device; }
+
+    /** e.g. "NVIDIA H100 80GB HBM3". */
+    public String gpuName() { return gpuName; }
+
+    /** e.g. "9.0". */
+    public String computeCapability() { return ccMajor + "." + ccMinor; }
+
+    public int multiprocessors() { return multiprocessors; }
+
+    public CudaAllocator allocator() { return allocator; }
+
+    /** cuBLAS's version, e.g. 13.1.0. */
+    public String cublasVersion() {
+        makeCurrent();
+        return Cublas.versionString(cublas.version());
+    }
+
+    /** Free and total bytes of this GPU. */
+    public CudaDriver.MemoryInfo memoryInfo() {
+        makeCurrent();
+        return driver.memInfo();
+    }
+
+    /** Whether the attention backward sums dQ in a fixed order (bit-reproducible; the default) or with atomics. */
+    public void setDeterministic(boolean deterministic) { this.deterministic = deterministic; }
+
+    public boolean isDeterministic() { return deterministic; }
+
+    /** Binds this device's context to the calling thread (done by every op; needed before raw driver calls). */
+    public void makeCurrent() {
+        long[] current = CURRENT.get();
+        if (current[0] != context.address()) {
+            driver.setCurrent(context);
+            current[0] = context.address();
+        }
+    }
+
+    /**
+     * Forgets which context the calling thread has current, so the next op sets it again: for after
+     * library calls that may switch the thread's device themselves (NCCL's communicator set-up).
+     */
+    static void forgetCurrentContext() { CURRENT.get()[0] = 0; }
+
+    /** The stream all of this backend's work goes to. */
+    MemorySegment stream() { return stream; }
+
+    // ------------------------------------------------------------------ memory and copies
+
+    /** A zero-filled tensor on this GPU. */
+    @Override
+    public Tensor allocate(DType dtype, long... shape) {
+        Tensor t = allocateUninitialized(dtype, shape);
+        zero(t);
+        return t;
+    }
+
+    /** A tensor on this GPU whose contents are whatever the memory held (for outputs about to be overwritten). */
+    public Tensor allocateUninitialized(DType dtype, long... shape) {
+        for (long d : shape) if (d < 0) throw new IllegalArgumentException("negative dimension in shape " + java.util.Arrays.toString(shape));
+        long bytes = dtype.byteSize(Tensor.numelOf(shape));
+        CudaAllocator.Block b = allocator.allocate(bytes);
+        MemorySegment memory = MemorySegment.ofAddress(b.address()).reinterpret(bytes);
+        return Tensor.onDevice(memory, device, dtype, () -> allocator.free(b), shape);
+    }
+
+    /** A device copy of a host tensor. */
+    public Tensor toDevice(Tensor host) {
+        Tensor t = allocateUninitialized(host.dtype(), host.shape());
+        copy(host, t);
+        return t;
+    }
+
+    /** A host copy of a tensor of this device (waits for the queued work). */
+    public Tensor toHost(Tensor onDevice) {
+        Tensor t = Tensor.allocate(onDevice.dtype(), onDevice.shape());
+        copy(onDevice, t);
+        return t;
+    }
+
+    @Override
+    public synchronized void copy(Tensor src, Tensor dst) {
+        Check.notNull("copy", "src", src);
+        Check.notNull("copy", "dst", dst);
+        if (src.dtype() != dst.dtype() || src.numel() != dst.numel()) {
+            throw new IllegalArgumentException("copy: " + src.describe() + " into " + dst.describe()
+                    + " needs the same dtype and element count");
+        }
+        boolean srcHost = src.device().isCpu(), dstHost = dst.device().isCpu();
+        if ((!srcHost && !src.device().equals(device)) || (!dstHost && !dst.device().equals(device))) {
+            throw new IllegalArgumentException("copy: " + name() + " copies between the host and " + device + " only, got "
+                    + src.describe() + " into " + dst.describe());
+        }
+        long bytes = src.byteSize();
+        if (bytes == 0) return;
+        if (srcHost && dstHost) {
+            MemorySegment.copy(src.data(), 0, dst.data(), 0, bytes);
+            return;
+        }
+        makeCurrent();
+        if (srcHost) {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment from = src.data().isNative() ? src.data() : arena.allocate(bytes, 64).copyFrom(src.data());
+                driver.copyHostToDeviceAsync(addr(dst), from, bytes, stream);
+                driver.streamSynchronize(stream); // src may change once copy returns
+            }
+        } else if (dstHost) {
+            if (dst.data().isNative()) {
+                driver.copyDeviceToHostAsync(dst.data(), addr(src), bytes, stream);
+                driver.streamSynchronize(stream);
+            } else {
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment to = arena.allocate(bytes, 64);
+                    driver.copyDeviceToHostAsync(to, addr(src), bytes, stream);
+                    driver.streamSynchronize(stream);
+                    dst.data().copyFrom(to);
+                }
+            }
+        } else if (addr(src) != addr(dst)) {
+            driver.copyDeviceToDeviceAsync(addr(dst), addr(src), bytes, stream);
+        }
+    }
+
+    /** Sets every element of an F32 tensor: a 32-bit memset of the value's bits on this GPU's stream. */
+    @Override
+    public void fill(Tensor t, float value) {
+        Check.notNull("fill", "t", t);
+        Check.dtype("fill", "t", t, DType.F32);
+        if (t.device().isCpu()) {
+            t.fill(value);
+            return;
+        }
+        if (!t.device().equals(device)) throw new IllegalArgumentException("fill: " + t.describe() + " is not on " + device);
+        if (t.numel() == 0) return;
+        makeCurrent();
+        driver.memsetD32Async(addr(t), Float.floatToRawIntBits(value), t.numel(), stream);
+    }
+
+    @Override
+    public void synchronize() {
+        makeCurrent();
+        driver.streamSynchronize(stream);
+    }
+
+    // ------------------------------------------------------------------ matrix product (cuBLAS)
+
+    @Override
+    public synchronized void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        OpChecks.MatmulDims d = OpChecks.matmul(a, transA, b, transB, out);
+        OpChecks.onDevice("matmul", device, new String[] {"a", "b", "out"}, a, b, out);
+        makeCurrent();
+        gemm(d, a, transA, b, transB, out, accumulate);
+    }
+
+    /** out (+)= op(a) op(b) for checked operands; a mixed F32/BF16 pair is multiplied in BF16. */
+    private void gemm(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        if (d.batch() == 0 || d.m() == 0 || d.n() == 0) return;
+        if (d.k() == 0) {
+            if (!accumulate) zero(out);
+            return;
+        }
+        GemmPlan plan = GemmPlan.rowMajor(d.batch(), d.m(), d.n(), d.k(), transA, transB, d.bBatched());
+        Tensor a16 = a.dtype() == DType.F32 && b.dtype() == DType.BF16 ? toBf16(a) : null;
+        Tensor b16 = b.dtype() == DType.F32 && a.dtype() == DType.BF16 ? toBf16(b) : null;
+        try {
+            Tensor x = a16 != null ? a16 : a, y = b16 != null ? b16 : b;
+            int type = x.dtype() == DType.BF16 ? Cublas.R_16BF : Cublas.R_32F;
+            cublas.gemm(plan, addr(x), type, addr(y), type, addr(out), 1f, accumulate ? 1f : 0f);
+        } finally {
+            if (a16 != null) a16.close();
+            if (b16 != null) b16.close();
+        }
+    }
+
+    /** matmul on tensors already known to be on this device (views of scratch included). */
+    private void gemm(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        gemm(OpChecks.matmul(a, transA, b, transB, out), a, transA, b, transB, out, accumulate);
+    }
+
+    // ------------------------------------------------------------------ elementwise
+
+    @Override
+    public synchronized void add(Tensor a, Tensor b, Tensor out) {
+        long n = OpChecks.elementwise("add", a, b, out);
+        OpChecks.onDevice("add", device, new String[] {"a", "b", "out"}, a, b, out);
+        elementwise(ADD_F32, n, a, b, out, n);
+    }
+
+    @Override
+    public synchronized void mul(Tensor a, Tensor b, Tensor out) {
+        long n = OpChecks.elementwise("mul", a, b, out);
+        OpChecks.onDevice("mul", device, new String[] {"a", "b", "out"}, a, b, out);
+        elementwise(MUL_F32, n, a, b, out, n);
+    }
+
+    @Override
+    public synchronized void scale(Tensor a, float s, Tensor out) {
+        long n = OpChecks.elementwise("scale", a, null, out);
+        OpChecks.onDevice("scale", device, new String[] {"a", "out"}, a, out);
+        elementwise(SCALE_F32, n, a, s, out, n);
+    }
+
+    @Override
+    public synchronized void cast(Tensor src, Tensor dst) {
+        long n = OpChecks.cast(src, dst);
+        OpChecks.onDevice("cast", device, new String[] {"src", "dst"}, src, dst);
+        if (n == 0) return;
+        makeCurrent();
+        if (src.dtype() == dst.dtype()) {
+            if (addr(src) != addr(dst)) driver.copyDeviceToDeviceAsync(addr(dst), addr(src), src.byteSize(), stream);
+            return;
+        }
+        elementwise(castKernel(src.dtype(), dst.dtype()), n, src, dst, n);
+    }
+
+    static KernelAbi.Kernel castKernel(DType from, DType to) {
+        return switch (from) {
+            case F32 -> to == DType.BF16 ? CAST_F32_BF16 : CAST_F32_F16;
+            case BF16 -> to == DType.F32 ? CAST_BF16_F32 : CAST_BF16_F16;
+            case F16 -> to == DType.F32 ? CAST_F16_F32 : CAST_F16_BF16;
+            default -> throw new IllegalArgumentException("cast: no kernel from " + from + " to " + to);
+        };
+    }
+
+    // ------------------------------------------------------------------ embedding
+
+    @Override
+    public synchronized void embedding(Tensor table, Tensor ids, Tensor out) {
+        int[] d = OpChecks.embedding("embedding", table, ids, out, false);
+        OpChecks.onDevice("embedding", device, new String[] {"table", "ids", "out"}, table, ids, out);
+        int t = d[0], h = d[1], v = d[2];
+        if (t == 0) return;
+        makeCurrent();
+        try (Tensor error = allocateUninitialized(DType.I32, 1)) {
+            driver.memsetD32Async(addr(error), -1, 1, stream);
+            launch(table.dtype() == DType.BF16 ? EMBEDDING_FWD_BF16 : EMBEDDING_FWD_F32, rows(t), table, ids, out, t, h, v, error);
+            int bad = readBack(addr(error), 4).get(ValueLayout.JAVA_INT, 0);
+            if (bad >= 0) {
+                int id = bad < t ? readBack(addr(ids) + 4L * bad, 4).get(ValueLayout.JAVA_INT, 0) : Integer.MIN_VALUE;
+                throw Check.fail("embedding", "id " + id + " at position " + bad + " is out of range [0, " + v + ")", table, ids);
+            }
+        }
+    }
+
+    @Override
+    public synchronized void embeddingBackward(Tensor dOut, Tensor ids, Tensor dTable) {
+        String op = "embeddingBackward";
+        int[] d = OpChecks.embedding(op, dTable, ids, dOut, true);
+        OpChecks.onDevice(op, device, new String[] {"dOut", "ids", "dTable"}, dOut, ids, dTable);
+        int t = d[0], h = d[1], v = d[2];
+        if (t == 0) return;
+        makeCurrent();
+        int[] hostIds = readInts(ids); // an id out of range would make the kernel write outside dTable
+        for (int i = 0; i < t; i++) {
+            if (hostIds[i] < 0 || hostIds[i] >= v) {
+                throw Check.fail(op, "id " + hostIds[i] + " at position " + i + " is out of range [0, " + v + ")", dTable, ids);
+            }
+        }
+        launch(EMBEDDING_BWD_F32, rows(t), dOut, ids, dTable, t, h, v);
+    }
+
+    // ------------------------------------------------------------------ RMSNorm
+
+    @Override
+    public synchronized void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
+        int[] d = OpChecks.rmsnorm("rmsnorm", x, weight, rstd, out, "out", null, null);
+        OpChecks.onDevice("rmsnorm", device, new String[] {"x", "weight", "out", "rstd"}, x, weight, out, rstd);
+        int rows = d[0], h = d[1];
+        if (rows == 0) return;
+        makeCurrent();
+        launch(RMSNORM_FWD_F32, rows(rows), x, weight, eps, out, rstd, rows, h);
+    }
+
+    @Override
+    public synchronized void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
+        String op = "rmsnormBackward";
+        int[] d = OpChecks.rmsnormBackward(dOut, x, weight, rstd, dx, dWeight);
+        OpChecks.onDevice(op, device, new String[] {"dOut", "x", "weight", "rstd", "dx", "dWeight"}, dOut, x, weight, rstd, dx, dWeight);
+        int rows = d[0], h = d[1];
+        if (rows == 0) return;
+        makeCurrent();
+        // dWeight first: dx may be dOut's memory, and the weight gradient reads dOut
+        if (dWeight != null) launch(RMSNORM_DWEIGHT_F32, columns(h), dOut, x, rstd, dWeight, rows, h);
+        launch(RMSNORM_BWD_F32, rows(rows), dOut, x, weight, rstd, dx, rows, h);
+    }
+
+    // ------------------------------------------------------------------ RoPE
+
+    @Override
+    public synchronized void rope(Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out) {
+        int[] d = OpChecks.rope("rope", x, "x", invFreq, positions, out, "out");
+        OpChecks.onDevice("rope", device, new String[] {"x", "invFreq", "positions", "out"}, x, invFreq, positions, out);
+        elementwise(ROPE_F32, (long) d[0] * d[1] * (d[2] / 2), x, invFreq, positions, attnScale, out, d[0], d[1], d[2], 1);
+    }
+
+    @Override
+    public synchronized void ropeBackward(Tensor dOut, Tensor invFreq, Tensor positions, float attnScale, Tensor dx) {
+        String op = "ropeBackward";
+        int[] d = OpChecks.rope(op, dOut, "dOut", invFreq, positions, dx, "dx");
+        OpChecks.onDevice(op, device, new String[] {"dOut", "invFreq", "positions", "dx"}, dOut, invFreq, positions, dx);
+        elementwise(ROPE_F32, (long) d[0] * d[1] * (d[2] / 2), dOut, invFreq, positions, attnScale, dx, d[0], d[1], d[2], -1);
+    }
+
+    /**
+     * CUDA only: {@link #rope} (or, with {@code backward}, {@link #ropeBackward}) applied in place to q
+     * [.., Hq, d] and k [.., Hkv, d] of the same rows, in one launch.
+     */
+    public synchronized void ropeInPlace(Tensor q, Tensor k, Tensor invFreq, Tensor positions, float attnScale, boolean backward) {
+        String op = backward ? "ropeBackward" : "rope";
+        int[] dq = OpChecks.rope(op, q, "q", invFreq, positions, q, "q");
+        int[] dk = OpChecks.rope(op, k, "k", invFreq, positions, k, "k");
+        if (dq[0] != dk[0] || dq[2] != dk[2]) throw Check.fail(op, "q and k need the same rows and head dim", q, k);
+        OpChecks.onDevice(op, device, new String[] {"q", "k", "invFreq", "positions"}, q, k, invFreq, positions);
+        elementwise(ROPE_QK_F32, (long) dq[0] * (dq[1] + dk[1]) * (dq[2] / 2), q, k, invFreq, positions, attnScale,
+                dq[0], dq[1], dk[1], dq[2], backward ? -1 : 1);
+    }
+
+    // ------------------------------------------------------------------ SwiGLU and softmax
+
+    @Override
+    public synchronized void swiglu(Tensor gate, Tensor up, Tensor out) {
+        long n = OpChecks.swiglu("swiglu", gate, new String[] {"up", "out"}, up, out);
+        OpChecks.onDevice("swiglu", device, new String[] {"gate", "up", "out"}, gate, up, out);
+        elementwise(SWIGLU_FWD_F32, n, gate, up, out, n);
+    }
+
+    @Override
+    public synchronized void swigluBackward(Tensor dOut, Tensor gate, Tensor up, Tensor dGate, Tensor dUp) {
+        String op = "swigluBackward";
+        long n = OpChecks.swiglu(op, gate, new String[] {"dOut", "up", "dGate", "dUp"}, dOut, up, dGate, dUp);
+        OpChecks.onDevice(op, device, new String[] {"dOut", "gate", "up", "dGate", "dUp"}, dOut, gate, up, dGate, dUp);
+        elementwise(SWIGLU_BWD_F32, n, dOut, gate, up, dGate, dUp, n);
+    }
+
+    @Override
+    public synchronized void softmax(Tensor x, Tensor out) {
+        int[] d = OpChecks.softmax("softmax", new String[] {"x", "out"}, x, out);
+        OpChecks.onDevice("softmax", device, new String[] {"x", "out"}, x, out);
+        if (d[0] == 0) return;
+        makeCurrent();
+        launch(SOFTMAX_FWD_F32, rows(d[0]), x, out, d[0], d[1]);
+    }
+
+    @Override
+    public synchronized void softmaxBackward(Tensor dOut, Tensor y, Tensor dx) {
+        int[] d = OpChecks.softmax("softmaxBackward", new String[] {"dOut", "y", "dx"}, dOut, y, dx);
+        OpChecks.onDevice("softmaxBackward", device, new String[] {"dOut", "y", "dx"}, dOut, y, dx);
+        if (d[0] == 0) return;
+        makeCurrent();
+        launch(SOFTMAX_BWD_F32, rows(d[0]), dOut, y, dx, d[0], d[1]);
+    }
+
+    // ------------------------------------------------------------------ attention (flash kernels)
+
+    // The kernels take packed sequences (cu_seqlens) and write lse as [hq, total_q]; Backend's lse is
+    // [B, Hq, Tq]. Launching once per batch element, with cu_seqlens {0, Tq} / {0, Tk}, makes the two
+    // layouts coincide (lse of element b is [Hq, Tq] at b*Hq*Tq), so nothing is converted.
+
+    @Override
+    public synchronized void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
+        OpChecks.AttentionDims g = OpChecks.attentionForward(q, k, v, out, lse);
+        OpChecks.onDevice("attention", device, new String[] {"q", "k", "v", "out", "lse"}, q, k, v, out, lse);
+        if (g.empty()) return;
+        KernelAbi.Kernel kernel = flashKernel(g, false);
+        makeCurrent();
+        int tq = g.tq(), tk = g.tk(), hq = g.hq(), hkv = g.hkv(), d = g.d();
+        long qBytes = 2L * tq * hq * d, kBytes = 2L * tk * hkv * d, lseBytes = 4L * hq * tq;
+        try (Tensor qb = toBf16(q); Tensor kb = toBf16(k); Tensor vb = toBf16(v);
+             Tensor ob = allocateUninitialized(DType.BF16, q.shape())) {
+            long cuQ = seqlens(tq, tk), cuK = cuQ + 8;
+            KernelAbi.Launch l = flashForward(tq, hq, 1, d);
+            for (int b = 0; b < g.batch(); b++) {
+                launch(kernel, l, addr(qb) + b * qBytes, addr(kb) + b * kBytes, addr(vb) + b * kBytes, addr(ob) + b * qBytes,
+                        addr(lse) + b * lseBytes, cuQ, cuK, 1, tq, hq, hkv, scale);
+            }
+            elementwise(CAST_BF16_F32, ob.numel(), ob, out, ob.numel());
+        }
+    }
+
+    @Override
+    public synchronized void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
+                                               Tensor dq, Tensor dk, Tensor dv) {
+        OpChecks.AttentionDims g = OpChecks.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv);
+        OpChecks.onDevice("attention", device, new String[] {"dOut", "q", "k", "v", "out", "lse", "dq", "dk", "dv"},
+                dOut, q, k, v, out, lse, dq, dk, dv);
+        makeCurrent();
+        if (g.empty()) { // no query: the gradients are zero
+            zero(dq);
+            zero(dk);
+            zero(dv);
+            return;
+        }
+        KernelAbi.Kernel kernel = flashKernel(g, true);
+        int tq = g.tq(), tk = g.tk(), hq = g.hq(), hkv = g.hkv(), d = g.d();
+        long qElems = (long) tq * hq * d, kElems = (long) tk * hkv * d, rowsQ = (long) hq * tq;
+        try (Tensor qb = toBf16(q); Tensor kb = toBf16(k); Tensor vb = toBf16(v); Tensor ob = toBf16(out); Tensor dob = toBf16(dOut);
+             Tensor delta = allocateUninitialized(DType.F32, g.batch(), hq, tq);
+             Tensor dqAccum = allocate(DType.F32, q.shape());
+             Tensor dqb = allocateUninitialized(DType.BF16, q.shape());
+             Tensor dkb = allocateUninitialized(DType.BF16, k.shape());
+             Tensor dvb = allocateUninitialized(DType.BF16, k.shape())) {
+            long cuQ = seqlens(tq, tk), cuK = cuQ + 8;
+            KernelAbi.Launch l = flashBackward(tk, hkv, 1, d);
+            for (int b = 0; b < g.batch(); b++) {
+                long qo = 2 * b * qElems, ko = 2 * b * kElems, ro = 4 * b * rowsQ;
+                elementwise(FLASH_BWD_PRE, rowsQ, addr(ob) + qo, addr(dob) + qo, addr(delta) + ro, tq, hq, d);
+                launch(kernel, l, addr(qb) + qo, addr(kb) + ko, addr(vb) + ko, addr(dob) + qo, addr(lse) + ro, addr(delta) + ro,
+                        addr(dqAccum) + 2 * qo, addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale, deterministic ? 1 : 0);
+            }
+            elementwise(FLASH_BWD_POST, dqAccum.numel(), dqAccum, scale, dqb, dqAccum.numel());
+            elementwise(CAST_BF16_F32, dqb.numel(), dqb, dq, dqb.numel());
+            elementwise(CAST_BF16_F32, dkb.numel(), dkb, dk, dkb.numel());
+            elementwise(CAST_BF16_F32, dvb.numel(), dvb, dv, dvb.numel());
+        }
+    }
+
+    /** The flash kernel for the head dim; other head dims are refused with the op's shapes. */
+    private static KernelAbi.Kernel flashKernel(OpChecks.AttentionDims g, boolean backward) {
+        return switch (g.d()) {
+            case 64 -> backward ? FLASH_BWD_D64 : FLASH_FWD_D64;
+            case 128 -> backward ? FLASH_BWD_D128 : FLASH_FWD_D128;
+            default -> throw new IllegalArgumentException("attention: head dim " + g.d() + " is not supported on CUDA (the"
+                    + " flash kernels take 64 or 128); run this model on the CPU backend");
+        };
+    }
+
+    /** Device address of int[4] {0, tq, 0, tk}: cu_seqlens of one query sequence and of its keys (cached). */
+    private long seqlens(int tq, int tk) {
+        long key = ((long) tq << 32) | tk;
+        Tensor t = seqlens.get(key);
+        if (t == null) {
+            t = toDeviceUnlocked(Tensor.ofInts(new int[] {0, tq, 0, tk}));
+            seqlens.put(key, t);
+        }
+        return addr(t);
+    }
+
+    private Tensor toDeviceUnlocked(Tensor host) {
+        try (host) {
+            Tensor t = allocateUninitialized(host.dtype(), host.shape());
+            driver.copyHostToDeviceAsync(addr(t), host.data(), host.byteSize(), stream);
+            driver.streamSynchronize(stream);
+            return t;
+        }
+    }
+
+    // ------------------------------------------------------------------ cross-entropy (chunked)
+
+    @Override
+    public synchronized LossSum crossEntropy(Tensor hidden, Tensor weight, Tensor targets, float gradScale, Tensor dHidden,
+                                             Tensor dWeight) {
+        String op = "crossEntropy";
+        int[] d = OpChecks.crossEntropy(hidden, weight, targets, dHidden, dWeight);
+        OpChecks.onDevice(op, device, new String[] {"hidden", "weight", "targets", "dHidden", "dWeight"},
+                hidden, weight, targets, dHidden, dWeight);
+        int t = d[0], h = d[1], v = d[2];
+        if (t == 0) return new LossSum(0, 0);
+        makeCurrent();
+        int[] y = readInts(targets);
+        for (int i = 0; i < t; i++) {
+            if (y[i] != IGNORE && (y[i] < 0 || y[i] >= v)) {
+                throw Check.fail(op, "target " + y[i] + " at position " + i + " is out of range [0, " + v
+                        + ") and not the ignore index " + IGNORE, hidden, weight, targets);
+            }
+        }
+        if (dHidden != null) zero(dHidden);
+        if (v == 0) return new LossSum(0, 0); // every target was the ignore index
+        boolean grads = dHidden != null || dWeight != null, bf16 = weight.dtype() == DType.BF16;
+        int tc = Math.min(CE_TOKEN_CHUNK, t), vc = Math.min(CE_VOCAB_CHUNK, v), chunks = Math.ceilDiv(t, tc);
+        Tensor ids = targets.view(t);
+        try (Tensor logits = allocateUninitialized(DType.F32, (long) tc * vc);
+             Tensor logits16 = bf16 && dHidden != null ? allocateUninitialized(DType.BF16, (long) tc * vc) : null;
+             Tensor hidden16 = bf16 ? allocateUninitialized(DType.BF16, (long) tc * h) : null;
+             Tensor rowMax = allocateUninitialized(DType.F32, tc);
+             Tensor rowSum = allocateUninitialized(DType.F32, tc);
+             Tensor targetLogit = allocate(DType.F32, tc);
+             Tensor losses = allocate(DType.F64, chunks);
+             Tensor counts = allocate(DType.I64, chunks)) {
+            for (int c = 0; c < chunks; c++) {
+                int t0 = c * tc, nt = Math.min(tc, t - t0);
+                Tensor hid = hidden.slice(t0, t0 + nt), tgt = ids.slice(t0, t0 + nt);
+                Tensor hidOperand = hid; // the logits product multiplies in the weight's type
+                if (bf16) {
+                    hidOperand = view(hidden16, DType.BF16, nt, h);
+                    elementwise(CAST_F32_BF16, (long) nt * h, hid, hidOperand, (long) nt * h);
+                }
+                elementwise(FILL_F32, nt, rowMax, Float.NEGATIVE_INFINITY, (long) nt);
+                elementwise(FILL_F32, nt, rowSum, 0f, (long) nt);
+                for (int v0 = 0; v0 < v; v0 += vc) { // pass 1: online max and sum of exponentials per token
+                    int nv = Math.min(vc, v - v0);
+                    Tensor chunk = view(logits, DType.F32, nt, nv);
+                    gemm(hidOperand, false, weight.slice(v0, v0 + nv), true, chunk, false);
+                    launch(CE_STATS_F32, rows(nt), chunk, tgt, nt, nv, v0, rowMax, rowSum, targetLogit);
+                }
+                launch(CE_LOSS_F32, singleBlock(), rowMax, rowSum, targetLogit, tgt, nt, addr(losses) + 8L * c, addr(counts) + 8L * c);
+                if (!grads) continue;
+                for (int v0 = 0; v0 < v; v0 += vc) { // pass 2: recompute the logits, turn them into gradients, back-propagate
+                    int nv = Math.min(vc, v - v0);
+                    Tensor chunk = view(logits, DType.F32, nt, nv), w = weight.slice(v0, v0 + nv);
+                    gemm(hidOperand, false, w, true, chunk, false);
+                    launch(CE_GRAD_F32, rows(nt), chunk, tgt, rowMax, rowSum, gradScale, nt, nv, v0);
+                    if (dHidden != null) {
+                        Tensor dl = chunk;
+                        if (bf16) {
+                            dl = view(logits16, DType.BF16, nt, nv);
+                            elementwise(CAST_F32_BF16, (long) nt * nv, chunk, dl, (long) nt * nv);
+                        }
+                        gemm(dl, false, w, false, dHidden.slice(t0, t0 + nt), true);
+                    }
+                    if (dWeight != null) gemm(chunk, true, hid, false, dWeight.slice(v0, v0 + nv), true);
+                }
+            }
+            MemorySegment l = readBack(addr(losses), 8L * chunks);
+            double loss = 0;
+            for (int c = 0; c < chunks; c++) loss += l.getAtIndex(ValueLayout.JAVA_DOUBLE, c);
+            MemorySegment n = readBack(addr(counts), 8L * chunks);
+            long count = 0;
+            for (int c = 0; c < chunks; c++) count += n.getAtIndex(ValueLayout.JAVA_LONG, c);
+            return new LossSum(loss, count);
+        }
+    }
+
+    // ------------------------------------------------------------------ optimizer
+
+    @Override
+    public synchronized void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp, long step) {
+        long n = OpChecks.adamw(param, grad, m, v, hp, step);
+        OpChecks.onDevice("adamw", device, new String[] {"param", "grad", "m", "v"}, param, grad, m, v);
+        // As the CPU backend: the hyper-parameters as the decimals they were written as, bias corrections in double.
+        double b1 = decimal(hp.beta1()), b2 = decimal(hp.beta2());
+        float bc1 = (float) (1 - Math.pow(b1, step)), bc2 = (float) (1 - Math.pow(b2, step));
+        elementwise(ADAMW_F32, n, param, grad, m, v, hp.lr(), hp.beta1(), hp.beta2(), hp.eps(), hp.weightDecay(), bc1, bc2, n);
+    }
+
+    private static double decimal(float f) { return Double.parseDouble(Float.toString(f)); }
+
+    // ------------------------------------------------------------------ reductions (two fixed stages: deterministic)
+
+    @Override
+    public synchronized double sum(Tensor x) {
+        long n = OpChecks.reduction("sum", x);
+        OpChecks.onDevice("sum", device, new String[] {"x"}, x);
+        if (n == 0) return 0;
+        makeCurrent();
+        try (Tensor result = allocateUninitialized(DType.F64, 1)) {
+            sumInto(SUM_PARTIAL_F32, x, n, addr(result));
+            return readBack(addr(result), 8).get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
+    @Override
+    public synchronized double sumOfSquares(Tensor x) {
+        long n = OpChecks.reduction("sumOfSquares", x);
+        OpChecks.onDevice("sumOfSquares", device, new String[] {"x"}, x);
+        if (n == 0) return 0;
+        makeCurrent();
+        try (Tensor result = allocateUninitialized(DType.F64, 1)) {
+            sumInto(SUMSQ_PARTIAL_F32, x, n, addr(result));
+            return readBack(addr(result), 8).get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
+    @Override
+    public synchronized float max(Tensor x) {
+        long n = OpChecks.reduction("max", x);
+        OpChecks.onDevice("max", device, new String[] {"x"}, x);
+        if (n == 0) return Float.NEGATIVE_INFINITY;
+        makeCurrent();
+        try (Tensor partial = allocateUninitialized(DType.F32, REDUCE_BLOCKS); Tensor result = allocateUninitialized(DType.F32, 1)) {
+            launch(MAX_PARTIAL_F32, reducePartial(), x, n, partial);
+            launch(MAX_FINAL_F32, singleBlock(), partial, REDUCE_BLOCKS, result);
+            return readBack(addr(result), 4).get(ValueLayout.JAVA_FLOAT, 0);
+        }
+    }
+
+    /** Every tensor's sum of squares into one device array, read back once, added in order. */
+    @Override
+    public synchronized double globalNorm(List<Tensor> tensors) {
+        for (Tensor t : tensors) {
+            OpChecks.reduction("sumOfSquares", t);
+            OpChecks.onDevice("sumOfSquares", device, new String[] {"x"}, t);
+        }
+        if (tensors.isEmpty()) return 0;
+        makeCurrent();
+        try (Tensor results = allocate(DType.F64, tensors.size())) {
+            for (int i = 0; i < tensors.size(); i++) {
+                Tensor t = tensors.get(i);
+                if (t.numel() > 0) sumInto(SUMSQ_PARTIAL_F32, t, t.numel(), addr(results) + 8L * i);
+            }
+            double s = 0;
+            for (double part : readDoubles(results)) s += part;
+            return Math.sqrt(s);
+        }
+    }
+
+    private void sumInto(KernelAbi.Kernel partialKernel, Tensor x, long n, long result) {
+        try (Tensor partial = allocateUninitialized(DType.F64, REDUCE_BLOCKS)) {
+            launch(partialKernel, reducePartial(), x, n, partial);
+            launch(SUM_FINAL_F64, singleBlock(), partial, REDUCE_BLOCKS, result);
+        }
+    }
+
+    // ------------------------------------------------------------------ NF4
+
+    @Override
+    public synchronized void dequantizeNf4(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode, float offset,
+                                           Tensor out) {
+        long n = OpChecks.nf4(packed, absmax, nestedAbsmax, nestedCode, out);
+        OpChecks.onDevice("dequantizeNf4", device, new String[] {"packed", "absmax", "nestedAbsmax", "nestedCode", "out"},
+                packed, absmax, nestedAbsmax, nestedCode, out);
+        boolean nested = absmax.dtype() == DType.U8;
+        // grid-stride over the packed bytes (n / 2); n is the element count
+        elementwise(out.dtype() == DType.BF16 ? NF4_DEQUANT_BF16 : NF4_DEQUANT_F32, n / 2, packed, nested ? null : absmax,
+                nested ? absmax : null, nested ? nestedAbsmax : null, nested ? nestedCode : null, offset, out, n);
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private static long addr(Tensor t) { return t.data().address(); }
+
+    private void launch(KernelAbi.Kernel kernel, KernelAbi.Launch l, Object... args) {
+        kernels.launch(kernel, l, stream, args);
+    }
+
+    /** A grid-stride launch over {@code n} items (nothing when n is 0). */
+    private void elementwise(KernelAbi.Kernel kernel, long n, Object... args) {
+        if (n <= 0) return;
+        makeCurrent();
+        launch(kernel, KernelAbi.elementwise(n), args);
+    }
+
+    private void zero(Tensor t) {
+        if (t.byteSize() == 0) return;
+        makeCurrent();
+        driver.memsetD8Async(addr(t), (byte) 0, t.byteSize(), stream);
+    }
+
+    /** A BF16 copy of an F32 tensor, in scratch (the caller closes it). */
+    private Tensor toBf16(Tensor f32) {
+        Tensor t = allocateUninitialized(DType.BF16, f32.shape());
+        elementwise(CAST_F32_BF16, f32.numel(), f32, t, f32.numel());
+        return t;
+    }
+
+    /** The front of a scratch tensor seen as [rows, cols] of dtype. */
+    private Tensor view(Tensor scratch, DType dtype, int rows, int cols) {
+        long bytes = dtype.byteSize((long) rows * cols);
+        return Tensor.wrap(scratch.data().asSlice(0, bytes), device, dtype, rows, cols);
+    }
+
+    /** Copies device bytes into the pinned buffer and waits; valid until the next read-back. */
+    private MemorySegment readBack(long src, long bytes) {
+        if (bytes > PINNED_BYTES) throw new IllegalStateException("read-back of " + bytes + " bytes exceeds the pinned buffer");
+        driver.copyDeviceToHostAsync(pinned, src, bytes, stream);
+        driver.streamSynchronize(stream);
+        return pinned.asSlice(0, bytes);
+    }
+
+    private int[] readInts(Tensor t) {
+        if (t.byteSize() <= PINNED_BYTES) return readBack(addr(t), t.byteSize()).toArray(ValueLayout.JAVA_INT);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment to = arena.allocate(t.byteSize(), 64);
+            driver.copyDeviceToHostAsync(to, addr(t), t.byteSize(), stream);
+            driver.streamSynchronize(stream);
+            return to.toArray(ValueLayout.JAVA_INT);
+        }
+    }
+
+    private double[] readDoubles(Tensor t) {
+        if (t.byteSize() <= PINNED_BYTES) return readBack(addr(t), t.byteSize()).toArray(ValueLayout.JAVA_DOUBLE);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment to = arena.allocate(t.byteSize(), 64);
+            driver.copyDeviceToHostAsync(to, addr(t), t.byteSize(), stream);
+            driver.streamSynchronize(stream);
+            return to.toArray(ValueLayout.JAVA_DOUBLE);
+        }
+    }
+
+    @Override
+    public String toString() { return "CudaBackend " + device + " (" + gpuName + ", sm_" + ccMajor + ccMinor + ")"; }
+}

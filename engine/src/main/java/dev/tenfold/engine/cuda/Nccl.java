@@ -1,0 +1,296 @@
+package dev.tenfold.engine.cuda;
+
+import static dev.tenfold.engine.cuda.Native.INT;
+import static dev.tenfold.engine.cuda.Native.PTR;
+import static dev.tenfold.engine.cuda.Native.SIZE_T;
+
+import dev.tenfold.engine.Check;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * NCCL (libnccl.so.2) through FFM, for the data-parallel trainer: one communicator per rank (one rank
+ * per GPU), all-reduce (sum) of gradients and broadcast of weights, on the rank's CUDA backend stream.
+ * Every ncclResult_t is checked; errors name the call and the NCCL error (ncclGetErrorString). The
+ * argument checks are plain Java ({@link #checkRanks}, {@link #checkCollective}) and unit-tested.
+ *
+ * <p>Setup, one thread per GPU: rank 0 calls {@link #uniqueId()} and hands the 128 bytes to every
+ * rank (in-process, or through a file/socket between processes); each rank calls
+ * {@link #initRank(CudaBackend, int, UniqueId, int)} concurrently (it blocks until all have joined),
+ * or one thread initialises them all between {@link #groupStart()} and {@link #groupEnd()}.
+ */
+public final class Nccl {
+    // ncclDataType_t
+    public static final int INT8 = 0, UINT8 = 1, INT32 = 2, UINT32 = 3, INT64 = 4, UINT64 = 5, FLOAT16 = 6, FLOAT32 = 7,
+            FLOAT64 = 8, BFLOAT16 = 9;
+    // ncclRedOp_t
+    public static final int SUM = 0;
+    /** NCCL_UNIQUE_ID_BYTES. */
+    public static final int UNIQUE_ID_BYTES = 128;
+    /** typedef struct { char internal[128]; } ncclUniqueId — passed by value to ncclCommInitRank. */
+    static final StructLayout UNIQUE_ID = MemoryLayout.structLayout(
+            MemoryLayout.sequenceLayout(UNIQUE_ID_BYTES, ValueLayout.JAVA_BYTE).withName("internal"));
+
+    private static final String LIB = "NCCL";
+    private static volatile Nccl instance;
+
+    private final String loaded;
+    private final MethodHandle ncclGetVersion, ncclGetUniqueId, ncclCommInitRank, ncclCommDestroy, ncclAllReduce, ncclBroadcast,
+            ncclGroupStart, ncclGroupEnd;
+    private final MethodHandle ncclGetErrorString;
+
+    private Nccl(SymbolLookup l, String loaded) {
+        this.loaded = loaded;
+        ncclGetVersion = Native.function(l, LIB, "ncclGetVersion", PTR);
+        ncclGetUniqueId = Native.function(l, LIB, "ncclGetUniqueId", PTR);
+        ncclCommInitRank = Native.function(l, LIB, "ncclCommInitRank", PTR, INT, UNIQUE_ID, INT);
+        ncclCommDestroy = Native.function(l, LIB, "ncclCommDestroy", PTR);
+        // sendbuff, recvbuff, count, datatype, op, comm, stream
+        ncclAllReduce = Native.function(l, LIB, "ncclAllReduce", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
+        // sendbuff, recvbuff, count, datatype, root, comm, stream
+        ncclBroadcast = Native.function(l, LIB, "ncclBroadcast", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
+        ncclGroupStart = Native.function(l, LIB, "ncclGroupStart");
+        ncclGroupEnd = Native.function(l, LIB, "ncclGroupEnd");
+        ncclGetErrorString = Native.pointerFunction(l, "ncclGetErrorString", INT).orElse(null);
+    }
+
+    /** NCCL, loaded once; throws {@link CudaUnavailableException} saying where it looked. */
+    public static Nccl get() {
+        Nccl n = instance;
+        if (n != null) return n;
+        synchronized (Nccl.class) {
+            if (instance == null) {
+                List<String> tried = new ArrayList<>();
+                Optional<NativeLibrary.Found> f = NativeLibrary.find(CudaProbe.NCCL, tried);
+                if (f.isEmpty()) {
+                    throw new CudaUnavailableException("NCCL not found (" + String.join("; ", tried) + "); set "
+                            + NativeLibrary.SEARCH_PATH_ENV + " to the folder of libnccl.so.2 (on machines with PyTorch:"
+                            + " .../site-packages/nvidia/nccl/lib)");
+                }
+                instance = new Nccl(f.get().lookup(), f.get().loaded());
+            }
+            return instance;
+        }
+    }
+
+    public String loaded() { return loaded; }
+
+    /** NCCL_VERSION_CODE of the loaded library. */
+    public int version() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(INT);
+            check(invoke(() -> (int) ncclGetVersion.invokeExact(out)), "ncclGetVersion");
+            return out.get(INT, 0);
+        }
+    }
+
+    /** "2.27.3" from NCCL_VERSION_CODE (X*1000+Y*100+Z up to 2.8, X*10000+Y*100+Z after). */
+    public static String versionString(int code) {
+        if (code >= 10_000) return code / 10_000 + "." + code % 10_000 / 100 + "." + code % 100;
+        return code / 1_000 + "." + code % 1_000 / 100 + "." + code % 100;
+    }
+
+    /** A fresh id for a new communicator clique (call once, on rank 0). */
+    public UniqueId uniqueId() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(UNIQUE_ID);
+            check(invoke(() -> (int) ncclGetUniqueId.invokeExact(out)), "ncclGetUniqueId");
+            return new UniqueId(out.toArray(ValueLayout.JAVA_BYTE));
+        }
+    }
+
+    /**
+     * Joins rank {@code rank} of {@code ranks} to the clique {@code id}, on {@code backend}'s GPU. Blocks until
+     * every rank has joined (call from one thread per rank, or inside groupStart/groupEnd).
+     */
+    public Communicator initRank(CudaBackend backend, int ranks, UniqueId id, int rank) {
+        checkRanks(ranks, rank);
+        if (id == null) throw new IllegalArgumentException("ncclCommInitRank: the unique id is null");
+        backend.makeCurrent();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(PTR);
+            MemorySegment idValue = a.allocate(UNIQUE_ID);
+            MemorySegment.copy(id.bytes(), 0, idValue, ValueLayout.JAVA_BYTE, 0, UNIQUE_ID_BYTES);
+            check(invoke(() -> (int) ncclCommInitRank.invokeExact(out, ranks, idValue, rank)),
+                    "ncclCommInitRank(rank " + rank + " of " + ranks + ")");
+            CudaBackend.forgetCurrentContext(); // NCCL may have switched this thread's device
+            return new Communicator(backend, out.get(PTR, 0), ranks, rank);
+        }
+    }
+
+    public void groupStart() { check(invoke(() -> (int) ncclGroupStart.invokeExact()), "ncclGroupStart"); }
+
+    public void groupEnd() { check(invoke(() -> (int) ncclGroupEnd.invokeExact()), "ncclGroupEnd"); }
+
+    /** The 128 opaque bytes of an ncclUniqueId; {@link #fromBytes} checks the length. */
+    public record UniqueId(byte[] bytes) {
+        public UniqueId {
+            if (bytes == null || bytes.length != UNIQUE_ID_BYTES) {
+                throw new IllegalArgumentException("an NCCL unique id has " + UNIQUE_ID_BYTES + " bytes, got "
+                        + (bytes == null ? "null" : bytes.length));
+            }
+            bytes = bytes.clone();
+        }
+
+        @Override public byte[] bytes() { return bytes.clone(); }
+
+        public static UniqueId fromBytes(byte[] bytes) { return new UniqueId(bytes); }
+
+        /** Hex, for passing on a command line or in a file. */
+        public String toHex() { return HexFormat.of().formatHex(bytes); }
+
+        public static UniqueId fromHex(String hex) {
+            try {
+                return new UniqueId(HexFormat.of().parseHex(hex.trim()));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("not an NCCL unique id (" + UNIQUE_ID_BYTES * 2 + " hex digits): "
+                        + e.getMessage(), e);
+            }
+        }
+
+        @Override public boolean equals(Object o) { return o instanceof UniqueId u && Arrays.equals(bytes, u.bytes); }
+
+        @Override public int hashCode() { return Arrays.hashCode(bytes); }
+
+        @Override public String toString() { return "UniqueId[" + toHex().substring(0, 16) + "...]"; }
+    }
+
+    /** One rank's communicator: collectives are queued on its backend's stream. */
+    public final class Communicator implements AutoCloseable {
+        private final CudaBackend backend;
+        private final MemorySegment comm;
+        private final int ranks, rank;
+        private boolean closed;
+
+        private Communicator(CudaBackend backend, MemorySegment comm, int ranks, int rank) {
+            this.backend = backend;
+            this.comm = comm;
+            this.ranks = ranks;
+            this.rank = rank;
+        }
+
+        public int ranks() { return ranks; }
+
+        public int rank() { return rank; }
+
+        /** recv = the sum over ranks of send (F32; recv may be send: in place). Queued on the backend's stream. */
+        public void allReduceSum(Tensor send, Tensor recv) {
+            int type = checkCollective("allReduceSum", send, recv, backend.device(), true);
+            long count = send.numel();
+            if (count == 0) return;
+            backend.makeCurrent();
+            MemorySegment s = Native.pointer(send.data().address()), r = Native.pointer(recv.data().address());
+            MemorySegment stream = backend.stream();
+            check(invoke(() -> (int) ncclAllReduce.invokeExact(s, r, count, type, SUM, comm, stream)),
+                    "ncclAllReduce(" + count + " elements, rank " + rank + ")");
+        }
+
+        /** recv on every rank = send of rank {@code root} (any dtype NCCL knows; in place when recv is send). */
+        public void broadcast(Tensor send, Tensor recv, int root) {
+            int type = checkCollective("broadcast", send, recv, backend.device(), false);
+            checkRoot(root, ranks);
+            long count = send.numel();
+            if (count == 0) return;
+            backend.makeCurrent();
+            MemorySegment s = Native.pointer(send.data().address()), r = Native.pointer(recv.data().address());
+            MemorySegment stream = backend.stream();
+            check(invoke(() -> (int) ncclBroadcast.invokeExact(s, r, count, type, root, comm, stream)),
+                    "ncclBroadcast(" + count + " elements, root " + root + ", rank " + rank + ")");
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            check(invoke(() -> (int) ncclCommDestroy.invokeExact(comm)), "ncclCommDestroy");
+        }
+    }
+
+    // ------------------------------------------------------------------ argument checks (pure)
+
+    /** rank in [0, ranks), ranks >= 1. */
+    static void checkRanks(int ranks, int rank) {
+        if (ranks < 1) throw new IllegalArgumentException("ncclCommInitRank: ranks must be >= 1, got " + ranks);
+        if (rank < 0 || rank >= ranks) {
+            throw new IllegalArgumentException("ncclCommInitRank: rank " + rank + " is not in [0, " + ranks + ")");
+        }
+    }
+
+    static void checkRoot(int root, int ranks) {
+        if (root < 0 || root >= ranks) throw new IllegalArgumentException("broadcast: root " + root + " is not in [0, " + ranks + ")");
+    }
+
+    /**
+     * Checks a collective's buffers: both on {@code device}, same dtype and element count; F32 only for a
+     * sum. Returns the ncclDataType_t.
+     */
+    static int checkCollective(String op, Tensor send, Tensor recv, dev.tenfold.engine.Device device, boolean sum) {
+        Check.notNull(op, "send", send);
+        Check.notNull(op, "recv", recv);
+        if (sum) {
+            Check.dtype(op, "send", send, DType.F32);
+        }
+        if (send.dtype() != recv.dtype() || send.numel() != recv.numel()) {
+            throw Check.fail(op, "send and recv need the same dtype and element count", send, recv);
+        }
+        for (Tensor t : new Tensor[] {send, recv}) {
+            if (!t.device().equals(device)) throw Check.fail(op, "buffers must be on " + device, t);
+        }
+        return dataType(op, send);
+    }
+
+    /** The ncclDataType_t of a tensor's dtype. */
+    static int dataType(String op, Tensor t) {
+        return switch (t.dtype()) {
+            case I8 -> INT8;
+            case U8, BOOL -> UINT8;
+            case I32 -> INT32;
+            case U32 -> UINT32;
+            case I64 -> INT64;
+            case U64 -> UINT64;
+            case F16 -> FLOAT16;
+            case F32 -> FLOAT32;
+            case F64 -> FLOAT64;
+            case BF16 -> BFLOAT16;
+            default -> throw Check.fail(op, "NCCL cannot move " + t.dtype(), t);
+        };
+    }
+
+    // ------------------------------------------------------------------ status
+
+    private void check(int status, String call) {
+        if (status == CudaStatus.NCCL_SUCCESS) return;
+        String name = CudaStatus.ncclName(status), detail = null;
+        if (ncclGetErrorString != null) {
+            try {
+                detail = Native.cString((MemorySegment) ncclGetErrorString.invokeExact(status));
+            } catch (Throwable t) {
+                // the table's name alone
+            }
+        }
+        throw new CudaException(call, CudaException.Library.NCCL, status, name, detail);
+    }
+
+    @FunctionalInterface
+    private interface IntCall { int call() throws Throwable; }
+
+    private static int invoke(IntCall c) {
+        try {
+            return c.call();
+        } catch (Throwable t) {
+            throw Native.rethrow(t);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+package dev.tenfold.engine.cuda;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.tenfold.engine.Backends;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Device;
+import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.testing.GpuTests;
+import dev.tenfold.engine.testing.TestTensors;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+/**
+ * The CUDA backend against the CPU reference on a real GPU: every op through {@link KernelSelfCheck} at
+ * awkward sizes (outputs poisoned, random inputs, bf16 tolerances where bf16 is involved), and the
+ * behaviour around the ops: copies, errors, memory. Skipped, saying why, where there is no GPU.
+ */
+@Tag("gpu")
+class CudaBackendGpuTest {
+    private CudaBackend gpu;
+    private final SplittableRandom rng = new SplittableRandom(11);
+
+    @BeforeEach
+    void open() { gpu = GpuTests.backendOrSkip(); }
+
+    @TestFactory
+    Stream<DynamicTest> everyOpMatchesTheCpuReferenceAtAwkwardSizes() {
+        return KernelSelfCheck.cases().stream().map(op -> DynamicTest.dynamicTest(op, () -> {
+            KernelSelfCheck.Result r = KernelSelfCheck.run(op, gpu, KernelSelfCheck.Sizes.AWKWARD, 2024);
+            assertTrue(r.passed(), KernelSelfCheck.table(List.of(r)));
+        }));
+    }
+
+    @Test
+    void quickSizesPassToo() {
+        List<KernelSelfCheck.Result> results = KernelSelfCheck.run(gpu, KernelSelfCheck.Sizes.QUICK, 7);
+        assertTrue(results.stream().allMatch(KernelSelfCheck.Result::passed), KernelSelfCheck.table(results));
+    }
+
+    @Test
+    void copiesRoundTripEveryWay() {
+        for (DType dt : new DType[] {DType.F32, DType.BF16, DType.I32, DType.U8}) {
+            try (Tensor host = Tensor.allocate(dt, 3, 37)) {
+                for (long i = 0; i < host.byteSize(); i++) host.data().set(ValueLayout.JAVA_BYTE, i, (byte) rng.nextInt(256));
+                try (Tensor d1 = gpu.toDevice(host); Tensor d2 = gpu.allocate(dt, 111); Tensor back = Tensor.allocate(dt, 111)) {
+                    gpu.copy(d1, d2); // device to device, another shape of the same count
+                    gpu.copy(d2, back);
+                    assertArrayEquals(host.data().toArray(ValueLayout.JAVA_BYTE), back.data().toArray(ValueLayout.JAVA_BYTE), dt.toString());
+                }
+            }
+        }
+        // a heap segment on either side
+        float[] values = {1, 2, 3, 4, 5};
+        try (Tensor heap = Tensor.wrap(MemorySegment.ofArray(values), DType.F32, 5); Tensor d = gpu.allocate(DType.F32, 5)) {
+            gpu.copy(heap, d);
+            float[] out = new float[5];
+            gpu.copy(d, Tensor.wrap(MemorySegment.ofArray(out), DType.F32, 5));
+            assertArrayEquals(values, out);
+        }
+        try (Tensor empty = Tensor.allocate(DType.F32, 0); Tensor d = gpu.allocate(DType.F32, 0)) {
+            gpu.copy(empty, d);
+        }
+    }
+
+    @Test
+    void allocateIsZeroFilled() {
+        Tensor junk = up(TestTensors.random(rng, 4096));
+        junk.close(); // its block goes back to the cache, full of values
+        try (Tensor t = gpu.allocate(DType.F32, 4096); Tensor h = gpu.toHost(t)) {
+            for (float f : h.toFloatArray()) assertEquals(0f, f);
+        }
+    }
+
+    @Test
+    void badIdsAndTargetsAreRefusedAsOnTheCpu() {
+        try (Tensor table = up(TestTensors.random(rng, 10, 4)); Tensor ids = up(Tensor.ofInts(new int[] {1, 10, 2}));
+             Tensor out = gpu.allocate(DType.F32, 3, 4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.embedding(table, ids, out));
+            assertTrue(e.getMessage().startsWith("embedding: id 10 at position 1 is out of range [0, 10)"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> gpu.embeddingBackward(out, ids, table));
+            assertTrue(e.getMessage().startsWith("embeddingBackward: id 10 at position 1 is out of range [0, 10)"), e.getMessage());
+        }
+        try (Tensor hidden = up(TestTensors.random(rng, 3, 4)); Tensor w = up(TestTensors.random(rng, 10, 4));
+             Tensor targets = up(Tensor.ofInts(new int[] {-100, 3, 11}))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.crossEntropy(hidden, w, targets, 1f, null, null));
+            assertTrue(e.getMessage().startsWith("crossEntropy: target 11 at position 2 is out of range [0, 10)"), e.getMessage());
+        }
+    }
+
+    @Test
+    void hostTensorsAndUnsupportedHeadDimsAreRefused() {
+        try (Tensor host = TestTensors.random(rng, 8); Tensor d = gpu.allocate(DType.F32, 8)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.add(host, d, d));
+            assertTrue(e.getMessage().startsWith("add: a must be on cuda:0"), e.getMessage());
+        }
+        try (Tensor q = gpu.allocate(DType.F32, 1, 4, 2, 96); Tensor k = gpu.allocate(DType.F32, 1, 4, 2, 96);
+             Tensor o = gpu.allocate(DType.F32, 1, 4, 2, 96); Tensor lse = gpu.allocate(DType.F32, 1, 2, 4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.attention(q, k, k, 0.1f, o, lse));
+            assertTrue(e.getMessage().startsWith("attention: head dim 96 is not supported on CUDA"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aStepAtFixedShapesAllocatesNothingAfterTheFirst() {
+        Runnable step = () -> {
+            try (Tensor a = up(TestTensors.random(rng, 33, 70)); Tensor b = up(TestTensors.random(rng, 70, 45));
+                 Tensor out = gpu.allocate(DType.F32, 33, 45); Tensor s = gpu.allocate(DType.F32, 33, 45)) {
+                gpu.matmul(a, false, b, false, out, false);
+                gpu.softmax(out, s);
+                gpu.sum(s);
+            }
+        };
+        step.run();
+        long before = gpu.allocator().stats().deviceAllocations();
+        for (int i = 0; i < 3; i++) step.run();
+        assertEquals(before, gpu.allocator().stats().deviceAllocations(), gpu.allocator().stats().toString());
+    }
+
+    @Test
+    void tooLargeAnAllocationIsExplained() {
+        long total = gpu.memoryInfo().total();
+        CudaOutOfMemoryException e = assertThrows(CudaOutOfMemoryException.class, () -> gpu.allocateUninitialized(DType.U8, 2 * total));
+        assertTrue(e.getMessage().startsWith("cuda:0 is out of memory: asked for"), e.getMessage());
+        assertTrue(e.getMessage().contains("larger than the whole GPU"), e.getMessage());
+    }
+
+    @Test
+    void edgeCasesMatchTheCpu() {
+        // K = 0: the product is zero (or unchanged when accumulating)
+        try (Tensor a = gpu.allocate(DType.F32, 3, 0); Tensor b = gpu.allocate(DType.F32, 0, 2); Tensor out = GpuTests.poisoned(gpu, DType.F32, 3, 2);
+             Tensor h = Tensor.allocate(DType.F32, 3, 2)) {
+            gpu.matmul(a, false, b, false, out, false);
+            GpuTests.assertClose("K = 0", h, gpu, out, 0, 0);
+        }
+        // a loss whose targets are all ignored: nothing counted, dHidden zero
+        try (Tensor hidden = up(TestTensors.random(rng, 4, 8)); Tensor w = up(TestTensors.random(rng, 5, 8));
+             Tensor targets = up(Tensor.ofInts(new int[] {-100, -100, -100, -100})); Tensor dh = GpuTests.poisoned(gpu, DType.F32, 4, 8);
+             Tensor zeros = Tensor.allocate(DType.F32, 4, 8)) {
+            var loss = gpu.crossEntropy(hidden, w, targets, 1f, dh, null);
+            assertEquals(0, loss.count());
+            assertEquals(0.0, loss.sum());
+            GpuTests.assertClose("dHidden of ignored rows", zeros, gpu, dh, 0, 0);
+        }
+        // max propagates NaN; empty reductions
+        try (Tensor x = TestTensors.random(rng, 5000)) {
+            x.setFloat(4321, Float.NaN);
+            try (Tensor d = gpu.toDevice(x); Tensor empty = gpu.allocate(DType.F32, 0)) {
+                assertTrue(Float.isNaN(gpu.max(d)));
+                assertEquals(Float.NEGATIVE_INFINITY, gpu.max(empty));
+                assertEquals(0.0, gpu.sum(empty));
+            }
+        }
+    }
+
+    @Test
+    void attentionBackwardIsReproducible() {
+        assertTrue(gpu.isDeterministic());
+        List<Tensor> made = new ArrayList<>();
+        try {
+            long[] qs = {1, 70, 4, 64}, ks = {1, 70, 2, 64};
+            Tensor q = keep(made, up(TestTensors.random(rng, qs))), k = keep(made, up(TestTensors.random(rng, ks)));
+            Tensor v = keep(made, up(TestTensors.random(rng, ks))), dOut = keep(made, up(TestTensors.random(rng, qs)));
+            Tensor o = keep(made, gpu.allocate(DType.F32, qs)), lse = keep(made, gpu.allocate(DType.F32, 1, 4, 70));
+            gpu.attention(q, k, v, 0.125f, o, lse);
+            byte[][] first = null;
+            for (int run = 0; run < 2; run++) {
+                Tensor dq = keep(made, gpu.allocate(DType.F32, qs)), dk = keep(made, gpu.allocate(DType.F32, ks)), dv = keep(made, gpu.allocate(DType.F32, ks));
+                gpu.attentionBackward(dOut, q, k, v, o, lse, 0.125f, dq, dk, dv);
+                byte[][] now = {bytes(dq), bytes(dk), bytes(dv)};
+                if (first == null) first = now;
+                else for (int i = 0; i < 3; i++) assertArrayEquals(first[i], now[i], "gradient " + i + " differs between runs");
+            }
+        } finally {
+            made.forEach(Tensor::close);
+        }
+    }
+
+    @Test
+    void backendsHandsOutOneBackendPerDevice() {
+        assertSame(gpu, Backends.forDevice(Device.cuda(0)));
+        assertSame(gpu, CudaBackend.open(0));
+        assertEquals(Device.cuda(0), gpu.device());
+        System.out.println(gpu + ", cuBLAS " + gpu.cublasVersion() + ", " + gpu.allocator().stats());
+    }
+
+    /** A device copy of a host tensor, which is closed. */
+    private Tensor up(Tensor host) {
+        try (host) {
+            return gpu.toDevice(host);
+        }
+    }
+
+    private static Tensor keep(List<Tensor> made, Tensor t) {
+        made.add(t);
+        return t;
+    }
+
+    private byte[] bytes(Tensor onDevice) {
+        try (Tensor h = gpu.toHost(onDevice)) {
+            return h.data().toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+}

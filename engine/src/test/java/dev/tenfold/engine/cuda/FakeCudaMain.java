@@ -1,0 +1,102 @@
+package dev.tenfold.engine.cuda;
+
+import dev.tenfold.engine.Backends;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Device;
+import dev.tenfold.engine.Tensor;
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.platform.engine.FilterResult;
+import org.junit.platform.engine.discovery.DiscoverySelectors;
+import org.junit.platform.launcher.LauncherDiscoveryRequest;
+import org.junit.platform.launcher.PostDiscoveryFilter;
+import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
+import org.junit.platform.launcher.core.LauncherFactory;
+import org.junit.platform.launcher.listeners.SummaryGeneratingListener;
+import org.junit.platform.launcher.listeners.TestExecutionSummary;
+
+/**
+ * Run by {@link FakeCudaTest} in a JVM whose TENFOLD_CUDA_LIBS points at the fake CUDA stack
+ * (src/test/c/fake_cuda.c): the whole host side — bindings, argument packing, allocator, cuBLAS
+ * mapping, per-batch flash launches, chunked loss, NCCL — against the CPU reference. Exit 0 when all is well.
+ */
+final class FakeCudaMain {
+    private static final List<String> problems = new ArrayList<>();
+
+    public static void main(String[] args) {
+        CudaBackend gpu = (CudaBackend) Backends.forDevice(Device.cuda(0));
+        expect("Fake GPU 0".equals(gpu.gpuName()), "the fake driver is the one loaded: " + gpu.gpuName());
+        expect("9.0".equals(gpu.computeCapability()), "compute capability " + gpu.computeCapability());
+        expect("13.1.0".equals(gpu.cublasVersion()), "cuBLAS version " + gpu.cublasVersion());
+        List<KernelSelfCheck.Result> results = KernelSelfCheck.run(gpu, KernelSelfCheck.Sizes.QUICK, 3);
+        System.out.print(KernelSelfCheck.table(results));
+        for (KernelSelfCheck.Result r : results) expect(r.passed(), "self-check " + r.op() + ": " + r.failure());
+
+        // a second device does not exist
+        try {
+            Backends.forDevice(Device.cuda(1));
+            expect(false, "cuda:1 should not exist");
+        } catch (CudaUnavailableException e) {
+            expect(e.getMessage().startsWith("--device cuda:1: there is no cuda:1; this machine has 1 GPU (cuda:0)"), e.getMessage());
+        }
+        // out of memory, explained
+        try {
+            gpu.allocateUninitialized(DType.U8, 81L << 30);
+            expect(false, "81 GiB on an 80 GiB device");
+        } catch (CudaOutOfMemoryException e) {
+            expect(e.getMessage().startsWith("cuda:0 is out of memory: asked for 81.00 GiB, the GPU has"), e.getMessage());
+        }
+        // NCCL with one rank: the unique id goes by value through ncclCommInitRank (the fake checks its bytes)
+        Nccl nccl = Nccl.get();
+        expect("2.27.3".equals(Nccl.versionString(nccl.version())), "NCCL version " + nccl.version());
+        try (Nccl.Communicator comm = nccl.initRank(gpu, 1, nccl.uniqueId(), 0);
+             Tensor x = gpu.toDevice(Tensor.of(new float[] {1, 2, 3})); Tensor y = gpu.allocate(DType.F32, 3);
+             Tensor b = gpu.toDevice(Tensor.of(new float[] {4, 5})); Tensor hb = Tensor.allocate(DType.BF16, 2)) {
+            comm.allReduceSum(x, y);
+            expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(y).toFloatArray()), "allReduceSum of one rank");
+            comm.broadcast(b, b, 0);
+            try (Tensor db = gpu.toDevice(hb)) {
+                comm.broadcast(db, db, 0); // bf16 in place
+            }
+        }
+        // a kernel the fatbin lacks is named
+        try {
+            gpu.makeCurrent();
+            new CudaKernels(CudaDriver.get(), 0, new byte[] {1}).function(new KernelAbi.Kernel("not_a_tf_kernel", List.of()));
+            expect(false, "a missing kernel should fail");
+        } catch (CudaUnavailableException e) {
+            expect(e.getMessage().startsWith("the kernels fatbin has no kernel not_a_tf_kernel"), e.getMessage());
+        }
+        gpu.synchronize();
+        runGpuTests();
+        if (problems.isEmpty()) {
+            System.out.println("fake CUDA: all checks passed; allocator " + gpu.allocator().stats());
+            System.exit(0);
+        }
+        problems.forEach(p -> System.out.println("PROBLEM: " + p));
+        System.exit(1);
+    }
+
+    /** CudaBackendGpuTest against the fake, but for the self-check cases it runs (done above at QUICK sizes). */
+    private static void runGpuTests() {
+        LauncherDiscoveryRequest request = LauncherDiscoveryRequestBuilder.request()
+                .selectors(DiscoverySelectors.selectClass(CudaBackendGpuTest.class))
+                .filters((PostDiscoveryFilter) d -> FilterResult.includedIf(!d.getDisplayName().startsWith("everyOpMatches")
+                        && !d.getDisplayName().startsWith("quickSizes")))
+                .build();
+        SummaryGeneratingListener listener = new SummaryGeneratingListener();
+        LauncherFactory.create().execute(request, listener);
+        TestExecutionSummary s = listener.getSummary();
+        PrintWriter out = new PrintWriter(System.out, true);
+        s.printTo(out);
+        s.printFailuresTo(out, 40);
+        expect(s.getTotalFailureCount() == 0, s.getTotalFailureCount() + " GPU tests failed on the fake");
+        expect(s.getTestsAbortedCount() == 0 && s.getTestsSkippedCount() == 0, "GPU tests were skipped on the fake");
+        expect(s.getTestsSucceededCount() >= 8, "only " + s.getTestsSucceededCount() + " GPU tests ran");
+    }
+
+    private static void expect(boolean ok, String what) {
+        if (!ok) problems.add(what);
+    }
+}
