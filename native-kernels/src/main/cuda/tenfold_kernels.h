@@ -140,7 +140,8 @@ TF_KERNEL void tf_nf4_dequant_f32(const uint8_t* packed, const float* absmax_f32
 // cuFuncSetAttribute when above 48 KB).
 #define TF_FLASH_FWD_BLOCK_M 128
 #define TF_FLASH_FWD_THREADS 256
-#define TF_FLASH_FWD_SMEM(D) 0  /* set by the flash kernels' author */
+#define TF_FLASH_FWD_BLOCK_N(D) ((D) == 64 ? 128 : 64)  /* keys per tile (inside the kernel) */
+#define TF_FLASH_FWD_SMEM(D) (4 * TF_FLASH_FWD_BLOCK_N(D) * (D) * 2)  /* 65536 for D = 64 and 128 */
 TF_KERNEL void tf_flash_fwd_d64(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, const int* cu_q,
                                 const int* cu_k, int batch, int max_len_q, int hq, int hkv, float scale);
 TF_KERNEL void tf_flash_fwd_d128(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, const int* cu_q,
@@ -153,7 +154,16 @@ TF_KERNEL void tf_flash_fwd_d128(const bf16* q, const bf16* k, const bf16* v, bf
 // (3) tf_flash_bwd_post: dq = dq_accum * scale converted to bf16 (grid-stride). dk, dv written as bf16.
 #define TF_FLASH_BWD_BLOCK_N 64
 #define TF_FLASH_BWD_THREADS 256
-#define TF_FLASH_BWD_SMEM(D) 0  /* set by the flash kernels' author */
+#define TF_FLASH_BWD_BLOCK_M 64  /* query rows per inner step (inside the kernel) */
+/* K, V (64 rows each), Q and dO double-buffered (64 rows each), P and dS (64 x 64 bf16), lse and
+   delta double-buffered (64 floats each): 66560 bytes for D = 64, 115712 for D = 128. */
+#define TF_FLASH_BWD_SMEM(D) \
+    (2 * TF_FLASH_BWD_BLOCK_N * (D) * 2 + 4 * TF_FLASH_BWD_BLOCK_M * (D) * 2 + \
+     2 * TF_FLASH_BWD_BLOCK_M * TF_FLASH_BWD_BLOCK_N * 2 + 4 * TF_FLASH_BWD_BLOCK_M * 4)
+/* deterministic != 0: dq_accum must have this many extra 4-byte words (int semaphores) right after
+   its total_q * hq * D floats, zeroed with it; unused (need not exist) when deterministic == 0. */
+#define TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) \
+    ((long long)(batch) * (hq) * (((max_len_k) + TF_FLASH_BWD_BLOCK_M - 1) / TF_FLASH_BWD_BLOCK_M))
 TF_KERNEL void tf_flash_bwd_pre(const bf16* o, const bf16* dout, float* delta, int total_q, int hq, int D);
 TF_KERNEL void tf_flash_bwd_d64(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
                                 const float* delta, float* dq_accum, bf16* dk, bf16* dv, const int* cu_q,
