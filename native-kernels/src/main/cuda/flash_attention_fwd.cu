@@ -1,7 +1,8 @@
 // Flash attention forward on tensor cores (mma.sync m16n8k16 bf16 -> f32, sm_80+).
 //
 // One block = BM = 128 query rows of one query head of one sequence (grid: ceil(max_len_q / 128),
-// hq, batch), 8 warps of 16 rows each. K and V stream through shared memory in tiles of BN keys
+// hq, batch; block x takes the query block ceil(max_len_q / 128) - 1 - x, so the heaviest causal
+// blocks start first), 8 warps of 16 rows each. K and V stream through shared memory in tiles of BN keys
 // (BN = 128 for D = 64, 64 for D = 128), double-buffered with cp.async; the Q tile sits in
 // registers (as mma A fragments) for the whole key loop, so it borrows the V buffers to get there.
 //
@@ -55,7 +56,9 @@ static __device__ __forceinline__ void flash_fwd(const bf16* __restrict__ q, con
     const int b = blockIdx.z, h = blockIdx.y;
     const int q0 = cu_q[b], len_q = cu_q[b + 1] - q0;
     const int k0 = cu_k[b], len_k = cu_k[b + 1] - k0;
-    const int m_base = blockIdx.x * BM;  // first query row (within the sequence) of this block
+    // First query row (within the sequence) of this block. Causal work grows with the row index and
+    // blocks are dispatched in x order: the last query blocks (the longest) go first.
+    const int m_base = (gridDim.x - 1 - blockIdx.x) * BM;
     if (m_base >= len_q) return;         // block-uniform: shorter sequences than max_len_q
     const int total_q = cu_q[batch];     // lse is [hq, total_q]
     const int hk = h / (hq / hkv);       // grouped-query: kv head of query head h

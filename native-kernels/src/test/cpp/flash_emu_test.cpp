@@ -321,7 +321,8 @@ int main(int argc, char** argv) {
         runs.push_back({{"d64 mha", {64, 129}, {64, 129}, 2, 2, 64}, rnd});
         runs.push_back({{"d128 gqa4", {257}, {300}, 4, 1, 128}, rr});
         // Rows that see no key at all (len_q > len_k, outside the contract): O = 0, lse = +inf, no NaN.
-        runs.push_back({{"d64 masked rows", {40, 5}, {20, 5}, 2, 1, 64}, rr});
+        // The third sequence has a whole query block (rows 0-127) that sees no key.
+        runs.push_back({{"d64 masked rows", {40, 5, 150}, {20, 5, 10}, 2, 1, 64}, rr});
     }
     for (auto& r : runs) run_case(r.first, r.second, false);
     // Deterministic mode: several key blocks per query block, several query blocks, GQA.
