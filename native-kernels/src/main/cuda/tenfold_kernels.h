@@ -134,26 +134,44 @@ TF_KERNEL void tf_nf4_dequant_f32(const uint8_t* packed, const float* absmax_f32
 // lse [hq, total_q] f32 (natural log of the sum of exp of the scaled scores). Sequences are packed:
 // sequence b owns query rows [cu_q[b], cu_q[b+1]) and key rows [cu_k[b], cu_k[b+1]); with
 // len_q <= len_k, query i sits at position len_k - len_q + i and sees keys j <= that position.
-// Query head h reads kv head h / (hq / hkv). scale multiplies q.k.
+// Query head h reads kv head h / (hq / hkv) (hq a multiple of hkv). scale multiplies q.k.
+// Alignment: q, k, v, o, dout 16-byte aligned (cp.async and 16-byte stores; true for allocator
+// buffers, a view at an odd element offset must be copied first); lse, delta, dq_accum 4-byte;
+// dk, dv 4-byte. A row that sees no key (only if len_q > len_k) gets o = 0 and lse = +inf.
 // Launch (forward): grid (ceil(max_len_q / TF_FLASH_FWD_BLOCK_M), hq, batch), TF_FLASH_FWD_THREADS
 // threads, dynamic shared memory TF_FLASH_FWD_SMEM(D) bytes (the host raises the limit with
-// cuFuncSetAttribute when above 48 KB).
+// cuFuncSetAttribute when above 48 KB: it is, for every D, for both the forward and the backward).
 #define TF_FLASH_FWD_BLOCK_M 128
 #define TF_FLASH_FWD_THREADS 256
-#define TF_FLASH_FWD_SMEM(D) 0  /* set by the flash kernels' author */
+#define TF_FLASH_FWD_BLOCK_N(D) (8192 / (D))  /* keys per tile (inside the kernel): 128 for D = 64, 64 for D = 128 */
+#define TF_FLASH_FWD_SMEM(D) (4 * (8192 / (D)) * (D) * 2)  /* 65536 for D = 64 and 128 */
 TF_KERNEL void tf_flash_fwd_d64(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, const int* cu_q,
                                 const int* cu_k, int batch, int max_len_q, int hq, int hkv, float scale);
 TF_KERNEL void tf_flash_fwd_d128(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, const int* cu_q,
                                  const int* cu_k, int batch, int max_len_q, int hq, int hkv, float scale);
-// Backward: (1) tf_flash_bwd_pre: delta[h, i] = sum_d dO*O (f32), grid-stride; dq_accum zeroed by the host.
+// Backward: (1) tf_flash_bwd_pre: delta[h, i] = sum_d dO*O (f32), delta [hq, total_q]; one warp per (i, h),
+//     warp-grid-stride: any grid of whole warps, e.g. TF_EW_THREADS threads x
+//     min(ceil(total_q * hq * 32 / TF_EW_THREADS), TF_EW_MAX_BLOCKS) blocks; dq_accum zeroed by the host.
 // (2) tf_flash_bwd_d{64,128}: grid (ceil(max_len_k / TF_FLASH_BWD_BLOCK_N), hkv, batch) — one block owns a
 //     block of keys of one kv head and loops over its query heads and query blocks, accumulating dK, dV
 //     in registers (so the kv-group sum needs no atomics) and adding dQ into dq_accum [total_q, hq, D] f32
-//     with atomicAdd — or, when deterministic != 0, in a fixed order (see the kernel file).
+//     with atomicAdd — or, when deterministic != 0, in a fixed order (key block 0, 1, 2, ... per query
+//     block, through semaphore words stored right after dq_accum's total_q * hq * D floats: allocate
+//     and zero TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) more 4-byte words; needs len_q <= len_k).
+//     Dynamic shared memory TF_FLASH_BWD_SMEM(D) bytes.
 // (3) tf_flash_bwd_post: dq = dq_accum * scale converted to bf16 (grid-stride). dk, dv written as bf16.
 #define TF_FLASH_BWD_BLOCK_N 64
 #define TF_FLASH_BWD_THREADS 256
-#define TF_FLASH_BWD_SMEM(D) 0  /* set by the flash kernels' author */
+#define TF_FLASH_BWD_BLOCK_M 64  /* query rows per inner step (inside the kernel) */
+/* K, V (64 rows each), Q and dO double-buffered (64 rows each), P and dS (64 x 64 bf16), lse and
+   delta double-buffered (64 floats each): 66560 bytes for D = 64, 115712 for D = 128. */
+#define TF_FLASH_BWD_SMEM(D) \
+    (2 * TF_FLASH_BWD_BLOCK_N * (D) * 2 + 4 * TF_FLASH_BWD_BLOCK_M * (D) * 2 + \
+     2 * TF_FLASH_BWD_BLOCK_M * TF_FLASH_BWD_BLOCK_N * 2 + 4 * TF_FLASH_BWD_BLOCK_M * 4)
+/* deterministic != 0: dq_accum must have this many extra 4-byte words (int semaphores) right after
+   its total_q * hq * D floats, zeroed with it; unused (need not exist) when deterministic == 0. */
+#define TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) \
+    ((long long)(batch) * (hq) * (((max_len_k) + TF_FLASH_BWD_BLOCK_M - 1) / TF_FLASH_BWD_BLOCK_M))
 TF_KERNEL void tf_flash_bwd_pre(const bf16* o, const bf16* dout, float* delta, int total_q, int hq, int D);
 TF_KERNEL void tf_flash_bwd_d64(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
                                 const float* delta, float* dq_accum, bf16* dk, bf16* dv, const int* cu_q,

@@ -523,9 +523,11 @@ public final class CudaBackend implements Backend {
         KernelAbi.Kernel kernel = flashKernel(g, true);
         int tq = g.tq(), tk = g.tk(), hq = g.hq(), hkv = g.hkv(), d = g.d();
         long qElems = (long) tq * hq * d, kElems = (long) tk * hkv * d, rowsQ = (long) hq * tq;
+        // dq is accumulated in f32 per batch element; the deterministic mode's semaphore words follow it
+        long semWords = flashBackwardSemaphoreWords(1, hq, tk);
         try (Tensor qb = toBf16(q); Tensor kb = toBf16(k); Tensor vb = toBf16(v); Tensor ob = toBf16(out); Tensor dob = toBf16(dOut);
              Tensor delta = allocateUninitialized(DType.F32, g.batch(), hq, tq);
-             Tensor dqAccum = allocate(DType.F32, q.shape());
+             Tensor dqAccum = allocateUninitialized(DType.F32, qElems + semWords);
              Tensor dqb = allocateUninitialized(DType.BF16, q.shape());
              Tensor dkb = allocateUninitialized(DType.BF16, k.shape());
              Tensor dvb = allocateUninitialized(DType.BF16, k.shape())) {
@@ -533,11 +535,13 @@ public final class CudaBackend implements Backend {
             KernelAbi.Launch l = flashBackward(tk, hkv, 1, d);
             for (int b = 0; b < g.batch(); b++) {
                 long qo = 2 * b * qElems, ko = 2 * b * kElems, ro = 4 * b * rowsQ;
-                elementwise(FLASH_BWD_PRE, rowsQ, addr(ob) + qo, addr(dob) + qo, addr(delta) + ro, tq, hq, d);
+                zero(dqAccum);
+                // one warp per (query, head) row: size the grid by warps
+                elementwise(FLASH_BWD_PRE, rowsQ * 32, addr(ob) + qo, addr(dob) + qo, addr(delta) + ro, tq, hq, d);
                 launch(kernel, l, addr(qb) + qo, addr(kb) + ko, addr(vb) + ko, addr(dob) + qo, addr(lse) + ro, addr(delta) + ro,
-                        addr(dqAccum) + 2 * qo, addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale, deterministic ? 1 : 0);
+                        addr(dqAccum), addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale, deterministic ? 1 : 0);
+                elementwise(FLASH_BWD_POST, qElems, addr(dqAccum), scale, addr(dqb) + qo, qElems);
             }
-            elementwise(FLASH_BWD_POST, dqAccum.numel(), dqAccum, scale, dqb, dqAccum.numel());
             elementwise(CAST_BF16_F32, dqb.numel(), dqb, dq, dqb.numel());
             elementwise(CAST_BF16_F32, dkb.numel(), dkb, dk, dkb.numel());
             elementwise(CAST_BF16_F32, dvb.numel(), dvb, dv, dvb.numel());

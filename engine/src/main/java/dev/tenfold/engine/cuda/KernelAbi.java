@@ -27,10 +27,27 @@ public final class KernelAbi {
     public static final int MAX_GRID_YZ = 65535;
 
     /** TF_FLASH_FWD_SMEM(D): dynamic shared memory of the flash forward kernel for head dim d. */
-    public static int flashForwardSmem(int d) { return 0; }
+    public static int flashForwardSmem(int d) { return 4 * flashForwardBlockN(d) * d * 2; }
+
+    /** TF_FLASH_FWD_BLOCK_N(D): keys per tile of the forward kernel. */
+    public static int flashForwardBlockN(int d) { return 8192 / d; }
+
+    /** TF_FLASH_BWD_BLOCK_M: query rows per inner step of the backward kernel. */
+    public static final int FLASH_BWD_BLOCK_M = 64;
+
+    /**
+     * TF_FLASH_BWD_SEM_WORDS: the 4-byte semaphore words the deterministic backward needs right after
+     * dq_accum (one per sequence, query head and query block), zeroed with it.
+     */
+    public static long flashBackwardSemaphoreWords(int batch, int hq, int maxLenK) {
+        return (long) batch * hq * Math.ceilDiv(maxLenK, FLASH_BWD_BLOCK_M);
+    }
 
     /** TF_FLASH_BWD_SMEM(D). */
-    public static int flashBackwardSmem(int d) { return 0; }
+    public static int flashBackwardSmem(int d) {
+        return 2 * FLASH_BWD_BLOCK_N * d * 2 + 4 * FLASH_BWD_BLOCK_M * d * 2 + 2 * FLASH_BWD_BLOCK_M * FLASH_BWD_BLOCK_N * 2
+                + 4 * FLASH_BWD_BLOCK_M * 4;
+    }
 
     // ------------------------------------------------------------------ kernels
 

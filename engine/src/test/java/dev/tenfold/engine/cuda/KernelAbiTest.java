@@ -120,6 +120,7 @@ class KernelAbiTest {
     }
 
     static String macro(String code, String name) {
+        code = code.replaceAll("\\\\[ \\t]*\\R", " "); // join continued lines
         Matcher m = Pattern.compile("#define\\s+" + name + "\\(D\\)\\s+(.*)$", Pattern.MULTILINE).matcher(code);
         assertTrue(m.find(), name + "(D) is not defined in the header");
         return m.group(1).trim();
