@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
             InitCommand.class,
             DataCommand.class,
             DoctorCommand.class,
+            dev.tenfold.tools.demo.DemoCommand.class,
             Main.BuildCommand.class,
             Main.TestCommand.class,
             Main.BenchCommand.class,

@@ -4,7 +4,7 @@ import dev.tenfold.qlora.Trainer;
 import java.io.PrintStream;
 
 /** One status line on stderr: step, a bar, loss, tokens/s and the ETA (a new line every 10 s when not a terminal). */
-final class ProgressBar implements Trainer.Listener {
+public final class ProgressBar implements Trainer.Listener {
     private final PrintStream err;
     private final boolean terminal;
     private long lastPrint;
@@ -12,7 +12,7 @@ final class ProgressBar implements Trainer.Listener {
     private double seconds;
     private double emaLoss = Double.NaN;
 
-    ProgressBar(PrintStream err) {
+    public ProgressBar(PrintStream err) {
         this.err = err;
         this.terminal = System.console() != null;
     }
