@@ -146,6 +146,10 @@ def main(argv=None):
         if bnb is not None:
             try:
                 env["nf4_linears"] = quantize_base(torch, bnb, model)
+                try:  # what from_pretrained(load_in_4bit) sets: peft then wraps Linear4bit with its bitsandbytes LoRA layer
+                    model.is_loaded_in_4bit = True
+                except Exception:
+                    pass
             except Exception as e:
                 # half-converted models are not worth timing: say why, and how to get a figure anyway
                 emit(env)
