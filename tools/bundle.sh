@@ -162,7 +162,7 @@ for s in "${STEPS[@]}"; do
         *) echo "run.sh: unknown step '$s' (steps: doctor tests report peers compare; or --all-tests)" >&2; exit 2 ;;
     esac
 done
-find_cuda_libs
+case " ${STEPS[*]} " in *" doctor "*|*" tests "*|*" report "*) find_cuda_libs ;; esac
 status=0
 summary=()
 for s in "${STEPS[@]}"; do
