@@ -21,16 +21,18 @@ out.backward(dout) with a fixed random dout (fresh .grad each iteration).
 FLOP convention (REFERENCE.md): forward 4 * B * S^2 * H * d, halved for causal (H = query heads);
 backward 2.5 x forward, so fwd_bwd counts 3.5 x the forward's flops.
 
-Output: one JSON object per line on stdout (an "env" line, then one line per seq and pass);
-errors (e.g. no flash kernel for this device) are JSON lines with "error".
+Output: one JSON object per line on stdout (an "env" line, then one line per seq and pass, with the
+row id GpuReport uses: attn_fwd_s<seq>, attn_fwd_bwd_s<seq>, and unit/value = TFLOP/s); errors (e.g. no
+flash kernel for this device) are JSON lines with "error". Without torch or a GPU it prints one
+"skipped" line and exits 0. --accounting prints each row's shape and FLOPs (no torch needed).
 """
 import argparse
 import json
 import statistics
 import sys
 
-import torch
-import torch.nn.functional as F
+torch = None  # imported in main(), so that --accounting and a missing torch need no GPU stack
+F = None
 
 
 def emit(obj):
@@ -62,7 +64,29 @@ def time_iters(fn, warmup, iters):
     return statistics.median(times), min(times)
 
 
+def shape(batch, seq, hq, hkv, d):
+    """The shape string GpuReport prints for the same case."""
+    return "B=%d S=%d Hq=%d Hkv=%d d=%d causal" % (batch, seq, hq, hkv, d)
+
+
+def fwd_flops(batch, seq, hq, d):
+    """REFERENCE.md: 4 * B * S^2 * H * d, halved for causal."""
+    return 4.0 * batch * seq * seq * hq * d / 2.0
+
+
+def accounting(args):
+    out = {}
+    for seq in args.seqs:
+        batch = max(1, args.tokens // seq)
+        sh = shape(batch, seq, args.hq, args.hkv, args.d)
+        f = fwd_flops(batch, seq, args.hq, args.d)
+        out["attn_fwd_s%d" % seq] = {"shape": sh, "flops": f}
+        out["attn_fwd_bwd_s%d" % seq] = {"shape": sh, "flops": 3.5 * f}
+    return out
+
+
 def main():
+    global torch, F
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seqs", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
     ap.add_argument("--tokens", type=int, default=65536, help="batch * seq for every seq")
@@ -71,11 +95,22 @@ def main():
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--accounting", action="store_true", help="print each row's shape and FLOPs as one JSON object and exit")
     args = ap.parse_args()
 
+    if args.accounting:
+        emit(accounting(args))
+        return 0
+    try:
+        import torch as _torch
+        import torch.nn.functional as _F
+    except Exception as e:
+        emit({"bench": "attention_peer", "skipped": "torch is not importable (%s: %s)" % (type(e).__name__, e)})
+        return 0
+    torch, F = _torch, _F
     if not torch.cuda.is_available():
-        emit({"bench": "attention_peer", "error": "no CUDA device"})
-        return 1
+        emit({"bench": "attention_peer", "skipped": "torch %s sees no CUDA device" % torch.__version__})
+        return 0
     dev = torch.device("cuda")
     props = torch.cuda.get_device_properties(dev)
     emit({"bench": "attention_peer", "kind": "env", "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -89,7 +124,7 @@ def main():
     for seq in args.seqs:
         batch = max(1, args.tokens // seq)
         base = {"bench": "attention_peer", "impl": "torch_sdpa_flash", "dtype": "bf16", "causal": True,
-                "batch": batch, "seq": seq, "hq": hq, "hkv": hkv, "d": d}
+                "batch": batch, "seq": seq, "hq": hq, "hkv": hkv, "d": d, "shape": shape(batch, seq, hq, hkv, d)}
         q = torch.randn(batch, seq, hq, d, device=dev, dtype=torch.bfloat16, generator=gen)
         k = torch.randn(batch, seq, hkv, d, device=dev, dtype=torch.bfloat16, generator=gen)
         v = torch.randn(batch, seq, hkv, d, device=dev, dtype=torch.bfloat16, generator=gen)
@@ -114,14 +149,15 @@ def main():
         base["gqa"] = gqa_mode
         use_gqa = gqa_mode == "enable_gqa"
 
-        fwd_flops = 4.0 * batch * seq * seq * hq * d / 2.0  # causal: half
+        f_fwd = fwd_flops(batch, seq, hq, d)  # causal: half
         try:
             with flash_only():
                 with torch.no_grad():
                     ms, best = time_iters(lambda: call(q, kk, vv, use_gqa), args.warmup, args.iters)
-                emit({**base, "pass": "fwd", "ms": round(ms, 4), "best_ms": round(best, 4),
-                      "tflops": round(fwd_flops / (ms * 1e-3) / 1e12, 2),
-                      "best_tflops": round(fwd_flops / (best * 1e-3) / 1e12, 2)})
+                tflops = round(f_fwd / (ms * 1e-3) / 1e12, 2)
+                emit({**base, "id": "attn_fwd_s%d" % seq, "unit": "TFLOP/s", "value": tflops,
+                      "impl": "torch SDPA flash (%s)" % gqa_mode, "pass": "fwd", "ms": round(ms, 4), "best_ms": round(best, 4),
+                      "tflops": tflops, "best_tflops": round(f_fwd / (best * 1e-3) / 1e12, 2)})
                 fwd_ms = ms
 
                 qg = q.detach().requires_grad_(True)
@@ -135,17 +171,20 @@ def main():
                     out.backward(dout_t)
 
                 ms, best = time_iters(fwd_bwd, args.warmup, args.iters)
-                total = 3.5 * fwd_flops
-                emit({**base, "pass": "fwd_bwd", "ms": round(ms, 4), "best_ms": round(best, 4),
-                      "tflops": round(total / (ms * 1e-3) / 1e12, 2),
+                total = 3.5 * f_fwd
+                tflops = round(total / (ms * 1e-3) / 1e12, 2)
+                emit({**base, "id": "attn_fwd_bwd_s%d" % seq, "unit": "TFLOP/s", "value": tflops,
+                      "impl": "torch SDPA flash (%s)" % gqa_mode, "pass": "fwd_bwd", "ms": round(ms, 4), "best_ms": round(best, 4),
+                      "tflops": tflops,
                       "best_tflops": round(total / (best * 1e-3) / 1e12, 2),
                       "bwd_ms_derived": round(ms - fwd_ms, 4),
-                      "bwd_tflops_derived": round(2.5 * fwd_flops / ((ms - fwd_ms) * 1e-3) / 1e12, 2)
+                      "bwd_tflops_derived": round(2.5 * f_fwd / ((ms - fwd_ms) * 1e-3) / 1e12, 2)
                       if ms > fwd_ms else None})
                 del qg, kg, vg
         except RuntimeError as e:  # e.g. no flash kernel for this device / shape, out of memory
             failures += 1
-            emit({**base, "error": str(e).splitlines()[0][:300]})
+            for rid in ("attn_fwd_s%d" % seq, "attn_fwd_bwd_s%d" % seq):
+                emit({**base, "id": rid, "error": str(e).splitlines()[0][:300]})
         del q, k, v, dout, kk, vv
         torch.cuda.empty_cache()
     return 1 if failures else 0

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
@@ -96,16 +97,36 @@ CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned int flags) { *p = mallo
 CUresult cuMemFreeHost(void* p) { free(p); return 0; }
 CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags) { return 0; }
 CUresult cuMemHostUnregister(void* p) { return 0; }
-static int stream_token, event_token;
+static int stream_token;
 CUresult cuStreamCreate(void** s, unsigned int flags) { *s = &stream_token; return flags <= 1 ? 0 : 1; }
 CUresult cuStreamSynchronize(void* s) { return s == &stream_token || s == NULL ? 0 : 400; }
 CUresult cuStreamWaitEvent(void* s, void* e, unsigned int flags) { return 0; }
 CUresult cuStreamDestroy_v2(void* s) { return 0; }
-CUresult cuEventCreate(void** e, unsigned int flags) { *e = &event_token; return 0; }
-CUresult cuEventRecord(void* e, void* s) { return 0; }
-CUresult cuEventSynchronize(void* e) { return 0; }
-CUresult cuEventElapsedTime_v2(float* ms, void* a, void* b) { *ms = 1.0f; return 0; }
-CUresult cuEventDestroy_v2(void* e) { return 0; }
+// Events: work runs synchronously here, so an event records the wall-clock time at cuEventRecord.
+typedef struct { unsigned flags; int recorded; double ms; } Event;
+static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
+CUresult cuEventCreate(void** e, unsigned int flags) {
+    if (current != &context_token) return 201;
+    Event* ev = calloc(1, sizeof(Event));
+    ev->flags = flags;
+    *e = ev;
+    return 0;
+}
+CUresult cuEventRecord(void* e, void* s) {
+    if (!e || (s != &stream_token && s != NULL)) return 400;
+    ((Event*)e)->recorded = 1;
+    ((Event*)e)->ms = now_ms();
+    return 0;
+}
+CUresult cuEventSynchronize(void* e) { return e ? 0 : 400; }
+CUresult cuEventElapsedTime_v2(float* ms, void* a, void* b) {
+    Event *ea = a, *eb = b;
+    // as the driver: both recorded, both created with timing (not CU_EVENT_DISABLE_TIMING = 2)
+    if (!ea || !eb || !ea->recorded || !eb->recorded || (ea->flags & 2) || (eb->flags & 2)) return 400;
+    *ms = (float)(eb->ms - ea->ms);
+    return 0;
+}
+CUresult cuEventDestroy_v2(void* e) { if (!e) return 400; free(e); return 0; }
 int fake_cuda_launches(void) { return launches; }
 
 // ------------------------------------------------------------------ kernels (host loops)

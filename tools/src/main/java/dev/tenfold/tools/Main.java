@@ -69,12 +69,12 @@ public final class Main implements Runnable {
         @Override public void run() { launcherOnly("test"); }
     }
 
-    @Command(name = "bench", description = "Run the JMH benchmarks, e.g. './tenfold bench MatmulBench'. Run through ./tenfold.")
+    @Command(name = "bench", description = "Run the JMH benchmarks, e.g. './tenfold bench MatmulBench'; 'report' (CPU) and 'gpu-report' (GPU) write benchmark reports. Run through ./tenfold.")
     static final class BenchCommand implements Runnable {
         @Override public void run() { launcherOnly("bench"); }
     }
 
-    @Command(name = "bundle", description = "Write .gpu/ (a Java runtime, the jars and the tests) for GPU machines without Java. Run through ./tenfold.")
+    @Command(name = "bundle", description = "Write .gpu/ (a Java runtime, the jars, the tests and the GPU benchmarks with their PyTorch peers) for GPU machines without Java. Run through ./tenfold.")
     static final class BundleCommand implements Runnable {
         @Override public void run() { launcherOnly("bundle"); }
     }

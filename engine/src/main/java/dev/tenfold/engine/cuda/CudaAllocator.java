@@ -103,6 +103,15 @@ public final class CudaAllocator {
                 cacheHits, cacheFlushes, live.size(), cachedBlocks);
     }
 
+    /**
+     * Starts the peaks afresh from what is held now (in use, and in use + cached), so that
+     * {@link #stats()} reports the peaks of the work that follows (a benchmark's step after its set-up).
+     */
+    public synchronized void resetPeaks() {
+        peakInUse = inUse;
+        peakReserved = inUse + cachedBytes;
+    }
+
     /** The device this allocator serves, e.g. cuda:0. */
     public String deviceName() { return source.name(); }
 

@@ -748,6 +748,21 @@ public final class CudaBackend implements Backend {
                 nested ? absmax : null, nested ? nestedAbsmax : null, nested ? nestedCode : null, offset, out, n);
     }
 
+    // ------------------------------------------------------------------ raw launches (benchmarks)
+
+    /**
+     * Launches one kernel of the fatbin on this backend's stream, in order with every op: for benchmarks
+     * that time a kernel without an op's wrapper (the flash kernels on bf16 buffers, one cross-entropy
+     * pass). Only the arguments' count and kinds are checked ({@code KernelArgs}); sizes and pointers are
+     * the caller's business, and a wrong one is a CUDA_ERROR_ILLEGAL_ADDRESS that ends this process's
+     * use of the GPU. Tensors passed as arguments must stay open until the work is done.
+     */
+    public synchronized void launchKernel(KernelAbi.Kernel kernel, KernelAbi.Launch launch, Object... args) {
+        if (kernel == null || launch == null) throw new IllegalArgumentException("launchKernel: kernel and launch are required");
+        makeCurrent();
+        launch(kernel, launch, args);
+    }
+
     // ------------------------------------------------------------------ helpers
 
     private static long addr(Tensor t) { return t.data().address(); }

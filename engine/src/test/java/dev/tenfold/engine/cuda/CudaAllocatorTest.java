@@ -117,6 +117,23 @@ class CudaAllocatorTest {
     }
 
     @Test
+    void resetPeaksStartsFromWhatIsHeldNow() {
+        CudaAllocator a = new CudaAllocator(new FakeDevice(1L << 34));
+        CudaAllocator.Block weights = a.allocate(10L << 20);
+        CudaAllocator.Block setUp = a.allocate(40L << 20);
+        a.free(setUp); // cached
+        assertEquals(50L << 20, a.stats().peakInUseBytes());
+        a.resetPeaks();
+        assertEquals(10L << 20, a.stats().peakInUseBytes(), "in use now: the weights");
+        assertEquals(50L << 20, a.stats().peakReservedBytes(), "reserved now: weights + cached");
+        CudaAllocator.Block step = a.allocate(20L << 20); // a new device block: the cached 40 MiB is too large to reuse
+        a.free(step);
+        assertEquals(30L << 20, a.stats().peakInUseBytes());
+        assertEquals(70L << 20, a.stats().peakReservedBytes());
+        a.free(weights);
+    }
+
+    @Test
     void freeingTwiceOrAForeignBlockFails() {
         CudaAllocator a = new CudaAllocator(new FakeDevice(1L << 30));
         CudaAllocator.Block b = a.allocate(10);

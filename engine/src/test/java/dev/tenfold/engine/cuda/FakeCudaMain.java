@@ -68,6 +68,7 @@ final class FakeCudaMain {
         } catch (CudaUnavailableException e) {
             expect(e.getMessage().startsWith("the kernels fatbin has no kernel not_a_tf_kernel"), e.getMessage());
         }
+        checkTimer(gpu);
         gpu.synchronize();
         runGpuTests();
         if (problems.isEmpty()) {
@@ -76,6 +77,40 @@ final class FakeCudaMain {
         }
         problems.forEach(p -> System.out.println("PROBLEM: " + p));
         System.exit(1);
+    }
+
+    /** CudaTimer: its events measure the work between them (wall time on the fake) and its misuse is refused. */
+    private static void checkTimer(CudaBackend gpu) {
+        try (CudaTimer timer = new CudaTimer(gpu); Tensor x = gpu.allocate(DType.F32, 1 << 16); Tensor y = gpu.allocate(DType.F32, 1 << 16)) {
+            expectThrows(IllegalStateException.class, timer::stop, "stop() before start()");
+            expectThrows(IllegalStateException.class, timer::elapsedMillis, "elapsedMillis() needs start() and stop() first");
+            expectThrows(IllegalArgumentException.class, () -> timer.millisPerRun(0, () -> {}), "runs must be at least 1, got 0");
+            timer.start();
+            expectThrows(IllegalStateException.class, timer::elapsedMillis, "elapsedMillis() needs start() and stop() first");
+            timer.stop();
+            double idle = timer.elapsedMillis();
+            expect(idle >= 0 && idle < 1000, "an empty interval takes " + idle + " ms");
+            double one = timer.millisPerRun(1, () -> {
+                for (int i = 0; i < 20; i++) gpu.add(x, x, y);
+            });
+            double perRun = timer.millisPerRun(4, () -> {
+                for (int i = 0; i < 20; i++) gpu.add(x, x, y);
+            });
+            expect(one > 0 && perRun > 0, "timed work takes time: " + one + " ms, " + perRun + " ms per run");
+            timer.close();
+            timer.close(); // idempotent
+            expectThrows(IllegalStateException.class, timer::start, "used after close()");
+        }
+    }
+
+    private static void expectThrows(Class<? extends Throwable> type, Runnable r, String messagePart) {
+        try {
+            r.run();
+            expect(false, "expected " + type.getSimpleName() + " containing '" + messagePart + "'");
+        } catch (Throwable t) {
+            expect(type.isInstance(t) && String.valueOf(t.getMessage()).contains(messagePart),
+                    "expected " + type.getSimpleName() + " containing '" + messagePart + "', got " + t);
+        }
     }
 
     /** CudaBackendGpuTest against the fake, but for the self-check cases it runs (done above at QUICK sizes). */
