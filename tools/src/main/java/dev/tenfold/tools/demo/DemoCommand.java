@@ -51,6 +51,7 @@ public final class DemoCommand implements Callable<Integer> {
         checkOutput(output);
         Path base = model != null ? model : extractShippedModel(output.resolve("base-model"));
         System.err.println("tenfold demo: " + describe(base));
+        System.err.println(INTRO);
         Demo.Report r = Demo.run(base, output, s, System.err);
         System.err.println();
         System.err.print(table(r));
@@ -59,6 +60,16 @@ public final class DemoCommand implements Callable<Integer> {
                 r.extendedContext());
         return 0;
     }
+
+    static final String INTRO = """
+
+            A language model only handles prompts about as long as the documents it was trained on. This demo
+            takes a small model trained on 256-token documents and extends it ten-fold, to 2,560 tokens, the way
+            "Extending Llama-3's Context Ten-Fold Overnight" did for Llama-3 (8K to 80K): it raises the base of
+            the rotary position embedding (RoPE), so that positions ten times further apart look like the ones
+            the model knows, then fine-tunes small LoRA adapters over a 4-bit (NF4) copy of the frozen weights
+            (QLoRA) on synthetic long documents. The test, before and after, is the pass key: a 5-digit number
+            hidden somewhere in a long filler text, which the model must repeat when asked at the end.""";
 
     /** The before/after table, one row per length. */
     static String table(Demo.Report r) {
