@@ -28,8 +28,9 @@ import picocli.CommandLine.Option;
  * documents with many keys, which teach copying quickly.
  */
 @Command(name = "model", mixinStandardHelpOptions = true,
-        description = {"Pre-train the demo's small model from scratch (what the repository ships; about 20 minutes on 2 cores).",
-                "The result goes to --output; copy its three files into tools/src/main/resources/dev/tenfold/tools/demo/model/ to ship it."})
+        description = "Pre-train the demo's small model from scratch, as the shipped one was made (four stages, 3,500 steps; "
+                + "about 20 minutes on 2 cores). The result goes to --output (work files, metrics and loss curves beside it, in "
+                + "OUTPUT.work); copy its three files into tools/src/main/resources/dev/tenfold/tools/demo/model/ to ship it.")
 public final class DemoModelCommand implements Callable<Integer> {
     /** The shipped model's shape and context. */
     static final int HIDDEN = 128, LAYERS = 4, HEAD_DIM = 32, CONTEXT = 256;
@@ -48,12 +49,14 @@ public final class DemoModelCommand implements Callable<Integer> {
     static final List<Stage> STAGES = List.of(new Stage(1.0, 128, 400), new Stage(0.5, CONTEXT, 600), new Stage(0.3, CONTEXT, 1000),
             new Stage(0.3, CONTEXT, 1500));
 
-    @Option(names = "--output", paramLabel = "DIR", required = true) Path output;
-    @Option(names = "--batch-size", paramLabel = "N", defaultValue = "8") int batchSize;
-    @Option(names = "--lr", paramLabel = "LR", defaultValue = "1e-3") double lr;
+    @Option(names = "--output", paramLabel = "DIR", required = true, description = "A new folder for the model.") Path output;
+    @Option(names = "--batch-size", paramLabel = "N", defaultValue = "8", description = "Documents per step (default 8).") int batchSize;
+    @Option(names = "--lr", paramLabel = "LR", defaultValue = "1e-3", description = "Peak learning rate of every stage (default 1e-3).")
+    double lr;
     @Option(names = "--steps-scale", paramLabel = "X", defaultValue = "1", description = "Multiply every stage's steps (tests use less).")
     double stepsScale;
-    @Option(names = "--seed", defaultValue = "1") long seed;
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of the initial weights, the data and the batches (default 1).")
+    long seed;
 
     @Override
     public Integer call() throws Exception {
