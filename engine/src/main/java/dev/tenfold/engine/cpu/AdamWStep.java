@@ -6,7 +6,7 @@ import static dev.tenfold.engine.cpu.Elementwise.LE;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
@@ -22,16 +22,7 @@ final class AdamWStep {
 
     /** Shared checks; returns the element count. */
     static int check(Tensor param, Tensor grad, Tensor m, Tensor v, Backend.AdamW hp, long step) {
-        String op = "adamw";
-        Tensor[] ts = {param, grad, m, v};
-        String[] names = {"param", "grad", "m", "v"};
-        for (int i = 0; i < ts.length; i++) {
-            Check.dtype(op, names[i], ts[i], DType.F32);
-            if (i > 0) Elementwise.sameShape(op, "param", param, names[i], ts[i]);
-        }
-        if (hp == null) throw new IllegalArgumentException(op + ": hyper-parameters are null");
-        if (step < 1) throw new IllegalArgumentException(op + ": step counts from 1, got " + step);
-        return Check.intSize(op, param.numel());
+        return Check.intSize("adamw", OpChecks.adamw(param, grad, m, v, hp, step));
     }
 
     /**

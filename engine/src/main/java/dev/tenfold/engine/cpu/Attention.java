@@ -1,7 +1,6 @@
 package dev.tenfold.engine.cpu;
 
-import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -31,6 +30,8 @@ final class Attention {
 
     /** The problem after the argument checks. */
     record Dims(int batch, int tq, int tk, int hq, int hkv, int d) {
+        static Dims of(OpChecks.AttentionDims g) { return new Dims(g.batch(), g.tq(), g.tk(), g.hq(), g.hkv(), g.d()); }
+
         int group() { return hq / hkv; }
 
         /** Absolute position of query 0 (keys before it are a cache). */
@@ -51,9 +52,7 @@ final class Attention {
     // =================================================================== entry points
 
     static void forward(boolean fast, Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
-        Dims g = check(q, k, v);
-        checkF32(out, "out", q.shape());
-        checkF32(lse, "lse", g.batch(), g.hq(), g.tq());
+        Dims g = Dims.of(OpChecks.attentionForward(q, k, v, out, lse));
         if (g.empty()) return;
         if (fast) {
             fastForward(g, q.data(), k.data(), v.data(), scale, out.data(), lse.data());
@@ -64,13 +63,7 @@ final class Attention {
 
     static void backward(boolean fast, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
                          Tensor dq, Tensor dk, Tensor dv) {
-        Dims g = check(q, k, v);
-        checkF32(dOut, "dOut", q.shape());
-        checkF32(out, "out", q.shape());
-        checkF32(dq, "dq", q.shape());
-        checkF32(dk, "dk", k.shape());
-        checkF32(dv, "dv", k.shape());
-        checkF32(lse, "lse", g.batch(), g.hq(), g.tq());
+        Dims g = Dims.of(OpChecks.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv));
         if (g.empty()) { // no query: the gradients are zero (otherwise every element is written below)
             dq.data().fill((byte) 0);
             dk.data().fill((byte) 0);
@@ -84,32 +77,6 @@ final class Attention {
             referenceBackward(g, dOut.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), scale,
                     dq.data(), dk.data(), dv.data());
         }
-    }
-
-    private static Dims check(Tensor q, Tensor k, Tensor v) {
-        Check.dtype(OP, "q", q, DType.F32);
-        Check.dtype(OP, "k", k, DType.F32);
-        Check.dtype(OP, "v", v, DType.F32);
-        Check.rank(OP, "q [B, Tq, Hq, d]", q, 4);
-        Check.rank(OP, "k [B, Tk, Hkv, d]", k, 4);
-        Check.rank(OP, "v [B, Tk, Hkv, d]", v, 4);
-        if (k.dim(0) != q.dim(0) || k.dim(3) != q.dim(3)) {
-            throw Check.fail(OP, "k [B, Tk, Hkv, d] must have q's batch and head dim", q, k);
-        }
-        if (!Arrays.equals(k.shape(), v.shape())) throw Check.fail(OP, "v must have k's shape", k, v);
-        if (k.dim(2) == 0 || q.dim(2) % k.dim(2) != 0) {
-            throw Check.fail(OP, "query heads Hq must be a multiple of kv heads Hkv", q, k);
-        }
-        if (k.dim(1) < q.dim(1)) throw Check.fail(OP, "needs Tk >= Tq (keys at least as many as queries)", q, k);
-        // Element offsets are longs; loop bounds and per-row tables (lse-sized) are ints.
-        Check.intSize(OP, q.dim(0) * q.dim(1) * q.dim(2));
-        Check.intSize(OP, k.dim(0) * k.dim(1) * k.dim(2));
-        return new Dims((int) q.dim(0), (int) q.dim(1), (int) k.dim(1), (int) q.dim(2), (int) k.dim(2), (int) q.dim(3));
-    }
-
-    private static void checkF32(Tensor t, String name, long... shape) {
-        Check.dtype(OP, name, t, DType.F32);
-        Check.shape(OP, name, t, shape);
     }
 
     private static float get(MemorySegment s, long i) { return s.getAtIndex(Tensor.F32, i); }

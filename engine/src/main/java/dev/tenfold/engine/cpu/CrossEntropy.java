@@ -7,6 +7,7 @@ import static dev.tenfold.engine.cpu.Elementwise.LE;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -46,25 +47,11 @@ final class CrossEntropy {
                 : reference(d, hidden, weight, targets, gradScale, dHidden, dWeight);
     }
 
-    /** Shared checks; returns {T, H, V}. Every target must be -100 or in [0, V). */
+    /** The shared checks, then the targets' range (read here: the host holds them); returns {T, H, V}. Every target must be -100 or in [0, V). */
     static int[] check(Tensor hidden, Tensor weight, Tensor targets, Tensor dHidden, Tensor dWeight) {
         String op = "crossEntropy";
-        Check.dtype(op, "hidden", hidden, DType.F32);
-        Check.rank(op, "hidden", hidden, 2);
-        Check.dtype(op, "weight", weight, DType.F32, DType.BF16);
-        Check.rank(op, "weight", weight, 2);
-        long t = hidden.dim(0), h = hidden.dim(1), v = weight.dim(0);
-        if (weight.dim(1) != h) throw Check.fail(op, "weight must be [V, " + h + "] for hidden of width " + h, hidden, weight);
-        Check.dtype(op, "targets", targets, DType.I32);
-        if (targets.numel() != t) throw Check.fail(op, "targets must hold one id per row of hidden (" + t + ")", hidden, targets);
-        if (dHidden != null) {
-            Check.dtype(op, "dHidden", dHidden, DType.F32);
-            Check.shape(op, "dHidden", dHidden, t, h);
-        }
-        if (dWeight != null) {
-            Check.dtype(op, "dWeight", dWeight, DType.F32);
-            Check.shape(op, "dWeight", dWeight, v, h);
-        }
+        int[] d = OpChecks.crossEntropy(hidden, weight, targets, dHidden, dWeight);
+        long t = d[0], v = d[2];
         MemorySegment ts = targets.data();
         for (long i = 0; i < t; i++) {
             int y = ts.getAtIndex(Tensor.I32, i);
@@ -73,9 +60,7 @@ final class CrossEntropy {
                         + ") and not the ignore index " + IGNORE, hidden, weight, targets);
             }
         }
-        Check.intSize(op, hidden.numel());
-        Check.intSize(op, weight.numel());
-        return new int[] {(int) t, (int) h, (int) v};
+        return d;
     }
 
     /** One token at a time, its V logits in double: obviously correct, O(V) memory. */

@@ -3,10 +3,10 @@ package dev.tenfold.engine.cpu;
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Numerics;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
-import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -41,14 +41,7 @@ final class Elementwise {
 
     /** Shared checks: all F32, same shapes (b absent for scale); returns the element count. */
     static int check(String op, Tensor a, Tensor b, Tensor out) {
-        Check.dtype(op, "a", a, DType.F32);
-        if (b != null) {
-            Check.dtype(op, "b", b, DType.F32);
-            sameShape(op, "a", a, "b", b);
-        }
-        Check.dtype(op, "out", out, DType.F32);
-        sameShape(op, "a", a, "out", out);
-        return Check.intSize(op, a.numel());
+        return Check.intSize(op, OpChecks.elementwise(op, a, b, out));
     }
 
     private static void binary(String op, Kind kind, boolean fast, Tensor a, Tensor b, float s, Tensor out) {
@@ -93,11 +86,7 @@ final class Elementwise {
 
     /** Checks of cast: float types of the same shape; returns the element count. */
     static int checkCast(Tensor src, Tensor dst) {
-        String op = "cast";
-        Check.dtype(op, "src", src, DType.F32, DType.BF16, DType.F16);
-        Check.dtype(op, "dst", dst, DType.F32, DType.BF16, DType.F16);
-        sameShape(op, "src", src, "dst", dst);
-        return Check.intSize(op, src.numel());
+        return Check.intSize("cast", OpChecks.cast(src, dst));
     }
 
     static void cast(boolean fast, Tensor src, Tensor dst) {
@@ -144,11 +133,6 @@ final class Elementwise {
             case F16 -> s.setAtIndex(Tensor.I16, i, Numerics.floatToF16(v));
             default -> throw new IllegalStateException(t.toString());
         }
-    }
-
-    /** Fails unless {@code b} has the shape of {@code a}, naming both. */
-    static void sameShape(String op, String aName, Tensor a, String bName, Tensor b) {
-        if (!Arrays.equals(a.shape(), b.shape())) throw Check.fail(op, bName + " must have the shape of " + aName, a, b);
     }
 
     /** L bf16 values at byteOffset, widened to f32 (bf16 is the top half of an f32). */

@@ -6,6 +6,7 @@ import static dev.tenfold.engine.cpu.Elementwise.LE;
 
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
@@ -19,24 +20,15 @@ final class Embedding {
 
     /** Shared checks; returns {T, H, V}. Every id is checked against [0, V). */
     static int[] check(String op, Tensor table, Tensor ids, Tensor rows, boolean backward) {
-        String tableName = backward ? "dTable" : "table";
-        Check.dtype(op, tableName, table, backward ? new DType[] {DType.F32} : new DType[] {DType.F32, DType.BF16});
-        Check.rank(op, tableName, table, 2);
-        Check.dtype(op, "ids", ids, DType.I32);
-        Check.dtype(op, backward ? "dOut" : "out", rows, DType.F32);
-        long t = ids.numel(), v = table.dim(0), h = table.dim(1);
-        if (rows.rank() != 2 || rows.dim(0) != t || rows.dim(1) != h) {
-            throw Check.fail(op, (backward ? "dOut" : "out") + " must be [" + t + ", " + h + "] for " + t
-                    + " ids into a table of width " + h, table, ids, rows);
-        }
+        int[] d = OpChecks.embedding(op, table, ids, rows, backward);
         MemorySegment is = ids.data();
-        for (long i = 0; i < t; i++) {
+        for (long i = 0; i < d[0]; i++) {
             int id = is.getAtIndex(Tensor.I32, i);
-            if (id < 0 || id >= v) {
-                throw Check.fail(op, "id " + id + " at position " + i + " is out of range [0, " + v + ")", table, ids);
+            if (id < 0 || id >= d[2]) {
+                throw Check.fail(op, "id " + id + " at position " + i + " is out of range [0, " + d[2] + ")", table, ids);
             }
         }
-        return new int[] {Check.intSize(op, t), Check.intSize(op, h), Check.intSize(op, v)};
+        return d;
     }
 
     static void forward(boolean fast, Tensor table, Tensor ids, Tensor out) {

@@ -1,8 +1,8 @@
 package dev.tenfold.engine.cpu;
 
-import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Numerics;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -18,11 +18,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class Matmul {
     private Matmul() {}
 
-    /** The problem, after the argument checks: out[bt] (M x N) = op(a[bt]) (M x K) * op(b[bt]) (K x N). */
-    record Dims(int batch, int m, int n, int k, boolean bBatched) {}
-
     static void matmul(boolean fast, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
-        Dims d = check(a, transA, b, transB, out);
+        OpChecks.MatmulDims d = check(a, transA, b, transB, out);
         if (fast) {
             fast(d, a, transA, b, transB, out, accumulate);
         } else {
@@ -30,32 +27,13 @@ final class Matmul {
         }
     }
 
-    static Dims check(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
-        String op = "matmul";
-        Check.dtype(op, "a", a, DType.F32, DType.BF16);
-        Check.dtype(op, "b", b, DType.F32, DType.BF16);
-        Check.dtype(op, "out", out, DType.F32);
-        Check.rank(op, "a", a, 2, 3);
-        Check.rank(op, "b", b, 2, 3);
-        Check.rank(op, "out", out, a.rank());
-        int batch = a.rank() == 3 ? Check.intSize(op, a.dim(0)) : 1;
-        if (b.rank() == 3 && (a.rank() != 3 || b.dim(0) != a.dim(0))) {
-            throw Check.fail(op, "a batched b needs an a with the same batch", a, b);
-        }
-        long m = transA ? a.dim(-1) : a.dim(-2);
-        long ka = transA ? a.dim(-2) : a.dim(-1);
-        long kb = transB ? b.dim(-1) : b.dim(-2);
-        long n = transB ? b.dim(-2) : b.dim(-1);
-        if (ka != kb) {
-            throw Check.fail(op, "inner dimensions differ (" + ka + " vs " + kb + ", transA=" + transA + ", transB=" + transB + ")", a, b);
-        }
-        long[] expected = a.rank() == 3 ? new long[] {batch, m, n} : new long[] {m, n};
-        Check.shape(op, "out", out, expected);
-        return new Dims(batch, Check.intSize(op, m), Check.intSize(op, n), Check.intSize(op, ka), b.rank() == 3);
+    /** The problem, after the argument checks: out[bt] (M x N) = op(a[bt]) (M x K) * op(b[bt]) (K x N). */
+    static OpChecks.MatmulDims check(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+        return OpChecks.matmul(a, transA, b, transB, out);
     }
 
     /** Obvious triple loop with double accumulation: the oracle. */
-    static void reference(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    static void reference(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         int m = d.m(), n = d.n(), k = d.k();
         for (int bt = 0; bt < d.batch(); bt++) {
             long aBase = (long) bt * m * k;
@@ -151,12 +129,12 @@ final class Matmul {
      * B is op(b) transposed (N x K), so that both are packed by the same code. One of ls, ps is 1.
      */
     private record Operand(MemorySegment seg, boolean bf16, long base, long ls, long ps) {
-        static Operand ofA(Tensor a, boolean transA, Dims d, int batchIndex) {
+        static Operand ofA(Tensor a, boolean transA, OpChecks.MatmulDims d, int batchIndex) {
             long m = d.m(), k = d.k();
             return new Operand(a.data(), a.dtype() == DType.BF16, batchIndex * m * k, transA ? 1 : k, transA ? m : 1);
         }
 
-        static Operand ofB(Tensor b, boolean transB, Dims d, int batchIndex) {
+        static Operand ofB(Tensor b, boolean transB, OpChecks.MatmulDims d, int batchIndex) {
             long n = d.n(), k = d.k();
             long base = d.bBatched() ? batchIndex * n * k : 0;
             return new Operand(b.data(), b.dtype() == DType.BF16, base, transB ? k : 1, transB ? 1 : n);
@@ -164,7 +142,7 @@ final class Matmul {
     }
 
     /** Fast path: cache-blocked, packed panels, Vector API micro-kernel, all cores. */
-    static void fast(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    static void fast(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         fast(d, a, transA, b, transB, out, accumulate, MR, Path.AUTO);
     }
 
@@ -172,7 +150,7 @@ final class Matmul {
      * The fast path with the choices a shape would make given explicitly: the micro-tile height
      * (12 or 6) and the path, so that tests reach every kernel on any machine.
      */
-    static void fast(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate,
+    static void fast(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate,
                      int mr, Path path) {
         if (mr != 12 && mr != 6) throw new IllegalArgumentException("matmul: micro-tile height " + mr);
         MemorySegment c = out.data();
@@ -184,7 +162,7 @@ final class Matmul {
         }
         if (batch > 1 && !d.bBatched() && !transA && (long) batch * m <= Integer.MAX_VALUE) {
             // a shared b and a row-major a: the batch is just more rows of one product
-            d = new Dims(1, batch * m, n, k, false);
+            d = new OpChecks.MatmulDims(1, batch * m, n, k, false);
             m = d.m();
             batch = 1;
         }
@@ -194,7 +172,7 @@ final class Matmul {
             skinny(d, a, transA, b, transB, c, accumulate);
             return;
         }
-        Dims dd = d;
+        OpChecks.MatmulDims dd = d;
         long flops = 2L * m * n * k;
         if (batch > 1 && flops < 16 * SERIAL_FLOPS) {
             // many small products: whole products are the tasks, each on one thread
@@ -520,7 +498,7 @@ final class Matmul {
      * rows of op(a) are first copied to a float[] (M x K, cheap), padded with zero rows to a
      * multiple of four.
      */
-    private static void skinny(Dims d, Tensor a, boolean transA, Tensor b, boolean transB, MemorySegment c,
+    private static void skinny(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, MemorySegment c,
                                boolean accumulate) {
         int m = d.m(), n = d.n(), k = d.k(), batch = d.batch();
         int m4 = roundUp(m, 4);

@@ -3,6 +3,7 @@ package dev.tenfold.engine.cpu;
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Numerics;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -27,37 +28,9 @@ final class Nf4Dequant {
 
     static void dequantize(boolean fast, Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode,
                            float offset, Tensor out) {
-        String op = "dequantizeNf4";
-        Check.notNull(op, "packed", packed);
-        Check.notNull(op, "absmax", absmax);
-        Check.notNull(op, "out", out);
-        Check.dtype(op, "packed", packed, DType.U8);
-        Check.dtype(op, "out", out, DType.F32, DType.BF16);
-        long n = out.numel();
-        if (n % BLOCK != 0 || packed.numel() != n / 2) {
-            throw Check.fail(op, "packed must hold n/2 bytes for n = " + n + " (a multiple of " + BLOCK + ")", packed, out);
-        }
+        long n = OpChecks.nf4(packed, absmax, nestedAbsmax, nestedCode, out); // the device check is CpuBackend's
         long blocks = n / BLOCK;
-        if (absmax.numel() != blocks) throw Check.fail(op, "absmax must hold one value per 64 elements", absmax, out);
         boolean nested = absmax.dtype() == DType.U8;
-        if (nested) {
-            Check.notNull(op, "nestedAbsmax", nestedAbsmax);
-            Check.notNull(op, "nestedCode", nestedCode);
-            Check.dtype(op, "nestedAbsmax", nestedAbsmax, DType.F32);
-            Check.shape(op, "nestedCode", nestedCode, 256);
-            Check.dtype(op, "nestedCode", nestedCode, DType.F32);
-            if (nestedAbsmax.numel() != (blocks + NESTED_BLOCK - 1) / NESTED_BLOCK) {
-                throw Check.fail(op, "nestedAbsmax must hold one value per 256 blocks", nestedAbsmax, absmax);
-            }
-        } else {
-            Check.dtype(op, "absmax", absmax, DType.F32);
-            if (nestedAbsmax != null || nestedCode != null) {
-                throw Check.fail(op, "nestedAbsmax and nestedCode go with a U8 (double-quantized) absmax only", absmax);
-            }
-        }
-        for (Tensor t : new Tensor[] {packed, absmax, nestedAbsmax, nestedCode, out}) {
-            if (t != null && !t.device().isCpu()) throw Check.fail(op, "the cpu backend takes host tensors", t);
-        }
         float[] code2 = nested ? nestedCode.toFloatArray() : null;
         MemorySegment p = packed.data(), a = absmax.data(), o = out.data();
         MemorySegment na = nested ? nestedAbsmax.data() : null;
@@ -70,7 +43,7 @@ final class Nf4Dequant {
             }
             return;
         }
-        Parallel.forRange(Check.intSize(op, blocks), 64, (b0, b1) -> {
+        Parallel.forRange(Check.intSize("dequantizeNf4", blocks), 64, (b0, b1) -> {
             for (long blk = b0; blk < b1; blk++) {
                 float s = absmaxOf(a, na, code2, offset, blk);
                 long e0 = blk * BLOCK;

@@ -5,7 +5,7 @@ import static dev.tenfold.engine.cpu.Elementwise.L;
 import static dev.tenfold.engine.cpu.Elementwise.LE;
 
 import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.DoubleVector;
@@ -28,8 +28,7 @@ final class Reductions {
 
     /** Shared check: F32, any shape; returns the element count. */
     static int check(String op, Tensor x) {
-        Check.dtype(op, "x", x, DType.F32);
-        return Check.intSize(op, x.numel());
+        return Check.intSize(op, OpChecks.reduction(op, x));
     }
 
     static double sum(boolean fast, Tensor x) { return sumOf("sum", Kind.SUM, fast, x); }

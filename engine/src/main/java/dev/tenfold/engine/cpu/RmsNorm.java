@@ -5,12 +5,11 @@ import static dev.tenfold.engine.cpu.Elementwise.L;
 import static dev.tenfold.engine.cpu.Elementwise.LE;
 
 import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * RMSNorm forward and backward: y = x * r * w with r = 1 / sqrt(mean(x^2) + eps) per row.
@@ -24,24 +23,7 @@ final class RmsNorm {
 
     /** Shared checks; returns {rows, H}. {@code a} is out (forward) or dOut (backward), {@code dx} null in the forward. */
     static int[] check(String op, Tensor x, Tensor weight, Tensor rstd, Tensor a, String aName, Tensor dx, Tensor dWeight) {
-        Check.dtype(op, "x", x, DType.F32);
-        if (x.rank() < 1) throw Check.fail(op, "x needs a last dimension", x);
-        long h = x.dim(-1), rows = h == 0 ? 0 : x.numel() / h;
-        Check.dtype(op, "weight", weight, DType.F32);
-        Check.shape(op, "weight", weight, h);
-        Check.dtype(op, aName, a, DType.F32);
-        Elementwise.sameShape(op, "x", x, aName, a);
-        Check.dtype(op, "rstd", rstd, DType.F32);
-        if (rstd.numel() != rows) throw Check.fail(op, "rstd must hold one element per row (" + rows + ")", x, rstd);
-        if (dx != null) {
-            Check.dtype(op, "dx", dx, DType.F32);
-            Elementwise.sameShape(op, "x", x, "dx", dx);
-        }
-        if (dWeight != null) {
-            Check.dtype(op, "dWeight", dWeight, DType.F32);
-            Check.shape(op, "dWeight", dWeight, h);
-        }
-        return new int[] {Check.intSize(op, rows), Check.intSize(op, h)};
+        return OpChecks.rmsnorm(op, x, weight, rstd, a, aName, dx, dWeight);
     }
 
     static void forward(boolean fast, Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {

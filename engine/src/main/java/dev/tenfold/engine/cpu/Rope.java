@@ -5,7 +5,7 @@ import static dev.tenfold.engine.cpu.Elementwise.L;
 import static dev.tenfold.engine.cpu.Elementwise.LE;
 
 import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
@@ -19,20 +19,9 @@ final class Rope {
 
     /** Shared checks; returns {rows (B*T), heads, d}. */
     static int[] check(String op, Tensor x, String xName, Tensor invFreq, Tensor positions, Tensor out, String outName) {
-        Check.dtype(op, xName, x, DType.F32);
-        Check.rank(op, xName, x, 3, 4);
-        long d = x.dim(-1), heads = x.dim(-2), rows = x.rank() == 3 ? x.dim(0) : x.dim(0) * x.dim(1);
-        if (d % 2 != 0) throw Check.fail(op, "head dimension must be even", x);
-        Check.dtype(op, "invFreq", invFreq, DType.F32);
-        Check.shape(op, "invFreq", invFreq, d / 2);
-        Check.dtype(op, "positions", positions, DType.I32);
-        if (positions.numel() != rows) {
-            throw Check.fail(op, "positions must hold one id per row of " + xName + " (" + rows + ")", x, positions);
-        }
-        Check.dtype(op, outName, out, DType.F32);
-        Elementwise.sameShape(op, xName, x, outName, out);
-        Check.intSize(op, x.numel());
-        return new int[] {Check.intSize(op, rows), Check.intSize(op, heads), Check.intSize(op, d)};
+        int[] d = OpChecks.rope(op, x, xName, invFreq, positions, out, outName);
+        Check.intSize(op, x.numel()); // the host loops index x with ints
+        return d;
     }
 
     static void forward(boolean fast, Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out) {

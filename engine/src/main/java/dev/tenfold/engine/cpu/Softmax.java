@@ -4,8 +4,7 @@ import static dev.tenfold.engine.cpu.Elementwise.F;
 import static dev.tenfold.engine.cpu.Elementwise.L;
 import static dev.tenfold.engine.cpu.Elementwise.LE;
 
-import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
@@ -17,13 +16,7 @@ final class Softmax {
 
     /** Shared checks: all F32 with the shape of the first; returns {rows, width}. */
     static int[] check(String op, String[] names, Tensor... ts) {
-        for (int i = 0; i < ts.length; i++) {
-            Check.dtype(op, names[i], ts[i], DType.F32);
-            if (i > 0) Elementwise.sameShape(op, names[0], ts[0], names[i], ts[i]);
-        }
-        if (ts[0].rank() < 1) throw Check.fail(op, names[0] + " needs a last dimension", ts[0]);
-        long w = ts[0].dim(-1);
-        return new int[] {Check.intSize(op, w == 0 ? 0 : ts[0].numel() / w), Check.intSize(op, w)};
+        return OpChecks.softmax(op, names, ts);
     }
 
     static void forward(boolean fast, Tensor x, Tensor out) {

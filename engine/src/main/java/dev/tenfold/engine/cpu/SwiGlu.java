@@ -5,11 +5,10 @@ import static dev.tenfold.engine.cpu.Elementwise.L;
 import static dev.tenfold.engine.cpu.Elementwise.LE;
 
 import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * SwiGLU gate: out = silu(g) * u with silu(g) = g * sigmoid(g).
@@ -20,12 +19,7 @@ final class SwiGlu {
 
     /** Shared checks: every tensor F32 with the shape of gate; returns the element count. */
     static int check(String op, Tensor gate, String[] names, Tensor... others) {
-        Check.dtype(op, "gate", gate, DType.F32);
-        for (int i = 0; i < others.length; i++) {
-            Check.dtype(op, names[i], others[i], DType.F32);
-            Elementwise.sameShape(op, "gate", gate, names[i], others[i]);
-        }
-        return Check.intSize(op, gate.numel());
+        return Check.intSize(op, OpChecks.swiglu(op, gate, names, others));
     }
 
     static void forward(boolean fast, Tensor gate, Tensor up, Tensor out) {

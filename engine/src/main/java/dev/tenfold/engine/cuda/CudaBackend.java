@@ -6,6 +6,7 @@ import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Device;
+import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -1,11 +1,7 @@
-package dev.tenfold.engine.cuda;
+package dev.tenfold.engine;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.engine.Backend;
-import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Device;
-import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import java.util.ArrayList;
 import java.util.List;
@@ -14,8 +10,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 
 /**
- * The CUDA backend's argument checks give the CPU backend's messages for the same bad arguments
- * (checked on host tensors: the checks never read data), and refuse tensors on another device.
+ * The shared argument checks: both backends' ops give the same messages for the same bad arguments
+ * (checked on host tensors: the checks never read data), and device tensors on another device are refused.
  */
 class OpChecksTest {
     private static final Backend REF = CpuBackend.reference();

@@ -1,22 +1,18 @@
-package dev.tenfold.engine.cuda;
+package dev.tenfold.engine;
 
-import dev.tenfold.engine.Check;
-import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Device;
-import dev.tenfold.engine.Tensor;
 import java.util.Arrays;
 
 /**
- * The CUDA backend's argument checks: the CPU backend's rules and messages (dtype, rank, shape; "op:
- * what is wrong (got shapes)"), without reading tensor contents (the device's data is not on the host;
- * ids and targets are checked where they are read), plus the device check. OpChecksTest holds them to
- * the CPU backend's messages on the same bad arguments.
+ * The argument checks of every backend's ops: dtype, rank and shape, with one message form ("op:
+ * what is wrong (got shapes)"). They never read tensor contents, so a device backend can use them
+ * as they are; where the contents matter (embedding ids, loss targets) each backend checks them
+ * where it reads them. Plus the device check of device backends.
  */
-final class OpChecks {
+public final class OpChecks {
     private OpChecks() {}
 
     /** Every non-null tensor must be on {@code device}. */
-    static void onDevice(String op, Device device, String[] names, Tensor... ts) {
+    public static void onDevice(String op, Device device, String[] names, Tensor... ts) {
         for (int i = 0; i < ts.length; i++) {
             Tensor t = ts[i];
             if (t != null && !t.device().equals(device)) {
@@ -25,14 +21,14 @@ final class OpChecks {
         }
     }
 
-    static void sameShape(String op, String aName, Tensor a, String bName, Tensor b) {
+    public static void sameShape(String op, String aName, Tensor a, String bName, Tensor b) {
         if (!Arrays.equals(a.shape(), b.shape())) throw Check.fail(op, bName + " must have the shape of " + aName, a, b);
     }
 
     /** The matmul problem: out[bt] (M x N) = op(a[bt]) (M x K) · op(b[bt]) (K x N). */
-    record MatmulDims(int batch, int m, int n, int k, boolean bBatched) {}
+    public record MatmulDims(int batch, int m, int n, int k, boolean bBatched) {}
 
-    static MatmulDims matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+    public static MatmulDims matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
         String op = "matmul";
         Check.dtype(op, "a", a, DType.F32, DType.BF16);
         Check.dtype(op, "b", b, DType.F32, DType.BF16);
@@ -57,7 +53,7 @@ final class OpChecks {
     }
 
     /** add, mul, scale (b null): all F32, same shapes; returns the element count. */
-    static long elementwise(String op, Tensor a, Tensor b, Tensor out) {
+    public static long elementwise(String op, Tensor a, Tensor b, Tensor out) {
         Check.dtype(op, "a", a, DType.F32);
         if (b != null) {
             Check.dtype(op, "b", b, DType.F32);
@@ -68,7 +64,7 @@ final class OpChecks {
         return a.numel();
     }
 
-    static long cast(Tensor src, Tensor dst) {
+    public static long cast(Tensor src, Tensor dst) {
         String op = "cast";
         Check.dtype(op, "src", src, DType.F32, DType.BF16, DType.F16);
         Check.dtype(op, "dst", dst, DType.F32, DType.BF16, DType.F16);
@@ -77,7 +73,7 @@ final class OpChecks {
     }
 
     /** Returns {T, H, V}; the ids' range is checked where they are read. */
-    static int[] embedding(String op, Tensor table, Tensor ids, Tensor rows, boolean backward) {
+    public static int[] embedding(String op, Tensor table, Tensor ids, Tensor rows, boolean backward) {
         String tableName = backward ? "dTable" : "table";
         Check.dtype(op, tableName, table, backward ? new DType[] {DType.F32} : new DType[] {DType.F32, DType.BF16});
         Check.rank(op, tableName, table, 2);
@@ -92,7 +88,7 @@ final class OpChecks {
     }
 
     /** Returns {rows, H}. */
-    static int[] rmsnorm(String op, Tensor x, Tensor weight, Tensor rstd, Tensor a, String aName, Tensor dx, Tensor dWeight) {
+    public static int[] rmsnorm(String op, Tensor x, Tensor weight, Tensor rstd, Tensor a, String aName, Tensor dx, Tensor dWeight) {
         Check.dtype(op, "x", x, DType.F32);
         if (x.rank() < 1) throw Check.fail(op, "x needs a last dimension", x);
         long h = x.dim(-1), rows = h == 0 ? 0 : x.numel() / h;
@@ -114,14 +110,14 @@ final class OpChecks {
     }
 
     /** rmsnormBackward's checks (dx must not be null); returns {rows, H}. */
-    static int[] rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
+    public static int[] rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
         int[] d = rmsnorm("rmsnormBackward", x, weight, rstd, dOut, "dOut", dx, dWeight);
         Check.notNull("rmsnormBackward", "dx", dx);
         return d;
     }
 
     /** Returns {rows (B*T), heads, d}. */
-    static int[] rope(String op, Tensor x, String xName, Tensor invFreq, Tensor positions, Tensor out, String outName) {
+    public static int[] rope(String op, Tensor x, String xName, Tensor invFreq, Tensor positions, Tensor out, String outName) {
         Check.dtype(op, xName, x, DType.F32);
         Check.rank(op, xName, x, 3, 4);
         long d = x.dim(-1), heads = x.dim(-2), rows = x.rank() == 3 ? x.dim(0) : x.dim(0) * x.dim(1);
@@ -138,7 +134,7 @@ final class OpChecks {
     }
 
     /** swiglu and its backward: every tensor F32 with the shape of gate; returns the element count. */
-    static long swiglu(String op, Tensor gate, String[] names, Tensor... others) {
+    public static long swiglu(String op, Tensor gate, String[] names, Tensor... others) {
         Check.dtype(op, "gate", gate, DType.F32);
         for (int i = 0; i < others.length; i++) {
             Check.dtype(op, names[i], others[i], DType.F32);
@@ -148,7 +144,7 @@ final class OpChecks {
     }
 
     /** softmax and its backward: all F32 with the shape of the first; returns {rows, width}. */
-    static int[] softmax(String op, String[] names, Tensor... ts) {
+    public static int[] softmax(String op, String[] names, Tensor... ts) {
         for (int i = 0; i < ts.length; i++) {
             Check.dtype(op, names[i], ts[i], DType.F32);
             if (i > 0) sameShape(op, names[0], ts[0], names[i], ts[i]);
@@ -159,11 +155,11 @@ final class OpChecks {
     }
 
     /** The attention problem. */
-    record AttentionDims(int batch, int tq, int tk, int hq, int hkv, int d) {
-        boolean empty() { return batch == 0 || tq == 0 || hq == 0; }
+    public record AttentionDims(int batch, int tq, int tk, int hq, int hkv, int d) {
+        public boolean empty() { return batch == 0 || tq == 0 || hq == 0; }
     }
 
-    static AttentionDims attention(Tensor q, Tensor k, Tensor v) {
+    public static AttentionDims attention(Tensor q, Tensor k, Tensor v) {
         String op = "attention";
         Check.dtype(op, "q", q, DType.F32);
         Check.dtype(op, "k", k, DType.F32);
@@ -185,7 +181,7 @@ final class OpChecks {
     }
 
     /** attention's checks, in the CPU backend's order. */
-    static AttentionDims attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+    public static AttentionDims attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
         AttentionDims g = attention(q, k, v);
         attentionF32(out, "out", q.shape());
         attentionF32(lse, "lse", g.batch(), g.hq(), g.tq());
@@ -193,7 +189,7 @@ final class OpChecks {
     }
 
     /** attentionBackward's checks, in the CPU backend's order. */
-    static AttentionDims attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
+    public static AttentionDims attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
                                            Tensor dk, Tensor dv) {
         AttentionDims g = attention(q, k, v);
         attentionF32(dOut, "dOut", q.shape());
@@ -205,13 +201,13 @@ final class OpChecks {
         return g;
     }
 
-    static void attentionF32(Tensor t, String name, long... shape) {
+    public static void attentionF32(Tensor t, String name, long... shape) {
         Check.dtype("attention", name, t, DType.F32);
         Check.shape("attention", name, t, shape);
     }
 
     /** Returns {T, H, V}; the targets' range is checked where they are read. */
-    static int[] crossEntropy(Tensor hidden, Tensor weight, Tensor targets, Tensor dHidden, Tensor dWeight) {
+    public static int[] crossEntropy(Tensor hidden, Tensor weight, Tensor targets, Tensor dHidden, Tensor dWeight) {
         String op = "crossEntropy";
         Check.dtype(op, "hidden", hidden, DType.F32);
         Check.rank(op, "hidden", hidden, 2);
@@ -234,7 +230,7 @@ final class OpChecks {
         return new int[] {(int) t, (int) h, (int) v};
     }
 
-    static long adamw(Tensor param, Tensor grad, Tensor m, Tensor v, dev.tenfold.engine.Backend.AdamW hp, long step) {
+    public static long adamw(Tensor param, Tensor grad, Tensor m, Tensor v, dev.tenfold.engine.Backend.AdamW hp, long step) {
         String op = "adamw";
         Tensor[] ts = {param, grad, m, v};
         String[] names = {"param", "grad", "m", "v"};
@@ -247,13 +243,13 @@ final class OpChecks {
         return param.numel();
     }
 
-    static long reduction(String op, Tensor x) {
+    public static long reduction(String op, Tensor x) {
         Check.dtype(op, "x", x, DType.F32);
         return x.numel();
     }
 
     /** dequantizeNf4's checks; returns n (out's element count). */
-    static long nf4(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode, Tensor out) {
+    public static long nf4(Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode, Tensor out) {
         String op = "dequantizeNf4";
         Check.notNull(op, "packed", packed);
         Check.notNull(op, "absmax", absmax);
