@@ -20,17 +20,17 @@ public final class PasskeyDocs {
 
     private final Tokenizer tok;
     private final LongPrompt prompts;
+    private final int minLength;
 
     public PasskeyDocs(Tokenizer tok) {
         this.tok = tok;
         this.prompts = new LongPrompt(tok, false, Passkey.FILLER);
+        LongPrompt.Built b = Passkey.prompt(prompts, 99999, 0.5, 1000);
+        this.minLength = b.length() - b.haystackTokens() + answer(99999).length + 1;
     }
 
     /** Tokens of the fixed parts (instruction, key line, question, answer): the shortest document. */
-    public int minLength() {
-        LongPrompt.Built b = Passkey.prompt(prompts, 99999, 0.5, 1000);
-        return b.length() - b.haystackTokens() + answer(99999).length + 1;
-    }
+    public int minLength() { return minLength; }
 
     /** One pass-key document of about {@code length} tokens (ids and next-token targets), positions 0..n-1. */
     public Trainer.Example passkey(SplittableRandom rng, int length) {
