@@ -30,12 +30,7 @@ public interface Backend {
      * dst may be read and src may be changed.
      */
     default void copy(Tensor src, Tensor dst) {
-        Check.notNull("copy", "src", src);
-        Check.notNull("copy", "dst", dst);
-        if (src.dtype() != dst.dtype() || src.numel() != dst.numel()) {
-            throw new IllegalArgumentException("copy: " + src.describe() + " into " + dst.describe()
-                    + " needs the same dtype and element count");
-        }
+        OpChecks.copy(src, dst);
         if (!src.device().isCpu() || !dst.device().isCpu()) {
             throw new IllegalArgumentException("copy: " + name() + " handles host tensors only, got "
                     + src.describe() + " into " + dst.describe());

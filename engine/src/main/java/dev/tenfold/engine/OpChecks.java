@@ -21,6 +21,17 @@ public final class OpChecks {
         }
     }
 
+    /** copy: both present, the same dtype and element count; returns the byte count. */
+    public static long copy(Tensor src, Tensor dst) {
+        Check.notNull("copy", "src", src);
+        Check.notNull("copy", "dst", dst);
+        if (src.dtype() != dst.dtype() || src.numel() != dst.numel()) {
+            throw new IllegalArgumentException("copy: " + src.describe() + " into " + dst.describe()
+                    + " needs the same dtype and element count");
+        }
+        return src.byteSize();
+    }
+
     public static void sameShape(String op, String aName, Tensor a, String bName, Tensor b) {
         if (!Arrays.equals(a.shape(), b.shape())) throw Check.fail(op, bName + " must have the shape of " + aName, a, b);
     }

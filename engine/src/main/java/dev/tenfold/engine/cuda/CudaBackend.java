@@ -211,12 +211,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void copy(Tensor src, Tensor dst) {
-        Check.notNull("copy", "src", src);
-        Check.notNull("copy", "dst", dst);
-        if (src.dtype() != dst.dtype() || src.numel() != dst.numel()) {
-            throw new IllegalArgumentException("copy: " + src.describe() + " into " + dst.describe()
-                    + " needs the same dtype and element count");
-        }
+        OpChecks.copy(src, dst);
         boolean srcHost = src.device().isCpu(), dstHost = dst.device().isCpu();
         if ((!srcHost && !src.device().equals(device)) || (!dstHost && !dst.device().equals(device))) {
             throw new IllegalArgumentException("copy: " + name() + " copies between the host and " + device + " only, got "
@@ -672,25 +667,19 @@ public final class CudaBackend implements Backend {
     // ------------------------------------------------------------------ reductions (two fixed stages: deterministic)
 
     @Override
-    public synchronized double sum(Tensor x) {
-        long n = OpChecks.reduction("sum", x);
-        OpChecks.onDevice("sum", device, new String[] {"x"}, x);
-        if (n == 0) return 0;
-        makeCurrent();
-        try (Tensor result = allocateUninitialized(DType.F64, 1)) {
-            sumInto(SUM_PARTIAL_F32, x, n, addr(result));
-            return readBack(addr(result), 8).get(ValueLayout.JAVA_DOUBLE, 0);
-        }
-    }
+    public synchronized double sum(Tensor x) { return sumOf("sum", SUM_PARTIAL_F32, x); }
 
     @Override
-    public synchronized double sumOfSquares(Tensor x) {
-        long n = OpChecks.reduction("sumOfSquares", x);
-        OpChecks.onDevice("sumOfSquares", device, new String[] {"x"}, x);
+    public synchronized double sumOfSquares(Tensor x) { return sumOf("sumOfSquares", SUMSQ_PARTIAL_F32, x); }
+
+    /** sum and sumOfSquares: partials per block, folded in order into one double, read back. */
+    private double sumOf(String op, KernelAbi.Kernel partialKernel, Tensor x) {
+        long n = OpChecks.reduction(op, x);
+        OpChecks.onDevice(op, device, new String[] {"x"}, x);
         if (n == 0) return 0;
         makeCurrent();
         try (Tensor result = allocateUninitialized(DType.F64, 1)) {
-            sumInto(SUMSQ_PARTIAL_F32, x, n, addr(result));
+            sumInto(partialKernel, x, n, addr(result));
             return readBack(addr(result), 8).get(ValueLayout.JAVA_DOUBLE, 0);
         }
     }

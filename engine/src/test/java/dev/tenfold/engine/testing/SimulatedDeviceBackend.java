@@ -110,9 +110,7 @@ public class SimulatedDeviceBackend implements Backend {
                         + src.describe() + " into " + dst.describe());
             }
         }
-        if (src.dtype() != dst.dtype() || src.numel() != dst.numel()) {
-            throw new IllegalArgumentException("copy: " + src.describe() + " into " + dst.describe() + " needs the same dtype and element count");
-        }
+        dev.tenfold.engine.OpChecks.copy(src, dst);
         boolean fromDevice = !src.device().isCpu(), toDevice = !dst.device().isCpu();
         if (fromDevice && toDevice) {
             deviceCopies.incrementAndGet();
