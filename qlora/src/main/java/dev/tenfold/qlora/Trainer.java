@@ -206,22 +206,12 @@ public final class Trainer {
      *         stops there, before that step's update; nothing more is written)
      */
     public int train(boolean resume, Listener listener) throws IOException {
-        if (resume && !Files.isDirectory(output)) {
-            throw new IllegalArgumentException(output + (Files.exists(output) ? " is not a folder" : " does not exist") + ": nothing to resume");
-        }
+        if (Files.isDirectory(output)) removeOrphanedTemporaries();
+        checkOutput(output, resume);
         Files.createDirectories(output);
-        List<Path> removed = removeOrphanedTemporaries();
         int start = 0;
-        if (resume) {
-            start = restoreNewestCheckpoint(removed);
-        } else {
-            List<Path> earlier = checkpoints();
-            if (!earlier.isEmpty()) {
-                throw new IllegalArgumentException(output + " holds checkpoints of an earlier run (" + earlier.get(earlier.size() - 1).getFileName()
-                        + "): resume that run, or train into another folder");
-            }
-            Files.deleteIfExists(output.resolve(TrainerState.FILE)); // an earlier finished run's, whose output this run replaces
-        }
+        if (resume) start = restoreNewestCheckpoint();
+        else Files.deleteIfExists(output.resolve(TrainerState.FILE)); // an earlier finished run's, whose output this run replaces
         Backend b = model.backend();
         LrSchedule schedule = new LrSchedule(settings.schedule(), settings.lr(), settings.warmupSteps(), totalSteps);
         truncateMetrics(start);
@@ -294,6 +284,34 @@ public final class Trainer {
         writeLossCurve();
         AtomicFiles.write(output.resolve(TrainerState.FILE), state().atStep(totalSteps).toJson()); // last: the run is complete
         return start;
+    }
+
+    /**
+     * The checks of {@link #train} that need only the output folder, for a caller to make before it
+     * loads a model: to resume, the folder must exist and hold a checkpoint of a run that is not
+     * complete; to start afresh, it must not hold an earlier run's checkpoints (which the new run's
+     * would mix with). Throws IllegalArgumentException naming the folder and what is wrong.
+     */
+    public static void checkOutput(Path output, boolean resume) throws IOException {
+        if (Files.exists(output) && !Files.isDirectory(output)) {
+            throw new IllegalArgumentException(output + " is not a folder" + (resume ? ": nothing to resume" : ""));
+        }
+        List<Path> checkpoints = checkpoints(output);
+        if (resume) {
+            if (!Files.exists(output)) throw new IllegalArgumentException(output + " does not exist: nothing to resume");
+            Path finished = output.resolve(TrainerState.FILE);
+            if (Files.exists(finished)) {
+                TrainerState done = TrainerState.read(finished);
+                throw new IllegalArgumentException(output + ": the run there is complete (step " + done.step() + " of " + done.totalSteps()
+                        + ", its output written): nothing to resume");
+            }
+            if (checkpoints.isEmpty()) {
+                throw new IllegalArgumentException(output + " holds no checkpoint (checkpoint-N folder) to resume from: nothing to resume");
+            }
+        } else if (!checkpoints.isEmpty()) {
+            throw new IllegalArgumentException(output + " holds checkpoints of an earlier run (" + checkpoints.get(checkpoints.size() - 1).getFileName()
+                    + "): resume that run, or train into another folder");
+        }
     }
 
     /** Refuses to write parameters that an update made non-finite (possible with a huge rate even from finite gradients). */
@@ -386,6 +404,10 @@ public final class Trainer {
 
     /** Checkpoint folders in the output, oldest first. */
     List<Path> checkpoints() throws IOException {
+        return checkpoints(output);
+    }
+
+    private static List<Path> checkpoints(Path output) throws IOException {
         if (!Files.isDirectory(output)) return List.of();
         try (Stream<Path> s = Files.list(output)) {
             return s.filter(p -> p.getFileName().toString().matches("checkpoint-\\d{1,9}") && Files.isDirectory(p))
@@ -404,24 +426,12 @@ public final class Trainer {
     }
 
     /**
-     * Restores parameters and optimizer state from the newest checkpoint and returns its step, after
-     * checking that there is one, that its trainer_state.json is sound and that this run is the one
-     * that wrote it.
+     * Restores parameters and optimizer state from the newest checkpoint (there is one:
+     * {@link #checkOutput}) and returns its step, after checking that its trainer_state.json is
+     * sound and that this run is the one that wrote it.
      */
-    private int restoreNewestCheckpoint(List<Path> removedTemporaries) throws IOException {
-        Path finished = output.resolve(TrainerState.FILE);
-        if (Files.exists(finished)) {
-            TrainerState done = TrainerState.read(finished);
-            throw new IllegalArgumentException(output + ": the run there is complete (step " + done.step() + " of " + done.totalSteps()
-                    + ", its output written): nothing to resume");
-        }
+    private int restoreNewestCheckpoint() throws IOException {
         List<Path> all = checkpoints();
-        if (all.isEmpty()) {
-            boolean unfinished = removedTemporaries.stream().anyMatch(p -> p.getFileName().toString().startsWith(".checkpoint-"));
-            throw new IllegalArgumentException(output + (unfinished
-                    ? " holds no complete checkpoint (the run was stopped while writing its first one; the unfinished folder was removed)"
-                    : " holds no checkpoint (checkpoint-N folder) to resume from") + ": nothing to resume");
-        }
         Path dir = all.get(all.size() - 1);
         TrainerState saved = TrainerState.read(dir.resolve(TrainerState.FILE));
         if (saved.step() != checkpointStep(dir)) {
@@ -464,9 +474,9 @@ public final class Trainer {
      * Removes what interrupted writes left in the output folder, and only that: unfinished
      * checkpoint folders (.checkpoint-N.tmp) and {@link AtomicFiles}' temporaries of the kinds of
      * file a run writes (".NAME.HEX.tmp" for a .safetensors, .json, .jsonl or .png NAME), which a
-     * kill leaves behind (gigabytes with a trained embedding). Returns what it removed.
+     * kill leaves behind (gigabytes with a trained embedding).
      */
-    private List<Path> removeOrphanedTemporaries() throws IOException {
+    private void removeOrphanedTemporaries() throws IOException {
         List<Path> removed = new ArrayList<>();
         long bytes = 0;
         List<Path> entries;
@@ -489,7 +499,6 @@ public final class Trainer {
             System.err.printf("tenfold: removed %d unfinished temporar%s (%,d bytes) left in %s by an interrupted run%n", removed.size(),
                     removed.size() == 1 ? "y" : "ies", bytes, output);
         }
-        return removed;
     }
 
     static boolean isTemporaryOfOutput(String fileName) {

@@ -337,8 +337,17 @@ class TrainerChecksTest {
         Path unfinished = Files.createDirectories(dir.resolve("unfinished-run").resolve(".checkpoint-2.tmp"));
         Files.write(unfinished.resolve("optimizer.safetensors"), new byte[1000]);
         e = refused(() -> resume(unfinished.getParent()));
-        assertTrue(e.getMessage().contains("holds no complete checkpoint"), e.getMessage());
-        assertFalse(Files.exists(unfinished));
+        assertEquals(unfinished.getParent() + " holds no checkpoint (checkpoint-N folder) to resume from: nothing to resume", e.getMessage());
+        assertFalse(Files.exists(unfinished), "the unfinished checkpoint is removed");
+        // a file
+        Path file = Files.writeString(dir.resolve("a-file"), "x");
+        e = refused(() -> resume(file));
+        assertEquals(file + " is not a folder: nothing to resume", e.getMessage());
+        // the same checks, made before loading a model
+        assertEquals(missing + " does not exist: nothing to resume", refused(() -> Trainer.checkOutput(missing, true)).getMessage());
+        Trainer.checkOutput(missing, false);
+        Trainer.checkOutput(empty, false);
+        assertFalse(Files.exists(missing));
         // a finished run, whether or not it kept checkpoints
         for (int saveEvery : new int[] {0, 2}) {
             Path done = dir.resolve("done-" + saveEvery);
@@ -354,6 +363,7 @@ class TrainerChecksTest {
             });
             assertEquals(done + ": the run there is complete (step 9 of 9, its output written): nothing to resume", e.getMessage());
             assertSameFiles(before, done);
+            assertEquals(e.getMessage(), refused(() -> Trainer.checkOutput(done, true)).getMessage());
         }
     }
 
@@ -374,6 +384,8 @@ class TrainerChecksTest {
         });
         assertEquals(out + " holds checkpoints of an earlier run (checkpoint-4): resume that run, or train into another folder", e.getMessage());
         assertSameFiles(before, out);
+        assertEquals(e.getMessage(), refused(() -> Trainer.checkOutput(out, false)).getMessage());
+        Trainer.checkOutput(out, true);
     }
 
     // ------------------------------------------------------------------ temporaries
