@@ -3,7 +3,6 @@ package dev.tenfold.qlora;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
@@ -444,6 +443,17 @@ class TrainerChecksTest {
         }
         try (Stream<Path> s = Files.list(out)) {
             assertEquals(List.of("metrics.jsonl"), s.map(p -> p.getFileName().toString()).toList());
+        }
+    }
+
+    @Test
+    void aLossCurveThatCannotBeWrittenLeavesNoTemporary() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(ChartSupport.available(), "no java.desktop");
+        Path folder = Files.createDirectories(dir.resolve("curve"));
+        Files.writeString(Files.createDirectories(folder.resolve("loss.png")).resolve("x"), "a folder in the way of the rename");
+        assertThrows(RuntimeException.class, () -> LossCurve.write(folder.resolve("loss.png"), "t", List.of(new double[] {1, 2}, new double[] {2, 1})));
+        try (Stream<Path> s = Files.list(folder)) {
+            assertEquals(List.of("loss.png"), s.map(p -> p.getFileName().toString()).toList());
         }
     }
 
