@@ -9,7 +9,6 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import javax.imageio.ImageIO;
 
@@ -72,8 +71,8 @@ public final class LossCurve {
             lastY = py;
         }
         g.dispose();
-        Path tmp = png.resolveSibling("." + png.getFileName() + ".tmp");
-        ImageIO.write(img, "png", tmp.toFile());
-        Files.move(tmp, png, StandardCopyOption.REPLACE_EXISTING);
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        ImageIO.write(img, "png", bytes);
+        dev.tenfold.engine.io.AtomicFiles.write(png, bytes.toByteArray()); // no temporary left behind on a failure
     }
 }

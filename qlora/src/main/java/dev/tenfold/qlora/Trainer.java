@@ -6,15 +6,20 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
+import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
+import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.TrainingStep;
+import dev.tenfold.qlora.nf4.Nf4Linear;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -23,7 +28,9 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
@@ -75,10 +82,31 @@ public final class Trainer {
         List<int[]> plan(int epoch);
     }
 
-    /** Settings of a run. */
+    /**
+     * Settings of a run. Each is checked here, where it enters: one outside its range throws an
+     * {@link InvalidSettingException} naming it and the range. {@code maxSteps} (null: whole epochs)
+     * overrides {@code epochs}; {@code maxGradNorm} 0 turns clipping off; {@code saveEvery} 0 writes
+     * no checkpoints; {@code keepCheckpoints} is how many of the newest stay on disk.
+     */
     public record Settings(double lr, LrSchedule.Kind schedule, int warmupSteps, int epochs, Integer maxSteps,
                            float beta1, float beta2, float eps, float weightDecay, double maxGradNorm,
                            int saveEvery, int keepCheckpoints, long seed) {
+        public Settings {
+            // AdamW takes the rate as a float: beyond Float.MAX_VALUE it would become infinite
+            require(lr > 0 && lr <= Float.MAX_VALUE, "lr", "must be a finite number > 0 (at most " + Float.MAX_VALUE + ")", lr);
+            if (schedule == null) throw new InvalidSettingException("schedule", "schedule must be given (constant, linear or cosine)");
+            require(warmupSteps >= 0, "warmupSteps", "must be >= 0", warmupSteps);
+            require(epochs >= 1, "epochs", "must be >= 1", epochs);
+            require(maxSteps == null || maxSteps >= 1, "maxSteps", "must be >= 1 (or none: whole epochs)", maxSteps);
+            require(beta1 >= 0 && beta1 < 1, "beta1", "must be in [0, 1)", beta1);
+            require(beta2 >= 0 && beta2 < 1, "beta2", "must be in [0, 1)", beta2);
+            require(eps > 0 && Float.isFinite(eps), "eps", "must be a finite number > 0", eps);
+            require(weightDecay >= 0 && Float.isFinite(weightDecay), "weightDecay", "must be a finite number >= 0", weightDecay);
+            require(maxGradNorm >= 0 && Double.isFinite(maxGradNorm), "maxGradNorm", "must be a finite number >= 0 (0: no clipping)", maxGradNorm);
+            require(saveEvery >= 0, "saveEvery", "must be >= 0 (0: no checkpoints)", saveEvery);
+            require(keepCheckpoints >= 1, "keepCheckpoints", "must be >= 1", keepCheckpoints);
+        }
+
         public Settings(double lr, LrSchedule.Kind schedule, int warmupSteps, int epochs, Integer maxSteps, float beta1, float beta2,
                         float eps, float weightDecay, double maxGradNorm, int saveEvery, int keepCheckpoints) {
             this(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2, eps, weightDecay, maxGradNorm, saveEvery, keepCheckpoints, 0);
@@ -86,6 +114,10 @@ public final class Trainer {
 
         public static Settings recipe() {
             return new Settings(5e-5, LrSchedule.Kind.LINEAR, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 2, 0);
+        }
+
+        private static void require(boolean ok, String setting, String range, Object value) {
+            if (!ok) throw new InvalidSettingException(setting, setting + " " + range + ", got " + value);
         }
     }
 
@@ -116,6 +148,7 @@ public final class Trainer {
     private final Tensor[] v;
     private final int stepsPerEpoch;
     private final int totalSteps;
+    private TrainerState runState; // what this run is, for trainer_state.json (hashes computed on first need)
 
     /** A LoRA run whose output (and every checkpoint) is a PEFT adapter. */
     public Trainer(LlamaModel model, List<Example> examples, BatchPlan plan, Settings settings, Path output,
@@ -134,8 +167,16 @@ public final class Trainer {
         if (params.isEmpty()) throw new IllegalArgumentException("nothing to train: attach LoRA or train the embedding first");
         this.stepsPerEpoch = plan.plan(0).size();
         if (stepsPerEpoch == 0) throw new IllegalArgumentException("no training batches (is the data empty?)");
-        this.totalSteps = settings.maxSteps() != null ? settings.maxSteps() : settings.epochs() * stepsPerEpoch;
-        if (totalSteps <= 0) throw new IllegalArgumentException("no steps to run (epochs " + settings.epochs() + ")");
+        if (settings.maxSteps() != null) {
+            totalSteps = settings.maxSteps();
+        } else {
+            long total = (long) settings.epochs() * stepsPerEpoch;
+            if (total > Integer.MAX_VALUE) {
+                throw new InvalidSettingException("epochs", "epochs " + settings.epochs() + " x " + stepsPerEpoch + " steps per epoch = " + total
+                        + " steps, more than a run can have (" + Integer.MAX_VALUE + ")");
+            }
+            totalSteps = (int) total;
+        }
         m = new Tensor[params.size()];
         v = new Tensor[params.size()];
         Backend b = model.backend();
@@ -152,20 +193,32 @@ public final class Trainer {
     public int stepsPerEpoch() { return stepsPerEpoch; }
 
     /**
-     * Runs the remaining steps (all of them, or those after the newest checkpoint in the output
-     * folder when {@code resume}), then writes the final adapter, metrics and the loss curve.
-     * Returns the number of the step it started from.
+     * Runs the remaining steps, then writes the final output, the loss curve and trainer_state.json
+     * (which marks the run complete). Returns the number of the step it started from.
+     *
+     * <p>Without {@code resume} it starts at step 0 and refuses a folder holding checkpoints of an
+     * earlier run. With {@code resume} it continues from the newest checkpoint in the output folder,
+     * after checking that this run is the one that wrote it (settings, model, data, batch plan,
+     * trainable parameters); a missing folder, one without a checkpoint and one whose run is complete
+     * are errors. Either way, temporaries left in the folder by an interrupted write are removed first.
+     *
+     * @throws TrainingDivergedException when a step's loss or gradient norm is not finite (the run
+     *         stops there, before that step's update; nothing more is written)
      */
     public int train(boolean resume, Listener listener) throws IOException {
+        if (Files.isDirectory(output)) removeOrphanedTemporaries();
+        checkOutput(output, resume);
         Files.createDirectories(output);
-        Backend b = model.backend();
-        LrSchedule schedule = new LrSchedule(settings.schedule(), settings.lr(), settings.warmupSteps(), totalSteps);
         int start = 0;
         if (resume) start = restoreNewestCheckpoint();
+        else Files.deleteIfExists(output.resolve(TrainerState.FILE)); // an earlier finished run's, whose output this run replaces
+        Backend b = model.backend();
+        LrSchedule schedule = new LrSchedule(settings.schedule(), settings.lr(), settings.warmupSteps(), totalSteps);
         truncateMetrics(start);
         long t0 = System.nanoTime();
         List<int[]> epochPlan = null;
         int planEpoch = -1;
+        double lastLoss = Double.NaN, lastNorm = Double.NaN;
         try (BufferedWriter metrics = Files.newBufferedWriter(output.resolve("metrics.jsonl"), StandardCharsets.UTF_8,
                 StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             for (int step = start; step < totalSteps; step++) {
@@ -195,44 +248,136 @@ public final class Trainer {
                 List<Tensor> grads = new ArrayList<>();
                 for (Parameter p : params) grads.add(p.grad());
                 double norm = b.globalNorm(grads);
-                if (settings.maxGradNorm() > 0 && norm > settings.maxGradNorm()) {
-                    float coef = (float) (settings.maxGradNorm() / (norm + 1e-6)); // as torch.nn.utils.clip_grad_norm_
-                    for (Tensor g : grads) b.scale(g, coef, g);
-                }
+                // a non-finite loss or gradient would make every parameter NaN: stop before the update
+                boolean diverged = !Double.isFinite(lossSum) || !Double.isFinite(norm);
                 double lr = schedule.at(step);
-                Backend.AdamW hp = new Backend.AdamW((float) lr, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
-                for (int i = 0; i < params.size(); i++) b.adamw(params.get(i).value(), params.get(i).grad(), m[i], v[i], hp, step + 1);
+                if (!diverged) {
+                    if (settings.maxGradNorm() > 0 && norm > settings.maxGradNorm()) {
+                        float coef = (float) (settings.maxGradNorm() / (norm + 1e-6)); // as torch.nn.utils.clip_grad_norm_
+                        for (Tensor g : grads) b.scale(g, coef, g);
+                    }
+                    Backend.AdamW hp = new Backend.AdamW((float) lr, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
+                    for (int i = 0; i < params.size(); i++) b.adamw(params.get(i).value(), params.get(i).grad(), m[i], v[i], hp, step + 1);
+                }
                 double loss = scored == 0 ? Double.NaN : lossSum / scored;
                 StepMetrics sm = new StepMetrics(step + 1, totalSteps, epoch, loss, scored, tokens, lr, norm,
                         (System.nanoTime() - s0) / 1e9, (System.nanoTime() - t0) / 1e9);
                 ObjectNode line = JSON.createObjectNode().put("step", sm.step()).put("epoch", epoch).put("loss", loss)
                         .put("lr", lr).put("grad_norm", norm).put("tokens", tokens).put("scored_tokens", scored)
                         .put("seconds", sm.seconds());
+                if (diverged) line.put("diverged", true); // the step's values, its update not applied
                 metrics.write(line.toString());
                 metrics.newLine();
                 metrics.flush();
                 if (listener != null) listener.onStep(sm);
+                if (diverged) throw new TrainingDivergedException(step + 1, totalSteps, loss, norm, null, newestCheckpoint());
+                lastLoss = loss;
+                lastNorm = norm;
                 if (settings.saveEvery() > 0 && (step + 1) % settings.saveEvery() == 0 && step + 1 < totalSteps) {
+                    requireFiniteParameters(step + 1, loss, norm);
                     saveCheckpoint(step + 1);
                 }
             }
         }
+        requireFiniteParameters(totalSteps, lastLoss, lastNorm);
         writer.write(output, model);
         writeLossCurve();
+        AtomicFiles.write(output.resolve(TrainerState.FILE), state().atStep(totalSteps).toJson()); // last: the run is complete
         return start;
+    }
+
+    /**
+     * The checks of {@link #train} that need only the output folder, for a caller to make before it
+     * loads a model: to resume, the folder must exist and hold a checkpoint of a run that is not
+     * complete; to start afresh, it must not hold an earlier run's checkpoints (which the new run's
+     * would mix with). Throws IllegalArgumentException naming the folder and what is wrong.
+     */
+    public static void checkOutput(Path output, boolean resume) throws IOException {
+        if (Files.exists(output) && !Files.isDirectory(output)) {
+            throw new IllegalArgumentException(output + " is not a folder" + (resume ? ": nothing to resume" : ""));
+        }
+        List<Path> checkpoints = checkpoints(output);
+        if (resume) {
+            if (!Files.exists(output)) throw new IllegalArgumentException(output + " does not exist: nothing to resume");
+            Path finished = output.resolve(TrainerState.FILE);
+            if (Files.exists(finished)) {
+                TrainerState done = TrainerState.read(finished);
+                throw new IllegalArgumentException(output + ": the run there is complete (step " + done.step() + " of " + done.totalSteps()
+                        + ", its output written): nothing to resume");
+            }
+            if (checkpoints.isEmpty()) {
+                throw new IllegalArgumentException(output + " holds no checkpoint (checkpoint-N folder) to resume from: nothing to resume");
+            }
+        } else if (!checkpoints.isEmpty()) {
+            throw new IllegalArgumentException(output + " holds checkpoints of an earlier run (" + checkpoints.get(checkpoints.size() - 1).getFileName()
+                    + "): resume that run, or train into another folder");
+        }
+    }
+
+    /** Refuses to write parameters that an update made non-finite (possible with a huge rate even from finite gradients). */
+    private void requireFiniteParameters(int step, double loss, double norm) throws IOException {
+        for (Parameter p : params) {
+            if (!Double.isFinite(model.backend().sumOfSquares(p.value()))) {
+                throw new TrainingDivergedException(step, totalSteps, loss, norm, p.name(), newestCheckpoint());
+            }
+        }
+    }
+
+    /** What this run is, as trainer_state.json records it (at step 0). */
+    private TrainerState state() {
+        if (runState == null) {
+            Map<String, long[]> shapes = new LinkedHashMap<>();
+            for (Parameter p : params) shapes.put(p.name(), p.value().shape());
+            TreeSet<String> frozen = new TreeSet<>();
+            TreeSet<Float> scales = new TreeSet<>(), dropouts = new TreeSet<>();
+            model.mapLinears((module, linear) -> {
+                Linear base = linear;
+                if (linear instanceof LoraLinear lora) {
+                    scales.add(lora.scale());
+                    dropouts.add(lora.dropout());
+                    base = lora.base();
+                }
+                if (base instanceof Nf4Linear) frozen.add("nf4");
+                else if (base instanceof DenseLinear d) frozen.add(d.weight().dtype().name().toLowerCase(Locale.ROOT));
+                else if (!(base instanceof TrainableLinear)) frozen.add(base.getClass().getSimpleName());
+                return linear;
+            });
+            runState = new TrainerState(0, totalSteps, stepsPerEpoch, settings, model.config().ropeTheta(), List.copyOf(frozen),
+                    List.copyOf(scales), List.copyOf(dropouts), examples.size(), TrainerState.dataSha256(examples),
+                    TrainerState.batchPlanSha256(plan, stepsPerEpoch, totalSteps), shapes);
+        }
+        return runState;
     }
 
     // ------------------------------------------------------------------ checkpoints
 
     /**
      * Writes checkpoint-STEP atomically: the output form (usable as it is), the exact F32 parameters
-     * and optimizer state, and trainer_state.json; keeps the newest few.
+     * and optimizer state, and trainer_state.json; keeps the newest few. A failure removes the
+     * unfinished folder.
      */
     void saveCheckpoint(int step) throws IOException {
         Path dir = output.resolve("checkpoint-" + step);
         Path tmp = output.resolve(".checkpoint-" + step + ".tmp");
         deleteTree(tmp);
-        Files.createDirectories(tmp);
+        try {
+            Files.createDirectories(tmp);
+            writeCheckpoint(tmp, step);
+            deleteTree(dir);
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+        } catch (Throwable t) {
+            try {
+                deleteTree(tmp);
+            } catch (IOException e) {
+                t.addSuppressed(e);
+            }
+            throw t;
+        }
+        List<Path> all = checkpoints();
+        for (int i = 0; i + settings.keepCheckpoints() < all.size(); i++) deleteTree(all.get(i));
+    }
+
+    private void writeCheckpoint(Path tmp, int step) throws IOException {
         writer.write(tmp, model);
         Backend b = model.backend();
         List<Tensor> downloads = new ArrayList<>(); // host copies of device tensors (none on the host)
@@ -254,45 +399,64 @@ public final class Trainer {
         } finally {
             downloads.forEach(Tensor::close);
         }
-        ObjectNode ts = JSON.createObjectNode().put("step", step).put("total_steps", totalSteps).put("steps_per_epoch", stepsPerEpoch);
-        Files.writeString(tmp.resolve("trainer_state.json"), ts.toPrettyString());
-        deleteTree(dir);
-        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-        List<Path> all = checkpoints();
-        for (int i = 0; i + settings.keepCheckpoints() < all.size(); i++) deleteTree(all.get(i));
+        Files.write(tmp.resolve(TrainerState.FILE), state().atStep(step).toJson());
     }
 
     /** Checkpoint folders in the output, oldest first. */
     List<Path> checkpoints() throws IOException {
+        return checkpoints(output);
+    }
+
+    private static List<Path> checkpoints(Path output) throws IOException {
         if (!Files.isDirectory(output)) return List.of();
         try (Stream<Path> s = Files.list(output)) {
-            return s.filter(p -> p.getFileName().toString().matches("checkpoint-\\d+") && Files.isDirectory(p))
-                    .sorted(Comparator.comparingInt(p -> Integer.parseInt(p.getFileName().toString().substring(11))))
+            return s.filter(p -> p.getFileName().toString().matches("checkpoint-\\d{1,9}") && Files.isDirectory(p))
+                    .sorted(Comparator.comparingInt(Trainer::checkpointStep))
                     .toList();
         }
     }
 
+    private static int checkpointStep(Path dir) {
+        return Integer.parseInt(dir.getFileName().toString().substring("checkpoint-".length()));
+    }
+
+    private Path newestCheckpoint() throws IOException {
+        List<Path> all = checkpoints();
+        return all.isEmpty() ? null : all.get(all.size() - 1);
+    }
+
+    /**
+     * Restores parameters and optimizer state from the newest checkpoint (there is one:
+     * {@link #checkOutput}) and returns its step, after checking that its trainer_state.json is
+     * sound and that this run is the one that wrote it.
+     */
     private int restoreNewestCheckpoint() throws IOException {
         List<Path> all = checkpoints();
-        if (all.isEmpty()) return 0;
         Path dir = all.get(all.size() - 1);
-        JsonNode ts = JSON.readTree(Files.readAllBytes(dir.resolve("trainer_state.json")));
-        if (ts.path("total_steps").asInt() != totalSteps || ts.path("steps_per_epoch").asInt() != stepsPerEpoch) {
-            throw new IllegalArgumentException(dir + ": it was written by a run of " + ts.path("total_steps").asInt() + " steps ("
-                    + ts.path("steps_per_epoch").asInt() + " per epoch); this run has " + totalSteps + " (" + stepsPerEpoch
-                    + "): resume with the same data and settings");
+        TrainerState saved = TrainerState.read(dir.resolve(TrainerState.FILE));
+        if (saved.step() != checkpointStep(dir)) {
+            throw new IllegalArgumentException(dir.resolve(TrainerState.FILE) + ": corrupt trainer state: step is " + saved.step() + " in folder "
+                    + dir.getFileName());
         }
-        try (SafeTensorsFile saved = SafeTensorsFile.open(dir.resolve("parameters.safetensors"));
+        List<String> differences = saved.differencesFrom(state());
+        if (!differences.isEmpty()) {
+            throw new IllegalArgumentException(dir + " was written by a different run: " + String.join("; ", differences)
+                    + ". Resume with the data and settings it was started with");
+        }
+        for (String f : List.of("parameters.safetensors", "optimizer.safetensors")) {
+            if (!Files.isRegularFile(dir.resolve(f))) throw new IllegalArgumentException(dir + ": checkpoint lacks " + f);
+        }
+        try (SafeTensorsFile values = SafeTensorsFile.open(dir.resolve("parameters.safetensors"));
              SafeTensorsFile opt = SafeTensorsFile.open(dir.resolve("optimizer.safetensors"))) {
             Backend b = model.backend();
             for (int i = 0; i < params.size(); i++) {
                 Parameter p = params.get(i);
-                restore(b, saved, p.name(), p.value(), dir);
+                restore(b, values, p.name(), p.value(), dir);
                 restore(b, opt, p.name() + ".exp_avg", m[i], dir);
                 restore(b, opt, p.name() + ".exp_avg_sq", v[i], dir);
             }
         }
-        return ts.path("step").asInt();
+        return saved.step();
     }
 
     private static void restore(Backend b, SafeTensorsFile f, String name, Tensor dst, Path dir) {
@@ -303,6 +467,55 @@ public final class Trainer {
         }
         b.copy(src, dst); // uploads to a device
     }
+
+    // ------------------------------------------------------------------ temporaries
+
+    /**
+     * Removes what interrupted writes left in the output folder, and only that: unfinished
+     * checkpoint folders (.checkpoint-N.tmp) and {@link AtomicFiles}' temporaries of the kinds of
+     * file a run writes (".NAME.HEX.tmp" for a .safetensors, .json, .jsonl or .png NAME), which a
+     * kill leaves behind (gigabytes with a trained embedding).
+     */
+    private void removeOrphanedTemporaries() throws IOException {
+        List<Path> removed = new ArrayList<>();
+        long bytes = 0;
+        List<Path> entries;
+        try (Stream<Path> s = Files.list(output)) {
+            entries = s.toList();
+        }
+        for (Path p : entries) {
+            String name = p.getFileName().toString();
+            if (name.matches("\\.checkpoint-\\d+\\.tmp") && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
+                bytes += treeSize(p);
+                deleteTree(p);
+                removed.add(p);
+            } else if (isTemporaryOfOutput(name) && Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) {
+                bytes += Files.size(p);
+                Files.delete(p);
+                removed.add(p);
+            }
+        }
+        if (!removed.isEmpty()) {
+            System.err.printf("tenfold: removed %d unfinished temporar%s (%,d bytes) left in %s by an interrupted run%n", removed.size(),
+                    removed.size() == 1 ? "y" : "ies", bytes, output);
+        }
+    }
+
+    static boolean isTemporaryOfOutput(String fileName) {
+        if (fileName.equals(".loss.png.tmp")) return true; // LossCurve's own temporary before it wrote through AtomicFiles
+        String target = AtomicFiles.targetOfTemporary(fileName);
+        return target != null && target.matches("[^/\\\\]+\\.(safetensors|json|jsonl|png)");
+    }
+
+    private static long treeSize(Path dir) throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            long n = 0;
+            for (Path p : s.toList()) if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)) n += Files.size(p);
+            return n;
+        }
+    }
+
+    // ------------------------------------------------------------------ metrics
 
     /** Drops metric lines of steps after {@code step} (left by a killed run) so the file matches the resumed run. */
     private void truncateMetrics(int step) throws IOException {
@@ -316,7 +529,7 @@ public final class Trainer {
                 // a line cut by a kill: drop it
             }
         }
-        dev.tenfold.engine.io.AtomicFiles.write(file, (keep.isEmpty() ? "" : String.join("\n", keep) + "\n").getBytes(StandardCharsets.UTF_8));
+        AtomicFiles.write(file, (keep.isEmpty() ? "" : String.join("\n", keep) + "\n").getBytes(StandardCharsets.UTF_8));
     }
 
     private void writeLossCurve() throws IOException {
@@ -334,7 +547,7 @@ public final class Trainer {
     }
 
     static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
+        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) return;
         try (Stream<Path> s = Files.walk(p)) {
             for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
         }

@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.SecureRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Writes that never leave a half-written file under the final name: every file tenfold writes
@@ -21,6 +23,20 @@ public final class AtomicFiles {
     private AtomicFiles() {}
 
     private static final SecureRandom RANDOM = new SecureRandom();
+
+    /** How {@link #write} names its temporary files: ".NAME.HEX.tmp" beside NAME. */
+    private static final Pattern TEMPORARY = Pattern.compile("\\.(.+)\\.[0-9a-f]{1,16}\\.tmp");
+
+    /**
+     * The name of the file that a temporary of {@link #write} called {@code fileName} was to become
+     * (".model.safetensors.3f2a9c.tmp" gives "model.safetensors"), or null when the name is not of that
+     * form. A write killed before its rename leaves such a file; callers that own a folder use this to
+     * recognise and remove them.
+     */
+    public static String targetOfTemporary(String fileName) {
+        Matcher m = TEMPORARY.matcher(fileName);
+        return m.matches() ? m.group(1) : null;
+    }
 
     /** Replaces {@code file} with {@code bytes} atomically. */
     public static void write(Path file, byte[] bytes) {
@@ -46,7 +62,7 @@ public final class AtomicFiles {
             // Not Files.createTempFile: it makes the file 0600, and the renamed result would keep
             // that; a plain CREATE_NEW gets the usual permissions from the umask.
             for (int attempt = 0; ch == null; attempt++) {
-                tmp = dir.resolve("." + abs.getFileName() + "." + Long.toHexString(RANDOM.nextLong()) + ".tmp");
+                tmp = dir.resolve("." + abs.getFileName() + "." + Long.toHexString(RANDOM.nextLong()) + ".tmp"); // see TEMPORARY
                 try {
                     ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
                 } catch (FileAlreadyExistsException e) {
