@@ -6,6 +6,7 @@ import java.lang.reflect.AnnotatedElement;
 import java.lang.reflect.Array;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
@@ -55,7 +56,7 @@ public final class Flags {
 
     /** The value itself, or the elements of an array or collection option. */
     private static List<?> elements(Object value) {
-        if (value instanceof Collection<?> c) return List.copyOf(c.stream().filter(java.util.Objects::nonNull).toList());
+        if (value instanceof Collection<?> c) return new ArrayList<>(c);
         if (value.getClass().isArray()) {
             Object[] out = new Object[Array.getLength(value)];
             for (int i = 0; i < out.length; i++) out[i] = Array.get(value, i);
