@@ -12,9 +12,10 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -23,12 +24,12 @@ import picocli.CommandLine.Spec;
 
 /** Training-data tools; for now {@code synth}, synthetic long-context records. */
 @Command(name = "data", mixinStandardHelpOptions = true, description = "Training-data tools.", subcommands = {DataCommand.Synth.class})
-final class DataCommand implements Runnable {
+final class DataCommand implements Callable<Integer> {
     @Spec CommandLine.Model.CommandSpec spec;
 
     @Override
-    public void run() {
-        spec.commandLine().usage(System.err);
+    public Integer call() {
+        return Main.chooseACommand(spec);
     }
 
     @Command(name = "synth", mixinStandardHelpOptions = true, description = {
@@ -42,34 +43,58 @@ final class DataCommand implements Runnable {
         Path model;
         @Option(names = "--lengths", required = true, split = ",", paramLabel = "N",
                 description = "Target lengths in tokens (a k suffix means x1024, e.g. 80k = 81920).") List<String> lengths;
-        @Option(names = "--count", required = true, paramLabel = "N", description = "Records per length.") int count;
+        @Option(names = "--count", required = true, paramLabel = "N", description = "Records per length.")
+        @Range(min = 1, max = 10_000_000) int count;
         @Option(names = "--corpus", paramLabel = "FILE", description = "UTF-8 text to build contexts from (required for multi-detail).") Path corpus;
         @Option(names = "--seed", defaultValue = "0", paramLabel = "S") long seed;
         @Option(names = "--tolerance", defaultValue = "0.02", paramLabel = "F",
-                description = "Records end between target*(1-F) and target tokens (default: ${DEFAULT-VALUE}).") double tolerance;
-        @Option(names = "--output", required = true, paramLabel = "FILE.jsonl") Path output;
+                description = "Records end between target*(1-F) and target tokens (default: ${DEFAULT-VALUE}).")
+        @Range(min = 0, minExclusive = true, max = 0.5, maxExclusive = true) double tolerance;
+        @Option(names = "--output", required = true, paramLabel = "FILE.jsonl", description = "Where the records go (never one of the inputs).")
+        Path output;
         @Option(names = "--force", description = "Replace the output file if it exists.") boolean force;
 
         @Override
         public Integer call() throws IOException {
-            SynthTask t = SynthTask.parse(task);
-            int[] targets = parseLengths(lengths);
-            if (count < 1) throw new IllegalArgumentException("--count must be at least 1, got " + count);
-            if (t.needsCorpus() && corpus == null) {
-                throw new IllegalArgumentException("--task " + t + " builds its contexts from a text corpus: give --corpus FILE");
+            SynthTask t;
+            try {
+                t = SynthTask.parse(task);
+            } catch (IllegalArgumentException e) {
+                throw new Flags.BadFlag("--task: " + e.getMessage());
             }
-            // Refuse before any work, so an existing file is never touched by accident.
+            int[] targets = Flags.parseLengths("--lengths", lengths);
+            if (t.needsCorpus() && corpus == null) {
+                throw new Flags.BadFlag("--task " + t + " builds its contexts from a text corpus: give --corpus FILE");
+            }
+            // Refuse before any work, so an existing file is never touched by accident, and an input
+            // (the corpus, the tokenizer) is never the output, --force or not.
+            Map<String, Path> inputs = new LinkedHashMap<>();
+            inputs.put("--corpus", corpus);
+            inputs.put("tokenizer", model.resolve("tokenizer.json"));
+            Outputs.checkNotAnInput("--output", output, inputs);
+            Outputs.checkWritableFile("--output", output);
             if (Files.exists(output) && !force) {
                 throw new IllegalArgumentException(output + " exists; use --force to replace it");
             }
-            ModelOptions m = new ModelOptions();
-            m.model = model;
-            Tokenizer tokenizer = m.tokenizer();
+            int longest = 0;
+            for (int n : targets) longest = Math.max(longest, n);
+            new MemoryCheck("data synth --lengths " + longest, true)
+                    .heap("one record's text and ids", MemoryCheck.sat(MemoryCheck.HEAP_PER_PROMPT_TOKEN, longest))
+                    .check();
+            Tokenizer tokenizer = ModelOptions.tokenizerOf(model);
             if (corpus != null && (t == SynthTask.PASSKEY || t == SynthTask.KV)) {
                 System.err.println("tenfold data synth: note: --task " + t + " does not use --corpus");
                 corpus = null;
             }
-            Corpus c = corpus == null ? null : Corpus.load(corpus);
+            Corpus c = null;
+            if (corpus != null) {
+                if (!Files.isRegularFile(corpus)) throw new IllegalArgumentException("--corpus " + corpus + ": no such file");
+                try {
+                    c = Corpus.load(corpus);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--corpus " + e.getMessage(), e);
+                }
+            }
             if (c != null) System.err.println("tenfold data synth: corpus " + corpus + ": " + c.size() + " sentences");
             Synthesizer synth = new Synthesizer(tokenizer, c, tolerance);
 
@@ -103,7 +128,7 @@ final class DataCommand implements Runnable {
             } finally {
                 Files.deleteIfExists(tmp);
             }
-            System.err.printf(Locale.ROOT, "tenfold data synth: wrote %,d %s records to %s%n", count * targets.length, t, output);
+            System.err.printf(Locale.ROOT, "tenfold data synth: wrote %,d %s records to %s%n", (long) count * targets.length, t, output);
             for (int l = 0; l < targets.length; l++) {
                 System.err.printf(Locale.ROOT, "  target %,d: %d records, mean %.1f tokens (min %,d, max %,d)%n",
                         targets[l], count, (double) tokens[l] / count, min[l], max[l]);
@@ -119,26 +144,6 @@ final class DataCommand implements Runnable {
             } catch (FileAlreadyExistsException e) {
                 throw new IllegalArgumentException(output + " exists; use --force to replace it");
             }
-        }
-
-        static int[] parseLengths(List<String> values) {
-            List<Integer> out = new ArrayList<>();
-            for (String v : values) {
-                String s = v.trim().toLowerCase(Locale.ROOT);
-                int unit = 1;
-                if (s.endsWith("k")) {
-                    unit = 1024;
-                    s = s.substring(0, s.length() - 1);
-                }
-                try {
-                    int n = Math.multiplyExact(Integer.parseInt(s), unit);
-                    if (n < 1) throw new NumberFormatException();
-                    out.add(n);
-                } catch (NumberFormatException | ArithmeticException e) {
-                    throw new IllegalArgumentException("--lengths: \"" + v + "\" is not a positive length in tokens");
-                }
-            }
-            return out.stream().mapToInt(Integer::intValue).toArray();
         }
     }
 }

@@ -7,7 +7,6 @@ import dev.tenfold.engine.cuda.CudaKernels;
 import dev.tenfold.engine.cuda.CudaProbe;
 import dev.tenfold.engine.cuda.CudaUnavailableException;
 import dev.tenfold.engine.cuda.KernelSelfCheck;
-import java.lang.management.ManagementFactory;
 import java.util.List;
 import java.util.concurrent.Callable;
 import jdk.incubator.vector.FloatVector;
@@ -32,6 +31,14 @@ final class DoctorCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        // the device is checked before anything is probed: a bad one is refused on every machine, GPU or not
+        Device d;
+        try {
+            d = Device.parse(device);
+        } catch (IllegalArgumentException e) {
+            throw new Flags.BadFlag("--device: " + e.getMessage());
+        }
+        if (d.isCpu()) throw new Flags.BadFlag("--device: doctor self-checks a GPU (cuda or cuda:N), not cpu");
         Runtime rt = Runtime.getRuntime();
         System.out.println("java        " + Runtime.version() + " (" + System.getProperty("java.vm.vendor") + ", "
                 + System.getProperty("java.home") + ")");
@@ -39,9 +46,9 @@ final class DoctorCommand implements Callable<Integer> {
                 + Parallel.threads() + " worker threads");
         System.out.println("vector api  " + FloatVector.SPECIES_PREFERRED.vectorBitSize() + "-bit f32 vectors ("
                 + FloatVector.SPECIES_PREFERRED.length() + " lanes)");
-        long physical = physicalMemory();
+        long physical = dev.tenfold.engine.Machine.physicalMemory(), available = dev.tenfold.engine.Machine.availableMemory();
         System.out.println("memory      heap max " + gib(rt.maxMemory())
-                + (physical > 0 ? ", physical " + gib(physical) : ""));
+                + (physical > 0 ? ", physical " + gib(physical) : "") + (available > 0 ? ", available " + gib(available) : ""));
         CudaProbe.Report cuda = CudaProbe.probe();
         System.out.println("cuda driver " + (cuda.driver() != null ? cuda.driver() : cuda.driverProblem()));
         for (CudaProbe.Gpu g : cuda.gpus()) {
@@ -55,8 +62,6 @@ final class DoctorCommand implements Callable<Integer> {
             System.out.println("backend     cpu: no GPU here, so no kernel was run; every command runs on the CPU (--device cpu)");
             return 0;
         }
-        Device d = Device.parse(device);
-        if (d.isCpu()) throw new IllegalArgumentException("doctor --device: a GPU (cuda or cuda:N), not cpu");
         CudaBackend gpu;
         try {
             gpu = CudaBackend.open(d.index());
@@ -85,13 +90,6 @@ final class DoctorCommand implements Callable<Integer> {
         } catch (CudaUnavailableException e) {
             return e.getMessage();
         }
-    }
-
-    private static long physicalMemory() {
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return -1;
     }
 
     private static String gib(long bytes) { return String.format("%.1f GiB", bytes / (1024.0 * 1024 * 1024)); }

@@ -3,30 +3,33 @@ package dev.tenfold.tools;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.Backend;
+import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Perplexity;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
+import java.io.StringReader;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** Evaluations of a model. */
 @Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a model.",
         subcommands = {EvalCommand.Ppl.class, LongContextEvals.PasskeyCommand.class, LongContextEvals.NiahCommand.class,
                 LongContextEvals.RulerNiahCommand.class, LongContextEvals.TopicsCommand.class})
-final class EvalCommand implements Runnable {
+final class EvalCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
     @Override
-    public void run() {
-        throw new IllegalArgumentException("choose an evaluation: tenfold eval ppl|passkey|niah|ruler-niah|topics ...");
+    public Integer call() {
+        return Main.chooseACommand(spec);
     }
 
     @Command(name = "ppl", mixinStandardHelpOptions = true, description = "Sliding-window perplexity over the records of a JSONL file ({\"text\": ...} or {\"input_ids\": [...]}).")
@@ -36,18 +39,24 @@ final class EvalCommand implements Runnable {
         @Option(names = "--data", required = true, paramLabel = "FILE.jsonl") Path data;
 
         @Option(names = "--max-length", defaultValue = "2048", paramLabel = "N", description = "Window length (default ${DEFAULT-VALUE}).")
-        int maxLength;
+        @Range(min = 2, max = Flags.MAX_TOKENS) int maxLength;
 
-        @Option(names = "--stride", paramLabel = "N", description = "Window step (default: max length / 2).") Integer stride;
+        @Option(names = "--stride", paramLabel = "N", description = "Window step, at most the window length (default: max length / 2).")
+        @Range(min = 1, max = Flags.MAX_TOKENS) Integer stride;
 
         @Option(names = "--json", description = "Print one JSON object {loss, perplexity, tokens} on standard output.") boolean json;
 
         @Override
         public Integer call() throws IOException {
+            if (stride != null && stride > maxLength) {
+                throw new Flags.BadFlag("--stride must be at most --max-length (" + maxLength + "), got " + stride);
+            }
+            LlamaConfig c = model.config();
             Tokenizer tok = null;
             List<int[]> sequences = new ArrayList<>();
             ObjectMapper mapper = new ObjectMapper();
-            try (BufferedReader r = Files.newBufferedReader(data, StandardCharsets.UTF_8)) {
+            String text = Flags.readText("--data", data);
+            try (BufferedReader r = new BufferedReader(new StringReader(text))) {
                 String line;
                 int lineNo = 0;
                 while ((line = r.readLine()) != null) {
@@ -75,11 +84,16 @@ final class EvalCommand implements Runnable {
                         throw new IllegalArgumentException(data + ":" + lineNo + ": a record needs \"text\" (a string) or \"input_ids\" (a list)");
                     }
                 }
-            } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException("--data " + data + ": no such file");
             }
             if (sequences.isEmpty()) throw new IllegalArgumentException(data + ": no records");
             int s = stride != null ? stride : Math.max(1, maxLength / 2);
+            int window = 0;
+            for (int[] ids : sequences) window = Math.max(window, Math.min(ids.length, maxLength));
+            new MemoryCheck("eval ppl with --max-length " + maxLength, model.onHost())
+                    .tensors("weights", model.weightBytes(c, false))
+                    .tensors("KV cache", MemoryCheck.kvCache(c, window))
+                    .tensors("activations", MemoryCheck.add(MemoryCheck.inferenceScratch(c, window), 4L * window * c.hiddenSize()))
+                    .check();
             long t0 = System.nanoTime();
             Backend.LossSum loss;
             try (LlamaModel m = model.load()) {

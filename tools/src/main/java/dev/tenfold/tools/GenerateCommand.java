@@ -1,6 +1,7 @@
 package dev.tenfold.tools;
 
 import dev.tenfold.llama.Generator;
+import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Sampler;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
@@ -10,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -25,11 +27,14 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--chat", description = "Wrap the prompt as a user message in the Llama-3 chat template.") boolean chat;
 
-    @Option(names = "--max-new-tokens", defaultValue = "128", paramLabel = "N") int maxNewTokens;
+    @Option(names = "--max-new-tokens", defaultValue = "128", paramLabel = "N", description = "At most N tokens after the prompt (default: ${DEFAULT-VALUE}).")
+    @Range(min = 1, max = Flags.MAX_TOKENS) int maxNewTokens;
 
-    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 = greedy (default).") float temperature;
+    @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 = greedy (default).")
+    @Range(min = 0, max = 100) float temperature;
 
-    @Option(names = "--top-p", defaultValue = "1.0", paramLabel = "P") float topP;
+    @Option(names = "--top-p", defaultValue = "1.0", paramLabel = "P", description = "Sample from the smallest set of tokens whose probability reaches P (default: ${DEFAULT-VALUE}).")
+    @Range(min = 0, minExclusive = true, max = 1) float topP;
 
     @Option(names = "--seed", defaultValue = "0") long seed;
 
@@ -39,31 +44,53 @@ final class GenerateCommand implements Callable<Integer> {
         int[] ids = chat
                 ? new ChatTemplate(tok).render(List.of(ChatTemplate.Message.user(prompt)), true).ids()
                 : withBos(tok, tok.encode(prompt, false));
+        if ((long) ids.length + maxNewTokens > Flags.MAX_TOKENS) {
+            throw new Flags.BadFlag("--max-new-tokens " + maxNewTokens + " after a prompt of " + ids.length + " tokens passes "
+                    + Flags.MAX_TOKENS + " positions, the most RoPE tells apart in F32");
+        }
+        LlamaConfig c = model.config();
+        new MemoryCheck("generate with --max-new-tokens " + maxNewTokens + " after " + ids.length + " prompt tokens", model.onHost())
+                .tensors("weights", model.weightBytes(c, false))
+                .tensors("KV cache", MemoryCheck.kvCache(c, (long) ids.length + maxNewTokens))
+                .tensors("activations", MemoryCheck.inferenceScratch(c, ids.length))
+                .check();
         Set<Integer> stop = new HashSet<>();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        // Where the text does not stream to a terminal, a long generation says how far it is on stderr.
+        boolean showProgress = maxNewTokens >= PROGRESS_FROM && !(System.console() != null && System.console().isTerminal());
+        int progressEvery = Math.max(1, maxNewTokens / 10);
         try (LlamaModel m = model.load()) {
             stop.addAll(m.config().eosTokenIds());
             if (chat) tok.findTokenId("<|eot_id|>").ifPresent(stop::add);
-            List<Integer> generated = new ArrayList<>();
-            int[] printed = {0};
+            // the tokens not printed yet: a token may end inside a multi-byte character, so they wait
+            // until they decode to whole characters (decoding only these keeps each step O(1), not O(tokens))
+            List<Integer> pending = new ArrayList<>();
+            int[] count = {0};
             long t0 = System.nanoTime();
             List<Integer> all = Generator.generate(m, ids, maxNewTokens, new Sampler(temperature, topP, seed), stop, id -> {
-                generated.add(id);
-                // decode everything so far and print what is new, holding back an incomplete UTF-8 sequence
-                String text = tok.decode(generated);
-                if (!text.endsWith("\uFFFD") && text.length() > printed[0]) {
-                    out.print(text.substring(printed[0]));
-                    printed[0] = text.length();
+                count[0]++;
+                if (showProgress && count[0] % progressEvery == 0) {
+                    double seconds = (System.nanoTime() - t0) / 1e9;
+                    System.err.printf(Locale.ROOT, "tenfold: generated %,d of at most %,d tokens (%.1f tokens/s)%n", count[0],
+                            maxNewTokens, count[0] / Math.max(seconds, 1e-9));
+                }
+                pending.add(id);
+                String text = tok.decode(pending);
+                if (!text.endsWith("\uFFFD")) {
+                    out.print(text);
+                    pending.clear();
                 }
             });
-            String text = tok.decode(all);
-            if (text.length() > printed[0]) out.print(text.substring(printed[0]));
+            if (!pending.isEmpty()) out.print(tok.decode(pending));
             out.println();
             double s = (System.nanoTime() - t0) / 1e9;
             System.err.printf("tenfold: %d prompt tokens, %d generated in %.1f s%n", ids.length, all.size(), s);
         }
         return 0;
     }
+
+    /** Generations of at least this many tokens show progress on stderr. */
+    static final int PROGRESS_FROM = 1000;
 
     static int[] withBos(Tokenizer tok, int[] ids) {
         var bos = tok.findTokenId("<|begin_of_text|>");

@@ -14,9 +14,7 @@ import dev.tenfold.qlora.eval.Passkey;
 import dev.tenfold.qlora.eval.RulerNiah;
 import dev.tenfold.qlora.eval.Topics;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -26,6 +24,9 @@ import picocli.CommandLine.Option;
 /** {@code tenfold eval passkey}, {@code niah}, {@code ruler-niah} and {@code topics}: long-context retrieval over a range of prompt lengths. */
 final class LongContextEvals {
     private LongContextEvals() {}
+
+    /** The most trials per length (or count) an evaluation runs. */
+    static final int MAX_TRIALS = 1_000_000;
 
     /** What both commands share: the model, the lengths, chat or raw prompts, where the report goes. */
     static class Common {
@@ -39,18 +40,39 @@ final class LongContextEvals {
                         + "so that one evaluation's report does not replace the other's).")
         Path output;
 
-        /** The --output folder, or eval-output/NAME under the current folder. */
-        Path outputFor(String name) {
+        /**
+         * The --output folder, or eval-output/NAME under the current folder; checked before anything
+         * is loaded: a folder that can be written and holds nothing but an earlier report.json and
+         * {@code png} of this evaluation (which are replaced).
+         */
+        Path outputFor(String name, String png) {
             if (output == null) output = Path.of("eval-output", name);
+            Outputs.checkOwnFolder("--output", output, n -> n.equals("report.json") || n.equals(png));
             return output;
         }
 
         @Option(names = "--json", description = "Print the report as one JSON object on standard output instead of the table.")
         boolean json;
 
-        void checkLengths(int[] lengths) {
-            if (lengths.length == 0) throw new IllegalArgumentException("--lengths: give at least one length");
-            for (int l : lengths) if (l <= 0) throw new IllegalArgumentException("--lengths: " + l + " is not a positive token count");
+        /**
+         * Each length (with room for the answer) within what RoPE tells apart, and what the longest
+         * prompt needs in memory within what this machine has; before the model loads.
+         */
+        void checkLengths(int[] lengths, int maxNewTokens) throws IOException {
+            if (lengths.length == 0) throw new Flags.BadFlag("--lengths: give at least one length");
+            int longest = 0;
+            for (int l : lengths) longest = Math.max(longest, l);
+            if ((long) longest + maxNewTokens > Flags.MAX_TOKENS) {
+                throw new Flags.BadFlag("--lengths " + longest + " with --max-new-tokens " + maxNewTokens + " passes " + Flags.MAX_TOKENS
+                        + " positions, the most RoPE tells apart in F32");
+            }
+            var c = model.config();
+            new MemoryCheck("--lengths " + longest, model.onHost())
+                    .tensors("weights", model.weightBytes(c, false))
+                    .tensors("KV cache", MemoryCheck.kvCache(c, (long) longest + maxNewTokens))
+                    .tensors("activations", MemoryCheck.inferenceScratch(c, longest))
+                    .heap("prompt", MemoryCheck.sat(MemoryCheck.HEAP_PER_PROMPT_TOKEN, longest))
+                    .check();
         }
 
         void writeReport(ObjectNode report) throws IOException {
@@ -63,12 +85,7 @@ final class LongContextEvals {
         /** The --haystack file's text, or the built-in filler where none is given. */
         static String haystackText(Path haystack) throws IOException {
             if (haystack == null) return NeedleInHaystack.BUILTIN_HAYSTACK;
-            String text;
-            try {
-                text = Files.readString(haystack, StandardCharsets.UTF_8);
-            } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException("--haystack " + haystack + ": no such file");
-            }
+            String text = Flags.readText("--haystack", haystack);
             if (text.isBlank()) throw new IllegalArgumentException("--haystack " + haystack + ": the file is empty");
             return text;
         }
@@ -87,23 +104,22 @@ final class LongContextEvals {
     static final class PasskeyCommand extends Common implements Callable<Integer> {
         @Option(names = "--lengths", split = ",", defaultValue = "256,512,1024,2048", paramLabel = "N,N,...",
                 description = "Prompt lengths in tokens (default: ${DEFAULT-VALUE}).")
-        int[] lengths;
+        @Range(min = 1, max = Flags.MAX_TOKENS) int[] lengths;
 
         @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Trials per length (default: ${DEFAULT-VALUE}).")
-        int trials;
+        @Range(min = 1, max = MAX_TRIALS) int trials;
 
         @Option(names = "--seed", defaultValue = "0", description = "Seed of the keys and depths (default: ${DEFAULT-VALUE}).")
         long seed;
 
         @Option(names = "--max-new-tokens", defaultValue = "24", paramLabel = "N",
                 description = "Tokens generated per answer (default ${DEFAULT-VALUE}: room for \"The pass key is N.\" even with a byte-level tokenizer).")
-        int maxNewTokens;
+        @Range(min = 1, max = Flags.MAX_TOKENS) int maxNewTokens;
 
         @Override
         public Integer call() throws IOException {
-            checkLengths(lengths);
-            outputFor("passkey");
-            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
+            outputFor("passkey", "passkey.png");
+            checkLengths(lengths, maxNewTokens);
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
             Passkey.Result r;
@@ -139,24 +155,25 @@ final class LongContextEvals {
     static final class NiahCommand extends Common implements Callable<Integer> {
         @Option(names = "--lengths", split = ",", defaultValue = "1024,2048,4096,8192", paramLabel = "N,N,...",
                 description = "Context lengths in tokens (default: ${DEFAULT-VALUE}).")
-        int[] lengths;
+        @Range(min = 1, max = Flags.MAX_TOKENS) int[] lengths;
 
         @Option(names = "--depths", split = ",", paramLabel = "P,P,...", description = "Needle depths in percent, e.g. 0,25,50,75,100.")
-        double[] depths;
+        @Range(min = 0, max = 100) double[] depths;
 
         @Option(names = "--depth-count", defaultValue = "5", paramLabel = "N",
-                description = "N depths evenly from 0% to 100% when --depths is not given (default: ${DEFAULT-VALUE}).")
-        int depthCount;
+                description = "N depths evenly from 0%% to 100%% when --depths is not given (default: ${DEFAULT-VALUE}).")
+        @Range(min = 1, max = 1000) int depthCount;
 
         @Option(names = "--haystack", paramLabel = "FILE", description = "A text file for the haystack (e.g. essays); default: a built-in filler.")
         Path haystack;
 
-        @Option(names = "--max-new-tokens", defaultValue = "50", paramLabel = "N") int maxNewTokens;
+        @Option(names = "--max-new-tokens", defaultValue = "50", paramLabel = "N", description = "Tokens generated per answer (default: ${DEFAULT-VALUE}).")
+        @Range(min = 1, max = Flags.MAX_TOKENS) int maxNewTokens;
 
         @Override
         public Integer call() throws IOException {
-            checkLengths(lengths);
-            outputFor("niah");
+            outputFor("niah", "niah.png");
+            checkLengths(lengths, maxNewTokens);
             double[] fractions = fractions();
             String text = haystackText(haystack), name = haystack == null ? "built-in" : haystack.toString();
             Tokenizer tok = model.tokenizer();
@@ -188,15 +205,11 @@ final class LongContextEvals {
 
         private double[] fractions() {
             if (depths != null) {
-                if (depths.length == 0) throw new IllegalArgumentException("--depths: give at least one depth");
+                if (depths.length == 0) throw new Flags.BadFlag("--depths: give at least one depth");
                 double[] f = new double[depths.length];
-                for (int j = 0; j < f.length; j++) {
-                    if (!(depths[j] >= 0 && depths[j] <= 100)) throw new IllegalArgumentException("--depths: " + depths[j] + " is not a percentage in [0, 100]");
-                    f[j] = depths[j] / 100;
-                }
+                for (int j = 0; j < f.length; j++) f[j] = depths[j] / 100; // each in [0, 100]: @Range
                 return f;
             }
-            if (depthCount < 1) throw new IllegalArgumentException("--depth-count must be at least 1, got " + depthCount);
             double[] f = new double[depthCount];
             for (int j = 0; j < depthCount; j++) f[j] = depthCount == 1 ? 0.5 : (double) j / (depthCount - 1);
             return f;
@@ -226,38 +239,42 @@ final class LongContextEvals {
 
         @Option(names = "--lengths", split = ",", defaultValue = "512,1024,2048,4096", paramLabel = "N,N,...",
                 description = "Prompt lengths in tokens (default: ${DEFAULT-VALUE}).")
-        int[] lengths;
+        @Range(min = 1, max = Flags.MAX_TOKENS) int[] lengths;
 
         @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Trials per length (default: ${DEFAULT-VALUE}).")
-        int trials;
+        @Range(min = 1, max = MAX_TRIALS) int trials;
 
         @Option(names = "--seed", defaultValue = "0", description = "Seed of the keys, numbers and depths (default: ${DEFAULT-VALUE}).")
         long seed;
 
         @Option(names = "--needles", defaultValue = "4", paramLabel = "N",
                 description = "Needles per prompt (default: ${DEFAULT-VALUE}, as RULER's niah_multi* tasks).")
-        int needles;
+        @Range(min = 1, max = 1000) int needles;
 
-        @Option(names = "--queries", paramLabel = "N", description = "multiquery: keys asked at once (default: all the needles, as RULER).")
-        Integer queries;
+        @Option(names = "--queries", paramLabel = "N", description = "multiquery: keys asked at once, at most --needles (default: all the needles, as RULER).")
+        @Range(min = 1, max = 1000) Integer queries;
 
         @Option(names = "--haystack", paramLabel = "FILE", description = "A text file for the haystack (e.g. essays); default: a built-in filler.")
         Path haystack;
 
-        @Option(names = "--max-new-tokens", defaultValue = "64", paramLabel = "N") int maxNewTokens;
+        @Option(names = "--max-new-tokens", defaultValue = "64", paramLabel = "N", description = "Tokens generated per answer (default: ${DEFAULT-VALUE}).")
+        @Range(min = 1, max = Flags.MAX_TOKENS) int maxNewTokens;
 
         @Override
         public Integer call() throws IOException {
-            RulerNiah.Variant v = RulerNiah.Variant.parse(variant);
-            checkLengths(lengths);
-            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
-            if (needles < 1) throw new IllegalArgumentException("--needles must be at least 1, got " + needles);
+            RulerNiah.Variant v;
+            try {
+                v = RulerNiah.Variant.parse(variant);
+            } catch (IllegalArgumentException e) {
+                throw new Flags.BadFlag("--variant: " + e.getMessage());
+            }
             int q = queries == null ? needles : queries;
-            if (v == RulerNiah.Variant.MULTIQUERY && (q < 1 || q > needles)) {
-                throw new IllegalArgumentException("--queries must be between 1 and --needles (" + needles + "), got " + q);
+            if (v == RulerNiah.Variant.MULTIQUERY && q > needles) {
+                throw new Flags.BadFlag("--queries must be between 1 and --needles (" + needles + "), got " + q);
             }
             // one folder per variant, so that running all three keeps three reports
-            outputFor("ruler-niah-" + v.id());
+            outputFor("ruler-niah-" + v.id(), "ruler-niah-" + v.id() + ".png");
+            checkLengths(lengths, maxNewTokens);
             String text = haystackText(haystack), name = haystack == null ? "built-in" : haystack.toString();
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
@@ -298,39 +315,30 @@ final class LongContextEvals {
 
         @Option(names = "--counts", split = ",", defaultValue = "5,10,20", paramLabel = "N,N,...",
                 description = "Topics per conversation (default: ${DEFAULT-VALUE}).")
-        int[] counts;
+        @Range(min = 1, max = 100_000) int[] counts;
 
         @Option(names = "--trials", defaultValue = "5", paramLabel = "N", description = "Conversations per count (default: ${DEFAULT-VALUE}).")
-        int trials;
+        @Range(min = 1, max = MAX_TRIALS) int trials;
 
         @Option(names = "--seed", defaultValue = "0", description = "Seed of the topic choice and order (default: ${DEFAULT-VALUE}).")
         long seed;
 
         @Option(names = "--sentences", defaultValue = "3", paramLabel = "N",
                 description = "Filler sentences of talk after each topic (default: ${DEFAULT-VALUE}).")
-        int sentences;
+        @Range(min = 0, max = 1000) int sentences;
 
-        @Option(names = "--max-new-tokens", defaultValue = "20", paramLabel = "N") int maxNewTokens;
+        @Option(names = "--max-new-tokens", defaultValue = "20", paramLabel = "N", description = "Tokens generated per answer (default: ${DEFAULT-VALUE}).")
+        @Range(min = 1, max = Flags.MAX_TOKENS) int maxNewTokens;
 
         @Override
         public Integer call() throws IOException {
-            if (counts.length == 0) throw new IllegalArgumentException("--counts: give at least one count");
+            if (counts.length == 0) throw new Flags.BadFlag("--counts: give at least one count");
             int most = 0;
-            for (int c : counts) {
-                if (c < 1) throw new IllegalArgumentException("--counts: " + c + " is not a positive topic count");
-                most = Math.max(most, c);
-            }
-            if (trials < 1) throw new IllegalArgumentException("--trials must be at least 1, got " + trials);
-            if (sentences < 0) throw new IllegalArgumentException("--sentences must be at least 0, got " + sentences);
-            String text;
-            try {
-                text = Files.readString(topics, StandardCharsets.UTF_8);
-            } catch (NoSuchFileException e) {
-                throw new IllegalArgumentException("--topics " + topics + ": no such file");
-            }
+            for (int c : counts) most = Math.max(most, c);
+            String text = Flags.readText("--topics", topics);
             // read and checked before the model loads: a short list fails at once
             java.util.List<String> list = Topics.parse(text, "--topics " + topics, most);
-            outputFor("topics");
+            outputFor("topics", "topics.png");
             Tokenizer tok = model.tokenizer();
             long t0 = System.nanoTime();
             Topics.Result r;

@@ -23,7 +23,7 @@ final class ModelOptions {
     Path model;
 
     @Option(names = "--rope-theta", paramLabel = "BASE", description = "Override rope_theta (the recipe uses 200e6).")
-    Double ropeTheta;
+    @Range(min = 0, minExclusive = true) Double ropeTheta;
 
     @Option(names = "--rope-scaling", paramLabel = "JSON",
             description = "Override rope_scaling with a JSON object, e.g. '{\"rope_type\":\"linear\",\"factor\":4}', or 'none'.")
@@ -37,8 +37,11 @@ final class ModelOptions {
             description = "Where to run: cpu, or a CUDA GPU (cuda = cuda:0) (default: ${DEFAULT-VALUE}).")
     String device = "cpu";
 
+    private Backend backend;
+
     /** The backend for --device; a bad spelling or an unusable device is one line that starts with --device. */
     Backend backend() {
+        if (backend != null) return backend;
         Device d;
         try {
             d = Device.parse(device);
@@ -53,6 +56,7 @@ final class ModelOptions {
             throw new IllegalArgumentException(m.startsWith("--device") ? m : "--device " + d + ": " + m, e);
         }
         if (!d.isCpu()) System.err.println("tenfold: running on " + d + " (" + b.name() + ")");
+        backend = b;
         return b;
     }
 
@@ -109,7 +113,45 @@ final class ModelOptions {
     }
 
     Tokenizer tokenizer() throws IOException {
+        return tokenizerOf(model);
+    }
+
+    /**
+     * The model's config.json, read without loading any weight, for the checks made before loading;
+     * the folder, --adapter and --device are checked first.
+     */
+    LlamaConfig config() throws IOException {
         checkFolder();
+        backend();
+        if (adapter != null && !Files.isDirectory(adapter)) throw new IllegalArgumentException("--adapter " + adapter + ": not a folder");
+        return LlamaConfig.load(model);
+    }
+
+    /** Whether the model's tensors will live in host memory (--device cpu). */
+    boolean onHost() {
+        try {
+            return Device.parse(device).isCpu();
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--device: " + e.getMessage());
+        }
+    }
+
+    /**
+     * The model's weights as they will sit in memory: the safetensors files, memory-mapped and
+     * used in place; with NF4 (quantized on load) the projections at half a byte per weight and the
+     * rest as stored.
+     */
+    long weightBytes(LlamaConfig c, boolean quantizeToNf4) throws IOException {
+        long files = MemoryCheck.weightFiles(model);
+        if (!quantizeToNf4) return files;
+        long projections = MemoryCheck.projectionParameters(c);
+        long others = Math.max(0, MemoryCheck.parameters(c) - projections) * 4; // F32 at most
+        return Math.min(files, MemoryCheck.add(MemoryCheck.nf4Bytes(projections), others));
+    }
+
+    /** The tokenizer.json of a model folder; a missing folder or file is one line naming it. */
+    static Tokenizer tokenizerOf(Path model) throws IOException {
+        checkFolder(model);
         Path file = model.resolve("tokenizer.json");
         if (!Files.isRegularFile(file)) {
             throw new IllegalArgumentException("no tokenizer.json in " + model + " (tenfold reads the Hugging Face tokenizer.json)");
@@ -118,6 +160,10 @@ final class ModelOptions {
     }
 
     private void checkFolder() {
+        checkFolder(model);
+    }
+
+    private static void checkFolder(Path model) {
         if (!Files.isDirectory(model)) throw new IllegalArgumentException("--model " + model + ": not a folder");
     }
 }

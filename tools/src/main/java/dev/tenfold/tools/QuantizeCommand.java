@@ -28,6 +28,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (!Files.isDirectory(model)) throw new IllegalArgumentException("--model " + model + ": not a folder");
+        if (Outputs.sameFile(output, model)) throw new IllegalArgumentException("--output " + output + " is the --model folder; choose another");
+        // the writer refuses a non-empty folder too; checking here says so before any weight is read
+        if (force) Outputs.checkWritableFolder("--output", output);
+        else Outputs.checkNewFolder("--output", output, ", or use --force to replace the model files in it");
         long t0 = System.nanoTime();
         var options = new Nf4Checkpoint.WriteOptions(force, Nf4Checkpoint.DEFAULT_MAX_SHARD_BYTES,
                 line -> System.err.println("tenfold: " + line));

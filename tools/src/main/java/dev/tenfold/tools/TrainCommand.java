@@ -1,6 +1,7 @@
 package dev.tenfold.tools;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.engine.DType;
@@ -37,72 +38,105 @@ final class TrainCommand implements Callable<Integer> {
     Path output;
 
     @Option(names = "--recipe", paramLabel = "NAME", description = "Preset: llama3-80k.") String recipe;
-    @Option(names = "--lora-r", paramLabel = "R") Integer loraR;
-    @Option(names = "--lora-alpha", paramLabel = "A") Float loraAlpha;
-    @Option(names = "--lora-dropout", paramLabel = "P") Float loraDropout;
+    @Option(names = "--lora-r", paramLabel = "R", description = "LoRA rank (default 32).")
+    @Range(min = 1, max = 65536) Integer loraR;
+    @Option(names = "--lora-alpha", paramLabel = "A", description = "LoRA alpha: the update is scaled by alpha/r (default 16).")
+    @Range(min = 0, minExclusive = true) Float loraAlpha;
+    @Option(names = "--lora-dropout", paramLabel = "P", description = "Dropout on the LoRA input (default 0).")
+    @Range(min = 0, max = 1, maxExclusive = true) Float loraDropout;
     @Option(names = "--lora-targets", paramLabel = "LIST", description = "Among q,k,v,o,gate,up,down (default q,k,v,o).") String loraTargets;
     @Option(names = "--rslora", description = "Scale by alpha/sqrt(r) (rank-stabilised LoRA).") boolean rsLora;
     @Option(names = "--train-embeddings", description = "Train the input embedding as a whole (PEFT modules_to_save).") Boolean trainEmbeddings;
     @Option(names = "--quantize", paramLabel = "nf4|none", description = "Base weights in NF4 (QLoRA) or as stored.") String quantize;
     @Option(names = "--full", description = "Train every weight (F32 master copies); the output is a whole model folder, F32.") boolean full;
-    @Option(names = "--lr", paramLabel = "LR") Double lr;
+    @Option(names = "--lr", paramLabel = "LR", description = "Peak learning rate (default 2e-4; the recipe's 5e-5).")
+    @Range(min = 0, minExclusive = true) Double lr;
     @Option(names = "--lr-schedule", paramLabel = "constant|linear|cosine") String lrSchedule;
-    @Option(names = "--warmup-steps", paramLabel = "N") Integer warmupSteps;
-    @Option(names = "--batch-size", paramLabel = "N", description = "Sequences per optimizer step (gradients accumulated over them).") Integer batchSize;
+    @Option(names = "--warmup-steps", paramLabel = "N") @Range(min = 0, max = Integer.MAX_VALUE) Integer warmupSteps;
+    @Option(names = "--batch-size", paramLabel = "N", description = "Sequences per optimizer step (gradients accumulated over them).")
+    @Range(min = 1, max = Integer.MAX_VALUE) Integer batchSize;
     @Option(names = "--micro-batch-size", paramLabel = "N", defaultValue = "1",
             description = "Sequences per forward pass; tenfold runs one at a time (1).") int microBatchSize;
-    @Option(names = "--epochs", paramLabel = "N") Integer epochs;
-    @Option(names = "--max-steps", paramLabel = "N", description = "Stop after N optimizer steps (overrides --epochs).") Integer maxSteps;
-    @Option(names = "--max-length", paramLabel = "N", description = "Chat records longer are dropped; text records are cut.") Integer maxLength;
+    @Option(names = "--epochs", paramLabel = "N", description = "Passes over the data (default 1).") @Range(min = 1, max = 1_000_000) Integer epochs;
+    @Option(names = "--max-steps", paramLabel = "N", description = "Stop after N optimizer steps (overrides --epochs).")
+    @Range(min = 1, max = Integer.MAX_VALUE) Integer maxSteps;
+    @Option(names = "--max-length", paramLabel = "N", description = "Chat records longer are dropped; text records are cut.")
+    @Range(min = 2, max = Flags.MAX_TOKENS) Integer maxLength;
     @Option(names = "--seed", defaultValue = "42") long seed;
-    @Option(names = "--weight-decay", defaultValue = "0") float weightDecay;
-    @Option(names = "--adam-beta1", defaultValue = "0.9") float beta1;
-    @Option(names = "--adam-beta2", defaultValue = "0.999") float beta2;
-    @Option(names = "--adam-eps", defaultValue = "1e-8") float adamEps;
-    @Option(names = "--max-grad-norm", defaultValue = "1.0", description = "Clip the global gradient norm (0: off).") double maxGradNorm;
+    @Option(names = "--weight-decay", defaultValue = "0") @Range(min = 0) float weightDecay;
+    @Option(names = "--adam-beta1", defaultValue = "0.9") @Range(min = 0, max = 1, maxExclusive = true) float beta1;
+    @Option(names = "--adam-beta2", defaultValue = "0.999") @Range(min = 0, max = 1, maxExclusive = true) float beta2;
+    @Option(names = "--adam-eps", defaultValue = "1e-8") @Range(min = 0, minExclusive = true, max = 1) float adamEps;
+    @Option(names = "--max-grad-norm", defaultValue = "1.0", description = "Clip the global gradient norm (0: off).")
+    @Range(min = 0) double maxGradNorm;
     @Option(names = "--group-by-length", negatable = true, defaultValue = "true", fallbackValue = "true") boolean groupByLength;
     @Option(names = "--init-adapter", paramLabel = "DIR", description = "Start from this PEFT adapter's weights.") Path initAdapter;
     @Option(names = "--resume", paramLabel = "DIR", description = "Continue the run whose output folder is DIR from its newest checkpoint.") Path resume;
-    @Option(names = "--save-every", paramLabel = "N", defaultValue = "0", description = "Checkpoint every N steps (0: only the end).") int saveEvery;
+    @Option(names = "--save-every", paramLabel = "N", defaultValue = "0", description = "Checkpoint every N steps (0: only the end).")
+    @Range(min = 0, max = Integer.MAX_VALUE) int saveEvery;
     @Option(names = "--skip-bad-lines", description = "Skip malformed data lines (counted) instead of refusing to start.") boolean skipBadLines;
     @Option(names = "--json", description = "Print one JSON summary object on standard output at the end.") boolean json;
-    @Option(names = "--step-delay-ms", hidden = true, defaultValue = "0", description = "Test hook: pause after each step.") int stepDelayMs;
+    @Option(names = "--step-delay-ms", hidden = true, defaultValue = "0", description = "Test hook: pause after each step.")
+    @Range(min = 0, max = 3_600_000) int stepDelayMs;
 
     @Override
     public Integer call() throws Exception {
         applyRecipe();
-        if (loraDropout == null) loraDropout = 0f;
-        if (!(loraDropout >= 0 && loraDropout < 1)) throw new IllegalArgumentException("--lora-dropout must be in [0, 1), got " + loraDropout);
-        if (microBatchSize != 1) throw new IllegalArgumentException("--micro-batch-size: tenfold processes one sequence at a time; use 1");
+        if (microBatchSize != 1) throw new Flags.BadFlag("--micro-batch-size: tenfold processes one sequence at a time; use 1");
         boolean nf4 = switch (quantize.toLowerCase(Locale.ROOT)) {
             case "nf4" -> true;
             case "none" -> false;
-            default -> throw new IllegalArgumentException("--quantize " + quantize + ": choose nf4 or none");
+            default -> throw new Flags.BadFlag("--quantize " + quantize + ": choose nf4 or none");
         };
+        if (full && nf4) throw new Flags.BadFlag("--full trains dense weights: use --quantize none");
+        if (full && initAdapter != null) throw new Flags.BadFlag("--init-adapter is for LoRA training, not --full");
         if (resume != null) {
-            if (output != null && !output.equals(resume)) throw new IllegalArgumentException("--resume DIR continues in DIR; leave --output out or make it the same");
+            if (output != null && !Outputs.sameFile(output, resume)) {
+                throw new Flags.BadFlag("--resume DIR continues in DIR; leave --output out or make it the same");
+            }
             output = resume;
         }
-        if (output == null) throw new IllegalArgumentException("--output DIR is required");
-        if (full && nf4) throw new IllegalArgumentException("--full trains dense weights: use --quantize none");
-        if (resume == null && (Files.exists(output.resolve(PeftAdapter.WEIGHTS)) || Files.exists(output.resolve("config.json")))) {
-            throw new IllegalArgumentException(output + " already holds an adapter; choose another --output or continue it with --resume " + output);
+        if (output == null) throw new Flags.BadFlag("--output DIR is required");
+        Set<String> targets;
+        LrSchedule.Kind schedule;
+        try {
+            targets = Lora.parseTargets(loraTargets);
+        } catch (IllegalArgumentException e) {
+            throw new Flags.BadFlag("--lora-targets: " + e.getMessage());
         }
-        Set<String> targets = Lora.parseTargets(loraTargets);
-        Tokenizer tok = model.tokenizer();
+        try {
+            schedule = LrSchedule.parse(lrSchedule);
+        } catch (IllegalArgumentException e) {
+            throw new Flags.BadFlag("--lr-schedule: " + e.getMessage());
+        }
+        // everything that can be checked without the weights, before they load
+        checkOutput();
+        if (initAdapter != null && !Files.isDirectory(initAdapter)) throw new IllegalArgumentException("--init-adapter " + initAdapter + ": not a folder");
+        LlamaConfig config = model.config();
+        Tokenizer tok = null;
+        if (Files.isRegularFile(model.model.resolve("tokenizer.json"))) {
+            tok = model.tokenizer();
+        } else {
+            System.err.println("tenfold: no tokenizer.json in " + model.model + ": only pre-tokenized {\"input_ids\"} records can be used");
+        }
         long t0 = System.nanoTime();
+        JsonlDataset ds = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(maxLength).skipBadLines(skipBadLines)
+                .vocabSize(config.vocabSize()), data);
+        System.err.println("tenfold: data: " + ds.report().summary());
+        List<Trainer.Example> examples = Trainer.examples(ds);
+        int[] lengths = ds.lengths();
+        if (examples.isEmpty()) throw new IllegalArgumentException("no usable training records in " + data);
+        LengthGroupedBatches batches = groupByLength ? LengthGroupedBatches.grouped(lengths, batchSize, seed)
+                : LengthGroupedBatches.shuffled(lengths, batchSize, seed);
+        long steps = maxSteps != null ? maxSteps : (long) epochs * batches.plan(0).size();
+        if (steps > Integer.MAX_VALUE) {
+            throw new Flags.BadFlag("--epochs " + epochs + " x " + batches.plan(0).size() + " steps per epoch is " + steps
+                    + " steps, more than " + Integer.MAX_VALUE + "; use fewer epochs or --max-steps");
+        }
+        checkMemory(config, nf4, targets, ds.report().maxLength());
         try (LlamaModel m = model.load(nf4)) {
-            JsonlDataset ds = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(maxLength).skipBadLines(skipBadLines)
-                    .vocabSize(m.config().vocabSize()), data);
-            System.err.println("tenfold: data: " + ds.report().summary());
-            List<Trainer.Example> examples = Trainer.examples(ds);
-            int[] lengths = ds.lengths();
-            if (examples.isEmpty()) throw new IllegalArgumentException("no usable training records in " + data);
-            LengthGroupedBatches batches = groupByLength ? LengthGroupedBatches.grouped(lengths, batchSize, seed)
-                    : LengthGroupedBatches.shuffled(lengths, batchSize, seed);
             PeftAdapter.Config cfg = null;
             if (full) {
-                if (initAdapter != null) throw new IllegalArgumentException("--init-adapter is for LoRA training, not --full");
                 FullTraining.makeTrainable(m);
             } else if (initAdapter != null) {
                 cfg = PeftAdapter.load(initAdapter, m);
@@ -114,7 +148,7 @@ final class TrainCommand implements Callable<Integer> {
                 cfg = new PeftAdapter.Config(model.model.toAbsolutePath().toString(), loraR, loraAlpha, loraDropout, targets, trainEmbeddings,
                         rsLora, m.config().ropeTheta());
             }
-            Trainer.Settings s = new Trainer.Settings(lr, LrSchedule.parse(lrSchedule), warmupSteps, epochs, maxSteps, beta1, beta2,
+            Trainer.Settings s = new Trainer.Settings(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2,
                     adamEps, weightDecay, maxGradNorm, saveEvery, 2, seed);
             PeftAdapter.Config adapterCfg = cfg;
             Path base = model.model;
@@ -151,13 +185,67 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * The output folder, before anything loads. A new run needs a new or empty folder: a folder with
+     * anything in it may hold the user's own files (a metrics.jsonl, a tokenizer.json) that the run
+     * would replace. An earlier run with checkpoints is continued with --resume, which needs a
+     * folder with a checkpoint-N in it.
+     */
+    private void checkOutput() {
+        Outputs.checkWritableFolder(resume != null ? "--resume" : "--output", output);
+        List<String> checkpoints = Outputs.checkpoints(output);
+        if (resume != null) {
+            if (!Files.isDirectory(output)) throw new IllegalArgumentException("--resume " + output + ": no such folder");
+            if (checkpoints.isEmpty()) {
+                throw new IllegalArgumentException("--resume " + output + ": no checkpoint-N folder in it, so nothing to resume"
+                        + " (start a new run with --output DIR)");
+            }
+            return;
+        }
+        List<String> names = Outputs.names(output);
+        if (names.isEmpty()) return;
+        if (!checkpoints.isEmpty()) {
+            throw new IllegalArgumentException("--output " + output + " already holds a training run (" + Outputs.sample(checkpoints)
+                    + "); continue it with --resume " + output + " or choose another --output");
+        }
+        if (names.contains(PeftAdapter.WEIGHTS) || names.contains("config.json")) {
+            throw new IllegalArgumentException("--output " + output + " already holds "
+                    + (names.contains(PeftAdapter.WEIGHTS) ? "an adapter" : "a model (config.json)") + "; choose another --output");
+        }
+        if (names.contains("metrics.jsonl") && names.stream().allMatch(n -> n.equals("metrics.jsonl") || n.equals("loss.png") || n.startsWith("."))) {
+            throw new IllegalArgumentException("--output " + output + " holds a run that stopped before its first checkpoint ("
+                    + Outputs.sample(names) + "), so nothing to resume: delete it or choose another --output");
+        }
+        Outputs.checkNewFolder("--output", output);
+    }
+
+    /** What training will hold, from config.json, the flags and the longest record, against what this machine has. */
+    private void checkMemory(LlamaConfig c, boolean nf4, Set<String> targets, int longest) throws java.io.IOException {
+        long trainable;
+        if (full) {
+            trainable = MemoryCheck.parameters(c);
+        } else {
+            Set<String> short_ = new java.util.HashSet<>();
+            for (String t : targets) short_.add(t.replace("_proj", ""));
+            trainable = MemoryCheck.loraParameters(c, loraR, short_);
+            if (trainEmbeddings) trainable = MemoryCheck.add(trainable, (long) c.vocabSize() * c.hiddenSize());
+        }
+        new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLength + ")", model.onHost())
+                .tensors("weights", model.weightBytes(c, nf4))
+                // F32 value, gradient and AdamW's two moments
+                .tensors("trainable parameters and optimizer state", MemoryCheck.sat(16, trainable))
+                .tensors("activations", MemoryCheck.trainingActivations(c, longest))
+                .check();
+    }
+
     /** Fills unset flags from --recipe, then from the defaults. */
     private void applyRecipe() {
         boolean paper = recipe != null && recipe.toLowerCase(Locale.ROOT).equals("llama3-80k");
-        if (recipe != null && !paper) throw new IllegalArgumentException("unknown --recipe '" + recipe + "' (known: llama3-80k)");
+        if (recipe != null && !paper) throw new Flags.BadFlag("unknown --recipe '" + recipe + "' (known: llama3-80k)");
         if (paper && model.ropeTheta == null) model.ropeTheta = 200e6;
         if (loraR == null) loraR = 32;
         if (loraAlpha == null) loraAlpha = 16f;
+        if (loraDropout == null) loraDropout = 0f;
         if (loraTargets == null) loraTargets = "q,k,v,o";
         if (trainEmbeddings == null) trainEmbeddings = paper;
         if (quantize == null) quantize = paper ? "nf4" : "none";

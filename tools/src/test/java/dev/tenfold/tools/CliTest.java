@@ -141,7 +141,7 @@ class CliTest {
         Files.writeString(ids, "{\"input_ids\": [1, 2, 3, 4]}\n");
         r = run("", "eval", "ppl", "--model", model.toString(), "--data", ids.toString(), "--device", "gpu");
         assertEquals(1, r.code());
-        assertTrue(r.err().startsWith("tenfold ppl: --device: unknown device 'gpu'"), r.err());
+        assertTrue(r.err().startsWith("tenfold eval ppl: --device: unknown device 'gpu'"), r.err());
 
         r = run("", "generate", "--model", model.toString(), "--prompt", "x", "--rope-scaling", "{bad");
         assertEquals(1, r.code());

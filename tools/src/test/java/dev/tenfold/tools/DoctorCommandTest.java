@@ -25,12 +25,13 @@ class DoctorCommandTest {
     }
 
     @Test
-    void refusesTheCpuAsTheDeviceToCheck() {
-        CliTest.Result r = CliTest.run("", "doctor", "--device", "cpu");
-        if (CudaProbe.probe().hasGpu()) {
-            assertNotEquals(0, r.code());
-        } else {
-            assertEquals(0, r.code(), "without a GPU doctor stops before the device matters");
+    void refusesADeviceItCannotCheckOnEveryMachine() {
+        // checked before anything is probed, so a machine without a GPU refuses it too
+        for (String[] c : new String[][] {{"cpu", "not cpu"}, {"tpu", "unknown device 'tpu'"}, {"cuda:x", "unknown device 'cuda:x'"}}) {
+            CliTest.Result r = CliTest.run("", "doctor", "--device", c[0]);
+            assertEquals(2, r.code(), c[0] + ": " + r.out() + r.err());
+            assertTrue(r.err().startsWith("tenfold doctor: --device") && r.err().contains(c[1]), r.err());
+            assertEquals("", r.out(), "refused before the report");
         }
     }
 }

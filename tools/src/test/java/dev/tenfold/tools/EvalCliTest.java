@@ -109,11 +109,11 @@ class EvalCliTest {
         assertTrue(r.err().contains("missing.txt: no such file"), r.err());
 
         r = CliTest.run("", "eval", "niah", "--model", model.toString(), "--depths", "50,120");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code()); // a flag outside its range is a usage error
         assertTrue(r.err().contains("--depths"), r.err());
 
         r = CliTest.run("", "eval", "passkey", "--model", model.toString(), "--trials", "0");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code());
         assertTrue(r.err().contains("--trials"), r.err());
     }
 }

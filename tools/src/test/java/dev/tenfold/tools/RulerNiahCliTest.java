@@ -102,7 +102,7 @@ class RulerNiahCliTest {
     @Test
     void badInputIsOneClearLine() {
         CliTest.Result r = CliTest.run("", "eval", "ruler-niah", "--model", model.toString(), "--variant", "multihop");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code()); // a bad flag value is a usage error
         assertTrue(r.err().contains("unknown variant 'multihop'"), r.err());
         assertFalse(r.err().contains("\tat "), r.err());
 
@@ -114,11 +114,11 @@ class RulerNiahCliTest {
         assertFalse(Files.exists(dir.resolve("short").resolve("report.json")));
 
         r = CliTest.run("", "eval", "ruler-niah", "--model", model.toString(), "--variant", "multiquery", "--queries", "5");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code());
         assertTrue(r.err().contains("--queries"), r.err());
 
         r = CliTest.run("", "eval", "ruler-niah", "--model", model.toString(), "--variant", "multikey", "--trials", "0");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code());
         assertTrue(r.err().contains("--trials"), r.err());
 
         r = CliTest.run("", "eval", "ruler-niah", "--model", model.toString(), "--variant", "multikey",

@@ -98,7 +98,7 @@ class SynthCliTest {
     void clearErrors() {
         Path out = dir.resolve("never.jsonl");
         CliTest.Result r = synth("--task", "multi-detail", "--lengths", "1024", "--count", "1", "--output", out.toString());
-        assertEquals(1, r.code());
+        assertEquals(2, r.code());
         assertTrue(r.err().contains("--corpus FILE"), r.err());
 
         r = synth("--task", "passkey", "--lengths", "30", "--count", "1", "--output", out.toString());
@@ -106,12 +106,12 @@ class SynthCliTest {
         assertTrue(r.err().contains("shorter than the fixed parts"), r.err());
 
         r = synth("--task", "summary", "--lengths", "1024", "--count", "1", "--output", out.toString());
-        assertEquals(1, r.code());
+        assertEquals(2, r.code());
         assertTrue(r.err().contains("unknown task"), r.err());
 
         r = synth("--task", "kv", "--lengths", "1024,abc", "--count", "1", "--output", out.toString());
-        assertEquals(1, r.code());
-        assertTrue(r.err().contains("\"abc\" is not a positive length"), r.err());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("--lengths: \"abc\" is not a length in tokens in [1, 16777216]"), r.err());
         assertFalse(Files.exists(out), "a failed run leaves no output");
     }
 }

@@ -78,7 +78,7 @@ class TopicsCliTest {
         assertFalse(Files.exists(dir.resolve("few").resolve("report.json")));
 
         r = CliTest.run("", "eval", "topics", "--model", model.toString(), "--topics", topics.toString(), "--counts", "0");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code());
         assertTrue(r.err().contains("--counts"), r.err());
     }
 }

@@ -1,5 +1,6 @@
 package dev.tenfold.qlora.data;
 
+import dev.tenfold.engine.io.TextFiles;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.data.RecordParser.Bad;
 import dev.tenfold.qlora.data.RecordParser.Kept;
@@ -7,6 +8,7 @@ import dev.tenfold.qlora.data.RecordParser.Kind;
 import dev.tenfold.qlora.data.RecordParser.NoLabels;
 import dev.tenfold.qlora.data.RecordParser.Outcome;
 import dev.tenfold.qlora.data.RecordParser.TooLong;
+import dev.tenfold.qlora.data.RecordParser.Unusable;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -176,17 +178,25 @@ public final class JsonlDataset {
     /**
      * Reads the files in order. Fails before reading anything if a file is missing; fails on the
      * first bad line unless bad lines are skipped.
+     *
+     * <p>The tokenizer is needed only by the records that use it: it may be null when every record
+     * is pre-tokenized (then {@link Options#vocabSize} must be given). A text or chat record that
+     * the tokenizer cannot handle (none given, or one without the special tokens that the record's
+     * shape needs) fails the load, whether or not bad lines are skipped: it is not a bad line but
+     * data this tokenizer cannot be trained on.
      */
     public static JsonlDataset load(Tokenizer tokenizer, Options options, List<Path> files) throws IOException {
-        Objects.requireNonNull(tokenizer, "tokenizer");
         Objects.requireNonNull(options, "options");
         if (files.isEmpty()) throw new IllegalArgumentException("no training data files given");
         for (Path f : files) {
             if (!Files.exists(f)) throw new NoSuchFileException(f.toString(), null, "training data file not found");
             if (!Files.isRegularFile(f)) throw new IllegalArgumentException(f + ": not a file");
         }
+        if (tokenizer == null && options.vocabSize == 0) {
+            throw new IllegalArgumentException("without a tokenizer, give the model's vocabulary size (Options.vocabSize) to check input_ids against");
+        }
         int vocab = options.vocabSize == 0 ? tokenizer.vocabSize() : options.vocabSize;
-        if (vocab < tokenizer.vocabSize()) {
+        if (tokenizer != null && vocab < tokenizer.vocabSize()) {
             throw new IllegalArgumentException("vocabSize " + vocab + " is smaller than the tokenizer's "
                     + tokenizer.vocabSize() + " (" + tokenizer.source() + ")");
         }
@@ -348,7 +358,8 @@ public final class JsonlDataset {
                         .onUnmappableCharacter(CodingErrorAction.REPORT)
                         .decode(ByteBuffer.wrap(line.bytes())).toString();
             } catch (CharacterCodingException e) {
-                return new Bad("not valid UTF-8 (" + e.getMessage() + ")");
+                return new Bad("not valid UTF-8 at byte " + TextFiles.firstInvalidUtf8(line.bytes(), 0, line.bytes().length)
+                        + " of the line; save the file as UTF-8");
             }
             if (line.number() == 1 && text.startsWith("\uFEFF")) text = text.substring(1); // a byte-order mark
             return parser.parse(text, source);
@@ -371,6 +382,7 @@ public final class JsonlDataset {
                     }
                     case TooLong _ -> droppedTooLong++;
                     case NoLabels _ -> droppedNoLabels++;
+                    case Unusable u -> throw new IllegalArgumentException(names[line.file()] + ":" + line.number() + ": " + u.reason());
                     case Bad b -> {
                         String message = names[line.file()] + ":" + line.number() + ": " + b.reason();
                         if (!options.skipBadLines) throw new IllegalArgumentException(message);

@@ -37,6 +37,12 @@ final class RecordParser {
 
     record Bad(String reason) implements Outcome {}
 
+    /**
+     * A well-formed record that the tokenizer given cannot handle (none given, or one without the
+     * special tokens its shape needs): not a bad line to skip but a reason the data cannot be used.
+     */
+    record Unusable(String reason) implements Outcome {}
+
     // Strict JSON: trailing garbage after the object and repeated keys are errors, not silently
     // ignored (a line with two "text" keys would otherwise train on whichever came last).
     private static final ObjectMapper JSON = JsonMapper.builder()
@@ -47,20 +53,49 @@ final class RecordParser {
     private static final String SHAPES =
             "expected {\"text\": ...}, {\"conversations\": [...]}, {\"messages\": [...]} or {\"input_ids\": [...]}";
 
-    private final Tokenizer tokenizer;
-    private final ChatTemplate template;
-    private final int bos;
+    private final Tokenizer tokenizer;      // null: pre-tokenized records only
+    private final ChatTemplate template;    // null: the tokenizer lacks the chat template's special tokens
+    private final String noTemplate;        // why there is no template
+    private final int bos;                  // -1 with noText: text records cannot be framed
     private final int eos;
+    private final String noText;            // why text records cannot be used, or null
     private final int vocabSize;
     private final int maxLength;
 
+    /**
+     * What each record shape needs is looked up once, here, and asked for only by records of that
+     * shape: input_ids need no tokenizer at all, text records the tokenizer and its
+     * &lt;|begin_of_text|&gt; and &lt;|end_of_text|&gt;, chat records the chat template's special tokens.
+     */
     RecordParser(Tokenizer tokenizer, int vocabSize, int maxLength) {
         this.tokenizer = tokenizer;
-        this.template = new ChatTemplate(tokenizer);
-        this.bos = tokenizer.bosId();
-        this.eos = tokenizer.eosId();
         this.vocabSize = vocabSize;
         this.maxLength = maxLength;
+        ChatTemplate t = null;
+        String whyNoTemplate = null, whyNoText = null;
+        int b = -1, e = -1;
+        if (tokenizer == null) {
+            whyNoTemplate = whyNoText = "no tokenizer was given";
+        } else {
+            try {
+                t = new ChatTemplate(tokenizer);
+            } catch (IllegalArgumentException x) {
+                whyNoTemplate = x.getMessage(); // "SOURCE: no token "<|start_header_id|>""
+            }
+            var bosId = tokenizer.findTokenId(Tokenizer.BEGIN_OF_TEXT);
+            var eosId = tokenizer.findTokenId(Tokenizer.END_OF_TEXT);
+            if (bosId.isEmpty() || eosId.isEmpty()) {
+                whyNoText = tokenizer.source() + ": no token \"" + (bosId.isEmpty() ? Tokenizer.BEGIN_OF_TEXT : Tokenizer.END_OF_TEXT) + "\"";
+            } else {
+                b = bosId.getAsInt();
+                e = eosId.getAsInt();
+            }
+        }
+        this.template = t;
+        this.noTemplate = whyNoTemplate;
+        this.bos = b;
+        this.eos = e;
+        this.noText = whyNoText;
     }
 
     /** Thrown inside the parser for a bad line; caught in {@link #parse}. No stack trace: it is data. */
@@ -115,6 +150,7 @@ final class RecordParser {
     /** Plain LM: BOS + text + EOS, every token labelled; cut to max_length. */
     private Outcome text(JsonNode node, String source) {
         if (!node.isTextual()) throw new BadLine("\"text\" is " + describe(node) + ", not a string");
+        if (noText != null) return new Unusable("a \"text\" record is tokenized and framed by <|begin_of_text|> and <|end_of_text|>, but " + noText);
         // Special tokens written in the text stay text (a web page that quotes "<|eot_id|>" must not
         // end a document), as the chat template does for message content.
         int[] body = tokenizer.encode(node.asText(), false);
@@ -152,6 +188,7 @@ final class RecordParser {
             if (!content.isTextual()) throw new BadLine(at + ".content is " + describe(content) + ", not a string");
             messages.add(new Message(r, content.asText()));
         }
+        if (template == null) return new Unusable("a \"" + key + "\" record needs the Llama-3 chat template's special tokens, but " + noTemplate);
         ChatTemplate.Rendered rendered = template.render(messages, false);
         if (rendered.length() > maxLength) return new TooLong(Kind.CHAT, rendered.length());
         return keep(new TrainingRecord(rendered.ids(), rendered.labels(), source), Kind.CHAT, false);

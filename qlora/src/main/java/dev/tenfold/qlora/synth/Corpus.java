@@ -1,7 +1,7 @@
 package dev.tenfold.qlora.synth;
 
+import dev.tenfold.engine.io.TextFiles;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -31,11 +31,11 @@ public final class Corpus {
         this.paragraphEnd = paragraphEnd;
     }
 
-    /** Reads a UTF-8 text file. */
+    /** Reads a UTF-8 text file (invalid UTF-8 is an error naming the file and the byte). */
     public static Corpus load(Path file) throws IOException {
         Objects.requireNonNull(file, "file");
         if (!Files.isRegularFile(file)) throw new IllegalArgumentException("corpus " + file + ": not a file");
-        return of(Files.readString(file, StandardCharsets.UTF_8), file.toString());
+        return of(TextFiles.readUtf8(file), file.toString());
     }
 
     /** Splits text into paragraphs and sentences; fails if there is no text. */

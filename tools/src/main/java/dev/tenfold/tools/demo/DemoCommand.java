@@ -1,6 +1,8 @@
 package dev.tenfold.tools.demo;
 
 import dev.tenfold.engine.io.AtomicFiles;
+import dev.tenfold.tools.Flags;
+import dev.tenfold.tools.Range;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -26,17 +28,22 @@ public final class DemoCommand implements Callable<Integer> {
     Path output;
     @Option(names = "--model", paramLabel = "DIR", description = "Another small Llama folder to extend (default: the shipped model).")
     Path model;
-    @Option(names = "--steps", paramLabel = "N", description = "Training steps (default 360).") Integer steps;
-    @Option(names = "--batch-size", paramLabel = "N", description = "Documents per step (default 4).") Integer batchSize;
-    @Option(names = "--lr", paramLabel = "LR", description = "Peak learning rate (default 2e-3).") Double lr;
-    @Option(names = "--lora-r", paramLabel = "R", description = "LoRA rank (default 32; alpha is 2r).") Integer loraR;
+    @Option(names = "--steps", paramLabel = "N", description = "Training steps (default 360).")
+    @Range(min = 1, max = 10_000_000) Integer steps;
+    @Option(names = "--batch-size", paramLabel = "N", description = "Documents per step (default 4).")
+    @Range(min = 1, max = 100_000) Integer batchSize;
+    @Option(names = "--lr", paramLabel = "LR", description = "Peak learning rate (default 2e-3).")
+    @Range(min = 0, minExclusive = true) Double lr;
+    @Option(names = "--lora-r", paramLabel = "R", description = "LoRA rank (default 32; alpha is 2r).")
+    @Range(min = 1, max = 65536) Integer loraR;
     @Option(names = "--rope-theta-multiplier", paramLabel = "X", description = "RoPE base multiplier (default 400, as 500K -> 200M).")
-    Double thetaMultiplier;
+    @Range(min = 0, minExclusive = true) Double thetaMultiplier;
     @Option(names = "--train-length", paramLabel = "N", description = "Longest training document (default 12x the context).")
-    Integer trainLength;
-    @Option(names = "--keys", paramLabel = "N", description = "Keys per (length, depth) cell (default 2).") Integer keys;
+    @Range(min = 2, max = Flags.MAX_TOKENS) Integer trainLength;
+    @Option(names = "--keys", paramLabel = "N", description = "Keys per (length, depth) cell (default 2).")
+    @Range(min = 1, max = 1000) Integer keys;
     @Option(names = "--short-share", paramLabel = "P", description = "Share of training documents within the original context (default 0.4).")
-    Double shortShare;
+    @Range(min = 0, max = 1) Double shortShare;
     @Option(names = "--quick", description = "A short run of the whole pipeline (3 lengths, 2 steps): checks that it works, not that it extends.")
     boolean quick;
 

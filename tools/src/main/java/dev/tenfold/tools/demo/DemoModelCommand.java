@@ -13,6 +13,7 @@ import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.Trainer;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
 import dev.tenfold.tools.ProgressBar;
+import dev.tenfold.tools.Range;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -50,11 +51,12 @@ public final class DemoModelCommand implements Callable<Integer> {
             new Stage(0.3, CONTEXT, 1500));
 
     @Option(names = "--output", paramLabel = "DIR", required = true, description = "A new folder for the model.") Path output;
-    @Option(names = "--batch-size", paramLabel = "N", defaultValue = "8", description = "Documents per step (default 8).") int batchSize;
+    @Option(names = "--batch-size", paramLabel = "N", defaultValue = "8", description = "Documents per step (default 8).")
+    @Range(min = 1, max = 100_000) int batchSize;
     @Option(names = "--lr", paramLabel = "LR", defaultValue = "1e-3", description = "Peak learning rate of every stage (default 1e-3).")
-    double lr;
+    @Range(min = 0, minExclusive = true) double lr;
     @Option(names = "--steps-scale", paramLabel = "X", defaultValue = "1", description = "Multiply every stage's steps (tests use less).")
-    double stepsScale;
+    @Range(min = 0, minExclusive = true, max = 1000) double stepsScale;
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the initial weights, the data and the batches (default 1).")
     long seed;
 
