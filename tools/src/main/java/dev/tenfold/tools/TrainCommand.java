@@ -6,6 +6,7 @@ import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.engine.DType;
 import dev.tenfold.qlora.FullTraining;
+import dev.tenfold.qlora.InvalidSettingException;
 import dev.tenfold.qlora.Lora;
 import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.PeftAdapter;
@@ -133,6 +134,7 @@ final class TrainCommand implements Callable<Integer> {
             throw new Flags.BadFlag("--epochs " + epochs + " x " + batches.plan(0).size() + " steps per epoch is " + steps
                     + " steps, more than " + Integer.MAX_VALUE + "; use fewer epochs or --max-steps");
         }
+        Trainer.Settings s = settings(schedule);
         checkMemory(config, nf4, targets, ds.report().maxLength());
         try (LlamaModel m = model.load(nf4)) {
             PeftAdapter.Config cfg = null;
@@ -148,8 +150,6 @@ final class TrainCommand implements Callable<Integer> {
                 cfg = new PeftAdapter.Config(model.model.toAbsolutePath().toString(), loraR, loraAlpha, loraDropout, targets, trainEmbeddings,
                         rsLora, m.config().ropeTheta());
             }
-            Trainer.Settings s = new Trainer.Settings(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2,
-                    adamEps, weightDecay, maxGradNorm, saveEvery, 2, seed);
             PeftAdapter.Config adapterCfg = cfg;
             Path base = model.model;
             Trainer.OutputWriter writer = full ? (dir, mm) -> FullTraining.save(dir, mm, base, DType.F32)
@@ -188,22 +188,21 @@ final class TrainCommand implements Callable<Integer> {
     /**
      * The output folder, before anything loads. A new run needs a new or empty folder: a folder with
      * anything in it may hold the user's own files (a metrics.jsonl, a tokenizer.json) that the run
-     * would replace. An earlier run with checkpoints is continued with --resume, which needs a
-     * folder with a checkpoint-N in it.
+     * would replace. --resume needs a folder whose run has a checkpoint and is not complete (the
+     * trainer's own rules, checked here without a model).
      */
-    private void checkOutput() {
+    private void checkOutput() throws java.io.IOException {
         Outputs.checkWritableFolder(resume != null ? "--resume" : "--output", output);
-        List<String> checkpoints = Outputs.checkpoints(output);
         if (resume != null) {
-            if (!Files.isDirectory(output)) throw new IllegalArgumentException("--resume " + output + ": no such folder");
-            if (checkpoints.isEmpty()) {
-                throw new IllegalArgumentException("--resume " + output + ": no checkpoint-N folder in it, so nothing to resume"
-                        + " (start a new run with --output DIR)");
+            try {
+                Trainer.checkOutput(output, true);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--resume " + e.getMessage(), e);
             }
             return;
         }
         List<String> names = Outputs.names(output);
-        if (names.isEmpty()) return;
+        List<String> checkpoints = Outputs.checkpoints(output);
         if (!checkpoints.isEmpty()) {
             throw new IllegalArgumentException("--output " + output + " already holds a training run (" + Outputs.sample(checkpoints)
                     + "); continue it with --resume " + output + " or choose another --output");
@@ -236,6 +235,28 @@ final class TrainCommand implements Callable<Integer> {
                 .tensors("trainable parameters and optimizer state", MemoryCheck.sat(16, trainable))
                 .tensors("activations", MemoryCheck.trainingActivations(c, longest))
                 .check();
+    }
+
+    /** The trainer's settings from the flags; a value the trainer refuses is named by its flag. */
+    private Trainer.Settings settings(LrSchedule.Kind schedule) {
+        try {
+            return new Trainer.Settings(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2, adamEps, weightDecay, maxGradNorm,
+                    saveEvery, 2, seed);
+        } catch (InvalidSettingException e) {
+            String flag = switch (e.setting()) {
+                case "schedule" -> "--lr-schedule";
+                case "warmupSteps" -> "--warmup-steps";
+                case "maxSteps" -> "--max-steps";
+                case "beta1" -> "--adam-beta1";
+                case "beta2" -> "--adam-beta2";
+                case "eps" -> "--adam-eps";
+                case "weightDecay" -> "--weight-decay";
+                case "maxGradNorm" -> "--max-grad-norm";
+                case "saveEvery" -> "--save-every";
+                default -> "--" + e.setting();
+            };
+            throw new Flags.BadFlag(flag + ": " + e.getMessage());
+        }
     }
 
     /** Fills unset flags from --recipe, then from the defaults. */

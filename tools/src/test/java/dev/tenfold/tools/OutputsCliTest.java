@@ -74,19 +74,19 @@ class OutputsCliTest {
         Path empty = Files.createDirectories(dir.resolve("empty-run"));
         CliTest.Result r = train(model, "--resume", empty.toString());
         assertEquals(1, r.code(), r.err());
-        assertEquals("tenfold train: --resume " + empty + ": no checkpoint-N folder in it, so nothing to resume"
-                + " (start a new run with --output DIR)", r.err().strip());
+        assertEquals("tenfold train: --resume " + empty + " holds no checkpoint (checkpoint-N folder) to resume from: nothing to resume",
+                r.err().strip());
         assertEquals(0, Outputs.names(empty).size(), "nothing written");
 
         Path typo = dir.resolve("no-such-run");
         r = train(model, "--resume", typo.toString());
         assertEquals(1, r.code(), r.err());
-        assertTrue(r.err().contains("--resume " + typo + ": no such folder"), r.err());
+        assertTrue(r.err().contains("--resume " + typo + " does not exist: nothing to resume"), r.err());
         assertFalse(Files.exists(typo));
 
         // said before the weights load: the model here has none
         r = train(noWeights, "--resume", empty.toString());
-        assertTrue(r.err().contains("no checkpoint-N folder"), r.err());
+        assertTrue(r.err().contains("holds no checkpoint"), r.err());
     }
 
     @Test
