@@ -169,14 +169,17 @@ public final class JsonFields {
         return new JsonFields(v, name(field) + ".");
     }
 
+    /** Whether the field holds a string. */
+    public boolean isText(String field) { return has(field) && node.get(field).isTextual(); }
+
     /** Whether the field holds a JSON object. */
     public boolean isObject(String field) { return has(field) && node.get(field).isObject(); }
 
-    /** Whether the field holds a non-empty list or object (what "set" means for peft's patterns and lists). */
-    public boolean isNonEmpty(String field) {
+    /** Whether the field is set: present and not null, false, an empty list or an empty object (peft's "unset" values). */
+    public boolean isSet(String field) {
         if (!has(field)) return false;
         JsonNode v = node.get(field);
-        return !(v.isContainerNode() && v.isEmpty());
+        return !(v.isContainerNode() && v.isEmpty()) && !(v.isBoolean() && !v.booleanValue());
     }
 
     /** The field's JSON text, shortened, for messages. */
