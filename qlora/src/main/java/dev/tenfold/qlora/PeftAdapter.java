@@ -4,8 +4,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
+import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
@@ -155,7 +157,8 @@ public final class PeftAdapter {
 
     /**
      * Attaches the adapter in {@code dir} to the model (LoRA on its target modules, the embedding when
-     * saved) and loads its weights; every tensor is checked for presence and shape.
+     * saved) and loads its weights; every tensor is checked for presence, shape and finite values
+     * (an adapter from a run that diverged holds NaN: refused, naming the tensor).
      */
     public static Config load(Path dir, LlamaModel model) throws IOException {
         Config cfg = readConfig(dir);
@@ -177,6 +180,10 @@ public final class PeftAdapter {
                     throw new IllegalArgumentException(weights + ": tensor " + name + " has shape " + Arrays.toString(t.shape())
                             + ", the model needs " + Arrays.toString(p.value().shape()));
                 }
+                if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+                    throw new IllegalArgumentException(weights + ": tensor " + name + " has dtype " + t.dtype() + "; expected BF16, F16 or F32");
+                }
+                FiniteScan.requireFinite(weights + ": tensor " + name, t);
                 copyInto(model.backend(), t, p.value());
                 seen.put(name, true);
             }

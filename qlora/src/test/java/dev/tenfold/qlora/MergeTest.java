@@ -58,6 +58,25 @@ class MergeTest {
     }
 
     @Test
+    void anAdapterHoldingNaNIsRefused(@TempDir Path dir) throws Exception {
+        Path base = TinyLlama.write(dir.resolve("base"), 6, DType.BF16, false);
+        Path adapter = dir.resolve("adapter");
+        try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
+            Lora.attach(m, Lora.parseTargets("q,v"), 4, 8f, false, 1);
+            for (Parameter p : m.parameters()) {
+                if (p.name().equals("model.layers.1.self_attn.v_proj.lora_B.weight")) p.value().setFloat(9, Float.NaN);
+            }
+            PeftAdapter.save(adapter, m, new PeftAdapter.Config("base", 4, 8f, 0f, Lora.parseTargets("q,v"), false, false, null));
+        }
+        try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PeftAdapter.load(adapter, m));
+            // lora_B is [out 16, r 4]: index 9 is row 2, column 1
+            assertTrue(e.getMessage().startsWith(adapter.resolve(PeftAdapter.WEIGHTS) + ": tensor "
+                    + "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight holds NaN at index 9 [2, 1]"), e.getMessage());
+        }
+    }
+
+    @Test
     void adapterErrorsNameTheProblem(@TempDir Path dir) throws Exception {
         Path base = TinyLlama.write(dir.resolve("base"), 6, DType.F32, false);
         try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.SafeTensorsModel;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.engine.io.TensorInfo;
@@ -208,6 +209,7 @@ public final class Nf4Checkpoint {
             }
             absmax = tensor(w, p + ".absmax", DType.F32);
             checkShape(p + ".absmax", absmax, blocks);
+            FiniteScan.requireFinite("tensor " + p + ".absmax", absmax);
         } else {
             if (!state.path("nested_blocksize").isIntegralNumber() || state.get("nested_blocksize").asLong() != Nf4.NESTED_BLOCK) {
                 fail(stateName, "nested_blocksize is " + state.get("nested_blocksize") + "; tenfold reads " + Nf4.NESTED_BLOCK + " only");
@@ -224,8 +226,10 @@ public final class Nf4Checkpoint {
             checkShape(p + ".absmax", absmax, blocks);
             nestedAbsmax = tensor(w, p + ".nested_absmax", DType.F32);
             checkShape(p + ".nested_absmax", nestedAbsmax, (blocks + Nf4.NESTED_BLOCK - 1) / Nf4.NESTED_BLOCK);
+            FiniteScan.requireFinite("tensor " + p + ".nested_absmax", nestedAbsmax);
             Tensor code = tensor(w, p + ".nested_quant_map", DType.F32);
             checkShape(p + ".nested_quant_map", code, 256);
+            FiniteScan.requireFinite("tensor " + p + ".nested_quant_map", code);
             nestedCode = code.toFloatArray();
             used.add(p + ".nested_absmax");
             used.add(p + ".nested_quant_map");
