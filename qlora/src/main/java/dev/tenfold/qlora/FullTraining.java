@@ -72,8 +72,8 @@ public final class FullTraining {
         ModelFolder.copySideFiles(baseDir, dir);
         ObjectMapper json = new ObjectMapper();
         ObjectNode cfg = (ObjectNode) json.readTree(Files.readAllBytes(baseDir.resolve("config.json")));
-        cfg.put("rope_theta", model.config().ropeTheta());
-        cfg.put("torch_dtype", dtype == DType.F32 ? "float32" : "bfloat16");
+        ModelFolder.setRopeTheta(cfg, model.config().ropeTheta());
+        ModelFolder.setDtype(cfg, dtype);
         dev.tenfold.engine.io.AtomicFiles.write(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 
@@ -125,7 +125,7 @@ public final class FullTraining {
         }
         if (tokenizerJson != null) dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("tokenizer.json"), Files.readAllBytes(tokenizerJson));
         cfgNode.put("model_type", "llama");
-        cfgNode.put("torch_dtype", dtype == DType.F32 ? "float32" : "bfloat16");
+        ModelFolder.setDtype(cfgNode, dtype);
         dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfgNode));
     }
 
