@@ -8,9 +8,11 @@ import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.JsonFields;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.Range;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -77,6 +79,9 @@ public final class FullTraining {
         dev.tenfold.engine.io.AtomicFiles.write(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 
+    /** transformers' allowed initializer_range (the standard deviation of the random weights). */
+    static final Range INITIALIZER_RANGE = Range.closed(0, 1);
+
     /**
      * Writes a randomly initialised Llama folder for {@code configJson} (validated as LlamaConfig):
      * weights normal(0, initializer_range) as transformers initialises them, norms 1, BF16 or F32.
@@ -98,7 +103,12 @@ public final class FullTraining {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
         }
-        double std = cfgNode.path("initializer_range").asDouble(0.02);
+        double std;
+        try {
+            std = JsonFields.read(configJson).number("initializer_range", INITIALIZER_RANGE, 0.02);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
+        }
         SplittableRandom rng = new SplittableRandom(seed);
         long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = (long) c.numKvHeads() * c.headDim(), m = c.intermediateSize();
         Map<String, Tensor> w = new LinkedHashMap<>();
