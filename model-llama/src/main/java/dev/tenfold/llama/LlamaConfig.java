@@ -5,7 +5,11 @@ import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
  * A Llama-architecture model's configuration, read from a Hugging Face config.json in either
@@ -131,28 +135,30 @@ public record LlamaConfig(
      * place and not the other would otherwise run with whichever value we happened to read.
      */
     private static Rope rope(JsonFields c, int maxPos, Integer origMax) {
-        Double legacyTheta = c.numberOrNull("rope_theta", ROPE_THETA);
-        JsonFields legacy = c.object("rope_scaling");
-        RopeScaling legacyScaling = legacy == null ? null : RopeScaling.parse(legacy, maxPos, origMax);
-        if (c.has("rope_parameters")) {
-            JsonFields p = c.object("rope_parameters");
-            for (String key : p.names()) {
-                check(!p.isObject(key), "rope_parameters per layer type ('" + key + "') is not supported");
-            }
-            Double theta = p.numberOrNull("rope_theta", ROPE_THETA);
-            if (theta != null && legacyTheta != null && theta.doubleValue() != legacyTheta.doubleValue()) {
-                throw new IllegalArgumentException("rope_parameters.rope_theta (" + theta + ") and rope_theta (" + legacyTheta
-                        + ") disagree; keep one (transformers 5 writes rope_parameters)");
-            }
-            RopeScaling scaling = RopeScaling.parse(p, maxPos, origMax);
-            if (legacyScaling != null && !legacyScaling.equals(scaling)) {
-                throw new IllegalArgumentException("rope_parameters (" + scaling + ") and rope_scaling (" + legacyScaling
-                        + ") disagree; keep one (transformers 5 writes rope_parameters)");
-            }
-            return new Rope(theta != null ? theta : legacyTheta != null ? legacyTheta : DEFAULT_ROPE_THETA, scaling);
+        JsonFields params = c.object("rope_parameters"), legacy = c.object("rope_scaling");
+        // the RoPE base may sit in three places; transformers 5 prefers the rope object's
+        Map<String, Double> thetas = new LinkedHashMap<>();
+        for (JsonFields o : new JsonFields[] {params, legacy}) {
+            if (o != null && o.has("rope_theta")) thetas.put(o.name("rope_theta"), o.number("rope_theta", ROPE_THETA));
         }
-        return new Rope(legacyTheta != null ? legacyTheta : DEFAULT_ROPE_THETA,
-                legacyScaling != null ? legacyScaling : RopeScaling.none());
+        if (c.has("rope_theta")) thetas.put("rope_theta", c.number("rope_theta", ROPE_THETA));
+        if (new HashSet<>(thetas.values()).size() > 1) {
+            throw new IllegalArgumentException(thetas.entrySet().stream().map(e -> e.getKey() + " (" + e.getValue() + ")")
+                    .collect(Collectors.joining(" and ")) + " disagree; keep one (transformers 5 writes rope_parameters)");
+        }
+        double theta = thetas.isEmpty() ? DEFAULT_ROPE_THETA : thetas.values().iterator().next();
+        if (params != null) {
+            for (String key : params.names()) {
+                check(!params.isObject(key), "rope_parameters per layer type ('" + key + "') is not supported");
+            }
+        }
+        RopeScaling fromParams = params == null ? null : RopeScaling.parse(params, maxPos, origMax);
+        RopeScaling fromLegacy = legacy == null ? null : RopeScaling.parse(legacy, maxPos, origMax);
+        if (fromParams != null && fromLegacy != null && !fromParams.equals(fromLegacy)) {
+            throw new IllegalArgumentException("rope_parameters (" + fromParams + ") and rope_scaling (" + fromLegacy
+                    + ") disagree; keep one (transformers 5 writes rope_parameters)");
+        }
+        return new Rope(theta, fromParams != null ? fromParams : fromLegacy != null ? fromLegacy : RopeScaling.none());
     }
 
     /** dtype (transformers 5) or torch_dtype (4); both given must agree. */

@@ -186,6 +186,10 @@ class LlamaConfigTest {
     void bothLayoutsMustAgree() throws Exception {
         assertEquals(200e6, LlamaConfig.parse(json(SMALL.replace("\"rope_theta\": 10000.0",
                 "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 200000000.0}"))).ropeTheta());
+        assertMessage("rope_scaling.rope_theta (5.0E7) and rope_theta (10000.0) disagree", () -> with2(
+                "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"rope_theta\": 5e7}"));
+        assertEquals(5e7, LlamaConfig.parse(json(SMALL.replace("\"rope_theta\": 10000.0,", "")
+                .replace("{", "{\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"rope_theta\": 5e7}, "))).ropeTheta());
         assertMessage("rope_parameters.rope_theta (2.0E8) and rope_theta (10000.0) disagree", () -> with2(
                 "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 2e8}"));
         assertEquals(10000.0, with2("\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 10000}").ropeTheta());
