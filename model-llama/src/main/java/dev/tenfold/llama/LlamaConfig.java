@@ -1,18 +1,25 @@
 package dev.tenfold.llama;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
- * A Llama-architecture model's configuration, read from a Hugging Face config.json. Fields we
- * cannot honour (another model type, biases, another activation, partial rotary) are errors
- * that name the field, never silently ignored.
+ * A Llama-architecture model's configuration, read from a Hugging Face config.json in either
+ * layout transformers writes: version 5's {@code rope_parameters} (holding rope_theta and the
+ * scaling) and {@code dtype}, or version 4's {@code rope_theta}, {@code rope_scaling} and
+ * {@code torch_dtype}; a config that gives both and where they disagree is refused. Every number
+ * is checked for its kind and range where it is read (see {@link JsonFields}), and every field
+ * that would change the computation in a way we cannot honour (another model type, biases,
+ * another activation, partial rotary, sliding windows, attention dropout) is an error that names
+ * it, never silently ignored.
  */
 public record LlamaConfig(
         int hiddenSize, int intermediateSize, int numLayers, int numHeads, int numKvHeads, int headDim,
@@ -20,35 +27,46 @@ public record LlamaConfig(
         boolean tieWordEmbeddings, String torchDtype, RopeScaling ropeScaling,
         Integer bosTokenId, List<Integer> eosTokenIds, JsonNode quantizationConfig) {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
+    // Sane bounds: far above any released Llama (405B: hidden 16384, MLP 53248, 126 layers, 128 heads
+    // of 128, vocabulary 128256), low enough that no size computed from them overflows.
+    static final long MAX_HIDDEN = 1 << 16, MAX_INTERMEDIATE = 1 << 20, MAX_LAYERS = 1 << 10, MAX_HEADS = 1 << 10,
+            MAX_HEAD_DIM = 1 << 10, MAX_VOCAB = 1 << 24, MAX_TOKEN_ID = Integer.MAX_VALUE;
+    /** RoPE base: above 1, or the frequencies stop decreasing (and yarn divides by log(base)). */
+    public static final Range ROPE_THETA = Range.greaterThan(1);
+    public static final Range RMS_NORM_EPS = Range.closed(1e-30, 1);
+    /** transformers' defaults for fields a config may leave out. */
+    static final double DEFAULT_ROPE_THETA = 10000.0, DEFAULT_RMS_NORM_EPS = 1e-6;
+    static final int DEFAULT_MAX_POSITIONS = 2048;
 
     public LlamaConfig {
         eosTokenIds = List.copyOf(eosTokenIds);
-        check(hiddenSize > 0, "hidden_size must be positive, got " + hiddenSize);
-        check(intermediateSize > 0, "intermediate_size must be positive, got " + intermediateSize);
-        check(numLayers > 0, "num_hidden_layers must be positive, got " + numLayers);
-        check(numHeads > 0, "num_attention_heads must be positive, got " + numHeads);
+        positive("hidden_size", hiddenSize, MAX_HIDDEN);
+        positive("intermediate_size", intermediateSize, MAX_INTERMEDIATE);
+        positive("num_hidden_layers", numLayers, MAX_LAYERS);
+        positive("num_attention_heads", numHeads, MAX_HEADS);
         check(numKvHeads > 0 && numHeads % numKvHeads == 0,
                 "num_key_value_heads (" + numKvHeads + ") must divide num_attention_heads (" + numHeads + ")");
-        check(headDim > 0 && headDim % 2 == 0, "head_dim must be even and positive, got " + headDim);
-        check(vocabSize > 0, "vocab_size must be positive, got " + vocabSize);
-        check(rmsNormEps > 0, "rms_norm_eps must be positive, got " + rmsNormEps);
-        check(ropeTheta > 0, "rope_theta must be positive, got " + ropeTheta);
+        check(headDim > 0 && headDim % 2 == 0 && headDim <= MAX_HEAD_DIM,
+                "head_dim must be even and in [2, " + MAX_HEAD_DIM + "], got " + headDim);
+        positive("vocab_size", vocabSize, MAX_VOCAB);
+        positive("max_position_embeddings", maxPositionEmbeddings, RopeScaling.MAX_POSITIONS);
+        RMS_NORM_EPS.check("rms_norm_eps", rmsNormEps);
+        ROPE_THETA.check("rope_theta", ropeTheta);
+        if (ropeScaling == null) ropeScaling = RopeScaling.none();
+        ropeScaling.checkHeadDim(headDim);
     }
 
-    /** Reads {@code dir/config.json}. */
+    /** Reads {@code dir/config.json}; errors name the file. */
     public static LlamaConfig load(Path modelDir) throws IOException {
         Path file = modelDir.resolve("config.json");
-        JsonNode root;
+        JsonFields fields;
         try {
-            root = JSON.readTree(Files.readAllBytes(file));
+            fields = JsonFields.read(file);
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException("no config.json in " + modelDir + " (is it a Hugging Face model folder?)");
-        } catch (com.fasterxml.jackson.core.JacksonException e) {
-            throw new IllegalArgumentException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
         }
         try {
-            return parse(root);
+            return parse(fields);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
         }
@@ -56,28 +74,100 @@ public record LlamaConfig(
 
     public static LlamaConfig parse(JsonNode c) {
         if (c == null || !c.isObject()) throw new IllegalArgumentException("config must be a JSON object");
-        String modelType = c.path("model_type").asText("llama");
+        return parse(new JsonFields(c, ""));
+    }
+
+    static LlamaConfig parse(JsonFields c) {
+        String modelType = c.text("model_type", "llama");
         check(modelType.equals("llama"), "model_type '" + modelType + "' is not supported (only llama)");
-        String act = c.path("hidden_act").asText("silu");
-        check(act.equals("silu"), "hidden_act '" + act + "' is not supported (Llama uses silu)");
-        check(!c.path("attention_bias").asBoolean(false), "attention_bias true is not supported (Llama has none)");
-        check(!c.path("mlp_bias").asBoolean(false), "mlp_bias true is not supported (Llama has none)");
-        check(c.path("partial_rotary_factor").asDouble(1.0) == 1.0, "partial_rotary_factor other than 1 is not supported");
-        int hidden = intField(c, "hidden_size");
-        int heads = intField(c, "num_attention_heads");
-        int kvHeads = c.has("num_key_value_heads") && !c.get("num_key_value_heads").isNull()
-                ? intField(c, "num_key_value_heads") : heads;
-        int headDim = c.has("head_dim") && !c.get("head_dim").isNull() ? intField(c, "head_dim") : hidden / heads;
-        check(c.has("head_dim") || hidden % heads == 0, "hidden_size " + hidden + " is not a multiple of num_attention_heads " + heads);
-        int maxPos = c.has("max_position_embeddings") ? intField(c, "max_position_embeddings") : 8192;
-        Integer origMax = c.hasNonNull("original_max_position_embeddings") ? intField(c, "original_max_position_embeddings") : null;
-        return new LlamaConfig(hidden, intField(c, "intermediate_size"), intField(c, "num_hidden_layers"), heads, kvHeads,
-                headDim, intField(c, "vocab_size"), c.path("rms_norm_eps").asDouble(1e-5),
-                c.path("rope_theta").asDouble(10000.0), maxPos, c.path("tie_word_embeddings").asBoolean(false),
-                c.path("torch_dtype").asText(c.path("dtype").asText("bfloat16")),
-                RopeScaling.parse(c.get("rope_scaling"), maxPos, origMax),
-                c.hasNonNull("bos_token_id") ? intField(c, "bos_token_id") : null, eosIds(c.get("eos_token_id")),
-                c.get("quantization_config"));
+        String act = c.text("hidden_act", "silu");
+        check(act.equals("silu") || act.equals("swish"), "hidden_act '" + act + "' is not supported (Llama uses silu)");
+        refuseWhatChangesTheMath(c);
+        int hidden = (int) c.integer("hidden_size", 1, MAX_HIDDEN);
+        int heads = (int) c.integer("num_attention_heads", 1, MAX_HEADS);
+        // transformers refuses this even when head_dim is given
+        check(hidden % heads == 0, "hidden_size " + hidden + " is not a multiple of num_attention_heads " + heads);
+        int kvHeads = (int) c.integer("num_key_value_heads", 1, heads, heads);
+        // head_dim may differ from hidden/heads: the projections are [heads * head_dim, hidden]
+        int headDim = (int) c.integer("head_dim", 2, MAX_HEAD_DIM, hidden / heads);
+        int maxPos = (int) c.integer("max_position_embeddings", 1, RopeScaling.MAX_POSITIONS, DEFAULT_MAX_POSITIONS);
+        Integer origMax = c.has("original_max_position_embeddings")
+                ? (int) c.integer("original_max_position_embeddings", 1, RopeScaling.MAX_POSITIONS) : null;
+        Rope rope = rope(c, maxPos, origMax);
+        Long bos = c.integerOrNull("bos_token_id", 0, MAX_TOKEN_ID);
+        List<Integer> eos = new ArrayList<>();
+        for (long id : c.integers("eos_token_id", 0, MAX_TOKEN_ID)) eos.add((int) id);
+        return new LlamaConfig(hidden, (int) c.integer("intermediate_size", 1, MAX_INTERMEDIATE),
+                (int) c.integer("num_hidden_layers", 1, MAX_LAYERS), heads, kvHeads, headDim,
+                (int) c.integer("vocab_size", 1, MAX_VOCAB), c.number("rms_norm_eps", RMS_NORM_EPS, DEFAULT_RMS_NORM_EPS),
+                rope.theta(), maxPos, c.bool("tie_word_embeddings", false), dtype(c), rope.scaling(),
+                bos == null ? null : (int) (long) bos, eos, c.raw("quantization_config"));
+    }
+
+    /**
+     * Fields that transformers' Llama (or a user reading the config) would compute with and that
+     * tenfold cannot honour. pretraining_tp is not among them: transformers 4 only split the same
+     * matmuls into slices when it was above 1, and transformers 5 ignores it.
+     */
+    private static void refuseWhatChangesTheMath(JsonFields c) {
+        check(!c.bool("attention_bias", false), "attention_bias true is not supported (Llama has no biases)");
+        check(!c.bool("mlp_bias", false), "mlp_bias true is not supported (Llama has no biases)");
+        double dropout = c.number("attention_dropout", Range.closedOpen(0, 1), 0);
+        check(dropout == 0, "attention_dropout " + dropout + " is not supported (tenfold has no attention dropout; use 0)");
+        double partial = c.number("partial_rotary_factor", Range.openClosed(0, 1), 1.0);
+        check(partial == 1.0, "partial_rotary_factor " + partial + " is not supported (only 1)");
+        check(!c.has("sliding_window"), "sliding_window " + c.show("sliding_window")
+                + " is not supported (tenfold attends to the whole context; use null)");
+        check(!c.bool("use_sliding_window", false), "use_sliding_window true is not supported (tenfold attends to the whole context)");
+        List<String> layerTypes = c.texts("layer_types");
+        for (int i = 0; i < layerTypes.size(); i++) {
+            check(layerTypes.get(i).equals("full_attention"), "layer_types[" + i + "] '" + layerTypes.get(i)
+                    + "' is not supported (only full_attention)");
+        }
+        c.integer("pretraining_tp", 1, MAX_HEADS, 1);
+    }
+
+    private record Rope(double theta, RopeScaling scaling) {}
+
+    /**
+     * rope_theta and the scaling, from rope_parameters (transformers 5) or rope_theta and
+     * rope_scaling (transformers 4). When both are given they must agree: a config edited in one
+     * place and not the other would otherwise run with whichever value we happened to read.
+     */
+    private static Rope rope(JsonFields c, int maxPos, Integer origMax) {
+        JsonFields params = c.object("rope_parameters"), legacy = c.object("rope_scaling");
+        // the RoPE base may sit in three places; transformers 5 prefers the rope object's
+        Map<String, Double> thetas = new LinkedHashMap<>();
+        for (JsonFields o : new JsonFields[] {params, legacy}) {
+            if (o != null && o.has("rope_theta")) thetas.put(o.name("rope_theta"), o.number("rope_theta", ROPE_THETA));
+        }
+        if (c.has("rope_theta")) thetas.put("rope_theta", c.number("rope_theta", ROPE_THETA));
+        if (new HashSet<>(thetas.values()).size() > 1) {
+            throw new IllegalArgumentException(thetas.entrySet().stream().map(e -> e.getKey() + " (" + e.getValue() + ")")
+                    .collect(Collectors.joining(" and ")) + " disagree; keep one (transformers 5 writes rope_parameters)");
+        }
+        double theta = thetas.isEmpty() ? DEFAULT_ROPE_THETA : thetas.values().iterator().next();
+        if (params != null) {
+            for (String key : params.names()) {
+                check(!params.isObject(key), "rope_parameters per layer type ('" + key + "') is not supported");
+            }
+        }
+        RopeScaling fromParams = params == null ? null : RopeScaling.parse(params, maxPos, origMax);
+        RopeScaling fromLegacy = legacy == null ? null : RopeScaling.parse(legacy, maxPos, origMax);
+        if (fromParams != null && fromLegacy != null && !fromParams.equals(fromLegacy)) {
+            throw new IllegalArgumentException("rope_parameters (" + fromParams + ") and rope_scaling (" + fromLegacy
+                    + ") disagree; keep one (transformers 5 writes rope_parameters)");
+        }
+        return new Rope(theta, fromParams != null ? fromParams : fromLegacy != null ? fromLegacy : RopeScaling.none());
+    }
+
+    /** dtype (transformers 5) or torch_dtype (4); both given must agree. */
+    private static String dtype(JsonFields c) {
+        String dtype = c.text("dtype", null), torchDtype = c.text("torch_dtype", null);
+        if (dtype != null && torchDtype != null && !dtype.equals(torchDtype)) {
+            throw new IllegalArgumentException("dtype '" + dtype + "' and torch_dtype '" + torchDtype + "' disagree; keep one");
+        }
+        return dtype != null ? dtype : torchDtype != null ? torchDtype : "bfloat16";
     }
 
     /** This config with another RoPE base (the recipe's 500K -> 200M). */
@@ -99,27 +189,8 @@ public record LlamaConfig(
 
     public int kvGroupSize() { return numHeads / numKvHeads; }
 
-    private static int intField(JsonNode c, String name) {
-        JsonNode v = c.get(name);
-        if (v == null || v.isNull()) throw new IllegalArgumentException("missing field " + name);
-        if (!v.canConvertToInt() || !v.isIntegralNumber()) throw new IllegalArgumentException(name + " must be an integer, got " + v);
-        return v.intValue();
-    }
-
-    private static List<Integer> eosIds(JsonNode v) {
-        List<Integer> ids = new ArrayList<>();
-        if (v == null || v.isNull()) return ids;
-        if (v.isIntegralNumber()) {
-            ids.add(v.intValue());
-        } else if (v.isArray()) {
-            for (JsonNode e : v) {
-                if (!e.isIntegralNumber()) throw new IllegalArgumentException("eos_token_id entries must be integers, got " + e);
-                ids.add(e.intValue());
-            }
-        } else {
-            throw new IllegalArgumentException("eos_token_id must be an integer or a list, got " + v);
-        }
-        return ids;
+    private static void positive(String name, long v, long max) {
+        check(v >= 1 && v <= max, name + " must be in [1, " + max + "], got " + v);
     }
 
     private static void check(boolean ok, String message) {

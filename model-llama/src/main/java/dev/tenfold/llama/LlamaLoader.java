@@ -3,6 +3,7 @@ package dev.tenfold.llama;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.SafeTensorsModel;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -16,7 +17,8 @@ import java.util.Set;
  * Loads a Hugging Face Llama folder (config.json + model.safetensors or shards). Weights stay
  * memory-mapped (BF16 or F32 are used in place; F16 and the small norm vectors are converted to
  * F32), so an 8B checkpoint loads without passing through the Java heap. Every expected tensor is
- * checked for presence, dtype and shape; tensors the model does not use are reported.
+ * checked for presence, dtype, shape and finite values (a NaN or an infinity is refused with the
+ * tensor's name and index); tensors the model does not use are reported.
  */
 public final class LlamaLoader {
     private LlamaLoader() {}
@@ -130,7 +132,7 @@ public final class LlamaLoader {
             return toF32(t); // norms are tiny: keep an F32 copy
         }
 
-        /** The tensor, checked for presence, shape and a float dtype (not converted). */
+        /** The tensor, checked for presence, shape, a float dtype and finite values (not converted). */
         public Tensor fetch(String name, long... shape) {
             if (!weights.has(name)) throw new IllegalArgumentException("checkpoint is missing tensor " + name
                     + " (expected shape " + Arrays.toString(shape) + ")");
@@ -142,6 +144,7 @@ public final class LlamaLoader {
             if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
                 throw new IllegalArgumentException("tensor " + name + " has dtype " + t.dtype() + "; expected BF16, F16 or F32");
             }
+            FiniteScan.requireFinite("tensor " + name, t);
             used.add(name);
             return t;
         }

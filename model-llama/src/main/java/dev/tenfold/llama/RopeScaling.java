@@ -1,7 +1,12 @@
 package dev.tenfold.llama;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Locale;
+import java.util.Objects;
+import java.util.Set;
 
 /**
  * RoPE inverse frequencies for every rope_scaling type that transformers knows (default, linear,
@@ -18,6 +23,42 @@ public record RopeScaling(String type, double factor, int originalMaxPositions,
                           double mscale, double mscaleAllDim, boolean truncate,
                           double[] longFactor, double[] shortFactor) {
 
+    /** The allowed values of the fields, as transformers documents them (a factor below 1 would shrink the context). */
+    static final Range FACTOR = Range.atLeast(1), LOW_FREQ_FACTOR = Range.greaterThan(0), BETA = Range.greaterThan(0),
+            ATTENTION_FACTOR = Range.greaterThan(0), MSCALE = Range.atLeast(0), EXTENSION_FACTOR = Range.greaterThan(0);
+    static final long MAX_POSITIONS = 1L << 30;
+    static final List<String> TYPES = List.of("default", "linear", "dynamic", "yarn", "llama3", "longrope");
+
+    /** Checks the fields the type uses (the parser has already named the JSON field at fault). */
+    public RopeScaling {
+        if (!TYPES.contains(type)) throw new IllegalArgumentException("rope type '" + type + "' is not supported (supported: "
+                + String.join(", ", TYPES) + ")");
+        if (!type.equals("default")) {
+            FACTOR.check("rope factor", factor);
+            if (originalMaxPositions < 1 && !type.equals("linear")) {
+                throw new IllegalArgumentException("original_max_position_embeddings must be positive, got " + originalMaxPositions);
+            }
+        }
+        if (type.equals("llama3")) {
+            LOW_FREQ_FACTOR.check("low_freq_factor", lowFreqFactor);
+            Range.greaterThan(lowFreqFactor).check("high_freq_factor (above low_freq_factor)", highFreqFactor);
+        }
+        if (type.equals("yarn")) {
+            BETA.check("beta_fast", betaFast);
+            BETA.check("beta_slow", betaSlow);
+            MSCALE.check("mscale", mscale);
+            MSCALE.check("mscale_all_dim", mscaleAllDim);
+        }
+        if (attentionFactor != null) ATTENTION_FACTOR.check("attention_factor", attentionFactor);
+        if (type.equals("longrope")) {
+            if (longFactor == null || shortFactor == null) throw new IllegalArgumentException("longrope needs long_factor and short_factor");
+            longFactor = longFactor.clone();
+            shortFactor = shortFactor.clone();
+            for (double f : longFactor) EXTENSION_FACTOR.check("long_factor entries", f);
+            for (double f : shortFactor) EXTENSION_FACTOR.check("short_factor entries", f);
+        }
+    }
+
     public static RopeScaling none() {
         return new RopeScaling("default", 1, 0, 0, 0, 0, 0, null, 0, 0, true, null, null);
     }
@@ -25,40 +66,76 @@ public record RopeScaling(String type, double factor, int originalMaxPositions,
     public boolean isDefault() { return type.equals("default"); }
 
     /**
-     * Parses config.json's rope_scaling object (null or missing means default). The error names
-     * the field that is missing or that we cannot honour.
+     * Parses a rope_scaling object (transformers 4's layout; null or missing means default), e.g.
+     * the JSON of a --rope-scaling flag. The error names the field that is missing, out of range or
+     * that we cannot honour.
      */
     public static RopeScaling parse(JsonNode node, int maxPositionEmbeddings, Integer topLevelOriginalMax) {
         if (node == null || node.isNull()) return none();
-        if (!node.isObject()) throw new IllegalArgumentException("rope_scaling must be an object or null, got " + node);
-        String type = text(node, "rope_type");
-        if (type == null) type = text(node, "type"); // older configs spell it "type"
-        if (type == null) throw new IllegalArgumentException("rope_scaling has no rope_type: " + node);
+        return parse(new JsonFields(node, "rope_scaling."), maxPositionEmbeddings, topLevelOriginalMax);
+    }
+
+    /**
+     * Parses config.json's rope_scaling or rope_parameters (transformers 5; its rope_theta is read by
+     * LlamaConfig) as transformers 5 reads them: a missing rope_type means default only when nothing
+     * else is given; original_max_position_embeddings at the top level of config.json wins over the
+     * one inside (as for Phi-3); dynamic scales from max_position_embeddings.
+     */
+    static RopeScaling parse(JsonFields s, int maxPositionEmbeddings, Integer topLevelOriginalMax) {
+        String type = s.text("rope_type", null);
+        if (type == null) type = s.text("type", null); // older configs spell it "type"
+        if (type == null) {
+            Set<String> given = new LinkedHashSet<>(s.names());
+            given.removeAll(Set.of("rope_theta", "partial_rotary_factor"));
+            if (!given.isEmpty()) throw new IllegalArgumentException(s.name("rope_type") + " is missing (the object gives " + given + ")");
+            type = "default";
+        }
         type = type.toLowerCase(Locale.ROOT);
-        int origMax = node.has("original_max_position_embeddings")
-                ? node.get("original_max_position_embeddings").asInt()
-                : topLevelOriginalMax != null ? topLevelOriginalMax : maxPositionEmbeddings;
+        if (!TYPES.contains(type)) {
+            throw new IllegalArgumentException(s.name("rope_type") + " '" + type + "' is not supported (supported: "
+                    + String.join(", ", TYPES) + ")");
+        }
+        double partial = s.number("partial_rotary_factor", Range.openClosed(0, 1), 1.0);
+        if (partial != 1.0) throw new IllegalArgumentException(s.name("partial_rotary_factor") + " " + partial + " is not supported (only 1)");
+        Integer inner = s.has("original_max_position_embeddings")
+                ? (int) s.integer("original_max_position_embeddings", 1, MAX_POSITIONS) : null;
+        int origMax = topLevelOriginalMax != null ? topLevelOriginalMax : inner != null ? inner : maxPositionEmbeddings;
+        Double attention = s.numberOrNull("attention_factor", ATTENTION_FACTOR);
         return switch (type) {
             case "default" -> none();
-            case "linear", "dynamic" -> new RopeScaling(type, need(node, "factor"), origMax, 0, 0, 0, 0, null, 0, 0, true, null, null);
-            case "llama3" -> new RopeScaling(type, need(node, "factor"), need(node, "original_max_position_embeddings", type),
-                    need(node, "low_freq_factor"), need(node, "high_freq_factor"), 0, 0, null, 0, 0, true, null, null);
-            case "yarn" -> new RopeScaling(type, need(node, "factor"), origMax, 0, 0,
-                    opt(node, "beta_fast", 32), opt(node, "beta_slow", 1),
-                    node.hasNonNull("attention_factor") ? node.get("attention_factor").asDouble() : null,
-                    opt(node, "mscale", 0), opt(node, "mscale_all_dim", 0),
-                    !node.has("truncate") || node.get("truncate").asBoolean(), null, null);
-            case "longrope" -> {
-                int orig = topLevelOriginalMax != null ? topLevelOriginalMax : origMax;
-                double factor = topLevelOriginalMax != null ? (double) maxPositionEmbeddings / topLevelOriginalMax
-                        : opt(node, "factor", 1);
-                yield new RopeScaling(type, factor, orig, 0, 0, 0, 0,
-                        node.hasNonNull("attention_factor") ? node.get("attention_factor").asDouble() : null, 0, 0, true,
-                        doubles(node, "long_factor"), doubles(node, "short_factor"));
+            case "linear" -> new RopeScaling(type, s.number("factor", FACTOR), origMax, 0, 0, 0, 0, null, 0, 0, true, null, null);
+            case "dynamic" -> new RopeScaling(type, s.number("factor", FACTOR), maxPositionEmbeddings, 0, 0, 0, 0, null, 0, 0, true,
+                    null, null);
+            case "llama3" -> {
+                double low = s.number("low_freq_factor", LOW_FREQ_FACTOR);
+                double high = s.number("high_freq_factor", LOW_FREQ_FACTOR);
+                if (!(high > low)) {
+                    throw new IllegalArgumentException(s.name("high_freq_factor") + " (" + high + ") must be greater than "
+                            + s.name("low_freq_factor") + " (" + low + ")");
+                }
+                yield new RopeScaling(type, s.number("factor", FACTOR), origMax, low, high, 0, 0, null, 0, 0, true, null, null);
             }
-            default -> throw new IllegalArgumentException("rope_scaling type '" + type
-                    + "' is not supported (supported: default, linear, dynamic, yarn, llama3, longrope)");
+            case "yarn" -> new RopeScaling(type, s.number("factor", FACTOR), origMax, 0, 0,
+                    s.number("beta_fast", BETA, 32), s.number("beta_slow", BETA, 1), attention,
+                    s.number("mscale", MSCALE, 0), s.number("mscale_all_dim", MSCALE, 0), s.bool("truncate", true), null, null);
+            case "longrope" -> {
+                double factor = s.has("factor") ? s.number("factor", FACTOR) : Math.max(1.0, (double) maxPositionEmbeddings / origMax);
+                yield new RopeScaling(type, factor, origMax, 0, 0, 0, 0, attention, 0, 0, true,
+                        s.numbers("long_factor", EXTENSION_FACTOR), s.numbers("short_factor", EXTENSION_FACTOR));
+            }
+            default -> throw new IllegalStateException(type);
         };
+    }
+
+    /** Checks what depends on the head size: longrope's factors have one entry per frequency. */
+    void checkHeadDim(int headDim) {
+        if (!type.equals("longrope")) return;
+        for (double[] f : new double[][] {longFactor, shortFactor}) {
+            if (f.length != headDim / 2) {
+                throw new IllegalArgumentException("longrope " + (f == longFactor ? "long_factor" : "short_factor") + " has " + f.length
+                        + " entries; head_dim/2 = " + headDim / 2 + " are needed");
+            }
+        }
     }
 
     /**
@@ -143,37 +220,17 @@ public record RopeScaling(String type, double factor, int originalMaxPositions,
 
     private static double yarnMscale(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * Math.log(scale) + 1.0; }
 
-    private static String text(JsonNode n, String field) {
-        JsonNode v = n.get(field);
-        return v == null || v.isNull() ? null : v.asText();
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof RopeScaling r && type.equals(r.type) && factor == r.factor && originalMaxPositions == r.originalMaxPositions
+                && lowFreqFactor == r.lowFreqFactor && highFreqFactor == r.highFreqFactor && betaFast == r.betaFast
+                && betaSlow == r.betaSlow && Objects.equals(attentionFactor, r.attentionFactor) && mscale == r.mscale
+                && mscaleAllDim == r.mscaleAllDim && truncate == r.truncate && Arrays.equals(longFactor, r.longFactor)
+                && Arrays.equals(shortFactor, r.shortFactor);
     }
 
-    private static double need(JsonNode n, String field) {
-        JsonNode v = n.get(field);
-        if (v == null || !v.isNumber()) throw new IllegalArgumentException("rope_scaling." + field + " must be a number, got " + v);
-        return v.asDouble();
-    }
-
-    private static int need(JsonNode n, String field, String type) {
-        JsonNode v = n.get(field);
-        if (v == null || !v.canConvertToInt()) {
-            throw new IllegalArgumentException("rope_scaling type " + type + " needs an integer " + field + ", got " + v);
-        }
-        return v.asInt();
-    }
-
-    private static double opt(JsonNode n, String field, double dflt) {
-        JsonNode v = n.get(field);
-        return v == null || v.isNull() ? dflt : v.asDouble();
-    }
-
-    private static double[] doubles(JsonNode n, String field) {
-        JsonNode v = n.get(field);
-        if (v == null || !v.isArray()) throw new IllegalArgumentException("rope_scaling." + field + " must be a list of numbers");
-        double[] out = new double[v.size()];
-        for (int i = 0; i < out.length; i++) out[i] = v.get(i).asDouble();
-        return out;
-    }
+    @Override
+    public int hashCode() { return Objects.hash(type, factor, originalMaxPositions, Arrays.hashCode(longFactor)); }
 
     @Override
     public String toString() {

@@ -8,9 +8,11 @@ import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.JsonFields;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.Range;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -72,10 +74,13 @@ public final class FullTraining {
         ModelFolder.copySideFiles(baseDir, dir);
         ObjectMapper json = new ObjectMapper();
         ObjectNode cfg = (ObjectNode) json.readTree(Files.readAllBytes(baseDir.resolve("config.json")));
-        cfg.put("rope_theta", model.config().ropeTheta());
-        cfg.put("torch_dtype", dtype == DType.F32 ? "float32" : "bfloat16");
+        ModelFolder.setRopeTheta(cfg, model.config().ropeTheta());
+        ModelFolder.setDtype(cfg, dtype);
         dev.tenfold.engine.io.AtomicFiles.write(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
+
+    /** transformers' allowed initializer_range (the standard deviation of the random weights). */
+    static final Range INITIALIZER_RANGE = Range.closed(0, 1);
 
     /**
      * Writes a randomly initialised Llama folder for {@code configJson} (validated as LlamaConfig):
@@ -98,7 +103,12 @@ public final class FullTraining {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
         }
-        double std = cfgNode.path("initializer_range").asDouble(0.02);
+        double std;
+        try {
+            std = JsonFields.read(configJson).number("initializer_range", INITIALIZER_RANGE, 0.02);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
+        }
         SplittableRandom rng = new SplittableRandom(seed);
         long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = (long) c.numKvHeads() * c.headDim(), m = c.intermediateSize();
         Map<String, Tensor> w = new LinkedHashMap<>();
@@ -125,7 +135,7 @@ public final class FullTraining {
         }
         if (tokenizerJson != null) dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("tokenizer.json"), Files.readAllBytes(tokenizerJson));
         cfgNode.put("model_type", "llama");
-        cfgNode.put("torch_dtype", dtype == DType.F32 ? "float32" : "bfloat16");
+        ModelFolder.setDtype(cfgNode, dtype);
         dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfgNode));
     }
 

@@ -1,17 +1,21 @@
 package dev.tenfold.qlora;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
+import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
+import dev.tenfold.llama.JsonFields;
+import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.Range;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -37,9 +41,27 @@ public final class PeftAdapter {
     public static final String WEIGHTS = "adapter_model.safetensors";
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** What adapter_config.json records. */
+    /** Largest LoRA rank accepted (peft's own adapters stay far below; r beyond the layer width is pointless). */
+    public static final int MAX_RANK = 1 << 16;
+    public static final Range LORA_ALPHA = Range.openClosed(0, 1 << 20), LORA_DROPOUT = Range.closedOpen(0, 1);
+    /** peft settings that change which weights are adapted or how, which tenfold does not honour: refused when set. */
+    private static final List<String> UNSUPPORTED = List.of("rank_pattern", "alpha_pattern", "layers_to_transform",
+            "exclude_modules", "layer_replication", "trainable_token_indices", "target_parameters", "alora_invocation_tokens",
+            "use_bdlora", "arrow_config", "kasa_config", "monteclora_config");
+    private static final List<String> UNSUPPORTED_FLAGS = List.of("use_dora", "lora_bias", "use_qalora", "fan_in_fan_out");
+
+    /** What adapter_config.json records; the constructor checks every value's range. */
     public record Config(String baseModel, int rank, float alpha, float dropout, Set<String> targetModules,
                          boolean trainEmbeddings, boolean rsLora, Double ropeTheta) {
+
+        public Config {
+            if (rank < 1 || rank > MAX_RANK) throw new IllegalArgumentException("r must be in [1, " + MAX_RANK + "], got " + rank);
+            LORA_ALPHA.check("lora_alpha", alpha);
+            LORA_DROPOUT.check("lora_dropout", dropout);
+            targetModules = java.util.Collections.unmodifiableSet(new java.util.LinkedHashSet<>(targetModules));
+            if (targetModules.isEmpty()) throw new IllegalArgumentException("target_modules is empty");
+            if (ropeTheta != null) LlamaConfig.ROPE_THETA.check("tenfold_rope_theta", ropeTheta);
+        }
 
         ObjectNode toJson() {
             ObjectNode o = JSON.createObjectNode();
@@ -64,30 +86,42 @@ public final class PeftAdapter {
             return o;
         }
 
-        static Config fromJson(JsonNode o, Path file) {
-            if (!"LORA".equals(o.path("peft_type").asText())) {
-                throw new IllegalArgumentException(file + ": peft_type must be LORA, got " + o.path("peft_type"));
+        /** Reads adapter_config.json's fields; errors name the field and its range (the caller adds the file). */
+        static Config from(JsonFields o) {
+            String peftType = o.text("peft_type", null);
+            if (!"LORA".equals(peftType)) throw new IllegalArgumentException("peft_type must be LORA, got " + o.show("peft_type"));
+            for (String field : UNSUPPORTED) {
+                if (o.isSet(field)) {
+                    throw new IllegalArgumentException(field + " " + o.show(field) + " is not supported (tenfold reads plain LoRA on"
+                            + " the same modules of every layer)");
+                }
             }
-            for (String field : new String[] {"r", "lora_alpha", "target_modules"}) {
-                if (!o.has(field)) throw new IllegalArgumentException(file + ": missing " + field);
+            for (String flag : UNSUPPORTED_FLAGS) {
+                if (o.bool(flag, false)) throw new IllegalArgumentException(flag + " true is not supported");
             }
-            if (o.path("use_dora").asBoolean(false)) throw new IllegalArgumentException(file + ": DoRA adapters are not supported");
-            if (!"none".equals(o.path("bias").asText("none"))) throw new IllegalArgumentException(file + ": bias must be none");
-            if (o.path("fan_in_fan_out").asBoolean(false)) throw new IllegalArgumentException(file + ": fan_in_fan_out is not supported");
+            String bias = o.text("bias", "none");
+            if (!bias.equals("none")) throw new IllegalArgumentException("bias '" + bias + "' is not supported (only none)");
+            if (o.isText("target_modules")) {
+                throw new IllegalArgumentException("target_modules as a regular expression is not supported; give a list");
+            }
+            if (!o.has("target_modules")) throw new IllegalArgumentException("missing field target_modules");
             java.util.LinkedHashSet<String> targets = new java.util.LinkedHashSet<>();
-            JsonNode t = o.get("target_modules");
-            if (t.isTextual()) {
-                throw new IllegalArgumentException(file + ": target_modules as a regular expression is not supported; give a list");
+            for (String t : o.texts("target_modules")) {
+                String leaf = t.substring(t.lastIndexOf('.') + 1);
+                if (!leaf.endsWith("_proj") || !Lora.TARGETS.contains(leaf.substring(0, leaf.length() - 5))) {
+                    throw new IllegalArgumentException("target_modules entry '" + t + "' is not supported (tenfold adapts "
+                            + String.join(", ", Lora.TARGETS.stream().map(x -> x + "_proj").toList()) + ")");
+                }
+                targets.add(t);
             }
-            for (JsonNode n : t) targets.add(n.asText());
             boolean emb = false;
-            for (JsonNode n : o.path("modules_to_save")) {
-                if (n.asText().equals("embed_tokens")) emb = true;
-                else throw new IllegalArgumentException(file + ": modules_to_save '" + n.asText() + "' is not supported (only embed_tokens)");
+            for (String m : o.texts("modules_to_save")) {
+                if (m.equals("embed_tokens")) emb = true;
+                else throw new IllegalArgumentException("modules_to_save '" + m + "' is not supported (only embed_tokens)");
             }
-            return new Config(o.path("base_model_name_or_path").asText(""), o.get("r").asInt(), (float) o.get("lora_alpha").asDouble(),
-                    (float) o.path("lora_dropout").asDouble(0), targets, emb, o.path("use_rslora").asBoolean(false),
-                    o.hasNonNull("tenfold_rope_theta") ? o.get("tenfold_rope_theta").asDouble() : null);
+            return new Config(o.text("base_model_name_or_path", ""), (int) o.integer("r", 1, MAX_RANK),
+                    (float) o.number("lora_alpha", LORA_ALPHA), (float) o.number("lora_dropout", LORA_DROPOUT, 0),
+                    targets, emb, o.bool("use_rslora", false), o.numberOrNull("tenfold_rope_theta", LlamaConfig.ROPE_THETA));
         }
     }
 
@@ -105,21 +139,26 @@ public final class PeftAdapter {
         AtomicFiles.write(dir.resolve(CONFIG), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config.toJson()));
     }
 
-    /** Reads adapter_config.json. */
+    /** Reads adapter_config.json; a missing file, bad JSON or a bad field is one line naming the file. */
     public static Config readConfig(Path dir) throws IOException {
         Path file = dir.resolve(CONFIG);
+        JsonFields fields;
         try {
-            return Config.fromJson(JSON.readTree(Files.readAllBytes(file)), file);
+            fields = JsonFields.read(file);
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException("no " + CONFIG + " in " + dir + " (is it a PEFT adapter folder?)");
-        } catch (com.fasterxml.jackson.core.JacksonException e) {
-            throw new IllegalArgumentException(file + ": not valid JSON: " + e.getOriginalMessage());
+        }
+        try {
+            return Config.from(fields);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
         }
     }
 
     /**
      * Attaches the adapter in {@code dir} to the model (LoRA on its target modules, the embedding when
-     * saved) and loads its weights; every tensor is checked for presence and shape.
+     * saved) and loads its weights; every tensor is checked for presence, shape and finite values
+     * (an adapter from a run that diverged holds NaN: refused, naming the tensor).
      */
     public static Config load(Path dir, LlamaModel model) throws IOException {
         Config cfg = readConfig(dir);
@@ -141,6 +180,10 @@ public final class PeftAdapter {
                     throw new IllegalArgumentException(weights + ": tensor " + name + " has shape " + Arrays.toString(t.shape())
                             + ", the model needs " + Arrays.toString(p.value().shape()));
                 }
+                if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+                    throw new IllegalArgumentException(weights + ": tensor " + name + " has dtype " + t.dtype() + "; expected BF16, F16 or F32");
+                }
+                FiniteScan.requireFinite(weights + ": tensor " + name, t);
                 copyInto(model.backend(), t, p.value());
                 seen.put(name, true);
             }

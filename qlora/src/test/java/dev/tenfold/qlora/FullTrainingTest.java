@@ -46,6 +46,18 @@ class FullTrainingTest {
     }
 
     @Test
+    void initChecksInitializerRange(@TempDir Path dir) throws Exception {
+        for (String bad : new String[] {"\"abc\"", "-0.02", "2", "1e400", "true"}) {
+            Path cfg = dir.resolve("config.json");
+            Files.writeString(cfg, TinyLlama.config(false, "\"initializer_range\": " + bad));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> FullTraining.init(cfg, dir.resolve("out"), 7, DType.F32, null), bad);
+            assertTrue(e.getMessage().startsWith(cfg + ": initializer_range must be a finite number in [0, 1], got "), e.getMessage());
+            assertFalse(Files.exists(dir.resolve("out")));
+        }
+    }
+
+    @Test
     void pretrainFromARandomInitAndReloadTheResult(@TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("config.json");
         Files.writeString(cfg, TinyLlama.config(false, "\"initializer_range\": 0.05"));

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.SafeTensorsModel;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.engine.io.TensorInfo;
@@ -20,7 +21,6 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -208,6 +208,7 @@ public final class Nf4Checkpoint {
             }
             absmax = tensor(w, p + ".absmax", DType.F32);
             checkShape(p + ".absmax", absmax, blocks);
+            FiniteScan.requireFinite("tensor " + p + ".absmax", absmax);
         } else {
             if (!state.path("nested_blocksize").isIntegralNumber() || state.get("nested_blocksize").asLong() != Nf4.NESTED_BLOCK) {
                 fail(stateName, "nested_blocksize is " + state.get("nested_blocksize") + "; tenfold reads " + Nf4.NESTED_BLOCK + " only");
@@ -224,8 +225,10 @@ public final class Nf4Checkpoint {
             checkShape(p + ".absmax", absmax, blocks);
             nestedAbsmax = tensor(w, p + ".nested_absmax", DType.F32);
             checkShape(p + ".nested_absmax", nestedAbsmax, (blocks + Nf4.NESTED_BLOCK - 1) / Nf4.NESTED_BLOCK);
+            FiniteScan.requireFinite("tensor " + p + ".nested_absmax", nestedAbsmax);
             Tensor code = tensor(w, p + ".nested_quant_map", DType.F32);
             checkShape(p + ".nested_quant_map", code, 256);
+            FiniteScan.requireFinite("tensor " + p + ".nested_quant_map", code);
             nestedCode = code.toFloatArray();
             used.add(p + ".nested_absmax");
             used.add(p + ".nested_quant_map");
@@ -397,7 +400,7 @@ public final class Nf4Checkpoint {
             throw new IllegalArgumentException(configFile + ": the model is already quantized (quantization_config "
                     + config.get("quantization_config") + "); quantize its dense checkpoint");
         }
-        prepareOutput(outDir, modelDir, options.force());
+        dev.tenfold.qlora.ModelFolder.prepareOutput(outDir, options.force(), Map.of("model", modelDir));
 
         try (SafeTensorsModel weights = SafeTensorsModel.open(modelDir)) {
             // Plan: each source tensor is either quantized (a projection) or copied; estimate the
@@ -506,33 +509,6 @@ public final class Nf4Checkpoint {
     static long quantizedBytes(long numel) {
         long blocks = numel / Nf4.BLOCK;
         return numel / 2 + blocks + 4 * ((blocks + Nf4.NESTED_BLOCK - 1) / Nf4.NESTED_BLOCK) + 16 * 4 + 256 * 4 + 256;
-    }
-
-    /**
-     * Makes sure outDir can receive the checkpoint: created if missing; if it holds anything,
-     * refused without force; with force, the files that make it look like a model (config.json
-     * first) and old weights are removed, so a failed run cannot leave stale ones looking valid.
-     */
-    private static void prepareOutput(Path outDir, Path modelDir, boolean force) throws IOException {
-        if (Files.exists(outDir) && !Files.isDirectory(outDir)) throw new IllegalArgumentException("output " + outDir + " exists and is not a folder");
-        if (Files.isDirectory(outDir) && Files.isSameFile(outDir, modelDir)) {
-            throw new IllegalArgumentException("output folder " + outDir + " is the model folder; choose another");
-        }
-        if (Files.isDirectory(outDir)) {
-            boolean empty;
-            try (DirectoryStream<Path> ds = Files.newDirectoryStream(outDir)) {
-                empty = !ds.iterator().hasNext();
-            }
-            if (!empty) {
-                if (!force) throw new IllegalArgumentException("output folder " + outDir + " exists and is not empty (use --force to replace its contents)");
-                Files.deleteIfExists(outDir.resolve("config.json"));
-                Files.deleteIfExists(outDir.resolve(SafeTensorsModel.INDEX_FILE));
-                try (DirectoryStream<Path> ds = Files.newDirectoryStream(outDir, "model*.safetensors")) {
-                    for (Path f : ds) Files.deleteIfExists(f);
-                }
-            }
-        }
-        Files.createDirectories(outDir);
     }
 
     /** Writes bytes to a temporary file beside target, forces them to disk, renames into place. */

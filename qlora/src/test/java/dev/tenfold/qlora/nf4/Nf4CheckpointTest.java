@@ -292,6 +292,29 @@ class Nf4CheckpointTest {
     }
 
     @Test
+    void nonFiniteValuesAreRefusedNamingTheTensor() throws Exception {
+        String m = loadError(corrupt("nan-nested-absmax", Q + ".nested_absmax", t -> {
+            Tensor c = t.copy();
+            c.setFloat(0, Float.NaN);
+            return c;
+        }));
+        assertTrue(m.startsWith("tensor " + Q + ".nested_absmax holds NaN at index 0 (of 1 elements)"), m);
+        m = loadError(corrupt("inf-nested-code", Q + ".nested_quant_map", t -> {
+            Tensor c = t.copy();
+            c.setFloat(200, Float.POSITIVE_INFINITY);
+            return c;
+        }));
+        assertTrue(m.contains("tensor " + Q + ".nested_quant_map holds +Infinity at index 200"), m);
+        // a dense tensor beside the NF4 ones (the embedding) is checked by the loader
+        m = loadError(corrupt("nan-embedding", "model.embed_tokens.weight", t -> {
+            Tensor c = t.copy();
+            c.setFloat(33, Float.NaN);
+            return c;
+        }));
+        assertTrue(m.contains("tensor model.embed_tokens.weight holds NaN at index 33 [1, 1]"), m);
+    }
+
+    @Test
     void otherQuantizationsAreRefusedClearly() throws Exception {
         Map<String, String> cases = new HashMap<>();
         cases.put("{\"quant_method\": \"bitsandbytes\", \"load_in_4bit\": true, \"bnb_4bit_quant_type\": \"fp4\"}", "'fp4'");
