@@ -23,7 +23,7 @@ final class ModelOptions {
     Path model;
 
     @Option(names = "--rope-theta", paramLabel = "BASE", description = "Override rope_theta (the recipe uses 200e6).")
-    @Range(min = 0, minExclusive = true) Double ropeTheta;
+    @Range(min = 1, minExclusive = true) Double ropeTheta;
 
     @Option(names = "--rope-scaling", paramLabel = "JSON",
             description = "Override rope_scaling with a JSON object, e.g. '{\"rope_type\":\"linear\",\"factor\":4}', or 'none'.")
@@ -67,10 +67,19 @@ final class ModelOptions {
                 scaling = RopeScaling.none();
             } else {
                 LlamaConfig base = LlamaConfig.load(model);
+                com.fasterxml.jackson.databind.JsonNode json;
                 try {
-                    scaling = RopeScaling.parse(new ObjectMapper().readTree(ropeScaling), base.maxPositionEmbeddings(), null);
+                    json = new ObjectMapper().readTree(ropeScaling);
                 } catch (com.fasterxml.jackson.core.JacksonException e) {
-                    throw new IllegalArgumentException("--rope-scaling is not valid JSON: " + e.getOriginalMessage());
+                    throw new Flags.BadFlag("--rope-scaling is not valid JSON: " + e.getOriginalMessage());
+                }
+                if (json != null && json.has("rope_theta")) {
+                    throw new Flags.BadFlag("--rope-scaling: give the RoPE base with --rope-theta, not as rope_theta inside the scaling");
+                }
+                try {
+                    scaling = RopeScaling.parse(json, base.maxPositionEmbeddings(), null);
+                } catch (IllegalArgumentException e) {
+                    throw new Flags.BadFlag("--rope-scaling: " + e.getMessage());
                 }
             }
         }

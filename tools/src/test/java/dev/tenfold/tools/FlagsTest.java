@@ -45,9 +45,9 @@ class FlagsTest {
         bad(rows, GENERATE, "--temperature", "-1", "a number in [0, 100]");
         bad(rows, GENERATE, "--top-p", "0", "a number in (0, 1]");
         bad(rows, GENERATE, "--top-p", "1.5", "a number in (0, 1]");
-        bad(rows, GENERATE, "--rope-theta", "0", "a finite number > 0");
-        bad(rows, GENERATE, "--rope-theta", "1e400", "a finite number > 0");
-        bad(rows, GENERATE, "--rope-theta", "-Infinity", "a finite number > 0");
+        bad(rows, GENERATE, "--rope-theta", "0", "a finite number > 1");
+        bad(rows, GENERATE, "--rope-theta", "1e400", "a finite number > 1");
+        bad(rows, GENERATE, "--rope-theta", "-Infinity", "a finite number > 1");
         bad(rows, TRAIN, "--lr", "Infinity", "a finite number > 0");
         bad(rows, TRAIN, "--lr", "NaN", "a finite number > 0");
         bad(rows, TRAIN, "--lr", "0", "a finite number > 0");
@@ -77,7 +77,7 @@ class FlagsTest {
         bad(rows, TRAIN, "--max-length", "1", "an integer in [2, 16777216]");
         bad(rows, TRAIN, "--max-length", "20000000", "an integer in [2, 16777216]");
         bad(rows, TRAIN, "--save-every", "-1", "an integer in [0, 2147483647]");
-        bad(rows, TRAIN, "--rope-theta", "NaN", "a finite number > 0");
+        bad(rows, TRAIN, "--rope-theta", "NaN", "a finite number > 1");
         bad(rows, PPL, "--max-length", "1", "an integer in [2, 16777216]");
         bad(rows, PPL, "--stride", "0", "an integer in [1, 16777216]");
         bad(rows, PASSKEY, "--lengths", "0", "an integer in [1, 16777216]");

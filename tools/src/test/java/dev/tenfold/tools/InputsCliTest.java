@@ -87,4 +87,19 @@ class InputsCliTest {
         assertTrue(r.err().contains(text + ":2: a \"text\" record is tokenized"), r.err());
         assertFalse(Files.exists(dir.resolve("text-run")));
     }
+
+    @Test
+    void ropeOverridesAreCheckedAsFlags() {
+        CliTest.Result r = CliTest.run("", "generate", "--model", model.toString(), "--prompt", "hi", "--rope-scaling",
+                "{\"rope_type\": \"linear\", \"factor\": 0}");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().strip().startsWith("tenfold generate: --rope-scaling: rope_scaling.factor must be"), r.err());
+        r = CliTest.run("", "generate", "--model", model.toString(), "--prompt", "hi", "--rope-scaling",
+                "{\"rope_type\": \"linear\", \"factor\": 2, \"rope_theta\": 200e6}");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("--rope-scaling: give the RoPE base with --rope-theta"), r.err());
+        r = CliTest.run("", "generate", "--model", model.toString(), "--prompt", "hi", "--rope-theta", "0.5");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("--rope-theta"), r.err());
+    }
 }

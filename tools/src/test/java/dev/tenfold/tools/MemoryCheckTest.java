@@ -29,11 +29,11 @@ class MemoryCheckTest {
     @BeforeAll
     static void setUp() throws Exception {
         tiny = TinyLlama.writeWithTokenizer(dir.resolve("tiny"), 3);
-        // Llama-3-8B's layers, 100,000 of them, and the tiny vocabulary; config and tokenizer only: a
-        // command that got as far as loading weights would fail on their absence instead
+        // Llama-3-8B's layers, 1,024 of them (the most config.json may give), and the tiny vocabulary;
+        // config and tokenizer only: a command that got as far as loading weights would fail on their absence instead
         huge = Files.createDirectories(dir.resolve("huge"));
         ObjectNode c = (ObjectNode) new ObjectMapper().readTree(LLAMA3_8B);
-        c.put("num_hidden_layers", 100_000).put("vocab_size", 285);
+        c.put("num_hidden_layers", 1024).put("vocab_size", 285);
         Files.writeString(huge.resolve("config.json"), c.toString());
         Files.copy(tiny.resolve("tokenizer.json"), huge.resolve("tokenizer.json"));
     }
@@ -52,10 +52,11 @@ class MemoryCheckTest {
         assertEquals(32L * 32 * ((4096 + 4096) + 2 * (4096 + 1024) + (4096 + 4096)), MemoryCheck.loraParameters(c, 32, Set.of("q", "k", "v", "o")));
         // training keeps each layer's input: at least 33 x 4096 F32 per token
         assertTrue(MemoryCheck.trainingActivations(c, 81920) > 33L * 4096 * 4 * 81920);
-        // absurd shapes saturate instead of overflowing into small or negative sizes
-        LlamaConfig absurd = config(LLAMA3_8B.replace("\"num_hidden_layers\": 32", "\"num_hidden_layers\": 2000000000"));
-        assertEquals(Long.MAX_VALUE, MemoryCheck.kvCache(absurd, Flags.MAX_TOKENS));
-        assertTrue(MemoryCheck.parameters(absurd) > 0);
+        // the largest shapes config.json may give do not overflow into small or negative sizes
+        LlamaConfig largest = config("{\"hidden_size\": 65536, \"intermediate_size\": 1048576, \"num_hidden_layers\": 1024,"
+                + " \"num_attention_heads\": 64, \"num_key_value_heads\": 64, \"vocab_size\": 16777216}");
+        assertEquals(1024L * 2 * 65536 * 4 * Flags.MAX_TOKENS, MemoryCheck.kvCache(largest, Flags.MAX_TOKENS));
+        assertTrue(MemoryCheck.parameters(largest) > 1024L * 3 * 65536 * 1048576);
     }
 
     @Test
@@ -80,7 +81,7 @@ class MemoryCheckTest {
         assertTrue(lines.size() == 1 || command.equals("tenfold train"), r.err());
         assertTrue(line.startsWith(command + ": " + what), line);
         assertTrue(line.contains(" needs about "), line);
-        assertTrue(line.contains(" TiB of memory (KV cache") || line.contains("of memory (activations") || line.contains("of memory (weights"), line);
+        assertTrue(line.contains(" of memory (KV cache") || line.contains("of memory (activations") || line.contains("of memory (weights"), line);
         assertTrue(line.contains("and this machine has "), line);
     }
 
@@ -114,21 +115,22 @@ class MemoryCheckTest {
 
     @Test
     void initRefusesAModelTooBigToMake() throws Exception {
-        Path cfg = dir.resolve("million-layers.json");
+        Path cfg = dir.resolve("largest.json");
         Files.writeString(cfg, TinyLlama.config(true, null, 285).replace("\"num_hidden_layers\": " + TinyLlama.LAYERS,
-                "\"num_hidden_layers\": 1000000000"));
+                "\"num_hidden_layers\": 1024").replace("\"hidden_size\": " + TinyLlama.HIDDEN, "\"hidden_size\": 4096"));
         Path out = dir.resolve("init-out");
         CliTest.Result r = CliTest.run("", "init", "--config", cfg.toString(), "--output", out.toString());
         assertEquals(1, r.code(), r.err());
-        assertTrue(r.err().startsWith("tenfold init: init of " + cfg + " (1000000000 layers, hidden 32, "), r.err());
+        assertTrue(r.err().startsWith("tenfold init: init of " + cfg + " (1024 layers, hidden 4096, "), r.err());
         assertTrue(r.err().contains(" needs about ") && r.err().contains("this machine has"), r.err());
         assertFalse(Files.exists(out));
 
         Path wide = dir.resolve("wide.json");
-        Files.writeString(wide, TinyLlama.config(true, null, 285).replace("\"vocab_size\": 285", "\"vocab_size\": 100000000"));
+        Files.writeString(wide, TinyLlama.config(true, null, 285).replace("\"vocab_size\": 285", "\"vocab_size\": 16000000")
+                .replace("\"hidden_size\": " + TinyLlama.HIDDEN, "\"hidden_size\": 256"));
         r = CliTest.run("", "init", "--config", wide.toString(), "--output", out.toString());
         assertEquals(1, r.code(), r.err());
-        assertTrue(r.err().contains("a weight of 3200000000 values"), r.err());
+        assertTrue(r.err().contains("a weight of 4096000000 values"), r.err());
     }
 
     @Test
