@@ -626,7 +626,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Turns the flash backward's error word into an exception that names the kernel and the cause (0: nothing). */
-    static void checkFlashBackwardError(KernelAbi.Kernel kernel, int code) {
+    public static void checkFlashBackwardError(KernelAbi.Kernel kernel, int code) {
         if (code == 0) return;
         if (code == KernelAbi.FLASH_BWD_ERR_WAIT_TIMEOUT) {
             throw new CudaKernelException(kernel.name(), code, "TF_FLASH_BWD_ERR_WAIT_TIMEOUT: in the deterministic attention"
