@@ -5,7 +5,7 @@
 #   ./run.sh first-light        RUN THIS FIRST on a GPU machine. At most 8 minutes, every step time-limited:
 #                               driver     nvidia-smi: GPU, driver, CUDA version; refuses a driver older than CUDA 13's
 #                               libs       cuBLAS and NCCL: from the python that has torch (its nvidia wheels), else
-#                                          a bounded search (depth 7, 30 s)
+#                                          a bounded search (depth 9, 30 s)
 #                               doctor     every kernel against the CPU, launches blocking (CUDA_LAUNCH_BLOCKING=1)
 #                               gpu-tests  the GPU tests, each at most TEST_TIMEOUT s (flash attention up to 1000 tokens)
 #                               smoke      GpuReport --smoke: every benchmark's code path at toy sizes
@@ -29,6 +29,8 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 LOGS="${OUT:-$HERE/logs}"
 mkdir -p "$LOGS"
 JAVA=("$HERE/jre/bin/java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC)
+# doctor runs the CPU reference's plain loops once, in a short-lived JVM: C1 alone gets there in half the time
+DOCTOR_JAVA=("${JAVA[@]}" -XX:TieredStopAtLevel=1)
 TEST_DIRS=("$HERE/tests/engine" "$HERE/tests/model-llama" "$HERE/tests/qlora" "$HERE/tests/tools")
 TESTS="$(IFS=:; echo "${TEST_DIRS[*]}")"
 TEST_CP="$HERE/lib/*:$TESTS:$HERE/tests/junit-console.jar"
@@ -70,14 +72,24 @@ find_cuda_libs() {
         say "libs: cuBLAS and NCCL are on the system loader path"
         return 0
     fi
-    # PyTorch's CUDA wheels: nvidia/cublas/lib, nvidia/nccl/lib, or nvidia/cu13/lib
+    # the python that has torch: its NVIDIA wheels (or torch/lib)
     for py in python3 python; do
         command -v "$py" >/dev/null 2>&1 || continue
         timeout -k 2 "$half" "$py" -c 'import torch' >/dev/null 2>&1 || continue
         found="$(timeout -k 2 "$half" "$py" - 2>/dev/null <<'PY'
 import glob, os
-import nvidia
-for root in list(nvidia.__path__):
+roots = []
+try:
+    import nvidia  # the CUDA wheels: nvidia/cublas/lib, nvidia/nccl/lib, nvidia/cu13/lib
+    roots += list(nvidia.__path__)
+except Exception:
+    pass
+try:
+    import torch  # some builds carry the libraries in torch/lib
+    roots.append(os.path.join(os.path.dirname(torch.__file__), "lib"))
+except Exception:
+    pass
+for root in roots:
     for pattern in ("libcublas.so.1[23]", "libnccl.so.2"):
         for f in sorted(glob.glob(os.path.join(root, "**", pattern), recursive=True), reverse=True):
             print(f)
@@ -89,8 +101,8 @@ PY
     if ! grep -q 'libcublas' <<<"$found"; then
         for d in ${LIB_SEARCH_ROOTS:-/usr/local /usr/lib /usr/lib64 /opt /home /root /workspace}; do [[ -d "$d" ]] && roots+=("$d"); done
         if [[ ${#roots[@]} -gt 0 ]]; then
-            say "libs: no cuBLAS from a python with torch; searching ${roots[*]} (depth 7, at most $half s)"
-            found+=$'\n'"$(timeout -k 2 "$half" find "${roots[@]}" -maxdepth 7 \( -path /proc -o -path /sys -o -path /dev \) -prune -o \
+            say "libs: no cuBLAS from a python with torch; searching ${roots[*]} (depth 9, at most $half s)"
+            found+=$'\n'"$(timeout -k 2 "$half" find "${roots[@]}" -maxdepth 9 \( -path /proc -o -path /sys -o -path /dev \) -prune -o \
                 \( -name 'libcublas.so.13' -o -name 'libcublas.so.12' -o -name 'libnccl.so.2' \) -print 2>/dev/null)"
         fi
     fi
@@ -108,7 +120,7 @@ step_doctor() {
     { nvidia-smi; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit --format=csv; } \
         >"$LOGS/nvidia-smi.txt" 2>&1 || true
     cp "$HERE/BUILD" "$LOGS/BUILD.txt" 2>/dev/null || true
-    limited "${STEP_TIMEOUT:-300}" "$LOGS/doctor.txt" "${JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.tools.Main doctor
+    limited "${STEP_TIMEOUT:-300}" "$LOGS/doctor.txt" "${DOCTOR_JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.tools.Main doctor
 }
 
 step_tests() {
@@ -210,7 +222,7 @@ fl_libs() {
 fl_doctor() {
     local t0=$SECONDS log="$LOGS/doctor.txt" rc last first
     say "doctor: every kernel against the CPU, launches blocking (limit $(limit_for 90) s)"
-    CUDA_LAUNCH_BLOCKING=1 limited "$(limit_for 90)" "$log" "${JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.tools.Main doctor
+    CUDA_LAUNCH_BLOCKING=1 limited "$(limit_for 90)" "$log" "${DOCTOR_JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.tools.Main doctor
     rc=$?
     echo >>"$log"
     local pass fail notrun

@@ -54,7 +54,7 @@ class GpuTestRunnerTest {
     void aTestPastTheLimitIsNamedAndEndsTheRun() throws Exception {
         String java = ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), GpuTestRunner.class.getName(),
-                "--tag", "runner-fixture-hang", "--timeout", "1", root()).redirectErrorStream(true).start();
+                "--tag", "runner-fixture-hang", "--include", FIXTURES, "--timeout", "1", root()).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), out);
         assertEquals(GpuTestRunner.TIMED_OUT, p.exitValue(), out);
