@@ -55,9 +55,9 @@ import java.util.regex.Pattern;
  *   <li>train: one QLoRA step of a Llama-3-8B-shaped model with random NF4 weights ({@link GpuTrainStep}).</li>
  * </ul>
  * Prints a table (markdown) on stdout, progress on stderr, and writes gpu-report.json and gpu-report.md
- * to {@code --out} after every benchmark (a later failure or a hang leaves what was measured). Where there
- * is no usable GPU it says why and exits 0. A watchdog stops the process (exit 3) if one benchmark runs
- * longer than {@code --case-timeout} seconds.
+ * to {@code --out} after every benchmark (a later failure or a hang leaves what was measured), and a last
+ * summary line on stderr. Where there is no usable GPU it says why and exits 0 (1 where TENFOLD_REQUIRE_GPU=1).
+ * A watchdog stops the process (exit 3) if one benchmark runs longer than {@code --case-timeout} seconds.
  *
  * <p>Usage: {@code ./tenfold bench gpu-report [options]}, or from the bundle (.gpu/run.sh).
  */

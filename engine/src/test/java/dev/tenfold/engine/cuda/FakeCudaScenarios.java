@@ -21,6 +21,7 @@ final class FakeCudaScenarios {
             case "open-fails" -> openFails();
             case "old-driver" -> oldDriver();
             case "sticky-error" -> stickyError();
+            case "atomic-attention" -> atomicAttention();
             default -> throw new IllegalArgumentException("no scenario " + args[0]);
         }
         problems.forEach(p -> System.out.println("PROBLEM: " + p));
@@ -68,6 +69,22 @@ final class FakeCudaScenarios {
         }
         expect(KernelSelfCheck.firstFailure(results).map(KernelSelfCheck.Result::op).orElse("").equals("softmax"), "first failure");
         expect(KernelSelfCheck.table(results).contains("not run (the sticky CUDA error in softmax made the GPU unusable)"), "table");
+    }
+
+    /**
+     * TENFOLD_DETERMINISTIC_ATTENTION=0 and FAKE_CUDA_FLASH_ORDER_TIMEOUT=1: the backend opens with the atomic
+     * attention backward, which never waits, so the fault that stops the ordered one does not touch it.
+     */
+    private static void atomicAttention() {
+        CudaBackend gpu = CudaBackend.open(0);
+        expect(!gpu.isDeterministic(), "TENFOLD_DETERMINISTIC_ATTENTION=0 leaves the backend deterministic");
+        try (var q = gpu.toDevice(dev.tenfold.engine.Tensor.of(new float[2 * 64], 1, 2, 1, 64));
+             var out = gpu.allocate(dev.tenfold.engine.DType.F32, 1, 2, 1, 64); var lse = gpu.allocate(dev.tenfold.engine.DType.F32, 1, 1, 2);
+             var dq = gpu.allocate(dev.tenfold.engine.DType.F32, 1, 2, 1, 64); var dk = gpu.allocate(dev.tenfold.engine.DType.F32, 1, 2, 1, 64);
+             var dv = gpu.allocate(dev.tenfold.engine.DType.F32, 1, 2, 1, 64)) {
+            gpu.attention(q, q, q, 0.125f, out, lse);
+            gpu.attentionBackward(q, q, q, q, out, lse, 0.125f, dq, dk, dv);
+        }
     }
 
     private static RuntimeException openError() {

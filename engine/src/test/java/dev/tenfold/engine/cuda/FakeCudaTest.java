@@ -66,6 +66,11 @@ class FakeCudaTest {
         System.out.println(child(FakeCudaScenarios.class, Map.of("FAKE_CUDA_FAULT_KERNEL", "tf_softmax_fwd_f32"), "sticky-error"));
     }
 
+    @Test
+    void theAtomicAttentionBackwardIsASettingAndNeverWaits() throws Exception {
+        child(FakeCudaScenarios.class, Map.of(CudaBackend.DETERMINISTIC_ENV, "0", "FAKE_CUDA_FLASH_ORDER_TIMEOUT", "1"), "atomic-attention");
+    }
+
     /** Runs {@code main} in a JVM whose TENFOLD_CUDA_LIBS is the fake stack; fails unless it exits 0. */
     private static String child(Class<?> main, Map<String, String> env, String... args) throws Exception {
         String javaBin = ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
