@@ -4,12 +4,22 @@
 // reject (argument ranges, leading dimensions, kernel argument counts by name) and nothing about speed.
 // Built by FakeCudaTest with the system C compiler and loaded through TENFOLD_CUDA_LIBS as
 // libcuda.so.1, libcublas.so.13 and libnccl.so.2 (one file, three names).
+//
+// Faults on demand, for the tests of what a broken GPU run must say (environment variables):
+//   FAKE_CUDA_DRIVER_VERSION=N       cuDriverGetVersion reports N (default 13000)
+//   FAKE_CUDA_MODULE_LOAD_ERROR=N    cuModuleLoadData fails with CUresult N (e.g. 209, no binary for this GPU)
+//   FAKE_CUDA_FAULT_KERNEL=name      launching that kernel is CUDA_ERROR_ILLEGAL_ADDRESS, sticky: every later
+//                                    call that touches the context fails the same way, as after a real fault
+//   FAKE_CUDA_HANG_KERNEL=name       launching that kernel never returns (a hung kernel under CUDA_LAUNCH_BLOCKING)
+//   FAKE_CUDA_FLASH_ORDER_TIMEOUT=1  the deterministic flash backward reports TF_FLASH_BWD_ERR_WAIT_TIMEOUT in its
+//                                    error word, as the kernel does when blocks do not run in launch order
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
@@ -18,6 +28,14 @@ typedef uint16_t bf16;
 #define FAKE_TOTAL (80ull << 30)
 static unsigned long long allocated;
 static int launches;
+static int sticky;                      // a sticky CUresult: every later call touching the context returns it
+static int context_refs, module_loads;  // primary context retains minus releases; cuModuleLoadData calls
+int fake_cuda_context_refs(void) { return context_refs; }
+int fake_cuda_module_loads(void) { return module_loads; }
+
+static int env_int(const char* name, int unset) { const char* v = getenv(name); return v && *v ? atoi(v) : unset; }
+static int env_is(const char* name, const char* value) { const char* v = getenv(name); return v && strcmp(v, value) == 0; }
+#define STICKY() do { if (sticky) return sticky; } while (0)
 
 // ------------------------------------------------------------------ numerics
 static float bf2f(bf16 h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
@@ -38,7 +56,7 @@ CUresult cuGetErrorName(CUresult e, const char** s) {
     return 0;
 }
 CUresult cuInit(unsigned int flags) { return flags == 0 ? 0 : 1; }
-CUresult cuDriverGetVersion(int* v) { *v = 13000; return 0; }
+CUresult cuDriverGetVersion(int* v) { *v = env_int("FAKE_CUDA_DRIVER_VERSION", 13000); return 0; }
 CUresult cuDeviceGetCount(int* c) { *c = 1; return 0; }
 CUresult cuDeviceGet(int* d, int ordinal) { if (ordinal != 0) return 101; *d = 0; return 0; }
 CUresult cuDeviceGetName(char* name, int len, int dev) { snprintf(name, len, "Fake GPU %d", dev); return 0; }
@@ -54,13 +72,18 @@ CUresult cuDeviceGetAttribute(int* v, int attr, int dev) {
     return dev == 0 ? 0 : 101;
 }
 static int context_token;
-CUresult cuDevicePrimaryCtxRetain(void** ctx, int dev) { *ctx = &context_token; return dev == 0 ? 0 : 101; }
-CUresult cuDevicePrimaryCtxRelease_v2(int dev) { return dev == 0 ? 0 : 101; }
+CUresult cuDevicePrimaryCtxRetain(void** ctx, int dev) { if (dev != 0) return 101; *ctx = &context_token; context_refs++; return 0; }
+CUresult cuDevicePrimaryCtxRelease_v2(int dev) { if (dev != 0) return 101; context_refs--; return 0; }
 static __thread void* current;
 CUresult cuCtxSetCurrent(void* ctx) { current = ctx; return 0; }
-CUresult cuCtxSynchronize(void) { return 0; }
+CUresult cuCtxSynchronize(void) { STICKY(); return 0; }
 static int module_token;
-CUresult cuModuleLoadData(void** module, const void* image) { *module = image ? &module_token : NULL; return image ? 0 : 1; }
+CUresult cuModuleLoadData(void** module, const void* image) {
+    module_loads++;
+    if (env_int("FAKE_CUDA_MODULE_LOAD_ERROR", 0)) return env_int("FAKE_CUDA_MODULE_LOAD_ERROR", 0);
+    *module = image ? &module_token : NULL;
+    return image ? 0 : 1;
+}
 CUresult cuModuleUnload(void* module) { return 0; }
 typedef struct { char name[64]; } Function;
 CUresult cuModuleGetFunction(void** f, void* module, const char* name) {
@@ -73,6 +96,7 @@ CUresult cuModuleGetFunction(void** f, void* module, const char* name) {
 }
 CUresult cuFuncSetAttribute(void* f, int attr, int value) { return attr == 8 && value <= 232448 ? 0 : 1; }
 CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
+    STICKY();
     if (current != &context_token) return 201; // CUDA_ERROR_INVALID_CONTEXT: no context current on this thread
     if (bytes == 0) return 1;
     if (allocated + bytes > FAKE_TOTAL) return 2;
@@ -84,11 +108,12 @@ CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
 }
 CUresult cuMemFree_v2(CUdeviceptr p) { free((void*)p); return 0; }
 CUresult cuMemGetInfo_v2(size_t* free_, size_t* total) { *free_ = FAKE_TOTAL - allocated; *total = FAKE_TOTAL; return 0; }
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void* s) { memcpy((void*)dst, src, n); return 0; }
-CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void* s) { memcpy(dst, (void*)src, n); return 0; }
-CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void* s) { memmove((void*)dst, (void*)src, n); return 0; }
-CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void* s) { memset((void*)dst, v, n); return 0; }
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void* s) { STICKY(); memcpy((void*)dst, src, n); return 0; }
+CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void* s) { STICKY(); memcpy(dst, (void*)src, n); return 0; }
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void* s) { STICKY(); memmove((void*)dst, (void*)src, n); return 0; }
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void* s) { STICKY(); memset((void*)dst, v, n); return 0; }
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, void* s) {
+    STICKY();
     if (dst % 4) return 1;
     for (size_t i = 0; i < n; i++) ((unsigned int*)dst)[i] = v;
     return 0;
@@ -99,7 +124,7 @@ CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags) { retur
 CUresult cuMemHostUnregister(void* p) { return 0; }
 static int stream_token;
 CUresult cuStreamCreate(void** s, unsigned int flags) { *s = &stream_token; return flags <= 1 ? 0 : 1; }
-CUresult cuStreamSynchronize(void* s) { return s == &stream_token || s == NULL ? 0 : 400; }
+CUresult cuStreamSynchronize(void* s) { STICKY(); return s == &stream_token || s == NULL ? 0 : 400; }
 CUresult cuStreamWaitEvent(void* s, void* e, unsigned int flags) { return 0; }
 CUresult cuStreamDestroy_v2(void* s) { return 0; }
 // Events: work runs synchronously here, so an event records the wall-clock time at cuEventRecord.
@@ -113,12 +138,13 @@ CUresult cuEventCreate(void** e, unsigned int flags) {
     return 0;
 }
 CUresult cuEventRecord(void* e, void* s) {
+    STICKY();
     if (!e || (s != &stream_token && s != NULL)) return 400;
     ((Event*)e)->recorded = 1;
     ((Event*)e)->ms = now_ms();
     return 0;
 }
-CUresult cuEventSynchronize(void* e) { return e ? 0 : 400; }
+CUresult cuEventSynchronize(void* e) { STICKY(); return e ? 0 : 400; }
 CUresult cuEventElapsedTime_v2(float* ms, void* a, void* b) {
     Event *ea = a, *eb = b;
     // as the driver: both recorded, both created with timing (not CU_EVENT_DISABLE_TIMING = 2)
@@ -179,6 +205,10 @@ static void flash_bwd(void** params, int D) {
     const int *cu_q = P(9, int), *cu_k = P(10, int);
     int batch = I(11), hq = I(13), hkv = I(14), group = hq / hkv;
     float scale = F(15);
+    if (I(16) && env_is("FAKE_CUDA_FLASH_ORDER_TIMEOUT", "1")) { // as the kernel when a wait gives up: dQ incomplete
+        *P(17, int) = 1;                                        // TF_FLASH_BWD_ERR_WAIT_TIMEOUT
+        return;
+    }
     int total_q = cu_q[batch], total_k = cu_k[batch];
     float* dkf = calloc((size_t)total_k * hkv * D, 4);
     float* dvf = calloc((size_t)total_k * hkv * D, 4);
@@ -395,8 +425,12 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsigned
     if (current != &context_token) return 201;
     if (stream != &stream_token || extra != NULL || !params) return 1;
     if (gx < 1 || gy < 1 || gz < 1 || gy > 65535 || gz > 65535 || bx < 1 || bx > 1024 || by != 1 || bz != 1) return 1;
+    STICKY();
+    const char* name = ((Function*)f)->name;
+    if (env_is("FAKE_CUDA_HANG_KERNEL", name)) for (;;) sleep(60);
+    if (env_is("FAKE_CUDA_FAULT_KERNEL", name)) return sticky = 700; // CUDA_ERROR_ILLEGAL_ADDRESS
     launches++;
-    return run_kernel(((Function*)f)->name, params) ? 500 : 0;
+    return run_kernel(name, params) ? 500 : 0;
 }
 
 // ------------------------------------------------------------------ cuBLAS

@@ -29,6 +29,12 @@
 // n-1 has always got a turn for every query block that key block n waits on; no key block waits on
 // a later one, and blocks are dispatched in linear block order (x fastest), so a waiting block never
 // holds up the one it waits for (the same assumption FlashAttention-3's deterministic mode makes).
+// When that assumption fails (compute-sanitizer, MPS or a debugger may run blocks out of order) a
+// waiting block could hold the SM slot its predecessor needs, forever. So the wait is bounded
+// (TF_FLASH_BWD_WAIT_NS of wall time, far beyond any wait in launch order): the block that gives up
+// sets the error word to TF_FLASH_BWD_ERR_WAIT_TIMEOUT and returns, every block that waits after
+// that returns at once, and the host turns the word into an exception. The kernel never hangs;
+// without a trap the context stays usable.
 #include "flash_common.cuh"
 
 namespace tf_flash {
@@ -40,7 +46,7 @@ static __device__ __forceinline__ void flash_bwd(const bf16* __restrict__ q, con
                                                  float* __restrict__ dq_accum, bf16* __restrict__ dk,
                                                  bf16* __restrict__ dv, const int* __restrict__ cu_q,
                                                  const int* __restrict__ cu_k, int batch, int max_len_k, int hq,
-                                                 int hkv, float scale, int deterministic) {
+                                                 int hkv, float scale, int deterministic, int* error) {
     constexpr int BN = TF_FLASH_BWD_BLOCK_N;  // keys per block
     constexpr int BM = TF_FLASH_BWD_BLOCK_M;  // query rows per step
     constexpr int NT = TF_FLASH_BWD_THREADS;  // 8 warps
@@ -224,8 +230,13 @@ static __device__ __forceinline__ void flash_bwd(const bf16* __restrict__ q, con
 
         int* const my_sem = sem + (static_cast<long long>(b) * hq + h) * sem_blocks + m;
         if (deterministic) {
-            if (tid == 0) sem_wait(my_sem, nblk);  // key blocks 0 .. nblk-1 have added theirs
-            block_sync();
+            // Key blocks 0 .. nblk-1 have added theirs, unless thread 0 gave up waiting: then the
+            // whole block stops (the error word says why).
+            const bool gave_up = block_sync_or(tid == 0 && !sem_wait(my_sem, nblk, error));
+            if (gave_up) {
+                cp_async_wait<0>();  // the prefetch of step s + 1
+                return;
+            }
         }
         // dq[j][e] is row rA + 8 (e >> 1), column w2 * D/2 + 8 j + 2 t + (e & 1).
 #pragma unroll
@@ -299,17 +310,17 @@ TF_KERNEL void tf_flash_bwd_pre(const bf16* o, const bf16* dout, float* delta, i
 TF_KERNEL void __launch_bounds__(TF_FLASH_BWD_THREADS, 2)
     tf_flash_bwd_d64(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
                      const float* delta, float* dq_accum, bf16* dk, bf16* dv, const int* cu_q, const int* cu_k,
-                     int batch, int max_len_k, int hq, int hkv, float scale, int deterministic) {
+                     int batch, int max_len_k, int hq, int hkv, float scale, int deterministic, int* error) {
     tf_flash::flash_bwd<64>(q, k, v, dout, lse, delta, dq_accum, dk, dv, cu_q, cu_k, batch, max_len_k, hq, hkv,
-                            scale, deterministic);
+                            scale, deterministic, error);
 }
 
 TF_KERNEL void __launch_bounds__(TF_FLASH_BWD_THREADS, 1)
     tf_flash_bwd_d128(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
                       const float* delta, float* dq_accum, bf16* dk, bf16* dv, const int* cu_q, const int* cu_k,
-                      int batch, int max_len_k, int hq, int hkv, float scale, int deterministic) {
+                      int batch, int max_len_k, int hq, int hkv, float scale, int deterministic, int* error) {
     tf_flash::flash_bwd<128>(q, k, v, dout, lse, delta, dq_accum, dk, dv, cu_q, cu_k, batch, max_len_k, hq, hkv,
-                             scale, deterministic);
+                             scale, deterministic, error);
 }
 
 // dq = bf16(dq_accum * scale), grid-stride (any grid); n = total_q * hq * D (the deterministic

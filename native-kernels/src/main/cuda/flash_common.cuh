@@ -124,15 +124,35 @@ static __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
 }
 
 static __device__ __forceinline__ void block_sync() { __syncthreads(); }
+// A barrier that also tells every thread whether any thread passed a non-zero flag.
+static __device__ __forceinline__ bool block_sync_or(int flag) { return __syncthreads_or(flag) != 0; }
 static __device__ __forceinline__ void atomic_add_f32(float* p, float v) { atomicAdd(p, v); }
 
+// Wall-clock nanoseconds (%globaltimer): unlike clock64() it does not depend on the SM clock.
+static __device__ __forceinline__ unsigned long long now_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+
 // Deterministic-mode ordering (see flash_attention_bwd.cu). One thread spins until *sem == value
-// (acquire at gpu scope), the release adds 1 after the block's writes (fenced by every writer).
-static __device__ __forceinline__ void sem_wait(const int* sem, int value) {
-    int v;
-    do {
+// (acquire at gpu scope) and returns true. It gives up and returns false when another block has
+// already set *error, or when TF_FLASH_BWD_WAIT_NS have passed, setting *error to
+// TF_FLASH_BWD_ERR_WAIT_TIMEOUT first (the first cause stays). The release adds 1 after the
+// block's writes (fenced by every writer).
+static __device__ __forceinline__ bool sem_wait(const int* sem, int value, int* error) {
+    const unsigned long long start = now_ns();
+    for (;;) {
+        int v, e;
         asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(sem) : "memory");
-    } while (v != value);
+        if (v == value) return true;
+        asm volatile("ld.relaxed.gpu.global.b32 %0, [%1];\n" : "=r"(e) : "l"(error) : "memory");
+        if (e != 0) return false;
+        if (now_ns() - start > TF_FLASH_BWD_WAIT_NS) {
+            atomicCAS(error, 0, TF_FLASH_BWD_ERR_WAIT_TIMEOUT);
+            return false;
+        }
+    }
 }
 static __device__ __forceinline__ void sem_release(int* sem) {
     asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(sem) : "memory");
@@ -169,9 +189,20 @@ static inline float shfl_xor(float v, int mask) { return tf_emu::shfl_xor(v, mas
 static inline float exp2_fast(float x) { return std::exp2(x); }
 static inline u32 pack_bf16(float lo, float hi) { return tf_emu::bf16_rn(lo) | (tf_emu::bf16_rn(hi) << 16); }
 static inline void block_sync() { tf_emu::syncthreads(); }
+static inline bool block_sync_or(int flag) { return tf_emu::syncthreads_or(flag); }
 static inline void atomic_add_f32(float* p, float v) { tf_emu::atomic_add(p, v); }
-static inline void sem_wait(const int* sem, int value) {
-    while (*reinterpret_cast<const volatile int*>(sem) != value) tf_emu::spin_yield();
+static inline unsigned long long now_ns() { return tf_emu::now_ns(); }
+static inline bool sem_wait(const int* sem, int value, int* error) {
+    const unsigned long long start = now_ns();
+    for (;;) {
+        if (*reinterpret_cast<const volatile int*>(sem) == value) return true;
+        if (*reinterpret_cast<const volatile int*>(error) != 0) return false;
+        if (now_ns() - start > TF_FLASH_BWD_WAIT_NS) {
+            if (*error == 0) *error = TF_FLASH_BWD_ERR_WAIT_TIMEOUT;
+            return false;
+        }
+        tf_emu::bounded_wait_yield();
+    }
 }
 static inline void sem_release(int* sem) { tf_emu::atomic_add_int(sem, 1); }
 static inline void fence_gpu() {}

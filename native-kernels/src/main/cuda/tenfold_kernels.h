@@ -158,6 +158,11 @@ TF_KERNEL void tf_flash_fwd_d128(const bf16* q, const bf16* k, const bf16* v, bf
 //     with atomicAdd — or, when deterministic != 0, in a fixed order (key block 0, 1, 2, ... per query
 //     block, through semaphore words stored right after dq_accum's total_q * hq * D floats: allocate
 //     and zero TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) more 4-byte words; needs len_q <= len_k).
+//     The ordering waits are bounded: a block that waits longer than TF_FLASH_BWD_WAIT_NS for the key block
+//     before it (the blocks were not run in launch order: compute-sanitizer, MPS, a debugger) sets the error
+//     word `error` (one int, zeroed by the host) to TF_FLASH_BWD_ERR_WAIT_TIMEOUT and stops, and so does every
+//     block that waits after that: the kernel always ends, dQ is then incomplete and the host must throw.
+//     `error` is not touched (it may be null) when deterministic == 0.
 //     Dynamic shared memory TF_FLASH_BWD_SMEM(D) bytes.
 // (3) tf_flash_bwd_post: dq = dq_accum * scale converted to bf16 (grid-stride). dk, dv written as bf16.
 #define TF_FLASH_BWD_BLOCK_N 64
@@ -172,13 +177,20 @@ TF_KERNEL void tf_flash_fwd_d128(const bf16* q, const bf16* k, const bf16* v, bf
    its total_q * hq * D floats, zeroed with it; unused (need not exist) when deterministic == 0. */
 #define TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) \
     ((long long)(batch) * (hq) * (((max_len_k) + TF_FLASH_BWD_BLOCK_M - 1) / TF_FLASH_BWD_BLOCK_M))
+/* error word codes of the backward (0: no error) */
+#define TF_FLASH_BWD_ERR_WAIT_TIMEOUT 1
+/* how long (wall-clock ns, %globaltimer) a deterministic-mode block waits for the key block before it: in launch
+   order a wait lasts about one step of that block (microseconds), so 10 s is only reached when the order is broken */
+#ifndef TF_FLASH_BWD_WAIT_NS
+#define TF_FLASH_BWD_WAIT_NS 10000000000ull
+#endif
 TF_KERNEL void tf_flash_bwd_pre(const bf16* o, const bf16* dout, float* delta, int total_q, int hq, int D);
 TF_KERNEL void tf_flash_bwd_d64(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
                                 const float* delta, float* dq_accum, bf16* dk, bf16* dv, const int* cu_q,
                                 const int* cu_k, int batch, int max_len_k, int hq, int hkv, float scale,
-                                int deterministic);
+                                int deterministic, int* error);
 TF_KERNEL void tf_flash_bwd_d128(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
                                  const float* delta, float* dq_accum, bf16* dk, bf16* dv, const int* cu_q,
                                  const int* cu_k, int batch, int max_len_k, int hq, int hkv, float scale,
-                                 int deterministic);
+                                 int deterministic, int* error);
 TF_KERNEL void tf_flash_bwd_post(const float* dq_accum, float scale, bf16* dq, long long n);

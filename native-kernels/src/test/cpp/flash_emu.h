@@ -6,7 +6,9 @@
 // either copies at issue or (deferred mode) poisons its destination with NaNs at issue and copies at
 // the wait_group that retires it, so a read that is not ordered after the wait sees NaNs.
 // Blocks run concurrently, at most `resident` at a time, launched in linear block order (as the
-// hardware dispatches them), and warps are interleaved in round-robin or random order.
+// hardware dispatches them; reverse_dispatch breaks that order on purpose), and warps are
+// interleaved in round-robin or random order. A wait with a time bound (the deterministic
+// backward's semaphore) is not taken for a deadlock: it ends by itself.
 //
 // What it checks: fragment layouts, index arithmetic, masking, tails, barriers and cp.async group
 // accounting, shared-memory bounds (every shared access is checked against the dynamic size the
@@ -20,6 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -124,6 +127,7 @@ struct Block {
     Dim3 bidx;
     std::vector<unsigned char> smem;
     int arrived = 0, exited = 0, live = 0, nthreads = 0;
+    int vote = 0, vote_result = 0;  // __syncthreads_or: the OR so far, and the last barrier's
     int slow_warp = 0;  // random mode: the warp that runs least often
     unsigned gen = 0;
     std::vector<Warp> warps;
@@ -137,6 +141,9 @@ struct State {
     std::function<void()> body;
     bool defer_copies = true;
     bool random_order = false;
+    bool reverse_dispatch = false;  // launch blocks in reverse linear order (breaks the hardware's order)
+    long long bounded_waits = 0;    // spins of waits that end by themselves (not a deadlock)
+    unsigned long long wait_ns = 10000000000ull;  // the kernels' TF_FLASH_BWD_WAIT_NS (settable per test)
     std::mt19937_64 rng{1};
     long long progress = 0;
     long long ops = 0;  // collectives executed (statistics)
@@ -187,16 +194,37 @@ inline void collective_begin(const u32* in, int n) {
 inline const u32* slot(int l) { return warp().slot[S().cur->parity][l]; }
 inline void collective_end() { S().cur->parity ^= 1; }
 
+// Releases a block barrier whose last thread has arrived (or exited).
+inline void release_block(Block* b) {
+    b->arrived = 0;
+    b->vote_result = b->vote;
+    b->vote = 0;
+    ++b->gen;
+}
+
 inline void syncthreads() {
     Block* b = S().cur->blk;
     const unsigned gen = b->gen;
     if (++b->arrived + b->exited == b->nthreads) {
-        b->arrived = 0;
-        ++b->gen;
+        release_block(b);
         ++S().progress;
     } else {
         while (b->gen == gen) yield();
     }
+}
+
+// __syncthreads_or: a block barrier that returns whether any thread passed a non-zero flag.
+inline bool syncthreads_or(int flag) {
+    Block* b = S().cur->blk;
+    b->vote |= flag != 0;
+    syncthreads();
+    return b->vote_result != 0;  // read before this thread can reach the next barrier
+}
+
+// %globaltimer: wall-clock nanoseconds.
+inline unsigned long long now_ns() {
+    return static_cast<unsigned long long>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
 inline unsigned char* smem_at(u32 addr, int bytes, int align) {
@@ -315,6 +343,11 @@ inline void atomic_add_int(int* p, int v) {
     ++S().progress;
 }
 inline void spin_yield() { yield(); }
+// A spin of a wait that ends by itself (it has a time bound): the deadlock check leaves it alone.
+inline void bounded_wait_yield() {
+    ++S().bounded_waits;
+    yield();
+}
 
 inline void fiber_entry() {
     S().body();
@@ -335,10 +368,7 @@ inline void fiber_entry() {
         ++w.gen;
     }
     ++b->exited;
-    if (b->arrived > 0 && b->arrived + b->exited == b->nthreads) {
-        b->arrived = 0;
-        ++b->gen;
-    }
+    if (b->arrived > 0 && b->arrived + b->exited == b->nthreads) release_block(b);
     ++S().progress;
     tf_emu_switch(&f->sp, S().sched_sp);
     fail("resumed a finished thread");
@@ -371,8 +401,9 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, int resident, std::
     while (true) {
         while (static_cast<int>(active.size()) < resident && next < nblocks) {
             Block* b = new Block();
-            b->bidx = Dim3{static_cast<unsigned>(next % grid.x), static_cast<unsigned>((next / grid.x) % grid.y),
-                           static_cast<unsigned>(next / (static_cast<long long>(grid.x) * grid.y))};
+            const long long id = s.reverse_dispatch ? nblocks - 1 - next : next;
+            b->bidx = Dim3{static_cast<unsigned>(id % grid.x), static_cast<unsigned>((id / grid.x) % grid.y),
+                           static_cast<unsigned>(id / (static_cast<long long>(grid.x) * grid.y))};
             b->smem.assign(smem_bytes, 0xff);  // garbage (bf16/f32 NaN) until written
             b->nthreads = b->live = nthreads;
             b->warps.resize(nthreads / 32);
@@ -392,7 +423,7 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, int resident, std::
         }
         if (active.empty()) break;
         // One round: a warp (random, or each in turn) runs each of its live lanes until it blocks.
-        long long before = s.progress;
+        long long before = s.progress, waits_before = s.bounded_waits;
         // Random mode: shuffled warp order, and each warp runs in a round only with some
         // probability, much lower for one "slow" warp per block, so that warps drift many
         // instructions apart between barriers (a missing barrier then lets a fast warp overwrite
@@ -427,7 +458,7 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, int resident, std::
             }
         }
         static long long idle_rounds = 0;
-        idle_rounds = (s.progress == before) ? idle_rounds + 1 : 0;
+        idle_rounds = (s.progress == before && s.bounded_waits == waits_before) ? idle_rounds + 1 : 0;
         if (idle_rounds > 2000) fail("deadlock: no thread made progress");
     }
 }
@@ -440,3 +471,4 @@ inline void launch(Dim3 grid, Dim3 block, size_t smem_bytes, int resident, std::
 #define gridDim (::tf_emu::S().grid)
 
 #define TF_FLASH_EMU 1
+#define TF_FLASH_BWD_WAIT_NS (::tf_emu::S().wait_ns)

@@ -55,9 +55,9 @@ import java.util.regex.Pattern;
  *   <li>train: one QLoRA step of a Llama-3-8B-shaped model with random NF4 weights ({@link GpuTrainStep}).</li>
  * </ul>
  * Prints a table (markdown) on stdout, progress on stderr, and writes gpu-report.json and gpu-report.md
- * to {@code --out} after every benchmark (a later failure or a hang leaves what was measured). Where there
- * is no usable GPU it says why and exits 0. A watchdog stops the process (exit 3) if one benchmark runs
- * longer than {@code --case-timeout} seconds.
+ * to {@code --out} after every benchmark (a later failure or a hang leaves what was measured), and a last
+ * summary line on stderr. Where there is no usable GPU it says why and exits 0 (1 where TENFOLD_REQUIRE_GPU=1).
+ * A watchdog stops the process (exit 3) if one benchmark runs longer than {@code --case-timeout} seconds.
  *
  * <p>Usage: {@code ./tenfold bench gpu-report [options]}, or from the bundle (.gpu/run.sh).
  */
@@ -86,11 +86,14 @@ public final class GpuReport {
     private GpuReport() {}
 
     public static void main(String[] args) {
-        System.exit(run(args, System.out, System.err));
+        System.exit(run(args, System.out, System.err, CudaBackend.gpuRequired()));
     }
 
-    /** Runs the report; returns the exit code (0 done or skipped, 1 some benchmark failed, 2 bad arguments). */
-    static int run(String[] args, PrintStream out, PrintStream err) {
+    /**
+     * Runs the report; returns the exit code (0 done, or skipped without a GPU unless {@code gpuRequired}; 1 some
+     * benchmark failed, or no GPU where one is required; 2 bad arguments).
+     */
+    static int run(String[] args, PrintStream out, PrintStream err, boolean gpuRequired) {
         Options o;
         try {
             o = Options.parse(args);
@@ -108,15 +111,15 @@ public final class GpuReport {
             gpu = CudaBackend.open(o.device());
         } catch (CudaUnavailableException e) {
             String reason = "no usable GPU: " + e.getMessage();
-            err.println("gpu-report: skipped, " + reason);
-            ObjectNode skip = JSON.createObjectNode().put("tool", "tenfold gpu-report").put("skipped", reason);
+            err.println("gpu-report: " + (gpuRequired ? "FAILED (" + CudaBackend.REQUIRE_GPU_ENV + "=1), " : "skipped, ") + reason);
+            ObjectNode skip = JSON.createObjectNode().put("tool", "tenfold gpu-report").put(gpuRequired ? "failed" : "skipped", reason);
             out.println(skip);
             try {
                 writeAtomically(o.out().resolve(REPORT_JSON), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(skip));
             } catch (IOException io) {
                 err.println("gpu-report: could not write " + o.out().resolve(REPORT_JSON) + ": " + io.getMessage());
             }
-            return 0;
+            return gpuRequired ? 1 : 0;
         } catch (RuntimeException e) { // a driver that loads but fails (a fatbin without this GPU's code, ...)
             err.println("gpu-report: cannot open cuda:" + o.device() + ": " + e);
             return 1;
@@ -148,7 +151,17 @@ public final class GpuReport {
         report.write();
         out.println(report.markdown());
         err.println("gpu-report: written " + o.out().resolve(REPORT_JSON) + " and " + REPORT_MD);
+        err.println(summary(report.rows(), report.aborted()));
         return report.aborted() == null && report.rows().stream().noneMatch(Row::failed) ? 0 : 1;
+    }
+
+    /** One line that .gpu/run.sh reads: rows measured and failed, and the first failure. */
+    static String summary(List<Row> rows, String aborted) {
+        long failed = rows.stream().filter(Row::failed).count();
+        String first = rows.stream().filter(Row::failed).findFirst().map(r -> r.id() + ": " + r.error())
+                .orElse(aborted != null ? aborted : "-");
+        return "gpu-report: " + rows.size() + " rows, " + (rows.size() - failed) + " measured, " + failed + " failed"
+                + (aborted != null ? ", stopped" : "") + "; first failure: " + first;
     }
 
     // ------------------------------------------------------------------ options and sizes
@@ -960,6 +973,7 @@ public final class GpuReport {
             int[] cu = new int[batch + 1];
             for (int i = 0; i <= batch; i++) cu[i] = i * seq;
             Tensor cuSeq = c.add(DeviceFill.ints(gpu, cu));
+            Tensor error = c.add(gpu.allocate(DType.I32, 1)); // the deterministic backward's error word (0: none)
             KernelAbi.Launch lf = KernelAbi.flashForward(seq, hq, batch, d), lb = KernelAbi.flashBackward(seq, hkv, batch, d);
             KernelAbi.Launch lpre = KernelAbi.elementwise((long) total * hq * 32), lpost = KernelAbi.elementwise(qElems);
             Runnable fwd = () -> gpu.launchKernel(fwdKernel, lf, q, k, v, o, lse, cuSeq, cuSeq, batch, seq, hq, hkv, scale);
@@ -967,7 +981,7 @@ public final class GpuReport {
                 gpu.fill(dqAccum, 0f);
                 gpu.launchKernel(KernelAbi.FLASH_BWD_PRE, lpre, o, dout, delta, total, hq, d);
                 gpu.launchKernel(bwdKernel, lb, q, k, v, dout, lse, delta, dqAccum, dk, dv, cuSeq, cuSeq, batch, seq, hq, hkv, scale,
-                        deterministic);
+                        deterministic, error);
                 gpu.launchKernel(KernelAbi.FLASH_BWD_POST, lpost, dqAccum, scale, dq, qElems);
             };
             Runnable bwdDeterministic = bwd.apply(1), bwdAtomic = bwd.apply(0);
@@ -981,6 +995,9 @@ public final class GpuReport {
                 fwd.run();
                 bwdAtomic.run();
             });
+            try (Tensor code = gpu.toHost(error)) { // a wait that gave up: the timings above are of an incomplete dQ
+                CudaBackend.checkFlashBackwardError(bwdKernel, code.getInt(0));
+            }
             String bwdNote = "memset of dq_accum, tf_flash_bwd_pre, tf_flash_bwd_d" + d + ", tf_flash_bwd_post";
             return List.of(
                     computeRow(plan, "attn_fwd_s" + seq, "attention", "flash attention forward (bf16 buffers)", mf,

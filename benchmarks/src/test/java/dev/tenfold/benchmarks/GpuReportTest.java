@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.*;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tenfold.engine.cuda.CudaDriver;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -14,7 +13,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -186,27 +184,49 @@ class GpuReportTest {
     @Test
     void badArgumentsExitTwoWithTheUsage() {
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        int rc = GpuReport.run(new String[] {"--reps", "zero"}, new PrintStream(out), new PrintStream(err));
+        int rc = GpuReport.run(new String[] {"--reps", "zero"}, new PrintStream(out), new PrintStream(err), false);
         assertEquals(2, rc);
         String e = err.toString(StandardCharsets.UTF_8);
         assertTrue(e.startsWith("gpu-report: --reps takes an integer >= 1, got 'zero'\nusage: gpu-report"), e);
         assertEquals("", out.toString(StandardCharsets.UTF_8));
         ByteArrayOutputStream help = new ByteArrayOutputStream();
-        assertEquals(0, GpuReport.run(new String[] {"--help"}, new PrintStream(help), new PrintStream(err)));
+        assertEquals(0, GpuReport.run(new String[] {"--help"}, new PrintStream(help), new PrintStream(err), false));
         assertTrue(help.toString(StandardCharsets.UTF_8).startsWith("usage: gpu-report"));
     }
 
+    // cuda:99 is on no machine: without a driver, or with one, it does not open
+
     @Test
     void withoutAGpuItSaysWhyAndExitsZero(@TempDir Path dir) throws Exception {
-        boolean gpu = CudaDriver.tryGet().map(d -> d.deviceCount() > 0).orElse(false);
-        Assumptions.assumeFalse(gpu, "this machine has a GPU: GpuReport would run for real");
         ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        int rc = GpuReport.run(new String[] {"--out", dir.toString()}, new PrintStream(out), new PrintStream(err));
+        int rc = GpuReport.run(new String[] {"--out", dir.toString(), "--device", "99"}, new PrintStream(out), new PrintStream(err), false);
         assertEquals(0, rc);
         JsonNode line = new ObjectMapper().readTree(out.toString(StandardCharsets.UTF_8));
         assertTrue(line.path("skipped").asText().startsWith("no usable GPU: "), line.toString());
         assertTrue(err.toString(StandardCharsets.UTF_8).startsWith("gpu-report: skipped, no usable GPU: "), err.toString());
         JsonNode file = new ObjectMapper().readTree(Files.readString(dir.resolve(GpuReport.REPORT_JSON)));
         assertEquals(line.path("skipped").asText(), file.path("skipped").asText());
+    }
+
+    @Test
+    void whereAGpuIsRequiredHavingNoneIsAFailure(@TempDir Path dir) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+        int rc = GpuReport.run(new String[] {"--out", dir.toString(), "--device", "99"}, new PrintStream(out), new PrintStream(err), true);
+        assertEquals(1, rc);
+        assertTrue(err.toString(StandardCharsets.UTF_8).startsWith("gpu-report: FAILED (TENFOLD_REQUIRE_GPU=1), no usable GPU: "),
+                err.toString());
+        JsonNode file = new ObjectMapper().readTree(Files.readString(dir.resolve(GpuReport.REPORT_JSON)));
+        assertTrue(file.path("failed").asText().startsWith("no usable GPU: "), file.toString());
+        assertTrue(file.path("skipped").isMissingNode(), file.toString());
+    }
+
+    @Test
+    void theSummaryLineCountsRowsAndNamesTheFirstFailure() {
+        GpuReport.Row ok = GpuReport.Row.failed("copy", "copy", "copy", null);
+        GpuReport.Row bad = GpuReport.Row.failed("rmsnorm_fwd", "kernels", "RMSNorm", "CudaException: boom");
+        assertEquals("gpu-report: 3 rows, 1 measured, 2 failed; first failure: rmsnorm_fwd: CudaException: boom",
+                GpuReport.summary(List.of(ok, bad, bad), null));
+        assertEquals("gpu-report: 1 rows, 1 measured, 0 failed, stopped; first failure: watchdog",
+                GpuReport.summary(List.of(ok), "watchdog"));
     }
 }

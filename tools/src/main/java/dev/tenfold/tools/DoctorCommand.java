@@ -16,7 +16,9 @@ import picocli.CommandLine.Option;
 /**
  * Reports what this machine offers tenfold: the JDK, the CPU's vector width, cores, memory and CUDA (driver,
  * GPUs, cuBLAS, NCCL, this build's kernels). With a GPU it runs every kernel once against the CPU reference
- * and prints a pass/fail table (exit 1 if one fails); without one it says so and exits 0.
+ * and prints a pass/fail table row by row (exit 1 if one fails; after a sticky CUDA error the rest are not run);
+ * without one it says so and exits 0, or 1 where TENFOLD_REQUIRE_GPU=1. A GPU that does not open is one line
+ * and exit 1.
  */
 @Command(name = "doctor", mixinStandardHelpOptions = true, description = {
         "Show the JDK, CPU features, cores, memory and the CUDA driver, GPUs, cuBLAS and NCCL found;",
@@ -58,27 +60,50 @@ final class DoctorCommand implements Callable<Integer> {
         System.out.println("nccl        " + (cuda.nccl() != null ? cuda.nccl() : cuda.ncclProblem()));
         String kernels = kernels();
         System.out.println("kernels     " + kernels);
+        boolean required = CudaBackend.gpuRequired();
+        String requiredNote = required ? " (" + CudaBackend.REQUIRE_GPU_ENV + "=1: a GPU is required)" : "";
         if (!cuda.hasGpu()) {
-            System.out.println("backend     cpu: no GPU here, so no kernel was run; every command runs on the CPU (--device cpu)");
-            return 0;
+            System.out.println("backend     cpu: no GPU here, so no kernel was run; every command runs on the CPU (--device cpu)" + requiredNote);
+            return required ? 1 : 0;
         }
         CudaBackend gpu;
         try {
             gpu = CudaBackend.open(d.index());
         } catch (CudaUnavailableException e) {
-            System.out.println("backend     cpu: " + d + " cannot be used: " + e.getMessage());
-            return 0;
+            System.out.println("backend     cpu: " + d + " cannot be used: " + e.getMessage() + requiredNote);
+            return required ? 1 : 0;
+        } catch (RuntimeException e) { // the GPU itself refused: never a skip
+            System.out.println("backend     " + d + " FAILED to open: " + e.getMessage());
+            return 1;
         }
         System.out.println("backend     " + d + " ready: " + gpu.gpuName() + ", sm_" + gpu.computeCapability().replace(".", "") + ", "
                 + gpu.multiprocessors() + " SMs, cuBLAS " + gpu.cublasVersion());
         if (noSelfCheck) return 0;
         System.out.println();
         System.out.println("self-check  every kernel on " + d + " against the CPU reference, small random inputs, outputs poisoned:");
-        List<KernelSelfCheck.Result> results = KernelSelfCheck.run(gpu, KernelSelfCheck.Sizes.QUICK, 42);
-        System.out.print(KernelSelfCheck.table(results));
-        long failed = results.stream().filter(r -> !r.passed()).count();
+        System.out.print(KernelSelfCheck.header());
+        // each row's op and kernels first, its result when done: a kernel that hangs is the last line printed
+        List<KernelSelfCheck.Result> results = KernelSelfCheck.run(gpu, KernelSelfCheck.Sizes.QUICK, 42, new KernelSelfCheck.Listener() {
+            private boolean started;
+
+            @Override public void starting(String op, String kernels) {
+                System.out.print(KernelSelfCheck.rowStart(op, kernels));
+                System.out.flush();
+                started = true;
+            }
+
+            @Override public void finished(KernelSelfCheck.Result r) {
+                if (!started) System.out.print(KernelSelfCheck.rowStart(r.op(), r.kernels()));
+                System.out.print(KernelSelfCheck.rowEnd(r));
+                System.out.flush();
+                started = false;
+            }
+        });
+        long failed = results.stream().filter(r -> r.ran() && !r.passed()).count(), notRun = results.stream().filter(r -> !r.ran()).count();
         System.out.println(failed == 0 ? "result      all " + results.size() + " checks passed"
-                : "result      " + failed + " of " + results.size() + " checks FAILED");
+                : "result      " + failed + " of " + results.size() + " checks FAILED" + (notRun > 0 ? ", " + notRun + " not run" : ""));
+        KernelSelfCheck.firstFailure(results).ifPresent(r ->
+                System.out.println("first fail  " + r.op() + " (" + r.kernels() + "): " + r.failure()));
         return failed == 0 ? 0 : 1;
     }
 

@@ -86,6 +86,9 @@ public final class Cublas implements AutoCloseable {
         this.handle = handle;
     }
 
+    /** Loads cuBLAS (once) without touching a GPU; throws {@link CudaUnavailableException} saying why it cannot. */
+    static void load() { library(); }
+
     /** A new handle for the device whose context is current on the calling thread. */
     public static Cublas create() {
         Library lib = library();

@@ -31,12 +31,28 @@ import java.util.Map;
  * bf16 flash kernels (q, k, v, out and dOut rounded to bf16; logsumexp and accumulation f32).
  */
 public final class CudaBackend implements Backend {
+    /**
+     * Set to 1 where a GPU must be used (a GPU machine's test run, `.gpu/run.sh first-light`): "no CUDA backend" is
+     * then a failure for doctor, the GPU tests and GpuReport instead of a skip.
+     */
+    public static final String REQUIRE_GPU_ENV = "TENFOLD_REQUIRE_GPU";
+    /**
+     * 1 (the default): the attention backward sums dQ in a fixed order (bit-reproducible); 0: with atomics (faster,
+     * and it never waits on another thread block). Read when a backend opens; {@link #setDeterministic} changes it.
+     */
+    public static final String DETERMINISTIC_ENV = "TENFOLD_DETERMINISTIC_ATTENTION";
+    /** cuDriverGetVersion of CUDA 13.0: the fatbin is built by nvcc 13 (its PTX and cubins need a CUDA 13 driver). */
+    public static final int REQUIRED_DRIVER_API = 13000;
+    /** The NVIDIA Linux driver that CUDA 13.0 needs (CUDA 13.0 release notes), for the messages. */
+    public static final String REQUIRED_NVIDIA_DRIVER = "580.65.06";
     /** Rows and vocabulary columns of one logits chunk of the cross-entropy (a 128 MiB f32 scratch at most). */
     static final int CE_TOKEN_CHUNK = 4096, CE_VOCAB_CHUNK = 8192;
     private static final int IGNORE = -100;
     private static final long PINNED_BYTES = 64 * 1024;
 
     private static final Map<Integer, CudaBackend> OPEN = new HashMap<>();
+    /** Why a device did not open: not retried, so that a failing open costs (and reports) once per process. */
+    private static final Map<Integer, RuntimeException> FAILED = new HashMap<>();
     /** The context last made current on each thread (its address), to skip redundant cuCtxSetCurrent calls. */
     private static final ThreadLocal<long[]> CURRENT = ThreadLocal.withInitial(() -> new long[1]);
 
@@ -54,31 +70,66 @@ public final class CudaBackend implements Backend {
 
     /**
      * The backend of GPU {@code index} (cuda:index), created on first use and shared afterwards. Throws
-     * {@link CudaUnavailableException} saying why when there is no driver, no such GPU, no cuBLAS, or no
-     * kernels in this build.
+     * {@link CudaUnavailableException} saying why when there is no driver, too old a driver, no such GPU, no cuBLAS,
+     * or no kernels in this build; a {@link CudaException} when the GPU itself refuses (a fatbin without code for
+     * it ...). A failed open is not retried: later calls throw the same exception.
      */
     public static CudaBackend open(int index) {
         if (index < 0) throw new IllegalArgumentException("device index must be >= 0, got " + index);
         synchronized (OPEN) {
             CudaBackend b = OPEN.get(index);
-            if (b == null) {
+            if (b != null) return b;
+            RuntimeException failed = FAILED.get(index);
+            if (failed != null) throw failed;
+            try {
                 b = create(index);
-                OPEN.put(index, b);
+            } catch (RuntimeException e) {
+                FAILED.put(index, e);
+                throw e;
             }
+            OPEN.put(index, b);
             return b;
         }
     }
 
+    /** Whether {@value #REQUIRE_GPU_ENV} asks for a GPU (1), or lets work go without one (0 or unset). */
+    public static boolean gpuRequired() { return flag(REQUIRE_GPU_ENV, System.getenv(REQUIRE_GPU_ENV), false); }
+
+    /** A 0/1 environment setting; unset or empty gives {@code unset}; anything else is refused naming the variable. */
+    static boolean flag(String name, String value, boolean unset) {
+        if (value == null || value.isBlank()) return unset;
+        return switch (value.trim()) {
+            case "1", "true" -> true;
+            case "0", "false" -> false;
+            default -> throw new IllegalArgumentException(name + " must be 0 or 1, got '" + value + "'");
+        };
+    }
+
     private static CudaBackend create(int index) {
+        boolean deterministic = flag(DETERMINISTIC_ENV, System.getenv(DETERMINISTIC_ENV), true);
         CudaDriver driver = CudaDriver.get();
+        checkDriverVersion(driver.driverVersion());
         int count = driver.deviceCount();
         if (count == 0) throw new CudaUnavailableException("the CUDA driver (" + driver.loaded() + ") sees no GPU");
         if (index >= count) {
             throw new CudaUnavailableException("there is no cuda:" + index + "; this machine has " + count + " GPU"
                     + (count == 1 ? " (cuda:0)" : "s (cuda:0 to cuda:" + (count - 1) + ")"));
         }
-        byte[] fatbin = CudaKernels.readFatbin(); // the clearest failure first, before the GPU is touched
-        return new CudaBackend(driver, index, fatbin);
+        // the clearest failures first, before the GPU is touched: no kernels, no cuBLAS
+        byte[] fatbin = CudaKernels.readFatbin();
+        Cublas.load();
+        CudaBackend b = new CudaBackend(driver, index, fatbin);
+        b.setDeterministic(deterministic);
+        return b;
+    }
+
+    /** Refuses a driver older than CUDA 13 in one line: the one found and the one needed. */
+    static void checkDriverVersion(int driverApi) {
+        if (driverApi >= REQUIRED_DRIVER_API) return;
+        throw new CudaUnavailableException("the NVIDIA driver supports CUDA " + driverApi / 1000 + "." + driverApi % 1000 / 10
+                + " (cuDriverGetVersion " + driverApi + "); tenfold's kernels are built with CUDA 13 and need a driver for CUDA "
+                + REQUIRED_DRIVER_API / 1000 + "." + REQUIRED_DRIVER_API % 1000 / 10 + " or newer (" + REQUIRED_NVIDIA_DRIVER
+                + " or newer on Linux)");
     }
 
     private CudaBackend(CudaDriver driver, int index, byte[] fatbin) {
@@ -90,14 +141,34 @@ public final class CudaBackend implements Backend {
         this.ccMinor = driver.attribute(CudaDriver.ATTR_COMPUTE_CAPABILITY_MINOR, cuDevice);
         this.multiprocessors = driver.attribute(CudaDriver.ATTR_MULTIPROCESSOR_COUNT, cuDevice);
         this.context = driver.primaryContextRetain(cuDevice);
-        makeCurrent();
-        this.stream = driver.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
-        this.kernels = new CudaKernels(driver, cuDevice, fatbin);
-        this.cublas = Cublas.create();
-        cublas.setStream(stream);
-        cublas.setMathMode(Cublas.DEFAULT_MATH); // f32 products stay f32 (no TF32)
-        this.allocator = new CudaAllocator(new DriverMemory());
-        this.pinned = driver.hostAlloc(PINNED_BYTES, 0);
+        Cublas blas = null;
+        try {
+            makeCurrent();
+            this.stream = driver.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+            this.kernels = new CudaKernels(driver, cuDevice, fatbin);
+            blas = Cublas.create();
+            blas.setStream(stream);
+            blas.setMathMode(Cublas.DEFAULT_MATH); // f32 products stay f32 (no TF32)
+            this.cublas = blas;
+            this.allocator = new CudaAllocator(new DriverMemory());
+            this.pinned = driver.hostAlloc(PINNED_BYTES, 0);
+        } catch (RuntimeException e) {
+            // give back what this open took: releasing the primary context frees its stream, module and memory
+            if (blas != null) {
+                try {
+                    blas.close();
+                } catch (RuntimeException s) {
+                    e.addSuppressed(s);
+                }
+            }
+            try {
+                driver.primaryContextRelease(cuDevice);
+            } catch (RuntimeException s) {
+                e.addSuppressed(s);
+            }
+            CURRENT.get()[0] = 0;
+            throw e;
+        }
     }
 
     /** The driver's memory, for the allocator. */
@@ -153,7 +224,13 @@ public final class CudaBackend implements Backend {
         return driver.memInfo();
     }
 
-    /** Whether the attention backward sums dQ in a fixed order (bit-reproducible; the default) or with atomics. */
+    /**
+     * Whether the attention backward sums dQ in a fixed order (bit-reproducible; the default, or what
+     * {@value #DETERMINISTIC_ENV} says) or with atomics (faster; blocks never wait for each other). The fixed order
+     * waits for key blocks in launch order; if the GPU does not run them in that order (compute-sanitizer, MPS) the
+     * wait gives up after {@value KernelAbi#FLASH_BWD_WAIT_SECONDS} s and the backward throws
+     * {@link CudaKernelException}.
+     */
     public void setDeterministic(boolean deterministic) { this.deterministic = deterministic; }
 
     public boolean isDeterministic() { return deterministic; }
@@ -517,6 +594,7 @@ public final class CudaBackend implements Backend {
             return;
         }
         KernelAbi.Kernel kernel = flashKernel(g, true);
+        boolean fixedOrder = deterministic;
         int tq = g.tq(), tk = g.tk(), hq = g.hq(), hkv = g.hkv(), d = g.d();
         long qElems = (long) tq * hq * d, kElems = (long) tk * hkv * d, rowsQ = (long) hq * tq;
         // dq is accumulated in f32 per batch element; the deterministic mode's semaphore words follow it
@@ -526,7 +604,9 @@ public final class CudaBackend implements Backend {
              Tensor dqAccum = allocateUninitialized(DType.F32, qElems + semWords);
              Tensor dqb = allocateUninitialized(DType.BF16, q.shape());
              Tensor dkb = allocateUninitialized(DType.BF16, k.shape());
-             Tensor dvb = allocateUninitialized(DType.BF16, k.shape())) {
+             Tensor dvb = allocateUninitialized(DType.BF16, k.shape());
+             Tensor error = allocateUninitialized(DType.I32, 1)) {
+            driver.memsetD32Async(addr(error), 0, 1, stream);
             long cuQ = seqlens(tq, tk), cuK = cuQ + 8;
             KernelAbi.Launch l = flashBackward(tk, hkv, 1, d);
             for (int b = 0; b < g.batch(); b++) {
@@ -535,13 +615,27 @@ public final class CudaBackend implements Backend {
                 // one warp per (query, head) row: size the grid by warps
                 elementwise(FLASH_BWD_PRE, rowsQ * 32, addr(ob) + qo, addr(dob) + qo, addr(delta) + ro, tq, hq, d);
                 launch(kernel, l, addr(qb) + qo, addr(kb) + ko, addr(vb) + ko, addr(dob) + qo, addr(lse) + ro, addr(delta) + ro,
-                        addr(dqAccum), addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale, deterministic ? 1 : 0);
+                        addr(dqAccum), addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale, fixedOrder ? 1 : 0, error);
                 elementwise(FLASH_BWD_POST, qElems, addr(dqAccum), scale, addr(dqb) + qo, qElems);
             }
+            if (fixedOrder) checkFlashBackwardError(kernel, readBack(addr(error), 4).get(ValueLayout.JAVA_INT, 0));
             elementwise(CAST_BF16_F32, dqb.numel(), dqb, dq, dqb.numel());
             elementwise(CAST_BF16_F32, dkb.numel(), dkb, dk, dkb.numel());
             elementwise(CAST_BF16_F32, dvb.numel(), dvb, dv, dvb.numel());
         }
+    }
+
+    /** Turns the flash backward's error word into an exception that names the kernel and the cause (0: nothing). */
+    public static void checkFlashBackwardError(KernelAbi.Kernel kernel, int code) {
+        if (code == 0) return;
+        if (code == KernelAbi.FLASH_BWD_ERR_WAIT_TIMEOUT) {
+            throw new CudaKernelException(kernel.name(), code, "TF_FLASH_BWD_ERR_WAIT_TIMEOUT: in the deterministic attention"
+                    + " backward a thread block waited more than " + KernelAbi.FLASH_BWD_WAIT_SECONDS + " s for the key block"
+                    + " before it, so the GPU did not run the blocks in launch order (compute-sanitizer or MPS can do that), and"
+                    + " dQ is incomplete; the non-deterministic backward never waits: " + DETERMINISTIC_ENV
+                    + "=0 or CudaBackend.setDeterministic(false)");
+        }
+        throw new CudaKernelException(kernel.name(), code, "an error code this engine does not know (tenfold_kernels.h)");
     }
 
     /** The flash kernel for the head dim; other head dims are refused with the op's shapes. */

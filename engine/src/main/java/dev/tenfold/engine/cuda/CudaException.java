@@ -42,6 +42,12 @@ public class CudaException extends RuntimeException {
 
     public String statusName() { return statusName; }
 
+    /**
+     * True for driver errors that leave the context unusable (a kernel faulted): every later call fails the same
+     * way, so whatever runs after this one fails for this one's reason.
+     */
+    public boolean isSticky() { return library == Library.DRIVER && CudaStatus.isSticky(status); }
+
     /** True for CUDA_ERROR_OUT_OF_MEMORY from the driver and CUBLAS_STATUS_ALLOC_FAILED from cuBLAS. */
     public boolean isOutOfMemory() {
         return (library == Library.DRIVER && status == CudaStatus.CUDA_ERROR_OUT_OF_MEMORY)

@@ -162,12 +162,20 @@ public final class CudaStatus {
     /** The whole NCCL table (for tests). */
     static Map<Integer, String> ncclTable() { return NCCL; }
 
+    private static final java.util.Set<Integer> STICKY = java.util.Set.of(700, 702, 710, 714, 715, 716, 717, 718, 719);
+
+    /**
+     * Whether a CUresult leaves the context unusable (a kernel faulted: illegal address, assert, trap, timeout ...):
+     * every later call in this process returns the same error.
+     */
+    public static boolean isSticky(int driverCode) { return STICKY.contains(driverCode); }
+
     /**
      * A hint for errors that surface later than their cause: a kernel that faulted makes the context
      * unusable, and the fault is reported by whatever call comes next (often a synchronize or a copy).
      */
     static String hint(int driverCode) {
-        if (java.util.Set.of(700, 702, 710, 714, 715, 716, 717, 718, 719).contains(driverCode)) {
+        if (isSticky(driverCode)) {
             return "a kernel launched earlier failed on the device and the context is now unusable;"
                     + " run with CUDA_LAUNCH_BLOCKING=1 (or under compute-sanitizer) to find which";
         }

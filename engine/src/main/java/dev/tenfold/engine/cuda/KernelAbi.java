@@ -43,6 +43,11 @@ public final class KernelAbi {
         return (long) batch * hq * Math.ceilDiv(maxLenK, FLASH_BWD_BLOCK_M);
     }
 
+    /** TF_FLASH_BWD_ERR_WAIT_TIMEOUT: the backward's error word after a deterministic-mode wait gave up. */
+    public static final int FLASH_BWD_ERR_WAIT_TIMEOUT = 1;
+    /** TF_FLASH_BWD_WAIT_NS in seconds: how long a deterministic-mode block waits for the key block before it. */
+    public static final int FLASH_BWD_WAIT_SECONDS = 10;
+
     /** TF_FLASH_BWD_SMEM(D). */
     public static int flashBackwardSmem(int d) {
         return 2 * FLASH_BWD_BLOCK_N * d * 2 + 4 * FLASH_BWD_BLOCK_M * d * 2 + 2 * FLASH_BWD_BLOCK_M * FLASH_BWD_BLOCK_N * 2
@@ -117,9 +122,9 @@ public final class KernelAbi {
     public static final Kernel FLASH_FWD_D128 = k("tf_flash_fwd_d128", P, P, P, P, P, P, P, I, I, I, I, F);
     // flash_attention_bwd.cu
     public static final Kernel FLASH_BWD_PRE = k("tf_flash_bwd_pre", P, P, P, I, I, I);
-    // (q, k, v, dout, lse, delta, dq_accum, dk, dv, cu_q, cu_k, batch, max_len_k, hq, hkv, scale, deterministic)
-    public static final Kernel FLASH_BWD_D64 = k("tf_flash_bwd_d64", P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, F, I);
-    public static final Kernel FLASH_BWD_D128 = k("tf_flash_bwd_d128", P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, F, I);
+    // (q, k, v, dout, lse, delta, dq_accum, dk, dv, cu_q, cu_k, batch, max_len_k, hq, hkv, scale, deterministic, error)
+    public static final Kernel FLASH_BWD_D64 = k("tf_flash_bwd_d64", P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, F, I, P);
+    public static final Kernel FLASH_BWD_D128 = k("tf_flash_bwd_d128", P, P, P, P, P, P, P, P, P, P, P, I, I, I, I, F, I, P);
     public static final Kernel FLASH_BWD_POST = k("tf_flash_bwd_post", P, F, P, L);
 
     /** Every kernel the Java side may launch. */

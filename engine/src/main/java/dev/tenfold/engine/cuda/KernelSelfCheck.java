@@ -9,6 +9,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.SplittableRandom;
 
 /**
@@ -20,6 +21,10 @@ import java.util.SplittableRandom;
  * <p>Each case reports its largest absolute error and its worst error relative to the tolerance
  * (atol * max|expected| + rtol * |expected| per element, max over the tensor; at most 1 passes). Tolerances are f32's
  * where only f32 is involved and bf16's where an operand is rounded to bf16.
+ *
+ * <p>A sticky CUDA error (a kernel faulted: the context is unusable and every later call fails the same way) stops
+ * the run: its case is reported with the error, and the cases after it as not run, so that the first failing
+ * kernel is the one named. With CUDA_LAUNCH_BLOCKING=1 the error surfaces at the faulting launch itself.
  */
 public final class KernelSelfCheck {
     private KernelSelfCheck() {}
@@ -37,9 +42,25 @@ public final class KernelSelfCheck {
                 4, 2, 517);
     }
 
-    /** One case's outcome; failure is null unless something threw or a value was not finite. */
-    public record Result(String op, String kernels, double maxAbsError, double worstRatio, String failure) {
-        public boolean passed() { return failure == null && worstRatio <= 1.0; }
+    /** How far a case got: checked (passed or failed), stopped by a sticky CUDA error, or not run after one. */
+    public enum Outcome { CHECKED, STICKY_ERROR, NOT_RUN }
+
+    /** One case's outcome; failure is null unless something threw or a value was not finite (or why it did not run). */
+    public record Result(String op, String kernels, double maxAbsError, double worstRatio, String failure, Outcome outcome) {
+        public Result(String op, String kernels, double maxAbsError, double worstRatio, String failure) {
+            this(op, kernels, maxAbsError, worstRatio, failure, Outcome.CHECKED);
+        }
+
+        public boolean passed() { return outcome == Outcome.CHECKED && failure == null && worstRatio <= 1.0; }
+
+        public boolean ran() { return outcome != Outcome.NOT_RUN; }
+    }
+
+    /** Told about each case as it starts and ends (doctor prints rows as they come, so a hang shows where it is). */
+    public interface Listener {
+        default void starting(String op, String kernels) {}
+
+        default void finished(Result result) {}
     }
 
     record Tol(double atol, double rtol) {}
@@ -63,10 +84,26 @@ public final class KernelSelfCheck {
     /** The cases' names, in order. */
     public static List<String> cases() { return List.copyOf(CASES.keySet()); }
 
-    /** Every case at {@code sizes}. */
-    public static List<Result> run(CudaBackend gpu, Sizes sizes, long seed) {
+    /** Every case at {@code sizes}, until a sticky CUDA error (the cases after it are reported as not run). */
+    public static List<Result> run(CudaBackend gpu, Sizes sizes, long seed) { return run(gpu, sizes, seed, new Listener() {}); }
+
+    /** {@link #run(CudaBackend, Sizes, long)}, telling {@code listener} about each case. */
+    public static List<Result> run(CudaBackend gpu, Sizes sizes, long seed, Listener listener) {
         List<Result> out = new ArrayList<>();
-        for (String op : CASES.keySet()) out.add(run(op, gpu, sizes, seed));
+        String stoppedBy = null;
+        for (Map.Entry<String, Case> e : CASES.entrySet()) {
+            Result r;
+            if (stoppedBy != null) {
+                r = new Result(e.getKey(), e.getValue().kernels(), Double.NaN, Double.NaN,
+                        "the sticky CUDA error in " + stoppedBy + " made the GPU unusable", Outcome.NOT_RUN);
+            } else {
+                listener.starting(e.getKey(), e.getValue().kernels());
+                r = run(e.getKey(), gpu, sizes, seed);
+                if (r.outcome() == Outcome.STICKY_ERROR) stoppedBy = r.op();
+            }
+            listener.finished(r);
+            out.add(r);
+        }
         return out;
     }
 
@@ -74,24 +111,57 @@ public final class KernelSelfCheck {
     public static Result run(String op, CudaBackend gpu, Sizes sizes, long seed) {
         Case k = CASES.get(op);
         if (k == null) throw new IllegalArgumentException("no self-check case " + op + "; cases: " + cases());
-        try (Ctx c = new Ctx(gpu, sizes, new SplittableRandom(seed ^ op.hashCode()))) {
-            try {
-                k.body().run(c);
-                gpu.synchronize();
-            } catch (RuntimeException | AssertionError e) {
-                return new Result(op, k.kernels(), c.maxAbs, Double.POSITIVE_INFINITY, e.toString());
-            }
-            return new Result(op, k.kernels(), c.maxAbs, c.worst, c.failure);
+        Ctx c = new Ctx(gpu, sizes, new SplittableRandom(seed ^ op.hashCode()));
+        Result r;
+        try {
+            k.body().run(c);
+            gpu.synchronize();
+            r = new Result(op, k.kernels(), c.maxAbs, c.worst, c.failure);
+        } catch (RuntimeException | AssertionError e) {
+            r = failed(op, k.kernels(), c.maxAbs, e);
         }
+        try {
+            c.close();
+        } catch (RuntimeException e) {
+            if (r.passed()) r = failed(op, k.kernels(), c.maxAbs, e);
+        }
+        return r;
     }
 
-    /** The results as a table: op, kernels, max |error|, error / tolerance, pass or FAIL (and why). */
-    public static String table(List<Result> results) {
-        StringBuilder sb = new StringBuilder(String.format("%-26s %-72s %12s %10s  %s%n", "op", "kernels", "max |error|", "err/tol", "result"));
-        for (Result r : results) {
-            sb.append(String.format("%-26s %-72s %12.3e %10.3f  %s%n", r.op(), r.kernels(), r.maxAbsError(), r.worstRatio(),
-                    r.passed() ? "pass" : "FAIL" + (r.failure() != null ? " (" + r.failure() + ")" : "")));
+    private static Result failed(String op, String kernels, double maxAbs, Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof CudaException ce && ce.isSticky()) {
+                return new Result(op, kernels, maxAbs, Double.POSITIVE_INFINITY, "sticky CUDA error, the GPU is unusable from here on: "
+                        + ce.getMessage(), Outcome.STICKY_ERROR);
+            }
         }
+        return new Result(op, kernels, maxAbs, Double.POSITIVE_INFINITY, e.toString());
+    }
+
+    /** The first case that ran and did not pass. */
+    public static Optional<Result> firstFailure(List<Result> results) {
+        return results.stream().filter(r -> r.ran() && !r.passed()).findFirst();
+    }
+
+    /** The table's header line. */
+    public static String header() {
+        return String.format("%-26s %-72s %12s %10s  %s%n", "op", "kernels", "max |error|", "err/tol", "result");
+    }
+
+    /** The start of a case's row: its op and kernels (printed before the case runs). */
+    public static String rowStart(String op, String kernels) { return String.format("%-26s %-72s ", op, kernels); }
+
+    /** The rest of a case's row: max |error|, error / tolerance, pass, FAIL (and why) or not run (and why). */
+    public static String rowEnd(Result r) {
+        if (!r.ran()) return String.format("%12s %10s  not run (%s)%n", "-", "-", r.failure());
+        return String.format("%12.3e %10.3f  %s%n", r.maxAbsError(), r.worstRatio(),
+                r.passed() ? "pass" : "FAIL" + (r.failure() != null ? " (" + r.failure() + ")" : ""));
+    }
+
+    /** The results as a table: op, kernels, max |error|, error / tolerance, pass, FAIL (and why) or not run. */
+    public static String table(List<Result> results) {
+        StringBuilder sb = new StringBuilder(header());
+        for (Result r : results) sb.append(rowStart(r.op(), r.kernels())).append(rowEnd(r));
         return sb.toString();
     }
 

@@ -1,7 +1,12 @@
 package dev.tenfold.engine.cuda;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -44,8 +49,44 @@ public final class NativeLibrary {
             // the global arena: a driver library stays loaded for the life of the process
             return Optional.of(new Found(SymbolLookup.libraryLookup(nameOrPath, Arena.global()), nameOrPath));
         } catch (IllegalArgumentException e) {
-            tried.add(nameOrPath + ": " + e.getMessage());
+            String reason = loaderReason(nameOrPath);
+            if (reason == null) tried.add(nameOrPath + ": " + e.getMessage());
+            else tried.add(reason.startsWith(nameOrPath) ? reason : nameOrPath + ": " + reason);
             return Optional.empty();
+        }
+    }
+
+    // libc's dlopen/dlerror/dlclose: SymbolLookup.libraryLookup says only "Cannot open library"; the loader says why
+    private static final MethodHandle DLOPEN, DLERROR, DLCLOSE;
+    private static final int RTLD_LAZY = 1; // glibc; RTLD_LOCAL is 0
+
+    static {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup libc = linker.defaultLookup();
+        Optional<MemorySegment> open = libc.find("dlopen"), error = libc.find("dlerror"), close = libc.find("dlclose");
+        boolean all = open.isPresent() && error.isPresent() && close.isPresent();
+        DLOPEN = all ? linker.downcallHandle(open.get(), FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT)) : null;
+        DLERROR = all ? linker.downcallHandle(error.get(), FunctionDescriptor.of(ValueLayout.ADDRESS)) : null;
+        DLCLOSE = all ? linker.downcallHandle(close.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS)) : null;
+    }
+
+    /**
+     * The dynamic loader's own reason for not loading {@code nameOrPath} (dlerror after a dlopen of it, e.g. "...:
+     * cannot open shared object file: No such file or directory", "...: invalid ELF header", "...: undefined symbol:
+     * ..."), or null when the loader is not reachable or the library loads now.
+     */
+    static String loaderReason(String nameOrPath) {
+        if (DLOPEN == null) return null;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment name = a.allocateFrom(nameOrPath);
+            MemorySegment handle = (MemorySegment) DLOPEN.invokeExact(name, RTLD_LAZY);
+            if (handle.address() != 0) {
+                int ignored = (int) DLCLOSE.invokeExact(handle);
+                return null;
+            }
+            return Native.cString((MemorySegment) DLERROR.invokeExact());
+        } catch (Throwable t) {
+            return null;
         }
     }
 }

@@ -2,9 +2,12 @@ package dev.tenfold.engine.cuda;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class CudaProbeTest {
 
@@ -24,6 +27,16 @@ class CudaProbeTest {
         } catch (Throwable e) {
             fail(e);
         }
+    }
+
+    @Test
+    void aLibraryThatDoesNotLoadIsReportedWithTheLoadersOwnReason(@TempDir Path dir) throws Exception {
+        Path broken = dir.resolve("libcublas.so.13");
+        Files.writeString(broken, "not a shared library, only text that is longer than an ELF header. ".repeat(4));
+        List<String> tried = new ArrayList<>();
+        assertTrue(NativeLibrary.find(List.of("libtenfold-does-not-exist.so.9", broken.toString()), tried).isEmpty());
+        assertEquals(List.of("libtenfold-does-not-exist.so.9: cannot open shared object file: No such file or directory",
+                broken + ": invalid ELF header"), tried);
     }
 
     @Test

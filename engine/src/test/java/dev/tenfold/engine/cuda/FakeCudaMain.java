@@ -71,6 +71,7 @@ final class FakeCudaMain {
         checkTimer(gpu);
         gpu.synchronize();
         runGpuTests();
+        checkFlashOrderTimeout(gpu);
         if (problems.isEmpty()) {
             System.out.println("fake CUDA: all checks passed; allocator " + gpu.allocator().stats());
             System.exit(0);
@@ -103,6 +104,49 @@ final class FakeCudaMain {
         }
     }
 
+    /**
+     * The deterministic flash backward's error word (the fake sets it as the kernel does when its bounded wait gives
+     * up) becomes an exception naming the kernel, the cause and the way out; the atomic backward never waits.
+     */
+    private static void checkFlashOrderTimeout(CudaBackend gpu) {
+        float scale = 0.125f;
+        try (Tensor q = gpu.toDevice(Tensor.of(new float[2 * 64], 1, 2, 1, 64)); Tensor out = gpu.allocate(DType.F32, 1, 2, 1, 64);
+             Tensor lse = gpu.allocate(DType.F32, 1, 1, 2); Tensor dq = gpu.allocate(DType.F32, 1, 2, 1, 64);
+             Tensor dk = gpu.allocate(DType.F32, 1, 2, 1, 64); Tensor dv = gpu.allocate(DType.F32, 1, 2, 1, 64)) {
+            gpu.attention(q, q, q, scale, out, lse);
+            setenv("FAKE_CUDA_FLASH_ORDER_TIMEOUT", "1");
+            try {
+                gpu.attentionBackward(q, q, q, q, out, lse, scale, dq, dk, dv);
+                expect(false, "a flash backward whose wait gave up must throw");
+            } catch (CudaKernelException e) {
+                expect(e.kernel().equals("tf_flash_bwd_d64") && e.code() == KernelAbi.FLASH_BWD_ERR_WAIT_TIMEOUT
+                        && e.getMessage().startsWith("tf_flash_bwd_d64 stopped with error code 1: TF_FLASH_BWD_ERR_WAIT_TIMEOUT")
+                        && e.getMessage().contains(CudaBackend.DETERMINISTIC_ENV + "=0"), e.getMessage());
+            }
+            gpu.setDeterministic(false);
+            try {
+                gpu.attentionBackward(q, q, q, q, out, lse, scale, dq, dk, dv); // the atomic path does not wait
+            } finally {
+                gpu.setDeterministic(true);
+                setenv("FAKE_CUDA_FLASH_ORDER_TIMEOUT", "0");
+            }
+        }
+    }
+
+    /** libc's setenv: the fake reads its fault switches from the environment at each launch. */
+    private static void setenv(String name, String value) {
+        var linker = java.lang.foreign.Linker.nativeLinker();
+        var setenv = linker.downcallHandle(linker.defaultLookup().find("setenv").orElseThrow(), java.lang.foreign.FunctionDescriptor.of(
+                java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS,
+                java.lang.foreign.ValueLayout.JAVA_INT));
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            int rc = (int) setenv.invokeExact(arena.allocateFrom(name), arena.allocateFrom(value), 1);
+            if (rc != 0) throw new IllegalStateException("setenv " + name + " failed");
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
     private static void expectThrows(Class<? extends Throwable> type, Runnable r, String messagePart) {
         try {
             r.run();
@@ -119,7 +163,7 @@ final class FakeCudaMain {
         System.setProperty(FlashAttentionGpuTest.MAX_LENGTH_PROPERTY, "127");
         LauncherDiscoveryRequest request = LauncherDiscoveryRequestBuilder.request()
                 .selectors(DiscoverySelectors.selectClass(CudaBackendGpuTest.class),
-                        DiscoverySelectors.selectClass(FlashAttentionGpuTest.class))
+                        DiscoverySelectors.selectClass(FlashAttentionGpuTest.class), DiscoverySelectors.selectClass(NcclGpuTest.class))
                 .filters((PostDiscoveryFilter) d -> FilterResult.includedIf(!d.getDisplayName().startsWith("everyOpMatches")
                         && !d.getDisplayName().startsWith("quickSizes")))
                 .build();
@@ -131,7 +175,7 @@ final class FakeCudaMain {
         s.printFailuresTo(out, 40);
         expect(s.getTotalFailureCount() == 0, s.getTotalFailureCount() + " GPU tests failed on the fake");
         expect(s.getTestsAbortedCount() == 0 && s.getTestsSkippedCount() == 0, "GPU tests were skipped on the fake");
-        expect(s.getTestsSucceededCount() >= 8 + 18, "only " + s.getTestsSucceededCount() + " GPU tests ran");
+        expect(s.getTestsSucceededCount() >= 8 + 18 + 1, "only " + s.getTestsSucceededCount() + " GPU tests ran");
     }
 
     private static void expect(boolean ok, String what) {

@@ -101,10 +101,14 @@ class KernelAbiTest {
         Map<String, Integer> java = Map.of("TF_EW_THREADS", KernelAbi.EW_THREADS, "TF_EW_MAX_BLOCKS", KernelAbi.EW_MAX_BLOCKS,
                 "TF_ROW_THREADS", KernelAbi.ROW_THREADS, "TF_REDUCE_BLOCKS", KernelAbi.REDUCE_BLOCKS,
                 "TF_FLASH_FWD_BLOCK_M", KernelAbi.FLASH_FWD_BLOCK_M, "TF_FLASH_FWD_THREADS", KernelAbi.FLASH_FWD_THREADS,
-                "TF_FLASH_BWD_BLOCK_N", KernelAbi.FLASH_BWD_BLOCK_N, "TF_FLASH_BWD_THREADS", KernelAbi.FLASH_BWD_THREADS);
+                "TF_FLASH_BWD_BLOCK_N", KernelAbi.FLASH_BWD_BLOCK_N, "TF_FLASH_BWD_THREADS", KernelAbi.FLASH_BWD_THREADS,
+                "TF_FLASH_BWD_ERR_WAIT_TIMEOUT", KernelAbi.FLASH_BWD_ERR_WAIT_TIMEOUT);
         for (var e : java.entrySet()) {
             assertEquals(d.get(e.getKey()), Long.valueOf(e.getValue()), e.getKey() + " differs between the header and KernelAbi");
         }
+        Matcher wait = Pattern.compile("#define\\s+TF_FLASH_BWD_WAIT_NS\\s+(\\d+)ull").matcher(code(header()));
+        assertTrue(wait.find(), "TF_FLASH_BWD_WAIT_NS is not defined in the header");
+        assertEquals(KernelAbi.FLASH_BWD_WAIT_SECONDS * 1_000_000_000L, Long.parseLong(wait.group(1)), "TF_FLASH_BWD_WAIT_NS");
     }
 
     @Test

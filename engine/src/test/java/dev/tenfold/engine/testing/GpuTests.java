@@ -5,27 +5,61 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cuda.CudaBackend;
 import dev.tenfold.engine.cuda.CudaUnavailableException;
+import dev.tenfold.engine.cuda.Nccl;
+import java.util.HashSet;
+import java.util.Set;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
 /**
  * Helpers for tests tagged "gpu": the CUDA backend or a cleanly skipped test that says why there is none
  * (no driver, no GPU, no kernels in this build), and host/device moves for comparing against the CPU
  * reference. Any module's tests can use them through the engine's test jar.
+ *
+ * <p>Where a GPU must be used ({@value CudaBackend#REQUIRE_GPU_ENV}=1, as on a GPU machine's test run) "no CUDA" is a
+ * failure instead of a skip. Only "CUDA is not here" ({@link CudaUnavailableException}) is ever skipped: a CUDA
+ * error from the GPU itself fails the test. A device that did not open is not opened again (CudaBackend.open keeps
+ * the failure); its reason is reported in full by the first test that asks, and referred to by the others.
  */
 public final class GpuTests {
     private GpuTests() {}
 
-    /** The backend of cuda:0, or the calling test is skipped with the reason. */
+    private static final Set<String> reported = new HashSet<>();
+
+    /** The backend of cuda:0, or the calling test is skipped (failed where a GPU is required) with the reason. */
     public static CudaBackend backendOrSkip() { return backendOrSkip(0); }
 
-    /** The backend of cuda:index, or the calling test is skipped with the reason. */
-    public static CudaBackend backendOrSkip(int index) {
+    /** The backend of cuda:index, or the calling test is skipped (failed where a GPU is required) with the reason. */
+    public static CudaBackend backendOrSkip(int index) { return backendOr(index, CudaBackend.gpuRequired()); }
+
+    /** NCCL, or the calling test is skipped (failed where a GPU is required) with the reason. */
+    public static Nccl ncclOrSkip() {
+        try {
+            return Nccl.get();
+        } catch (CudaUnavailableException e) {
+            throw unavailable("NCCL", e, CudaBackend.gpuRequired());
+        }
+    }
+
+    /** {@link #backendOrSkip(int)} with the requirement given (for its own test). */
+    static CudaBackend backendOr(int index, boolean required) {
         try {
             return CudaBackend.open(index);
         } catch (CudaUnavailableException e) {
-            Assumptions.abort("no CUDA for this test (cuda:" + index + "): " + e.getMessage());
-            throw e; // not reached
+            throw unavailable("cuda:" + index, e, required);
         }
+    }
+
+    private static RuntimeException unavailable(String what, CudaUnavailableException e, boolean required) {
+        boolean first;
+        synchronized (reported) {
+            first = reported.add(what + ": " + e.getMessage());
+        }
+        String reason = "no CUDA for this test (" + what + "): " + e.getMessage();
+        if (!required) Assumptions.abort(reason);
+        if (first) Assertions.fail(CudaBackend.REQUIRE_GPU_ENV + "=1 and " + reason, e);
+        Assertions.fail(CudaBackend.REQUIRE_GPU_ENV + "=1 and " + reason + " (the first test that asked has the details)");
+        throw e; // not reached
     }
 
     /** A copy of a host tensor on the backend's device. */
