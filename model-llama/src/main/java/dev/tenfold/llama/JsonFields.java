@@ -48,10 +48,16 @@ public final class JsonFields {
 
     /** The JSON object in {@code json} (a flag's value, a test's config). */
     public static JsonFields parse(String json) {
+        return parseObject(json, "");
+    }
+
+    /** As {@link #parse}, the fields named with {@code prefix} ("rope_scaling.") in errors. */
+    public static JsonFields parseObject(String json, String prefix) {
         try {
-            return new JsonFields(JSON.readTree(json), "");
+            return new JsonFields(JSON.readTree(json), prefix);
         } catch (JacksonException e) {
-            throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage(), e);
+            throw new IllegalArgumentException((prefix.isEmpty() ? "" : prefix.substring(0, prefix.length() - 1) + ": ")
+                    + "not valid JSON: " + e.getOriginalMessage(), e);
         }
     }
 

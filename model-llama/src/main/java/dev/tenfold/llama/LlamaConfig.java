@@ -49,11 +49,11 @@ public record LlamaConfig(
         check(headDim > 0 && headDim % 2 == 0 && headDim <= MAX_HEAD_DIM,
                 "head_dim must be even and in [2, " + MAX_HEAD_DIM + "], got " + headDim);
         positive("vocab_size", vocabSize, MAX_VOCAB);
-        positive("max_position_embeddings", maxPositionEmbeddings, RopeScaling.MAX_POSITIONS);
+        positive("max_position_embeddings", maxPositionEmbeddings, RopeParsing.MAX_POSITIONS);
         RMS_NORM_EPS.check("rms_norm_eps", rmsNormEps);
         ROPE_THETA.check("rope_theta", ropeTheta);
         if (ropeScaling == null) ropeScaling = RopeScaling.none();
-        ropeScaling.checkHeadDim(headDim);
+        RopeParsing.checkHeadDim(ropeScaling, headDim);
     }
 
     /** Reads {@code dir/config.json}; errors name the file. */
@@ -90,9 +90,9 @@ public record LlamaConfig(
         int kvHeads = (int) c.integer("num_key_value_heads", 1, heads, heads);
         // head_dim may differ from hidden/heads: the projections are [heads * head_dim, hidden]
         int headDim = (int) c.integer("head_dim", 2, MAX_HEAD_DIM, hidden / heads);
-        int maxPos = (int) c.integer("max_position_embeddings", 1, RopeScaling.MAX_POSITIONS, DEFAULT_MAX_POSITIONS);
+        int maxPos = (int) c.integer("max_position_embeddings", 1, RopeParsing.MAX_POSITIONS, DEFAULT_MAX_POSITIONS);
         Integer origMax = c.has("original_max_position_embeddings")
-                ? (int) c.integer("original_max_position_embeddings", 1, RopeScaling.MAX_POSITIONS) : null;
+                ? (int) c.integer("original_max_position_embeddings", 1, RopeParsing.MAX_POSITIONS) : null;
         Rope rope = rope(c, maxPos, origMax);
         Long bos = c.integerOrNull("bos_token_id", 0, MAX_TOKEN_ID);
         List<Integer> eos = new ArrayList<>();
@@ -152,8 +152,8 @@ public record LlamaConfig(
                 check(!params.isObject(key), "rope_parameters per layer type ('" + key + "') is not supported");
             }
         }
-        RopeScaling fromParams = params == null ? null : RopeScaling.parse(params, maxPos, origMax);
-        RopeScaling fromLegacy = legacy == null ? null : RopeScaling.parse(legacy, maxPos, origMax);
+        RopeScaling fromParams = params == null ? null : RopeParsing.parse(params, maxPos, origMax);
+        RopeScaling fromLegacy = legacy == null ? null : RopeParsing.parse(legacy, maxPos, origMax);
         if (fromParams != null && fromLegacy != null && !fromParams.equals(fromLegacy)) {
             throw new IllegalArgumentException("rope_parameters (" + fromParams + ") and rope_scaling (" + fromLegacy
                     + ") disagree; keep one (transformers 5 writes rope_parameters)");

@@ -240,7 +240,7 @@ class LlamaConfigTest {
     // head_dim 8 and theta 10000 give the default table [1, 0.1, 0.01, 0.001].
 
     private static float[] inv(String scaling, int seqLen) throws Exception {
-        return RopeScaling.parse(json(scaling), 16, null).inverseFrequencies(8, 10000, seqLen);
+        return RopeScaling.parse(scaling, 16, null).inverseFrequencies(8, 10000, seqLen);
     }
 
     private static void assertTable(double[] expected, float[] actual) {
@@ -283,20 +283,37 @@ class LlamaConfigTest {
     @Test
     void yarn() throws Exception {
         // L0 = 64, factor 4: correction range [floor(-0.497), ceil(1.008)] = [0, 2]; ramp i/2
-        RopeScaling y = RopeScaling.parse(json("{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}"), 256, null);
+        RopeScaling y = RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}", 256, null);
         assertTable(new double[] {1, 0.5 * 0.1 / 4 + 0.5 * 0.1, 0.01 / 4, 0.001 / 4}, y.inverseFrequencies(8, 10000, 10));
         assertEquals(0.1 * Math.log(4) + 1, y.attentionScale(), 1e-6);
-        RopeScaling explicit = RopeScaling.parse(json("{\"rope_type\": \"yarn\", \"factor\": 4, \"attention_factor\": 1.5}"), 64, null);
+        RopeScaling explicit = RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"attention_factor\": 1.5}", 64, null);
         assertEquals(1.5f, explicit.attentionScale());
     }
 
     @Test
     void longrope() throws Exception {
-        RopeScaling r = RopeScaling.parse(json("{\"rope_type\": \"longrope\", \"long_factor\": [1, 2, 4, 8],"
-                + " \"short_factor\": [1, 1, 2, 2]}"), 64, 16); // factor = 64 / 16
+        RopeScaling r = RopeScaling.parse("{\"rope_type\": \"longrope\", \"long_factor\": [1, 2, 4, 8],"
+                + " \"short_factor\": [1, 1, 2, 2]}", 64, 16); // factor = 64 / 16
         assertTable(new double[] {1, 0.1, 0.005, 0.0005}, r.inverseFrequencies(8, 10000, 16));
         assertTable(new double[] {1, 0.05, 0.0025, 0.000125}, r.inverseFrequencies(8, 10000, 17));
         assertEquals(Math.sqrt(1 + Math.log(4) / Math.log(16)), r.attentionScale(), 1e-6);
-        assertMessage("long_factor", () -> RopeScaling.parse(json("{\"rope_type\": \"longrope\", \"short_factor\": [1]}"), 64, 16));
+        assertMessage("long_factor", () -> RopeScaling.parse("{\"rope_type\": \"longrope\", \"short_factor\": [1]}", 64, 16));
+    }
+
+    @Test
+    void factoriesMakeWhatConfigJsonSays() {
+        assertEquals(RopeScaling.linear(4), RopeScaling.parse("{\"rope_type\": \"linear\", \"factor\": 4}", 16, null));
+        assertEquals(RopeScaling.yarn(4, 64), RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}", 256, null));
+        assertEquals(RopeScaling.yarn(4, 64).withBetas(16, 2), RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"beta_fast\": 16,"
+                + " \"beta_slow\": 2, \"original_max_position_embeddings\": 64}", 256, null));
+        assertEquals(RopeScaling.llama3(8, 16, 1, 4), RopeScaling.parse(LLAMA3_ROPE, 16, null));
+        assertEquals(RopeScaling.dynamic(2, 16), RopeScaling.parse("{\"type\": \"dynamic\", \"factor\": 2}", 16, null));
+        assertSame(RopeScaling.none(), RopeScaling.parse("null", 16, null));
+        assertNotEquals(RopeScaling.yarn(4, 64), RopeScaling.yarn(4, 64).withTruncate(false));
+        // each checks its values where it is made
+        assertMessage("rope factor must be a finite number >= 1, got 0.5", () -> RopeScaling.linear(0.5));
+        assertMessage("beta_fast must be a finite number > 0", () -> RopeScaling.yarn(4, 64).withBetas(0, 1));
+        assertMessage("high_freq_factor (above low_freq_factor)", () -> RopeScaling.llama3(8, 16, 4, 1));
+        assertMessage("original_max_position_embeddings must be positive", () -> RopeScaling.dynamic(2, 0));
     }
 }

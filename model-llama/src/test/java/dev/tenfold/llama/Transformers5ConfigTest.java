@@ -76,12 +76,12 @@ class Transformers5ConfigTest {
                 assertEquals(500000.0, c.ropeTheta());
                 assertEquals("llama3", c.ropeScaling().type());
                 assertEquals(8.0, c.ropeScaling().factor());
-                assertEquals(16, c.ropeScaling().originalMaxPositions());
+                assertEquals(16, ((RopeScaling.Llama3) c.ropeScaling()).originalMaxPositions());
             }
             case "yarn" -> {
                 assertEquals(1e6, c.ropeTheta());
                 assertEquals("yarn", c.ropeScaling().type());
-                assertEquals(16.0, c.ropeScaling().betaFast());
+                assertEquals(16.0, ((RopeScaling.Yarn) c.ropeScaling()).betaFast());
             }
             case "head16" -> {
                 assertEquals(16, c.headDim());

@@ -77,7 +77,7 @@ final class ModelOptions {
                     throw new Flags.BadFlag("--rope-scaling: give the RoPE base with --rope-theta, not as rope_theta inside the scaling");
                 }
                 try {
-                    scaling = RopeScaling.parse(json, base.maxPositionEmbeddings(), null);
+                    scaling = RopeScaling.parse(ropeScaling, base.maxPositionEmbeddings(), null);
                 } catch (IllegalArgumentException e) {
                     throw new Flags.BadFlag("--rope-scaling: " + e.getMessage());
                 }
