@@ -13,6 +13,7 @@ import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.TrainingStep;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.nf4.Nf4;
 import dev.tenfold.qlora.nf4.Nf4Linear;
 import dev.tenfold.qlora.nf4.Nf4Tensor;
@@ -72,7 +73,7 @@ final class GpuTrainStep {
         long b0 = System.nanoTime();
         List<Tensor> moments = new ArrayList<>();
         try (LlamaModel model = build(gpu, c, seed)) {
-            Lora.attach(model, Lora.parseTargets("q,k,v,o"), LORA_RANK, LORA_ALPHA, false, seed + 1);
+            Lora.attach(model, LoraConfig.of(LORA_RANK, LORA_ALPHA).targets("q,k,v,o").seed(seed + 1));
             List<Parameter> params = model.parameters();
             long trainable = 0;
             for (Parameter p : params) {

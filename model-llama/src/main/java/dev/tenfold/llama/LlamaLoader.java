@@ -101,7 +101,9 @@ public final class LlamaLoader {
                     ? embedding : r.matrix("lm_head.weight", vocab, h);
             List<String> unexpected = new ArrayList<>();
             for (String name : weights.names()) if (!used.contains(name)) unexpected.add(name);
-            return new Loaded(new LlamaModel(config, backend, embedding, layers, finalNorm, output, owned), unexpected);
+            LlamaModel model = new LlamaModel(config, backend, embedding, layers, finalNorm, output, owned);
+            model.setSource(dir);
+            return new Loaded(model, unexpected);
         } catch (RuntimeException | Error e) {
             closeAll(owned);
             throw e;

@@ -5,6 +5,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.BiFunction;
@@ -58,6 +59,7 @@ public final class LlamaModel implements AutoCloseable {
     private Parameter embeddingParameter; // non-null once the embedding is trained
     private Parameter finalNormParameter; // non-null once the norms are trained
     private Parameter outputParameter;    // non-null once an untied output matrix is trained
+    private Path source;                  // the folder it was loaded from, if any
 
     public LlamaModel(LlamaConfig config, Backend backend, Tensor embedding, Layer[] layers, Tensor finalNorm,
                       Tensor output, List<? extends AutoCloseable> owned) {
@@ -87,6 +89,11 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     public LlamaConfig config() { return config; }
+
+    /** The Hugging Face folder the model was loaded from, or null for a model made from tensors. */
+    public Path source() { return source; }
+
+    void setSource(Path folder) { source = folder; }
 
     public Backend backend() { return backend; }
 

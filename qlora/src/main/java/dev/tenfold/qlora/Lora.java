@@ -26,8 +26,8 @@ public final class Lora {
         });
     }
 
-    /** Sets the dropout probability of every adapter. */
-    public static void setDropout(LlamaModel model, float p) {
+    /** Sets the dropout probability of every adapter (tests change it on a model they already built). */
+    static void setDropout(LlamaModel model, float p) {
         model.mapLinears((module, linear) -> {
             if (linear instanceof LoraLinear lora) lora.setDropout(p);
             return linear;
@@ -51,23 +51,26 @@ public final class Lora {
     }
 
     /**
-     * Wraps every targeted projection (module names ending in one of {@code targetModules}, e.g.
-     * "q_proj") in a {@link LoraLinear}; the adapters are closed with the model and live where it
-     * computes. Initialisation is deterministic for a seed.
+     * Wraps every projection that {@code config} targets (module names ending in one of its
+     * target_modules' last parts, e.g. "q_proj") in a {@link LoraLinear}, and makes the embedding
+     * trainable when it says so; the adapters are closed with the model and live where it
+     * computes. Initialisation is deterministic for the config's seed.
      */
-    public static List<LoraLinear> attach(LlamaModel model, Set<String> targetModules, int rank, float alpha, boolean rsLora,
-                                          long seed) {
-        SplittableRandom rng = new SplittableRandom(seed);
+    public static List<LoraLinear> attach(LlamaModel model, LoraConfig config) {
+        Set<String> leaves = new LinkedHashSet<>();
+        for (String t : config.targetModules()) leaves.add(t.substring(t.lastIndexOf('.') + 1));
+        SplittableRandom rng = new SplittableRandom(config.seed());
         List<LoraLinear> added = new ArrayList<>();
         model.mapLinears((module, linear) -> {
             String leaf = module.substring(module.lastIndexOf('.') + 1);
-            if (!targetModules.contains(leaf)) return linear;
-            LoraLinear lora = new LoraLinear(model.backend(), module, linear, rank, alpha, rsLora, rng);
+            if (!leaves.contains(leaf)) return linear;
+            LoraLinear lora = new LoraLinear(model.backend(), module, linear, config, rng);
             model.own(lora.a());
             model.own(lora.b());
             added.add(lora);
             return lora;
         });
+        if (config.trainEmbeddings()) model.trainEmbedding();
         return added;
     }
 }

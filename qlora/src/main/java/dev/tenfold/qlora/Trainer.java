@@ -151,9 +151,8 @@ public final class Trainer {
     private TrainerState runState; // what this run is, for trainer_state.json (hashes computed on first need)
 
     /** A LoRA run whose output (and every checkpoint) is a PEFT adapter. */
-    public Trainer(LlamaModel model, List<Example> examples, BatchPlan plan, Settings settings, Path output,
-                   PeftAdapter.Config adapterConfig) {
-        this(model, examples, plan, settings, output, (dir, m) -> PeftAdapter.save(dir, m, adapterConfig));
+    public Trainer(LlamaModel model, List<Example> examples, BatchPlan plan, Settings settings, Path output) {
+        this(model, examples, plan, settings, output, PeftAdapter::save);
     }
 
     public Trainer(LlamaModel model, List<Example> examples, BatchPlan plan, Settings settings, Path output, OutputWriter writer) {

@@ -52,7 +52,7 @@ class DeviceTrainingTest {
     /** The recipe's shape in small: NF4 base, LoRA on q/k/v/o, trained embedding; B given values so that A's gradient is not zero. */
     static LlamaModel qlora(Path dir, Backend b, DType compute) throws Exception {
         LlamaModel m = LlamaLoader.loadReporting(dir, b, LlamaLoader.Options.none(), nf4(compute)).model();
-        Lora.attach(m, Lora.parseTargets("q,k,v,o"), 4, 8f, false, 7);
+        Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o").seed(7));
         m.trainEmbedding();
         SplittableRandom rng = new SplittableRandom(3);
         for (Parameter p : m.parameters()) {
@@ -116,9 +116,6 @@ class DeviceTrainingTest {
         return new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 1, 2, null, 0.9f, 0.999f, 1e-8f, 0.01f, 0.05, saveEvery, 2, 5);
     }
 
-    static PeftAdapter.Config adapterConfig(Path base) {
-        return new PeftAdapter.Config(base.toString(), 4, 8f, 0f, Lora.parseTargets("q,k,v,o"), true, false, null);
-    }
 
     @Test
     void theTrainerOnTheDeviceWritesTheCpusAdapterAndResumesExactly(@TempDir Path dir) throws Exception {
@@ -126,11 +123,11 @@ class DeviceTrainingTest {
         List<Trainer.Example> data = TrainerTest.repeatTask(7, 5, 2);
         Path onCpu = dir.resolve("cpu"), onDev = dir.resolve("dev"), killed = dir.resolve("killed");
         try (LlamaModel m = qlora(base, CpuBackend.fast(), DType.F32)) {
-            new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onCpu, adapterConfig(base)).train(false, null);
+            new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onCpu).train(false, null);
         }
         SimulatedDeviceBackend dev = new SimulatedDeviceBackend();
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onDev, adapterConfig(base));
+            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onDev);
             assertEquals(6, t.totalSteps());
             SimulatedDeviceBackend.Counts before = dev.counts();
             t.train(false, null);
@@ -148,13 +145,13 @@ class DeviceTrainingTest {
 
         // killed after step 3 on the device, resumed from checkpoint-2 there: the same adapter
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed, adapterConfig(base));
+            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed);
             assertThrows(IllegalStateException.class, () -> t.train(false, s -> {
                 if (s.step() == 3) throw new IllegalStateException("killed");
             }));
         }
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            assertEquals(2, new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed, adapterConfig(base)).train(true, null));
+            assertEquals(2, new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed).train(true, null));
         }
         assertArrayEquals(Files.readAllBytes(onCpu.resolve("adapter_model.safetensors")), Files.readAllBytes(killed.resolve("adapter_model.safetensors")));
         assertEquals(0, dev.counts().live());
@@ -182,7 +179,7 @@ class DeviceTrainingTest {
         for (Backend b : new Backend[] {CpuBackend.fast(), dev}) {
             try (LlamaModel m = qlora(base, b, DType.F32)) {
                 Lora.setDropout(m, 0.2f);
-                new Trainer(m, data, TrainerTest.plan(data.size(), 2), settings(0), dir.resolve(b.name()), adapterConfig(base)).train(false, null);
+                new Trainer(m, data, TrainerTest.plan(data.size(), 2), settings(0), dir.resolve(b.name())).train(false, null);
             }
         }
         assertArrayEquals(Files.readAllBytes(dir.resolve("cpu/adapter_model.safetensors")),
@@ -203,10 +200,8 @@ class DeviceTrainingTest {
                         (d, mm) -> FullTraining.save(d, mm, base, DType.BF16)).train(false, null);
             }
             try (LlamaModel m = LlamaLoader.load(base, b)) {
-                PeftAdapter.Config cfg = new PeftAdapter.Config(base.toString(), 4, 8f, 0f, Lora.parseTargets("q,v,down"), true, false, null);
-                Lora.attach(m, cfg.targetModules(), 4, 8f, false, 9);
-                m.trainEmbedding();
-                new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(0), dir.resolve("lora-" + b.name()), cfg).train(false, null);
+                Lora.attach(m, LoraConfig.of(4, 8f).targets("q,v,down").trainEmbeddings(true).seed(9));
+                new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(0), dir.resolve("lora-" + b.name())).train(false, null);
                 Merge.write(base, m, 5e5, dir.resolve("merged-" + b.name()));
             }
         }

@@ -30,11 +30,10 @@ class ReadmeTrainingExampleTest {
 
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
         try (LlamaModel model = Nf4Checkpoint.loadQuantized(dir, CpuBackend.fast(), new LlamaLoader.Options(200e6, null))) {
-            Lora.attach(model, Lora.parseTargets("q,k,v,o"), 32, 16f, false, 42);
+            Lora.attach(model, LoraConfig.of(32, 16f).targets("q,k,v,o").seed(42));
             JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(8192), jsonl);
             LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), 8, 42);
-            PeftAdapter.Config adapter = new PeftAdapter.Config(dir.toString(), 32, 16f, 0f, Lora.parseTargets("q,k,v,o"), false, false, 200e6);
-            new Trainer(model, Trainer.examples(data), batches::plan, Trainer.Settings.recipe(), out, adapter).train(false, null);
+            new Trainer(model, Trainer.examples(data), batches::plan, Trainer.Settings.recipe(), out).train(false, null);
             double ppl = Math.exp(Perplexity.evaluate(model, List.of(tok.encode(text)), 8192, 4096).mean());
             assertTrue(ppl > 1 && Double.isFinite(ppl));
         }

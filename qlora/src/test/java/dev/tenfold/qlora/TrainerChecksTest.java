@@ -39,7 +39,7 @@ class TrainerChecksTest {
     }
 
     static Trainer trainer(LlamaModel model, List<Trainer.Example> data, Trainer.BatchPlan plan, Trainer.Settings s, Path out) {
-        return new Trainer(model, data, plan, s, out, TrainerTest.adapterConfig());
+        return new Trainer(model, data, plan, s, out);
     }
 
     /** A run of 9 steps killed after step 5: checkpoint-2 and checkpoint-4 on disk. */
@@ -245,28 +245,25 @@ class TrainerChecksTest {
         }));
         cases.add(new Case("trainable parameters: the checkpoint has 8 (model.layers.0.self_attn.k_proj.lora_A.weight, model.layers.0.self_attn.k_proj.lora_B.weight, model.layers.0.self_attn.o_proj.lora_A.weight, ...) that this run lacks", () -> {
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-                Lora.attach(m, Lora.parseTargets("q,v"), 8, 16f, false, 42);
-                Lora.setDropout(m, 0.1f);
+                Lora.attach(m, LoraConfig.of(8, 16f).targets("q,v").dropout(0.1f).seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
         cases.add(new Case("parameter shapes (checkpoint vs this run): 16 (model.layers.0.self_attn.q_proj.lora_A.weight [8, 32] vs [4, 32]", () -> {
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-                Lora.attach(m, Lora.parseTargets("q,k,v,o"), 4, 8f, false, 42); // the same scale, another rank
-                Lora.setDropout(m, 0.1f);
+                Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o").dropout(0.1f).seed(42)); // the same scale, another rank
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
         cases.add(new Case("LoRA dropout: checkpoint [0.1], this run [0.0]", () -> {
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-                Lora.attach(m, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
+                Lora.attach(m, LoraConfig.of(8, 16f).targets("q,k,v,o").seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
         cases.add(new Case("rope_theta: checkpoint 10000.0, this run 200000.0", () -> {
             try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(200000.0, null)).model()) {
-                Lora.attach(m, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
-                Lora.setDropout(m, 0.1f);
+                Lora.attach(m, LoraConfig.of(8, 16f).targets("q,k,v,o").dropout(0.1f).seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
@@ -435,7 +432,7 @@ class TrainerChecksTest {
         Path out = dir.resolve("failing-writer");
         try (LlamaModel m = TrainerTest.model(base)) {
             Trainer t = new Trainer(m, DATA, TrainerTest.plan(DATA.size(), 3), settings(3e-2, 0), out, (folder, model) -> {
-                PeftAdapter.save(folder, model, TrainerTest.adapterConfig());
+                PeftAdapter.save(folder, model);
                 if (!folder.equals(out)) throw new IOException("disk full");
             });
             IOException e = assertThrows(IOException.class, () -> t.train(false, null));

@@ -47,17 +47,13 @@ class TrainerTest {
 
     static LlamaModel model(Path base) throws Exception {
         LlamaModel model = LlamaLoader.load(base, CpuBackend.fast());
-        Lora.attach(model, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
-        Lora.setDropout(model, 0.1f); // exercised by the resume test: masks must replay exactly
+        // dropout is exercised by the resume test: masks must replay exactly
+        Lora.attach(model, LoraConfig.of(8, 16f).targets("q,k,v,o").dropout(0.1f).seed(42));
         return model;
     }
 
     static Trainer.Settings settings(int epochs, int saveEvery) {
         return new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 2, epochs, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, saveEvery, 2);
-    }
-
-    static PeftAdapter.Config adapterConfig() {
-        return new PeftAdapter.Config("tiny", 8, 16f, 0f, Lora.parseTargets("q,k,v,o"), false, false, null);
     }
 
     @Test
@@ -67,7 +63,7 @@ class TrainerTest {
         List<Double> losses = new ArrayList<>();
         Path out = dir.resolve("out");
         try (LlamaModel model = model(base)) {
-            Trainer t = new Trainer(model, data, plan(data.size(), 4), settings(6, 0), out, adapterConfig());
+            Trainer t = new Trainer(model, data, plan(data.size(), 4), settings(6, 0), out);
             assertEquals(24, t.totalSteps());
             t.train(false, m -> losses.add(m.loss()));
         }
@@ -81,7 +77,7 @@ class TrainerTest {
         // the adapter round-trips through PEFT's format and gives the trained model's loss back
         try (LlamaModel reloaded = LlamaLoader.load(base, CpuBackend.fast())) {
             PeftAdapter.Config cfg = PeftAdapter.load(out, reloaded);
-            assertEquals(Set.of("q_proj", "k_proj", "v_proj", "o_proj"), cfg.targetModules());
+            assertEquals(Set.of("q_proj", "k_proj", "v_proj", "o_proj"), cfg.lora().targetModules());
             Trainer.Example e = data.get(0);
             double l = dev.tenfold.llama.TrainingStep.run(reloaded, e.ids(), e.targets(), dev.tenfold.llama.TrainingStep.consecutive(e.ids().length), 1f).mean();
             assertTrue(l < first, "reloaded adapter keeps the learning: " + l + " vs initial " + first);
@@ -94,18 +90,18 @@ class TrainerTest {
         List<Trainer.Example> data = repeatTask(8, 5, 2);
         Path straight = dir.resolve("straight"), killed = dir.resolve("killed");
         try (LlamaModel model = model(base)) {
-            new Trainer(model, data, plan(data.size(), 3), settings(3, 2), straight, adapterConfig()).train(false, null);
+            new Trainer(model, data, plan(data.size(), 3), settings(3, 2), straight).train(false, null);
         }
         // a run that dies after step 5 (checkpoint-4 on disk), then a fresh process-like restart
         try (LlamaModel model = model(base)) {
-            Trainer t = new Trainer(model, data, plan(data.size(), 3), settings(3, 2), killed, adapterConfig());
+            Trainer t = new Trainer(model, data, plan(data.size(), 3), settings(3, 2), killed);
             assertThrows(IllegalStateException.class, () -> t.train(false, m -> {
                 if (m.step() == 5) throw new IllegalStateException("killed");
             }));
         }
         assertTrue(Files.isDirectory(killed.resolve("checkpoint-4")));
         try (LlamaModel model = model(base)) {
-            int from = new Trainer(model, data, plan(data.size(), 3), settings(3, 2), killed, adapterConfig()).train(true, null);
+            int from = new Trainer(model, data, plan(data.size(), 3), settings(3, 2), killed).train(true, null);
             assertEquals(4, from);
         }
         assertArrayEquals(Files.readAllBytes(straight.resolve("adapter_model.safetensors")),

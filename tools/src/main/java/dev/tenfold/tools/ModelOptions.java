@@ -111,8 +111,8 @@ final class ModelOptions {
         if (adapter != null) {
             try {
                 PeftAdapter.Config cfg = PeftAdapter.load(adapter, m);
-                System.err.println("tenfold: adapter " + adapter + " (LoRA r=" + cfg.rank() + " on " + String.join(",", cfg.targetModules())
-                        + (cfg.trainEmbeddings() ? ", trained embedding" : "") + ")");
+                System.err.println("tenfold: adapter " + adapter + " (LoRA r=" + cfg.lora().rank() + " on "
+                        + String.join(",", cfg.lora().targetModules()) + (cfg.lora().trainEmbeddings() ? ", trained embedding" : "") + ")");
             } catch (RuntimeException | IOException e) {
                 m.close();
                 throw e;

@@ -8,6 +8,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.qlora.FullTraining;
 import dev.tenfold.qlora.InvalidSettingException;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.PeftAdapter;
 import dev.tenfold.qlora.Trainer;
@@ -137,23 +138,17 @@ final class TrainCommand implements Callable<Integer> {
         Trainer.Settings s = settings(schedule);
         checkMemory(config, nf4, targets, ds.report().maxLength());
         try (LlamaModel m = model.load(nf4)) {
-            PeftAdapter.Config cfg = null;
             if (full) {
                 FullTraining.makeTrainable(m);
             } else if (initAdapter != null) {
-                cfg = PeftAdapter.load(initAdapter, m);
+                PeftAdapter.load(initAdapter, m);
                 System.err.println("tenfold: starting from adapter " + initAdapter);
             } else {
-                Lora.attach(m, targets, loraR, loraAlpha, rsLora, seed);
-                Lora.setDropout(m, loraDropout);
-                if (trainEmbeddings) m.trainEmbedding();
-                cfg = new PeftAdapter.Config(model.model.toAbsolutePath().toString(), loraR, loraAlpha, loraDropout, targets, trainEmbeddings,
-                        rsLora, m.config().ropeTheta());
+                Lora.attach(m, LoraConfig.of(loraR, loraAlpha).targetModules(targets).dropout(loraDropout).rsLora(rsLora)
+                        .trainEmbeddings(trainEmbeddings).seed(seed));
             }
-            PeftAdapter.Config adapterCfg = cfg;
             Path base = model.model;
-            Trainer.OutputWriter writer = full ? (dir, mm) -> FullTraining.save(dir, mm, base, DType.F32)
-                    : (dir, mm) -> PeftAdapter.save(dir, mm, adapterCfg);
+            Trainer.OutputWriter writer = full ? (dir, mm) -> FullTraining.save(dir, mm, base, DType.F32) : PeftAdapter::save;
             Trainer trainer = new Trainer(m, examples, batches::plan, s, output, writer);
             long trainable = m.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             System.err.printf("tenfold: %,d trainable parameters, %d steps (%d per epoch), rope_theta %s%n", trainable,

@@ -12,8 +12,8 @@ import dev.tenfold.llama.Perplexity;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.ChartSupport;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.LrSchedule;
-import dev.tenfold.qlora.PeftAdapter;
 import dev.tenfold.qlora.Trainer;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
 import dev.tenfold.qlora.eval.GreedyAnswer;
@@ -27,7 +27,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 
@@ -133,8 +132,7 @@ public final class Demo {
         Phase after;
         double trainSeconds;
         try (LlamaModel m = LlamaLoader.loadReporting(base, cpu, new LlamaLoader.Options(theta, null), Nf4Checkpoint.FACTORY).model()) {
-            Set<String> targets = Lora.parseTargets("q,k,v,o");
-            Lora.attach(m, targets, s.loraRank(), s.loraAlpha(), false, s.seed());
+            Lora.attach(m, LoraConfig.of(s.loraRank(), s.loraAlpha()).targets("q,k,v,o").seed(s.seed()));
             SplittableRandom rng = new SplittableRandom(s.seed());
             int maxTrain = trainLength(s, extended);
             List<Trainer.Example> examples = new ArrayList<>();
@@ -149,10 +147,8 @@ public final class Demo {
             LengthGroupedBatches batches = LengthGroupedBatches.shuffled(exLengths, s.batchSize(), s.seed());
             Trainer.Settings ts = new Trainer.Settings(s.lr(), LrSchedule.Kind.COSINE, Math.min(10, s.steps() / 10), 1, s.steps(),
                     0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 1, s.seed());
-            PeftAdapter.Config adapter = new PeftAdapter.Config("tenfold-demo-base", s.loraRank(), s.loraAlpha(), 0f, targets, false,
-                    false, theta);
             Path adapterDir = output.resolve("adapter");
-            Trainer trainer = new Trainer(m, examples, batches::plan, ts, adapterDir, adapter);
+            Trainer trainer = new Trainer(m, examples, batches::plan, ts, adapterDir);
             long t1 = System.nanoTime();
             trainer.train(false, new dev.tenfold.tools.ProgressBar(out));
             trainSeconds = (System.nanoTime() - t1) / 1e9;
