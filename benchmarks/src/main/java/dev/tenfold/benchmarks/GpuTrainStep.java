@@ -67,7 +67,7 @@ final class GpuTrainStep {
     static Result run(CudaBackend gpu, String configJson, String description, int tokens, int timedSteps, long seed,
                       Consumer<String> phase, Consumer<String> log) throws IOException {
         if (tokens < 1 || timedSteps < 1) throw new IllegalArgumentException("train step: tokens and steps must be positive");
-        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(configJson));
+        LlamaConfig c = LlamaConfig.parse(configJson);
         phase.accept("qlora_step: building the random model");
         gpu.allocator().emptyCache(); // what earlier benchmarks left cached goes back to the driver first
         long b0 = System.nanoTime();

@@ -1,6 +1,5 @@
 package dev.tenfold.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
@@ -24,7 +23,7 @@ final class RandomLlama {
     static final String SMALL_DESCRIPTION = "hidden 512, 8 layers, 8/2 heads of 64, MLP 1536, vocab 32000, BF16 weights";
 
     static LlamaModel small(long seed) throws IOException {
-        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(SMALL));
+        LlamaConfig c = LlamaConfig.parse(SMALL);
         SplittableRandom rng = new SplittableRandom(seed);
         List<Tensor> owned = new ArrayList<>();
         int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -75,7 +76,13 @@ public final class JsonFields {
     }
 
     /** The field's value, or null when absent (for the few that are passed on as JSON). */
-    JsonNode raw(String field) { return node.get(field); }
+    /** A nested object as plain Java values (maps, lists, strings, numbers, booleans), or null when absent or null. */
+    @SuppressWarnings("unchecked")
+    Map<String, Object> objectOrNull(String field) {
+        if (!has(field)) return null;
+        if (!node.get(field).isObject()) throw new IllegalArgumentException(name(field) + " must be a JSON object, got " + show(field));
+        return JSON.convertValue(node.get(field), Map.class);
+    }
 
     /** A required number in range. */
     public double number(String field, Range range) {

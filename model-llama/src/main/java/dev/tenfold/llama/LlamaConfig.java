@@ -1,6 +1,5 @@
 package dev.tenfold.llama;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -25,7 +24,7 @@ public record LlamaConfig(
         int hiddenSize, int intermediateSize, int numLayers, int numHeads, int numKvHeads, int headDim,
         int vocabSize, double rmsNormEps, double ropeTheta, int maxPositionEmbeddings,
         boolean tieWordEmbeddings, String torchDtype, RopeScaling ropeScaling,
-        Integer bosTokenId, List<Integer> eosTokenIds, JsonNode quantizationConfig) {
+        Integer bosTokenId, List<Integer> eosTokenIds, Map<String, Object> quantizationConfig) {
 
     // Sane bounds: far above any released Llama (405B: hidden 16384, MLP 53248, 126 layers, 128 heads
     // of 128, vocabulary 128256), low enough that no size computed from them overflows.
@@ -40,6 +39,7 @@ public record LlamaConfig(
 
     public LlamaConfig {
         eosTokenIds = List.copyOf(eosTokenIds);
+        if (quantizationConfig != null) quantizationConfig = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(quantizationConfig));
         positive("hidden_size", hiddenSize, MAX_HIDDEN);
         positive("intermediate_size", intermediateSize, MAX_INTERMEDIATE);
         positive("num_hidden_layers", numLayers, MAX_LAYERS);
@@ -72,9 +72,9 @@ public record LlamaConfig(
         }
     }
 
-    public static LlamaConfig parse(JsonNode c) {
-        if (c == null || !c.isObject()) throw new IllegalArgumentException("config must be a JSON object");
-        return parse(new JsonFields(c, ""));
+    /** Reads config.json's text; errors name the field (the caller adds the file). */
+    public static LlamaConfig parse(String json) {
+        return parse(JsonFields.parse(json));
     }
 
     static LlamaConfig parse(JsonFields c) {
@@ -101,7 +101,7 @@ public record LlamaConfig(
                 (int) c.integer("num_hidden_layers", 1, MAX_LAYERS), heads, kvHeads, headDim,
                 (int) c.integer("vocab_size", 1, MAX_VOCAB), c.number("rms_norm_eps", RMS_NORM_EPS, DEFAULT_RMS_NORM_EPS),
                 rope.theta(), maxPos, c.bool("tie_word_embeddings", false), dtype(c), rope.scaling(),
-                bos == null ? null : (int) (long) bos, eos, c.raw("quantization_config"));
+                bos == null ? null : (int) (long) bos, eos, c.objectOrNull("quantization_config"));
     }
 
     /**

@@ -137,7 +137,7 @@ class LlamaModelTest {
         Map<String, Tensor> w = TinyLlama.weights(11, DType.F32, false);
         LlamaConfig c = LlamaConfig.load(m);
         float[][] expected = naiveLogits(c, w, PROMPT, 200e6);
-        try (LlamaModel model = LlamaLoader.loadReporting(m, CpuBackend.fast(), new LlamaLoader.Options(200e6, null)).model();
+        try (LlamaModel model = LlamaLoader.load(m, LoadSpec.defaults().ropeTheta(200e6));
              KvCache cache = new KvCache(model.config(), PROMPT.length)) {
             TestTensors.assertClose("theta 200M", expected[PROMPT.length - 1], model.forward(PROMPT, cache, null), 2e-4, 2e-4);
         }
@@ -217,7 +217,7 @@ class LlamaModelTest {
         w.put("model.layers.1.mlp.up_proj.weight", removed);
         w.put("model.rotary_emb.inv_freq", Tensor.allocate(DType.F32, 4));
         SafeTensorsWriter.write(m.resolve("model.safetensors"), w, Map.of());
-        var loaded = LlamaLoader.loadReporting(m, CpuBackend.fast(), LlamaLoader.Options.none());
+        var loaded = LlamaLoader.loadReporting(m, LoadSpec.defaults());
         assertEquals(List.of("model.rotary_emb.inv_freq"), loaded.unexpected());
         loaded.model().close();
         w.values().forEach(Tensor::close);

@@ -99,7 +99,7 @@ public final class FullTraining {
         }
         LlamaConfig c;
         try {
-            c = LlamaConfig.parse(cfgNode);
+            c = LlamaConfig.parse(cfgNode.toString());
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
         }

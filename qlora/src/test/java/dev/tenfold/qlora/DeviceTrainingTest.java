@@ -1,6 +1,8 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
@@ -43,15 +45,12 @@ class DeviceTrainingTest {
                 Nf4Linear l = (Nf4Linear) Nf4Checkpoint.FACTORY.create(module, out, in, weights, used, owned);
                 return compute == DType.F32 ? l : new Nf4Linear(l.weight(), compute, l.chunkRows());
             }
-
-            @Override
-            public boolean accepts(com.fasterxml.jackson.databind.JsonNode qc) { return Nf4Checkpoint.FACTORY.accepts(qc); }
         };
     }
 
     /** The recipe's shape in small: NF4 base, LoRA on q/k/v/o, trained embedding; B given values so that A's gradient is not zero. */
     static LlamaModel qlora(Path dir, Backend b, DType compute) throws Exception {
-        LlamaModel m = LlamaLoader.loadReporting(dir, b, LlamaLoader.Options.none(), nf4(compute)).model();
+        LlamaModel m = LlamaLoader.loadReporting(dir, LoadSpec.defaults().backend(b), nf4(compute)).model();
         Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o").seed(7));
         m.trainEmbedding();
         SplittableRandom rng = new SplittableRandom(3);
@@ -158,8 +157,8 @@ class DeviceTrainingTest {
 
         // the adapter, loaded onto the device, gives the CPU's perplexity
         List<int[]> seqs = List.of(IDS, data.get(0).ids());
-        try (LlamaModel cpu = Nf4Checkpoint.loadQuantized(base, CpuBackend.fast(), LlamaLoader.Options.none());
-             LlamaModel gpu = Nf4Checkpoint.loadQuantized(base, dev, LlamaLoader.Options.none())) {
+        try (LlamaModel cpu = LlamaLoader.load(base, LoadSpec.defaults().quantization(Quantization.NF4));
+             LlamaModel gpu = LlamaLoader.load(base, LoadSpec.defaults().quantization(Quantization.NF4).backend(dev))) {
             PeftAdapter.load(onCpu, cpu);
             PeftAdapter.load(onCpu, gpu);
             assertEquals(Perplexity.evaluate(cpu, seqs, 8, 3), Perplexity.evaluate(gpu, seqs, 8, 3));

@@ -1,6 +1,7 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
+import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.cpu.CpuBackend;
@@ -24,7 +25,7 @@ class MergeTest {
     void mergedCheckpointComputesWhatTheAdapterDoes(@TempDir Path dir) throws Exception {
         Path base = TinyLlama.write(dir.resolve("base"), 6, DType.BF16, false);
         Path adapter = dir.resolve("adapter"), merged = dir.resolve("merged");
-        try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(2e6, null)).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
             Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o,down").trainEmbeddings(true).seed(1));
             SplittableRandom rng = new SplittableRandom(5);
             for (Parameter p : m.parameters()) {
@@ -33,7 +34,7 @@ class MergeTest {
             PeftAdapter.save(adapter, m);
         }
         float[] withAdapter;
-        try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(2e6, null)).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
             PeftAdapter.Config cfg = PeftAdapter.load(adapter, m);
             assertEquals(2e6, cfg.ropeTheta());
             try (KvCache c = new KvCache(m.config(), PROMPT.length)) {
@@ -74,7 +75,7 @@ class MergeTest {
 
     /** Merges with the options and returns the logits of the adapter-on-base model (at rope_theta 2e6). */
     private static float[] merge(Path base, Path adapter, Path out, Merge.Options options) throws Exception {
-        try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(2e6, null)).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
             PeftAdapter.load(adapter, m);
             float[] logits;
             try (KvCache c = new KvCache(m.config(), PROMPT.length)) {

@@ -1,6 +1,7 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
+import dev.tenfold.llama.LoadSpec;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -142,7 +143,7 @@ class PeftAdapterConfigTest {
     void adapterConfigJsonIsDerivedFromTheModel(@TempDir Path dir) throws Exception {
         Path base = TinyLlama.write(dir.resolve("base"), 6, DType.BF16, false);
         LoraConfig lora = LoraConfig.of(4, 8f).targets("v,q").dropout(0.05f).rsLora(true).trainEmbeddings(true).seed(3);
-        try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(2e6, null)).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
             assertEquals("the model has no LoRA adapters to save (attach them with Lora.attach)",
                     assertThrows(IllegalArgumentException.class, () -> PeftAdapter.save(dir.resolve("none"), m)).getMessage());
             Lora.attach(m, lora);

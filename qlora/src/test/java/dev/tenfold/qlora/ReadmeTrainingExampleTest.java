@@ -1,6 +1,8 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
@@ -29,7 +31,7 @@ class ReadmeTrainingExampleTest {
         String text = "hello world, hello cat";
 
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        try (LlamaModel model = Nf4Checkpoint.loadQuantized(dir, CpuBackend.fast(), new LlamaLoader.Options(200e6, null))) {
+        try (LlamaModel model = LlamaLoader.load(dir, LoadSpec.defaults().ropeTheta(200e6).quantization(Quantization.NF4))) {
             Lora.attach(model, LoraConfig.of(32, 16f).targets("q,k,v,o").seed(42));
             JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(8192), jsonl);
             LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), 8, 42);

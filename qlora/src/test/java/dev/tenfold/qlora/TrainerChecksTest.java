@@ -1,6 +1,7 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
+import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.cpu.CpuBackend;
@@ -262,7 +263,7 @@ class TrainerChecksTest {
             }
         }));
         cases.add(new Case("rope_theta: checkpoint 10000.0, this run 200000.0", () -> {
-            try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(200000.0, null)).model()) {
+            try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(200000.0))) {
                 Lora.attach(m, LoraConfig.of(8, 16f).targets("q,k,v,o").dropout(0.1f).seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }

@@ -7,10 +7,11 @@ import dev.tenfold.engine.Device;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.RopeScaling;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.PeftAdapter;
-import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -60,7 +61,8 @@ final class ModelOptions {
         return b;
     }
 
-    LlamaLoader.Options loadOptions() throws IOException {
+    /** How the flags say to load the model: --rope-theta (else the adapter's), --rope-scaling, --device, and NF4 when asked. */
+    LoadSpec loadSpec(boolean quantizeToNf4) throws IOException {
         RopeScaling scaling = null;
         if (ropeScaling != null) {
             if (ropeScaling.equalsIgnoreCase("none") || ropeScaling.equalsIgnoreCase("null")) {
@@ -85,7 +87,8 @@ final class ModelOptions {
         }
         Double theta = ropeTheta;
         if (theta == null && adapter != null) theta = PeftAdapter.readConfig(adapter).ropeTheta();
-        return new LlamaLoader.Options(theta, scaling);
+        return LoadSpec.defaults().ropeTheta(theta).ropeScaling(scaling).backend(backend())
+                .quantization(quantizeToNf4 ? Quantization.NF4 : Quantization.NONE);
     }
 
     LlamaModel load() throws IOException {
@@ -98,11 +101,9 @@ final class ModelOptions {
      */
     LlamaModel load(boolean quantizeToNf4) throws IOException {
         checkFolder();
-        var quantization = LlamaConfig.load(model).quantizationConfig();
-        boolean preQuantized = quantization != null && !quantization.isNull();
-        LlamaLoader.LinearFactory linears = preQuantized || quantizeToNf4 ? Nf4Checkpoint.FACTORY : LlamaLoader.DENSE;
+        boolean preQuantized = LlamaConfig.load(model).quantizationConfig() != null;
         if (quantizeToNf4 && !preQuantized) System.err.println("tenfold: quantizing the base weights to NF4 on load");
-        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, backend(), loadOptions(), linears);
+        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, loadSpec(quantizeToNf4));
         if (!loaded.unexpected().isEmpty()) {
             System.err.println("tenfold: note: " + loaded.unexpected().size() + " checkpoint tensor(s) not used by the model, e.g. "
                     + loaded.unexpected().get(0));

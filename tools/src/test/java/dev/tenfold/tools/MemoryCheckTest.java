@@ -39,7 +39,7 @@ class MemoryCheckTest {
     }
 
     static LlamaConfig config(String json) throws Exception {
-        return LlamaConfig.parse(new ObjectMapper().readTree(json));
+        return LlamaConfig.parse(json);
     }
 
     @Test

@@ -15,7 +15,8 @@ import dev.tenfold.engine.io.TensorInfo;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
-import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.QuantizedLinears;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -95,57 +96,53 @@ public final class Nf4Checkpoint {
                 return new Nf4Linear(q);
             }
 
-            @Override
-            public boolean accepts(JsonNode quantizationConfig) {
-                checkQuantizationConfig(quantizationConfig);
-                return true;
-            }
         };
     }
 
-    /**
-     * Loads a Llama folder with NF4 projections: a bitsandbytes NF4 checkpoint, or a dense one
-     * quantized on load (the "QLoRA on a bf16 checkpoint" path).
-     */
-    public static LlamaModel loadQuantized(Path dir, Backend backend, LlamaLoader.Options options) throws IOException {
-        return LlamaLoader.loadReporting(dir, backend, options, FACTORY).model();
-    }
+    /** NF4 for {@link LlamaLoader} (found through ServiceLoader: {@code LoadSpec.quantization(Quantization.NF4)}). */
+    public static final class Provider implements QuantizedLinears {
+        @Override public Quantization quantization() { return Quantization.NF4; }
 
-    /** As {@link #loadQuantized}, also reporting the checkpoint tensors the model did not use. */
-    public static LlamaLoader.Loaded loadQuantizedReporting(Path dir, Backend backend, LlamaLoader.Options options) throws IOException {
-        return LlamaLoader.loadReporting(dir, backend, options, FACTORY);
+        @Override public LlamaLoader.LinearFactory linears(Map<String, Object> quantizationConfig) {
+            checkQuantizationConfig(quantizationConfig);
+            return FACTORY;
+        }
     }
 
     /**
      * Checks a config.json quantization_config: none (a dense checkpoint) or bitsandbytes 4-bit
      * NF4 with uint8 storage. Anything else (FP4, 8-bit, another method) is an error that says so.
      */
-    public static void checkQuantizationConfig(JsonNode qc) {
-        if (qc == null || qc.isNull()) return;
+    static void checkQuantizationConfig(Map<String, Object> qc) {
+        if (qc == null) return;
         String where = "config.json quantization_config: ";
-        if (!qc.isObject()) throw new IllegalArgumentException(where + "not a JSON object");
         // Old transformers versions wrote no quant_method; their configs are bitsandbytes ones.
-        String method = qc.path("quant_method").asText("bitsandbytes");
+        String method = text(qc, "quant_method", "bitsandbytes");
         if (!method.equals("bitsandbytes")) {
             throw new IllegalArgumentException(where + "quant_method '" + method + "' is not supported; tenfold reads bitsandbytes NF4 "
                     + "checkpoints (or dense ones, which it quantizes on load)");
         }
-        if (qc.path("load_in_8bit").asBoolean(false)) {
+        if (Boolean.TRUE.equals(qc.get("load_in_8bit"))) {
             throw new IllegalArgumentException(where + "8-bit (LLM.int8) bitsandbytes checkpoints are not supported; "
                     + "use the dense checkpoint or an NF4 one");
         }
-        if (!qc.path("load_in_4bit").asBoolean(false)) {
+        if (!Boolean.TRUE.equals(qc.get("load_in_4bit"))) {
             throw new IllegalArgumentException(where + "load_in_4bit is not true; tenfold reads 4-bit NF4 bitsandbytes checkpoints");
         }
         // transformers' BitsAndBytesConfig defaults bnb_4bit_quant_type to fp4
-        String type = qc.path("bnb_4bit_quant_type").asText("fp4");
+        String type = text(qc, "bnb_4bit_quant_type", "fp4");
         if (!type.equals("nf4")) {
             throw new IllegalArgumentException(where + "bnb_4bit_quant_type '" + type + "' is not supported; tenfold reads NF4 only");
         }
-        String storage = qc.path("bnb_4bit_quant_storage").asText("uint8");
+        String storage = text(qc, "bnb_4bit_quant_storage", "uint8");
         if (!storage.equals("uint8")) {
             throw new IllegalArgumentException(where + "bnb_4bit_quant_storage '" + storage + "' is not supported (only uint8)");
         }
+    }
+
+    private static String text(Map<String, Object> o, String key, String dflt) {
+        Object v = o.get(key);
+        return v == null ? dflt : v.toString();
     }
 
     private static boolean isQuantized(SafeTensorsModel w, String p) {
@@ -392,7 +389,7 @@ public final class Nf4Checkpoint {
         }
         if (!(rawConfig instanceof ObjectNode config)) throw new IllegalArgumentException(configFile + ": not a JSON object");
         try {
-            LlamaConfig.parse(config); // a Llama we can run, or a clear error now rather than after quantizing
+            LlamaConfig.parse(config.toString()); // a Llama we can run, or a clear error now rather than after quantizing
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configFile + ": " + e.getMessage(), e);
         }
@@ -494,7 +491,7 @@ public final class Nf4Checkpoint {
     }
 
     /** The quantization_config a QLoRA NF4 checkpoint carries (double quantization, bf16 compute, uint8 storage). */
-    public static ObjectNode quantizationConfig() {
+    static ObjectNode quantizationConfig() {
         ObjectNode q = JSON.createObjectNode();
         q.put("quant_method", "bitsandbytes");
         q.put("load_in_4bit", true);

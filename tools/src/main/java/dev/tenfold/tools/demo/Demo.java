@@ -8,6 +8,8 @@ import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.Perplexity;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.ChartSupport;
@@ -20,7 +22,6 @@ import dev.tenfold.qlora.eval.GreedyAnswer;
 import dev.tenfold.qlora.eval.Heatmap;
 import dev.tenfold.qlora.eval.LongPrompt;
 import dev.tenfold.qlora.eval.Passkey;
-import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -131,7 +132,7 @@ public final class Demo {
                 plain(config.ropeTheta()), plain(theta), s.loraRank(), s.steps(), s.batchSize(), trainLength(s, extended));
         Phase after;
         double trainSeconds;
-        try (LlamaModel m = LlamaLoader.loadReporting(base, cpu, new LlamaLoader.Options(theta, null), Nf4Checkpoint.FACTORY).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(theta).quantization(Quantization.NF4).backend(cpu))) {
             Lora.attach(m, LoraConfig.of(s.loraRank(), s.loraAlpha()).targets("q,k,v,o").seed(s.seed()));
             SplittableRandom rng = new SplittableRandom(s.seed());
             int maxTrain = trainLength(s, extended);
