@@ -2,8 +2,8 @@ package dev.tenfold.qlora;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsWriter;

@@ -16,6 +16,31 @@ import javax.imageio.ImageIO;
 public final class LossCurve {
     private LossCurve() {}
 
+    /**
+     * A listener that draws {@code dir}/loss.png from the metrics.jsonl a {@link RunFolder} keeps
+     * there, when the run ends (without java.desktop it says so on stderr and draws nothing).
+     */
+    public static Trainer.Listener listener(Path dir) {
+        return new Trainer.Listener() {
+            @Override public void onStep(Trainer.StepMetrics step) {}
+
+            @Override public void onEnd(Trainer trainer) throws IOException {
+                if (!ChartSupport.available()) {
+                    System.err.println("tenfold: loss.png skipped: this Java runtime has no java.desktop (metrics.jsonl has the numbers)");
+                    return;
+                }
+                com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+                List<double[]> pts = new java.util.ArrayList<>();
+                for (String line : Files.readAllLines(dir.resolve(RunFolder.METRICS), java.nio.charset.StandardCharsets.UTF_8)) {
+                    if (line.isBlank()) continue;
+                    com.fasterxml.jackson.databind.JsonNode n = json.readTree(line);
+                    pts.add(new double[] {n.path("step").asDouble(), n.path("loss").asDouble(Double.NaN)});
+                }
+                write(dir.resolve("loss.png"), "training loss", pts);
+            }
+        };
+    }
+
     public static void write(Path png, String title, List<double[]> stepAndLoss) throws IOException {
         System.setProperty("java.awt.headless", "true");
         int w = 800, h = 480, left = 70, right = 20, top = 40, bottom = 50;

@@ -1,8 +1,6 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
-import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
@@ -13,8 +11,10 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.testing.SimulatedDeviceBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.Perplexity;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.TinyLlama;
 import dev.tenfold.llama.TrainingStep;
 import dev.tenfold.qlora.nf4.Nf4Checkpoint;
@@ -110,9 +110,9 @@ class DeviceTrainingTest {
         return false;
     }
 
-    static Trainer.Settings settings(int saveEvery) {
+    static TrainingSettings settings(int saveEvery) {
         // clipping at 0.05 clips every step
-        return new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 1, 2, null, 0.9f, 0.999f, 1e-8f, 0.01f, 0.05, saveEvery, 2, 5);
+        return TrainingSettings.defaults().lr(3e-2).warmupSteps(1).epochs(2).weightDecay(0.01f).maxGradNorm(0.05).saveEvery(saveEvery).seed(5);
     }
 
 
@@ -122,11 +122,11 @@ class DeviceTrainingTest {
         List<Trainer.Example> data = TrainerTest.repeatTask(7, 5, 2);
         Path onCpu = dir.resolve("cpu"), onDev = dir.resolve("dev"), killed = dir.resolve("killed");
         try (LlamaModel m = qlora(base, CpuBackend.fast(), DType.F32)) {
-            new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onCpu).train(false, null);
+            Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), onCpu).train(false, null);
         }
         SimulatedDeviceBackend dev = new SimulatedDeviceBackend();
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onDev);
+            Run t = Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), onDev);
             assertEquals(6, t.totalSteps());
             SimulatedDeviceBackend.Counts before = dev.counts();
             t.train(false, null);
@@ -144,13 +144,13 @@ class DeviceTrainingTest {
 
         // killed after step 3 on the device, resumed from checkpoint-2 there: the same adapter
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed);
+            Run t = Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed);
             assertThrows(IllegalStateException.class, () -> t.train(false, s -> {
                 if (s.step() == 3) throw new IllegalStateException("killed");
             }));
         }
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            assertEquals(2, new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed).train(true, null));
+            assertEquals(2, Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed).train(true, null));
         }
         assertArrayEquals(Files.readAllBytes(onCpu.resolve("adapter_model.safetensors")), Files.readAllBytes(killed.resolve("adapter_model.safetensors")));
         assertEquals(0, dev.counts().live());
@@ -178,7 +178,7 @@ class DeviceTrainingTest {
         for (Backend b : new Backend[] {CpuBackend.fast(), dev}) {
             try (LlamaModel m = qlora(base, b, DType.F32)) {
                 Lora.setDropout(m, 0.2f);
-                new Trainer(m, data, TrainerTest.plan(data.size(), 2), settings(0), dir.resolve(b.name())).train(false, null);
+                Run.of(m, data, TrainerTest.plan(data.size(), 2), settings(0), dir.resolve(b.name())).train(false, null);
             }
         }
         assertArrayEquals(Files.readAllBytes(dir.resolve("cpu/adapter_model.safetensors")),
@@ -195,12 +195,12 @@ class DeviceTrainingTest {
             try (LlamaModel m = LlamaLoader.load(base, b)) {
                 FullTraining.makeTrainable(m);
                 Path out = dir.resolve("full-" + b.name());
-                new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(0), out,
+                Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(0), out,
                         (d, mm) -> FullTraining.save(d, mm, base, DType.BF16)).train(false, null);
             }
             try (LlamaModel m = LlamaLoader.load(base, b)) {
                 Lora.attach(m, LoraConfig.of(4, 8f).targets("q,v,down").trainEmbeddings(true).seed(9));
-                new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(0), dir.resolve("lora-" + b.name())).train(false, null);
+                Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(0), dir.resolve("lora-" + b.name())).train(false, null);
                 Merge.write(base, m, 5e5, dir.resolve("merged-" + b.name()));
             }
         }

@@ -1,7 +1,6 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
-import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.cpu.CpuBackend;
@@ -10,6 +9,7 @@ import dev.tenfold.llama.KvCache;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.TinyLlama;
 import java.nio.file.Files;

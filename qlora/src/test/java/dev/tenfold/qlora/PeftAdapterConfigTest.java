@@ -1,7 +1,6 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
-import dev.tenfold.llama.LoadSpec;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -9,6 +8,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,18 +1,17 @@
 package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
-import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.LoadSpec;
 
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Perplexity;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.data.JsonlDataset;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
-import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -31,11 +30,14 @@ class ReadmeTrainingExampleTest {
         String text = "hello world, hello cat";
 
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        try (LlamaModel model = LlamaLoader.load(dir, LoadSpec.defaults().ropeTheta(200e6).quantization(Quantization.NF4))) {
-            Lora.attach(model, LoraConfig.of(32, 16f).targets("q,k,v,o").seed(42));
-            JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(8192), jsonl);
-            LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), 8, 42);
-            new Trainer(model, Trainer.examples(data), batches::plan, Trainer.Settings.recipe(), out).train(false, null);
+        Recipe recipe = Recipes.LLAMA3_80K;
+        try (LlamaModel model = LlamaLoader.load(dir, recipe.load())) {             // RoPE base 200M, NF4
+            Lora.attach(model, recipe.lora());                                      // r 32, alpha 16 on q,k,v,o; embedding trained
+            JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(recipe.maxLength()), jsonl);
+            LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), recipe.batchSize(), 42);
+            Trainer trainer = new Trainer(model, recipe.training(), Trainer.examples(data), batches::plan);
+            trainer.addListener(RunFolder.create(out));                             // metrics.jsonl, checkpoints, the PEFT adapter
+            trainer.fit();
             double ppl = Math.exp(Perplexity.evaluate(model, List.of(tok.encode(text)), 8192, 4096).mean());
             assertTrue(ppl > 1 && Double.isFinite(ppl));
         }

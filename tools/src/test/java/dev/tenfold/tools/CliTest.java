@@ -144,7 +144,7 @@ class CliTest {
         assertTrue(r.err().startsWith("tenfold eval ppl: --device: unknown device 'gpu'"), r.err());
 
         r = run("", "generate", "--model", model.toString(), "--prompt", "x", "--rope-scaling", "{bad");
-        assertEquals(1, r.code());
+        assertEquals(2, r.code()); // a bad flag value: a usage error
         assertTrue(r.err().contains("--rope-scaling"), r.err());
         assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
     }

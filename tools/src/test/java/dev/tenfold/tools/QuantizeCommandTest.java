@@ -1,8 +1,6 @@
 package dev.tenfold.tools;
 
 import static org.junit.jupiter.api.Assertions.*;
-import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.LoadSpec;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -10,6 +8,8 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.KvCache;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.TinyLlama;
 import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import dev.tenfold.qlora.nf4.Nf4Linear;

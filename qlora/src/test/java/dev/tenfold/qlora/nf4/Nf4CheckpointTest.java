@@ -1,8 +1,6 @@
 package dev.tenfold.qlora.nf4;
 
 import static org.junit.jupiter.api.Assertions.*;
-import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.LoadSpec;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -17,6 +15,8 @@ import dev.tenfold.llama.KvCache;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.TinyLlama;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -9,14 +9,18 @@ import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
-import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.Perplexity;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.ChartSupport;
 import dev.tenfold.qlora.Lora;
 import dev.tenfold.qlora.LoraConfig;
+import dev.tenfold.qlora.LossCurve;
 import dev.tenfold.qlora.LrSchedule;
+import dev.tenfold.qlora.Recipe;
+import dev.tenfold.qlora.RunFolder;
 import dev.tenfold.qlora.Trainer;
+import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
 import dev.tenfold.qlora.eval.GreedyAnswer;
 import dev.tenfold.qlora.eval.Heatmap;
@@ -132,10 +136,11 @@ public final class Demo {
                 plain(config.ropeTheta()), plain(theta), s.loraRank(), s.steps(), s.batchSize(), trainLength(s, extended));
         Phase after;
         double trainSeconds;
-        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(theta).quantization(Quantization.NF4).backend(cpu))) {
-            Lora.attach(m, LoraConfig.of(s.loraRank(), s.loraAlpha()).targets("q,k,v,o").seed(s.seed()));
+        Recipe recipe = recipe(s, theta, extended);
+        try (LlamaModel m = LlamaLoader.load(base, recipe.load().backend(cpu))) {
+            Lora.attach(m, recipe.lora());
             SplittableRandom rng = new SplittableRandom(s.seed());
-            int maxTrain = trainLength(s, extended);
+            int maxTrain = recipe.maxLength();
             List<Trainer.Example> examples = new ArrayList<>();
             int[] exLengths = new int[s.steps() * s.batchSize()];
             for (int i = 0; i < exLengths.length; i++) {
@@ -145,13 +150,13 @@ public final class Demo {
                 examples.add(docs.passkey(rng, len));
                 exLengths[i] = examples.get(i).ids().length;
             }
-            LengthGroupedBatches batches = LengthGroupedBatches.shuffled(exLengths, s.batchSize(), s.seed());
-            Trainer.Settings ts = new Trainer.Settings(s.lr(), LrSchedule.Kind.COSINE, Math.min(10, s.steps() / 10), 1, s.steps(),
-                    0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 1, s.seed());
+            LengthGroupedBatches batches = LengthGroupedBatches.shuffled(exLengths, recipe.batchSize(), s.seed());
             Path adapterDir = output.resolve("adapter");
-            Trainer trainer = new Trainer(m, examples, batches::plan, ts, adapterDir);
+            Trainer trainer = new Trainer(m, recipe.training(), examples, batches::plan);
+            trainer.addListener(RunFolder.create(adapterDir)).addListener(LossCurve.listener(adapterDir))
+                    .addListener(new dev.tenfold.tools.ProgressBar(out));
             long t1 = System.nanoTime();
-            trainer.train(false, new dev.tenfold.tools.ProgressBar(out));
+            trainer.fit();
             trainSeconds = (System.nanoTime() - t1) / 1e9;
             out.printf("%n3/3  After: the same prompts, with the adapter and the raised RoPE base%n");
             after = evaluate(m, tok, lengths, s, shortDocs, out);
@@ -197,6 +202,18 @@ public final class Demo {
         Backend.LossSum loss = Perplexity.evaluate(m, shortDocs, Integer.MAX_VALUE, Integer.MAX_VALUE);
         out.printf("     short-context loss (%d documents within the original context): %.4f%n", shortDocs.size(), loss.mean());
         return new Phase(lengths, s.depths(), scores, loss.mean(), samples);
+    }
+
+    /**
+     * The paper's recipe at the demo's scale: the RoPE base raised to {@code theta}, NF4, LoRA on
+     * q, k, v, o, a cosine schedule, documents up to {@link #trainLength}.
+     */
+    static Recipe recipe(Settings s, double theta, int extended) {
+        return new Recipe(LoadSpec.defaults().ropeTheta(theta).quantization(Quantization.NF4),
+                LoraConfig.of(s.loraRank(), s.loraAlpha()).targets("q,k,v,o").seed(s.seed()),
+                TrainingSettings.defaults().lr(s.lr()).schedule(LrSchedule.Kind.COSINE).warmupSteps(Math.min(10, s.steps() / 10))
+                        .maxSteps(s.steps()).keepCheckpoints(1).seed(s.seed()),
+                trainLength(s, extended), s.batchSize());
     }
 
     /**
