@@ -160,15 +160,20 @@ class LlamaModelTest {
     void greedyGenerationIsDeterministicAndStops(@TempDir Path dir) throws Exception {
         Path m = TinyLlama.write(dir.resolve("m"), 5, DType.F32, false);
         try (LlamaModel model = LlamaLoader.load(m, CpuBackend.fast())) {
-            List<Integer> a = Generator.generate(model, PROMPT, 12, Sampler.greedy(), Set.of(), null);
-            List<Integer> b = Generator.generate(model, PROMPT, 12, Sampler.greedy(), Set.of(), null);
+            List<Integer> a = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of()));
+            List<Integer> b = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of()));
             assertEquals(12, a.size());
             assertEquals(a, b);
             // stopping on the third generated token returns the two before it
-            List<Integer> stopped = Generator.generate(model, PROMPT, 12, Sampler.greedy(), Set.of(a.get(2)), null);
+            List<Integer> stopped = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of(a.get(2))));
             assertEquals(a.subList(0, a.indexOf(a.get(2))), stopped);
-            List<Integer> s1 = Generator.generate(model, PROMPT, 8, new Sampler(1.0f, 0.9f, 42), Set.of(), null);
-            List<Integer> s2 = Generator.generate(model, PROMPT, 8, new Sampler(1.0f, 0.9f, 42), Set.of(), null);
+            // by default the model's own eos ids (config.json's [2, 3]) stop it, and more can be added
+            assertEquals(Set.of(2, 3), GenerationSettings.greedy(12).stopIdsFor(model));
+            assertEquals(Set.of(2, 3, a.get(2)), GenerationSettings.greedy(12).alsoStopAt(a.get(2)).stopIdsFor(model));
+            List<Integer> also = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).alsoStopAt(a.get(2)));
+            assertTrue(also.size() <= stopped.size() && !also.contains(2) && !also.contains(3), also.toString());
+            List<Integer> s1 = Generator.generate(model, PROMPT, GenerationSettings.greedy(8).sampling(1.0f, 0.9f, 42).stopIds(Set.of()));
+            List<Integer> s2 = Generator.generate(model, PROMPT, GenerationSettings.greedy(8).sampling(1.0f, 0.9f, 42).stopIds(Set.of()));
             assertEquals(s1, s2, "same seed, same tokens");
         }
     }
