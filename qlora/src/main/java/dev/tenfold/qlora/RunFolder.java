@@ -39,7 +39,8 @@ import java.util.stream.Stream;
  */
 public final class RunFolder implements Trainer.Listener {
     private static final ObjectMapper JSON = new ObjectMapper();
-    static final String METRICS = "metrics.jsonl";
+    /** The file of one JSON line per step. */
+    public static final String METRICS = "metrics.jsonl";
 
     private final Path dir;
     private final boolean resume;

@@ -48,6 +48,14 @@ public final class Trainer {
             }
         }
 
+        /**
+         * A document trained on every token: its tokens but the last, each predicting the next;
+         * {@code positions} (one per input, or null for 0, 1, 2, ...) as PoSE skips them.
+         */
+        public static Example nextTokens(int[] tokens, int[] positions) {
+            return new Example(Arrays.copyOf(tokens, tokens.length - 1), Arrays.copyOfRange(tokens, 1, tokens.length), positions);
+        }
+
         /** A loaded record: its ids but the last, each predicting the next token's label. */
         public static Example of(TrainingRecord r) {
             return new Example(Arrays.copyOf(r.inputIds(), r.length() - 1), r.targets(), null);

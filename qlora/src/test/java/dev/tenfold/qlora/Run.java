@@ -5,7 +5,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 
-/** A trainer and the folder its run writes, as the CLI sets them up: a {@link RunFolder}, the loss curve, a listener. */
+/** A trainer and the folder its run writes, as the CLI sets them up: a {@link RunFolder} and a listener. */
 record Run(Trainer trainer, Path out, Trainer.OutputWriter writer) {
     static Run of(LlamaModel model, List<Trainer.Example> data, Trainer.BatchPlan plan, TrainingSettings settings, Path out) {
         return of(model, data, plan, settings, out, null);
@@ -20,7 +20,7 @@ record Run(Trainer trainer, Path out, Trainer.OutputWriter writer) {
     int train(boolean resume, Trainer.Listener listener) throws IOException {
         RunFolder folder = resume ? RunFolder.resume(out) : RunFolder.create(out);
         if (writer != null) folder.output(writer);
-        trainer.addListener(folder).addListener(LossCurve.listener(out));
+        trainer.addListener(folder);
         if (listener != null) trainer.addListener(listener);
         return trainer.fit();
     }

@@ -445,17 +445,6 @@ class TrainerChecksTest {
     }
 
     @Test
-    void aLossCurveThatCannotBeWrittenLeavesNoTemporary() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue(ChartSupport.available(), "no java.desktop");
-        Path folder = Files.createDirectories(dir.resolve("curve"));
-        Files.writeString(Files.createDirectories(folder.resolve("loss.png")).resolve("x"), "a folder in the way of the rename");
-        assertThrows(RuntimeException.class, () -> LossCurve.write(folder.resolve("loss.png"), "t", List.of(new double[] {1, 2}, new double[] {2, 1})));
-        try (Stream<Path> s = Files.list(folder)) {
-            assertEquals(List.of("loss.png"), s.map(p -> p.getFileName().toString()).toList());
-        }
-    }
-
-    @Test
     void finishedRunsRecordWhatTheyWereStartedWith() throws Exception {
         Path out = dir.resolve("recorded");
         try (LlamaModel m = TrainerTest.model(base)) {

@@ -72,7 +72,6 @@ class TrainerTest {
         assertTrue(Files.size(out.resolve("adapter_model.safetensors")) > 0);
         assertTrue(Files.readString(out.resolve("adapter_config.json")).contains("\"peft_type\" : \"LORA\""));
         assertEquals(24, Files.readAllLines(out.resolve("metrics.jsonl")).size());
-        if (ChartSupport.available()) assertTrue(Files.size(out.resolve("loss.png")) > 1000);
 
         // the adapter round-trips through PEFT's format and gives the trained model's loss back
         try (LlamaModel reloaded = LlamaLoader.load(base, CpuBackend.fast())) {

@@ -1,10 +1,10 @@
 package dev.tenfold.tools;
 
+import dev.tenfold.llama.longcontext.Corpus;
+import dev.tenfold.llama.longcontext.SynthRecord;
+import dev.tenfold.llama.longcontext.SynthTask;
+import dev.tenfold.llama.longcontext.Synthesizer;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.qlora.synth.Corpus;
-import dev.tenfold.qlora.synth.SynthRecord;
-import dev.tenfold.qlora.synth.SynthTask;
-import dev.tenfold.qlora.synth.Synthesizer;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -17,10 +17,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 /** Training-data tools; for now {@code synth}, synthetic long-context records. */
 @Command(name = "data", mixinStandardHelpOptions = true, description = "Training-data tools.", subcommands = {DataCommand.Synth.class})

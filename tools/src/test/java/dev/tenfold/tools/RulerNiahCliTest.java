@@ -58,7 +58,7 @@ class RulerNiahCliTest {
                 assertTrue(s.has("answer") && s.has("score"));
             }
         }
-        if (dev.tenfold.qlora.ChartSupport.available()) {
+        if (dev.tenfold.tools.charts.ChartSupport.available()) {
             assertNotNull(ImageIO.read(out.resolve("ruler-niah-multiquery.png").toFile()));
         }
         try (var files = Files.list(out)) {

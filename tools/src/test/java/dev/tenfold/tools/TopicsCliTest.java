@@ -48,7 +48,7 @@ class TopicsCliTest {
                 assertTrue(s.get("prompt_tokens").asInt() > 0 && s.has("answer") && s.has("correct"));
             }
         }
-        if (dev.tenfold.qlora.ChartSupport.available()) assertNotNull(ImageIO.read(out.resolve("topics.png").toFile()));
+        if (dev.tenfold.tools.charts.ChartSupport.available()) assertNotNull(ImageIO.read(out.resolve("topics.png").toFile()));
         CliTest.Result again = CliTest.run("", "eval", "topics", "--model", model.toString(), "--topics", topics.toString(), "--counts", "2,4",
                 "--trials", "2", "--sentences", "1", "--max-new-tokens", "3", "--seed", "3", "--output", dir.resolve("t2").toString(), "--json",
                 "--chat");

@@ -49,7 +49,7 @@ class TrainCliTest {
         for (String f : new String[] {"adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"}) {
             assertTrue(Files.exists(out.resolve(f)), f);
         }
-        assertEquals(dev.tenfold.qlora.ChartSupport.available(), Files.exists(out.resolve("loss.png")));
+        assertEquals(dev.tenfold.tools.charts.ChartSupport.available(), Files.exists(out.resolve("loss.png")));
         assertTrue(Files.readString(out.resolve("adapter_config.json")).contains("embed_tokens"));
         // the same output again is refused, nothing is overwritten
         byte[] before = Files.readAllBytes(out.resolve("adapter_model.safetensors"));
@@ -147,7 +147,7 @@ class TrainCliTest {
         assertArrayEquals(Files.readAllBytes(straight.resolve("adapter_model.safetensors")),
                 Files.readAllBytes(killed.resolve("adapter_model.safetensors")), "bitwise identical adapters");
         assertEquals(Files.readAllLines(straight.resolve("metrics.jsonl")).size(), Files.readAllLines(killed.resolve("metrics.jsonl")).size());
-        if (dev.tenfold.qlora.ChartSupport.available()) assertTrue(new File(killed.toFile(), "loss.png").length() > 0);
+        if (dev.tenfold.tools.charts.ChartSupport.available()) assertTrue(new File(killed.toFile(), "loss.png").length() > 0);
     }
 
     @Test

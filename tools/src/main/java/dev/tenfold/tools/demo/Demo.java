@@ -11,21 +11,22 @@ import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Perplexity;
 import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.longcontext.GreedyAnswer;
+import dev.tenfold.llama.longcontext.Haystack;
+import dev.tenfold.llama.longcontext.Passkey;
+import dev.tenfold.llama.longcontext.PasskeyDocs;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.qlora.ChartSupport;
 import dev.tenfold.qlora.Lora;
 import dev.tenfold.qlora.LoraConfig;
-import dev.tenfold.qlora.LossCurve;
 import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.Recipe;
 import dev.tenfold.qlora.RunFolder;
 import dev.tenfold.qlora.Trainer;
 import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
-import dev.tenfold.qlora.eval.GreedyAnswer;
-import dev.tenfold.qlora.eval.Heatmap;
-import dev.tenfold.qlora.eval.LongPrompt;
-import dev.tenfold.qlora.eval.Passkey;
+import dev.tenfold.tools.charts.ChartSupport;
+import dev.tenfold.tools.charts.Heatmap;
+import dev.tenfold.tools.charts.LossCurve;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -117,11 +118,7 @@ public final class Demo {
         List<int[]> shortDocs = new ArrayList<>();
         SplittableRandom shortRng = new SplittableRandom(s.seed() + 17);
         for (int i = 0; i < s.shortDocs(); i++) {
-            Trainer.Example e = docs.passkey(shortRng, docs.minLength() + shortRng.nextInt(original - docs.minLength() + 1));
-            int[] ids = new int[e.ids().length + 1];
-            System.arraycopy(e.ids(), 0, ids, 0, e.ids().length);
-            ids[ids.length - 1] = e.targets()[e.targets().length - 1];
-            shortDocs.add(ids);
+            shortDocs.add(docs.passkey(shortRng, docs.minLength() + shortRng.nextInt(original - docs.minLength() + 1)).tokens());
         }
 
         out.printf("%n1/3  Before: pass-key retrieval at %d lengths, %d to %d tokens (%d trials each), RoPE base %s%n",
@@ -147,7 +144,7 @@ public final class Demo {
                 // a share of documents within the original context keeps short-range retrieval and loss where they were
                 int longest = rng.nextDouble() < s.shortShare() ? original : maxTrain;
                 int len = docs.minLength() + rng.nextInt(longest - docs.minLength() + 1);
-                examples.add(docs.passkey(rng, len));
+                examples.add(Trainer.Example.nextTokens(docs.passkey(rng, len).tokens(), null));
                 exLengths[i] = examples.get(i).ids().length;
             }
             LengthGroupedBatches batches = LengthGroupedBatches.shuffled(exLengths, recipe.batchSize(), s.seed());
@@ -177,7 +174,7 @@ public final class Demo {
 
     /** Pass-key accuracy on the grid (greedy answers; a key is right when the first number of the answer is it) and the short loss. */
     static Phase evaluate(LlamaModel m, Tokenizer tok, int[] lengths, Settings s, List<int[]> shortDocs, PrintStream out) {
-        LongPrompt prompts = new LongPrompt(tok, false, Passkey.FILLER);
+        Haystack prompts = new Haystack(tok, false, Passkey.FILLER);
         Function<int[], String> answer = GreedyAnswer.of(m, tok, 8);
         double[][] scores = new double[lengths.length][s.depths().length];
         List<String> samples = new ArrayList<>();

@@ -7,9 +7,9 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.longcontext.PasskeyDocs;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.FullTraining;
-import dev.tenfold.qlora.LossCurve;
 import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.RunFolder;
 import dev.tenfold.qlora.Trainer;
@@ -17,6 +17,7 @@ import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
 import dev.tenfold.tools.ProgressBar;
 import dev.tenfold.tools.Range;
+import dev.tenfold.tools.charts.LossCurve;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -89,7 +90,8 @@ public final class DemoModelCommand implements Callable<Integer> {
             int[] lengths = new int[steps * batchSize];
             for (int i = 0; i < lengths.length; i++) {
                 int len = docs.minLength() + rng.nextInt(st.maxLength() - docs.minLength() + 1);
-                examples.add(rng.nextDouble() < st.denseShare() ? docs.denseKeys(rng, len) : docs.passkey(rng, len));
+                PasskeyDocs.Doc doc = rng.nextDouble() < st.denseShare() ? docs.denseKeys(rng, len) : docs.passkey(rng, len);
+                examples.add(Trainer.Example.nextTokens(doc.tokens(), doc.positions()));
                 lengths[i] = examples.get(i).ids().length;
             }
             Path stageDir = work.resolve("stage" + (k + 1));

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.tools.charts;
 
 import java.awt.BasicStroke;
 import java.awt.Color;

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -72,7 +72,7 @@ class TopicsTest {
     static final Pattern FIRST = Pattern.compile("USER: I would like to discuss the topic of (.+?)\\.\n");
 
     @Test
-    void runScoresAndRepeatsForASeed() {
+    void runScoresAndRepeatsForASeed() throws Exception {
         Function<int[], String> knows = ids -> {
             Matcher m = FIRST.matcher(tok.decode(ids));
             assertTrue(m.find());
@@ -98,7 +98,7 @@ class TopicsTest {
         assertEquals(0.0, Topics.run(tok, true, TOPICS, "t.txt", new int[] {3}, 1, 3, 9, lastOne, null).counts().get(0).accuracy());
         assertEquals(r.toJson().toString(), Topics.run(tok, false, TOPICS, "t.txt", new int[] {3, 6}, 1, 3, 9, knows, null).toJson().toString());
         assertNotEquals(r.toJson().toString(), Topics.run(tok, false, TOPICS, "t.txt", new int[] {3, 6}, 1, 3, 10, knows, null).toJson().toString());
-        assertEquals("topics", r.toJson().get("eval").asText());
+        assertEquals("topics", new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.toJson()).get("eval").asText());
         assertThrows(IllegalArgumentException.class, () -> Topics.run(tok, false, TOPICS, "t.txt", new int[] {11}, 1, 1, 0, knows, null));
     }
 }

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -34,7 +34,12 @@ public final class Passkey {
     }
 
     public record Result(List<LengthResult> lengths, long seed, boolean chat) {
-        public ObjectNode toJson() {
+        /** The result as one JSON object (the CLI's report.json). */
+        public String toJson() {
+            return tree().toString();
+        }
+
+        private ObjectNode tree() {
             ObjectNode root = new ObjectMapper().createObjectNode();
             root.put("eval", "passkey").put("seed", seed).put("chat", chat);
             ArrayNode ls = root.putArray("lengths");
@@ -64,7 +69,7 @@ public final class Passkey {
     }
 
     /** The prompt of one trial. */
-    public static LongPrompt.Built prompt(LongPrompt builder, int key, double depth, int length) {
+    public static Haystack.Built prompt(Haystack builder, int key, double depth, int length) {
         return builder.build(INSTRUCTION, needle(key), depth, QUESTION, ANSWER_PREFIX, length);
     }
 
@@ -75,7 +80,7 @@ public final class Passkey {
     public static Result run(Tokenizer tok, boolean chat, int[] lengths, int trials, long seed,
                              Function<int[], String> answer, java.util.function.Consumer<String> progress) {
         if (trials < 1) throw new IllegalArgumentException("trials must be at least 1, got " + trials);
-        LongPrompt builder = new LongPrompt(tok, chat, FILLER);
+        Haystack builder = new Haystack(tok, chat, FILLER);
         // fail on a length too short for the question before spending any time generating
         for (int length : lengths) prompt(builder, 99999, 0.5, length);
         SplittableRandom rng = new SplittableRandom(seed);
@@ -85,7 +90,7 @@ public final class Passkey {
             for (int i = 0; i < trials; i++) {
                 int key = 10000 + rng.nextInt(90000);
                 double depth = rng.nextDouble();
-                LongPrompt.Built p = prompt(builder, key, depth, length);
+                Haystack.Built p = prompt(builder, key, depth, length);
                 String a = answer.apply(p.ids());
                 ts.add(new Trial(key, p.depth(), p.length(), a, matches(a, key)));
             }

@@ -1,10 +1,10 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.tenfold.llama.longcontext.RulerNiah.Variant;
 import dev.tenfold.llama.tokenizer.TinyTokenizerJson;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.qlora.eval.RulerNiah.Variant;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -39,11 +39,11 @@ class RulerNiahTest {
     void promptsHoldEachNeedleOnceAndHitTheLength() {
         SplittableRandom rng = new SplittableRandom(3);
         for (boolean chat : new boolean[] {false, true}) {
-            LongPrompt b = new LongPrompt(tok, chat, NeedleInHaystack.BUILTIN_HAYSTACK);
+            Haystack b = new Haystack(tok, chat, NeedleInHaystack.BUILTIN_HAYSTACK);
             for (Variant v : Variant.values()) {
                 for (int target : new int[] {900, 2500}) {
                     RulerNiah.Spec s = RulerNiah.draw(v, 4, 3, rng);
-                    LongPrompt.BuiltMany p = RulerNiah.prompt(b, v, s, target);
+                    Haystack.BuiltMany p = RulerNiah.prompt(b, v, s, target);
                     String where = v + " chat " + chat + " target " + target;
                     assertTrue(p.length() <= target && p.length() >= target - 12, where + ": length " + p.length());
                     String text = tok.decode(p.ids());

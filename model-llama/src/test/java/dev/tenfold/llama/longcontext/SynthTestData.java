@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.synth;
+package dev.tenfold.llama.longcontext;
 
 import dev.tenfold.llama.tokenizer.TinyTokenizerJson;
 import dev.tenfold.llama.tokenizer.Tokenizer;
@@ -8,7 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Test helpers: the tiny Llama-3-like tokenizer and a small corpus. */
-final class SynthTestData {
+public final class SynthTestData {
     private SynthTestData() {}
 
     static final String CORPUS_TEXT = """
@@ -27,7 +27,7 @@ final class SynthTestData {
             town settled into its long, quiet night.
             """;
 
-    static Tokenizer tokenizer(Path dir) {
+    public static Tokenizer tokenizer(Path dir) {
         try {
             Path sub = Files.createDirectories(dir.resolve("tok"));
             TinyTokenizerJson.writeLlamaLike(sub);
@@ -37,7 +37,7 @@ final class SynthTestData {
         }
     }
 
-    static Corpus corpus() {
+    public static Corpus corpus() {
         return Corpus.of(CORPUS_TEXT, "test-corpus");
     }
 }

@@ -1,49 +1,57 @@
-package dev.tenfold.tools.demo;
+package dev.tenfold.llama.longcontext;
 
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.qlora.Trainer;
-import dev.tenfold.qlora.eval.LongPrompt;
-import dev.tenfold.qlora.eval.Passkey;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * The demo's training documents, in the exact format of the pass-key evaluation (raw text, no chat
- * template): the instruction, filler with the pass-key line at a random depth, the question, and
- * the answer " N." followed by end-of-text. The loss covers every token, so the model learns the
- * text and, from the repeated key, to copy.
+ * Pass-key training documents in the exact format of the pass-key evaluation (raw text, no chat
+ * template; the same {@link Haystack} and {@link Passkey} texts): the instruction, filler with the
+ * pass-key line at a random depth, the question, and the answer " N." followed by end-of-text. The
+ * demo trains on every token, so the model learns the text and, from the repeated key, to copy.
  */
 public final class PasskeyDocs {
+    /**
+     * A document: its tokens and the RoPE position of each token but the last (null: 0, 1, 2, ...),
+     * for next-token training.
+     */
+    public record Doc(int[] tokens, int[] positions) {
+        public Doc {
+            if (tokens.length < 2 || (positions != null && positions.length != tokens.length - 1)) {
+                throw new IllegalArgumentException("a document needs two tokens or more, and a position for each but the last");
+            }
+        }
+    }
+
     private static final String[] SENTENCES = Passkey.FILLER.split("(?<=\\.) ");
 
     private final Tokenizer tok;
-    private final LongPrompt prompts;
+    private final Haystack prompts;
     private final int minLength;
 
     public PasskeyDocs(Tokenizer tok) {
         this.tok = tok;
-        this.prompts = new LongPrompt(tok, false, Passkey.FILLER);
-        LongPrompt.Built b = Passkey.prompt(prompts, 99999, 0.5, 1000);
+        this.prompts = new Haystack(tok, false, Passkey.FILLER);
+        Haystack.Built b = Passkey.prompt(prompts, 99999, 0.5, 1000);
         this.minLength = b.length() - b.haystackTokens() + answer(99999).length + 1;
     }
 
     /** Tokens of the fixed parts (instruction, key line, question, answer): the shortest document. */
     public int minLength() { return minLength; }
 
-    /** One pass-key document of about {@code length} tokens (ids and next-token targets), positions 0..n-1. */
-    public Trainer.Example passkey(SplittableRandom rng, int length) {
+    /** One pass-key document of about {@code length} tokens. */
+    public Doc passkey(SplittableRandom rng, int length) {
         int key = 10000 + rng.nextInt(90000);
         int[] prompt = Passkey.prompt(prompts, key, rng.nextDouble(), length - answer(key).length - 1).ids();
-        return example(concat(prompt, answer(key), new int[] {tok.eosId()}), null);
+        return new Doc(Haystack.concat(prompt, answer(key), new int[] {tok.eosId()}), null);
     }
 
     /**
      * Many key lines with a little filler between them: dense practice at copying a key, which
      * makes the copying circuit (an "induction head") form in hundreds of steps instead of thousands.
      */
-    public Trainer.Example denseKeys(SplittableRandom rng, int length) {
+    public Doc denseKeys(SplittableRandom rng, int length) {
         List<Integer> seq = new ArrayList<>();
         seq.add(tok.bosId());
         while (seq.size() < length) {
@@ -53,7 +61,7 @@ public final class PasskeyDocs {
             for (int id : tok.encode(seq.size() == 1 ? sb.toString().strip() : sb.toString(), false)) seq.add(id);
         }
         seq.add(tok.eosId());
-        return example(seq.stream().mapToInt(Integer::intValue).toArray(), null);
+        return new Doc(seq.stream().mapToInt(Integer::intValue).toArray(), null);
     }
 
     /**
@@ -62,31 +70,15 @@ public final class PasskeyDocs {
      * second part's positions jump ahead by a random gap, so the model sees distances up to
      * {@code span} while computing only {@code length} tokens.
      */
-    public Trainer.Example passkeySkipped(SplittableRandom rng, int length, int span) {
-        Trainer.Example e = passkey(rng, length);
-        int n = e.ids().length;
+    public Doc passkeySkipped(SplittableRandom rng, int length, int span) {
+        Doc d = passkey(rng, length);
+        int n = d.tokens().length - 1;
         int[] pos = new int[n];
         int cut = 1 + rng.nextInt(n - 1);
         int gap = span <= n ? 0 : rng.nextInt(span - n + 1);
         for (int i = 0; i < n; i++) pos[i] = i < cut ? i : i + gap;
-        return new Trainer.Example(e.ids(), e.targets(), pos);
+        return new Doc(d.tokens(), pos);
     }
 
     private int[] answer(int key) { return tok.encode(" " + key + ".", false); }
-
-    private static Trainer.Example example(int[] seq, int[] positions) {
-        return new Trainer.Example(Arrays.copyOf(seq, seq.length - 1), Arrays.copyOfRange(seq, 1, seq.length), positions);
-    }
-
-    private static int[] concat(int[]... parts) {
-        int n = 0;
-        for (int[] p : parts) n += p.length;
-        int[] out = new int[n];
-        int at = 0;
-        for (int[] p : parts) {
-            System.arraycopy(p, 0, out, at, p.length);
-            at += p.length;
-        }
-        return out;
-    }
 }

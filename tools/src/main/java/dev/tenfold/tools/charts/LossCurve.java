@@ -1,5 +1,7 @@
-package dev.tenfold.qlora;
+package dev.tenfold.tools.charts;
 
+import dev.tenfold.qlora.RunFolder;
+import dev.tenfold.qlora.Trainer;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Font;

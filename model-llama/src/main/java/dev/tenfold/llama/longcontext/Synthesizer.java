@@ -1,7 +1,7 @@
-package dev.tenfold.qlora.synth;
+package dev.tenfold.llama.longcontext;
 
-import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.ChatTemplate.Message;
+import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.Collections;

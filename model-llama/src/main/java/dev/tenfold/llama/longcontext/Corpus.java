@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.synth;
+package dev.tenfold.llama.longcontext;
 
 import dev.tenfold.engine.io.TextFiles;
 import java.io.IOException;

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -39,7 +39,12 @@ public final class Topics {
     }
 
     public record Result(List<CountResult> counts, int sentences, long seed, boolean chat, String topicsFile) {
-        public ObjectNode toJson() {
+        /** The result as one JSON object (the CLI's report.json). */
+        public String toJson() {
+            return tree().toString();
+        }
+
+        private ObjectNode tree() {
             ObjectNode root = new ObjectMapper().createObjectNode();
             root.put("eval", "topics").put("topics_file", topicsFile).put("sentences_per_topic", sentences).put("seed", seed).put("chat", chat);
             ArrayNode cs = root.putArray("counts");
@@ -104,7 +109,7 @@ public final class Topics {
     /** The prompt ids: one chat user turn plus the assistant header, or raw text after BOS ending in {@link #ANSWER_PREFIX}. */
     public static int[] prompt(Tokenizer tok, boolean chat, String text) {
         if (chat) return new ChatTemplate(tok).render(List.of(ChatTemplate.Message.user(text)), true).ids();
-        return LongPrompt.concat(new int[] {tok.bosId()}, tok.encode(text + "\n" + ANSWER_PREFIX, false));
+        return Haystack.concat(new int[] {tok.bosId()}, tok.encode(text + "\n" + ANSWER_PREFIX, false));
     }
 
     /** The filler's sentences (split after . ! or ?), what each topic's talk is drawn from. */

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -79,7 +79,12 @@ public final class NeedleInHaystack {
             return n / (double) (lengths.length * depths.length);
         }
 
-        public ObjectNode toJson() {
+        /** The result as one JSON object (the CLI's report.json). */
+        public String toJson() {
+            return tree().toString();
+        }
+
+        private ObjectNode tree() {
             ObjectNode root = new ObjectMapper().createObjectNode();
             root.put("eval", "niah").put("chat", chat).put("haystack", haystack).put("needle", NEEDLE).put("question", QUESTION)
                     .put("reference", chat ? NEEDLE : NEEDLE_ANSWER);
@@ -115,7 +120,7 @@ public final class NeedleInHaystack {
     }
 
     /** The prompt of one cell. */
-    public static LongPrompt.Built prompt(LongPrompt builder, double depth, int length) {
+    public static Haystack.Built prompt(Haystack builder, double depth, int length) {
         return builder.build(INSTRUCTION, NEEDLE, depth, QUESTION, ANSWER_PREFIX, length);
     }
 
@@ -126,12 +131,12 @@ public final class NeedleInHaystack {
      */
     public static Result run(Tokenizer tok, boolean chat, String haystackText, String haystackName, int[] lengths, double[] depths,
                              Function<int[], String> answer, Consumer<String> progress) {
-        LongPrompt builder = new LongPrompt(tok, chat, haystackText);
+        Haystack builder = new Haystack(tok, chat, haystackText);
         for (int length : lengths) prompt(builder, 0.5, length); // a too-short length fails before any generation
         Cell[][] cells = new Cell[lengths.length][depths.length];
         for (int i = 0; i < lengths.length; i++) {
             for (int j = 0; j < depths.length; j++) {
-                LongPrompt.Built p = prompt(builder, depths[j], lengths[i]);
+                Haystack.Built p = prompt(builder, depths[j], lengths[i]);
                 String generated = answer.apply(p.ids());
                 cells[i][j] = new Cell(lengths[i], depths[j], p.depth(), p.length(), generated,
                         RougeL.f1(generated, chat ? NEEDLE : NEEDLE_ANSWER), containsKeyFact(generated));

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.tools.charts;
 
 import java.awt.Color;
 import java.awt.Graphics2D;

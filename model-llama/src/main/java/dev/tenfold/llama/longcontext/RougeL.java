@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import java.util.ArrayList;
 import java.util.List;

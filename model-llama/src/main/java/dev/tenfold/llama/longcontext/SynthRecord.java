@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.synth;
+package dev.tenfold.llama.longcontext;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;
@@ -11,7 +11,7 @@ import java.util.List;
  * token ids (as the needle-in-a-haystack reference does), so the length is exact up to the few
  * tokens dropped to end the haystack on a whole word.
  */
-public final class LongPrompt {
+public final class Haystack {
     private final Tokenizer tok;
     private final boolean chat;
     private final String fillerText;
@@ -27,7 +27,7 @@ public final class LongPrompt {
      *             otherwise raw text after BOS, ending with {@code answerPrefix} for the model to continue
      * @param fillerText the haystack; repeated as often as a prompt needs
      */
-    public LongPrompt(Tokenizer tok, boolean chat, String fillerText) {
+    public Haystack(Tokenizer tok, boolean chat, String fillerText) {
         if (fillerText == null || fillerText.isBlank()) throw new IllegalArgumentException("the haystack text is empty");
         this.tok = tok;
         this.chat = chat;

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.synth;
+package dev.tenfold.llama.longcontext;
 
 import java.util.Locale;
 

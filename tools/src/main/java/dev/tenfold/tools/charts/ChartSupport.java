@@ -1,4 +1,4 @@
-package dev.tenfold.qlora;
+package dev.tenfold.tools.charts;
 
 /**
  * Whether charts (loss.png, heatmaps) can be drawn: they need the java.desktop module, which a

@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.synth;
+package dev.tenfold.llama.longcontext;
 
 import static org.junit.jupiter.api.Assertions.*;
 

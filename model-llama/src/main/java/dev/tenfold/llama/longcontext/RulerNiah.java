@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -70,7 +70,12 @@ public final class RulerNiah {
     }
 
     public record Result(Variant variant, int needles, int queries, List<LengthResult> lengths, long seed, boolean chat, String haystack) {
-        public ObjectNode toJson() {
+        /** The result as one JSON object (the CLI's report.json). */
+        public String toJson() {
+            return tree().toString();
+        }
+
+        private ObjectNode tree() {
             ObjectNode root = new ObjectMapper().createObjectNode();
             root.put("eval", "ruler-niah").put("variant", variant.id()).put("needles", needles).put("queries", queries)
                     .put("seed", seed).put("chat", chat).put("haystack", haystack);
@@ -193,7 +198,7 @@ public final class RulerNiah {
     }
 
     /** The prompt of one trial. */
-    public static LongPrompt.BuiltMany prompt(LongPrompt builder, Variant v, Spec s, int length) {
+    public static Haystack.BuiltMany prompt(Haystack builder, Variant v, Spec s, int length) {
         List<String> ns = new ArrayList<>();
         for (int i = 0; i < s.keys().size(); i++) ns.add(needle(s.keys().get(i), s.numbers().get(i)));
         return builder.buildMany(INSTRUCTION, ns, s.depths(), question(v, s.asked()), answerPrefix(v, s.asked()), length);
@@ -208,11 +213,11 @@ public final class RulerNiah {
                              int[] lengths, int trials, long seed, Function<int[], String> answer, Consumer<String> progress) {
         if (trials < 1) throw new IllegalArgumentException("trials must be at least 1, got " + trials);
         int q = v == Variant.MULTIQUERY ? queries : v == Variant.MULTIKEY ? 1 : needles;
-        LongPrompt builder = new LongPrompt(tok, chat, haystackText);
+        Haystack builder = new Haystack(tok, chat, haystackText);
         // every prompt is built before any generation, so a length too short for one fails at once
         SplittableRandom rng = new SplittableRandom(seed);
         Spec[][] specs = new Spec[lengths.length][trials];
-        LongPrompt.BuiltMany[][] prompts = new LongPrompt.BuiltMany[lengths.length][trials];
+        Haystack.BuiltMany[][] prompts = new Haystack.BuiltMany[lengths.length][trials];
         for (int l = 0; l < lengths.length; l++) {
             for (int i = 0; i < trials; i++) {
                 specs[l][i] = draw(v, needles, queries, rng);
@@ -224,7 +229,7 @@ public final class RulerNiah {
             List<Trial> ts = new ArrayList<>();
             for (int i = 0; i < trials; i++) {
                 Spec s = specs[l][i];
-                LongPrompt.BuiltMany p = prompts[l][i];
+                Haystack.BuiltMany p = prompts[l][i];
                 prompts[l][i] = null; // a long prompt's ids are not kept once answered
                 String a = answer.apply(p.ids());
                 List<Needle> placed = new ArrayList<>();

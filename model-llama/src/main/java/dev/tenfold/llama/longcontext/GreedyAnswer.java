@@ -1,4 +1,4 @@
-package dev.tenfold.qlora.eval;
+package dev.tenfold.llama.longcontext;
 
 import dev.tenfold.llama.GenerationSettings;
 import dev.tenfold.llama.Generator;
