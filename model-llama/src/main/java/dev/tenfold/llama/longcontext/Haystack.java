@@ -7,9 +7,10 @@ import java.util.List;
 
 /**
  * Builds a long-context prompt of a target token length: an instruction, a haystack of filler
- * cut to fit, a needle inserted at a sentence boundary near a depth, and a question. Works on
+ * cut to fit, needles inserted at sentence boundaries near their depths, and a question. Works on
  * token ids (as the needle-in-a-haystack reference does), so the length is exact up to the few
- * tokens dropped to end the haystack on a whole word.
+ * tokens dropped to end the haystack on a whole word. The one builder of haystacks: every
+ * evaluation's prompts and the synthetic training records of the same tasks come from it.
  */
 public final class Haystack {
     private final Tokenizer tok;
@@ -36,8 +37,12 @@ public final class Haystack {
 
     public boolean chat() { return chat; }
 
-    /** A prompt with several needles: where each lies (in the order given, not the order placed) and the depth each got. */
-    public record BuiltMany(int[] ids, int[] needleStarts, int[] needleEnds, double[] depths, int haystackTokens) {
+    /**
+     * A prompt with several needles: where each lies (in the order given, not the order placed), the
+     * depth each got, the haystack's size, and the haystack with its needles as text (what a training
+     * record's turn holds between the instruction and the question).
+     */
+    public record BuiltMany(int[] ids, int[] needleStarts, int[] needleEnds, double[] depths, int haystackTokens, String document) {
         public int length() { return ids.length; }
     }
 
@@ -117,7 +122,8 @@ public final class Haystack {
         }
         parts[2 * k + 1] = Arrays.copyOfRange(hay, prev, n);
         parts[2 * k + 2] = tail;
-        return new BuiltMany(concat(parts), starts, ends, actual, n);
+        String document = tok.decode(concat(Arrays.copyOfRange(parts, 1, 2 * k + 2)));
+        return new BuiltMany(concat(parts), starts, ends, actual, n, document);
     }
 
     /**

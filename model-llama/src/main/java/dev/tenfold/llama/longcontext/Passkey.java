@@ -62,6 +62,11 @@ public final class Passkey {
         return "The pass key is " + key + ". Remember it. " + key + " is the pass key.";
     }
 
+    /** The whole answer to the question, as a chat model gives it: "The pass key is N.". */
+    public static String answer(int key) {
+        return ANSWER_PREFIX + " " + key + ".";
+    }
+
     /** Whether the first number in {@code answer} is exactly {@code key} ("12345." and " 12345 is" pass; "1234" and "123456" fail). */
     public static boolean matches(String answer, int key) {
         Matcher m = NUMBER.matcher(answer);

@@ -13,14 +13,17 @@ import java.util.UUID;
 
 /**
  * Synthetic long-context training records (passkey, needle in a haystack, key-value retrieval,
- * multi-detail QA over a corpus) at a target length in tokens, without any language model.
+ * multi-detail QA over a corpus) at a target length in tokens, without any language model. Each
+ * record is a conversation that, rendered with the Llama-3 chat template, is at most the target and
+ * at least target * (1 - tolerance) tokens, and a pure function of (task, target length, seed,
+ * corpus, tokenizer).
  *
- * <p>Every record is a pure function of (task, target length, seed, corpus, tokenizer). A record
- * is planned first: the instructions, the facts to plant with their relative depths, the questions
- * and answers, and an endless stream of filler units (sentences or JSON entries). Then the number
- * of filler units is searched so that the conversation, rendered with the Llama-3 chat template,
- * is at most the target and at least target * (1 - tolerance) tokens; the last unit may be cut short
- * (a sentence to its first words, a JSON entry to shorter strings) to get inside the tolerance.
+ * <p>The prose tasks (passkey, niah, multi-detail) are built by the evaluations' own
+ * {@link Haystack} in chat form, with the evaluations' texts: a passkey record is exactly the chat
+ * prompt of {@code tenfold eval passkey} followed by its answer. The facts are planted at sentence
+ * boundaries near random depths, and the first question closes the first user turn; further
+ * questions follow as turns of their own. The key-value task's context is a JSON object, no prose
+ * haystack: its entries are counted out to the length, the last one cut short when needed.
  *
  * <p>Answers are the planted text itself (the fact sentence, or the value of a key), so each answer
  * is found verbatim in the context: exactly derivable from it, never from outside knowledge.
@@ -29,16 +32,12 @@ public final class Synthesizer {
     /** How far below the target a record may end up, as a fraction of the target. */
     public static final double DEFAULT_TOLERANCE = 0.02;
 
-    static final String[] FILLER = {
-        "The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.", "There and back again.",
-    };
-
     private final Tokenizer tokenizer;
     private final ChatTemplate template;
     private final Corpus corpus;
     private final double tolerance;
 
-    /** With the default tolerance; corpus may be null (then niah uses the built-in filler and multi-detail fails). */
+    /** With the default tolerance; corpus may be null (then niah uses the NIAH evaluation's built-in haystack and multi-detail fails). */
     public Synthesizer(Tokenizer tokenizer, Corpus corpus) {
         this(tokenizer, corpus, DEFAULT_TOLERANCE);
     }
@@ -79,27 +78,27 @@ public final class Synthesizer {
             throw new IllegalArgumentException("task " + task + " builds its contexts from a text corpus: give one (--corpus FILE)");
         }
         SplittableRandom rng = new SplittableRandom(seed);
-        Plan plan = switch (task) {
+        if (task == SynthTask.KV) {
+            Plan plan = kv(rng, seed);
+            Fit fit = fit(plan, task, targetTokens);
+            return new SynthRecord(task, targetTokens, fit.tokens, plan.conversation(fit.units, fit.partial), plan.answers());
+        }
+        Planted planted = switch (task) {
             case PASSKEY -> passkey(rng);
             case NIAH -> niah(rng);
-            case KV -> kv(rng, seed);
             case MULTI_DETAIL -> multiDetail(rng);
+            case KV -> throw new IllegalStateException();
         };
-        Fit fit = fit(plan, task, targetTokens);
-        return new SynthRecord(task, targetTokens, fit.tokens, plan.conversation(fit.units, fit.partial), plan.answers());
+        return inHaystack(task, planted, targetTokens);
     }
 
     // ---------------------------------------------------------------------------------- tasks
 
-    private Plan passkey(SplittableRandom rng) {
+    /** The pass-key evaluation's record: its instruction, filler, key line and question; the answer "The pass key is N.". */
+    private Planted passkey(SplittableRandom rng) {
         int key = 10_000 + rng.nextInt(90_000);
-        String line = "The pass key is " + key + ". Remember it. " + key + " is the pass key.";
-        return new Plan(
-                "There is an important piece of information hidden inside a lot of irrelevant text. Find it and memorize it. "
-                        + "I will quiz you about the important information there.",
-                "", "", " ", builtInFiller(),
-                List.of(line), new double[] {rng.nextDouble()},
-                List.of(new QA("What is the pass key?", "The pass key is " + key + ".")));
+        return new Planted(Passkey.INSTRUCTION, Passkey.FILLER, List.of(Passkey.needle(key)), new double[] {rng.nextDouble()},
+                List.of(new QA(Passkey.QUESTION, Passkey.answer(key))));
     }
 
     private static final String[] NIAH_WORDS = {
@@ -111,14 +110,15 @@ public final class Synthesizer {
         "attic", "kitchen drawer", "piano bench", "green cabinet", "library shelf",
     };
 
-    private Plan niah(SplittableRandom rng) {
+    /** One fact in a corpus or the built-in filler: RULER's magic number, a password, or a hiding place. */
+    private Planted niah(SplittableRandom rng) {
         String word = pick(rng, NIAH_WORDS);
         String needle;
         String question;
         switch (rng.nextInt(3)) {
             case 0 -> {
-                needle = "The special magic number for " + word + " is " + (1_000_000 + rng.nextInt(9_000_000)) + ".";
-                question = "What is the special magic number for " + word + "?";
+                needle = RulerNiah.needle(word, 1_000_000 + rng.nextInt(9_000_000));
+                question = RulerNiah.question(RulerNiah.Variant.MULTIKEY, List.of(word));
             }
             case 1 -> {
                 needle = "The secret password of " + word + " is " + pick(rng, NIAH_WORDS) + "-" + (1000 + rng.nextInt(9000)) + ".";
@@ -129,10 +129,9 @@ public final class Synthesizer {
                 question = "Where does the hidden treasure of " + word + " lie?";
             }
         }
-        Filler haystack = corpus == null ? builtInFiller() : corpusFiller(rng.nextInt(corpus.size()));
-        return new Plan("A special fact is hidden somewhere in the text below. Read it carefully and answer the question after it.",
-                "", "", " ", haystack, List.of(needle), new double[] {rng.nextDouble()},
-                List.of(new QA(question, needle)));
+        String haystack = corpus == null ? NeedleInHaystack.BUILTIN_HAYSTACK : corpusText(rng.nextInt(corpus.size()));
+        return new Planted("A special fact is hidden somewhere in the text below. Read it carefully and answer the question after it.",
+                haystack, List.of(needle), new double[] {rng.nextDouble()}, List.of(new QA(question, needle)));
     }
 
     private Plan kv(SplittableRandom rng, long seed) {
@@ -200,7 +199,7 @@ public final class Synthesizer {
     };
     private static final String[] ANIMALS = {"cat", "goat", "parrot", "tortoise", "rabbit", "horse", "ferret", "duck"};
 
-    private Plan multiDetail(SplittableRandom rng) {
+    private Planted multiDetail(SplittableRandom rng) {
         int k = 3 + rng.nextInt(3);
         // Every fact is about a different person, so each question has exactly one answer.
         List<String> names = new ArrayList<>();
@@ -249,8 +248,8 @@ public final class Synthesizer {
         }
         // Asked in an order unrelated to where the facts sit.
         Collections.shuffle(qa, new java.util.Random(rng.nextLong()));
-        return new Plan("Read the text below. A few details about people are mentioned in it; answer the questions about them.",
-                "", "", " ", corpusFiller(rng.nextInt(corpus.size())), planted, depths, qa);
+        return new Planted("Read the text below. A few details about people are mentioned in it; answer the questions about them.",
+                corpusText(rng.nextInt(corpus.size())), planted, depths, qa);
     }
 
     private static String pick(SplittableRandom rng, String[] options) {
@@ -279,43 +278,81 @@ public final class Synthesizer {
         String partial(int i, int k);
     }
 
-    /** Sentences split into words, for cutting the last one short. */
-    private abstract static class SentenceFiller implements Filler {
-        @Override public int parts(int i) {
-            return unit(i).split(" ").length;
+    /** The corpus's sentences from a start sentence on, wrapping round at the end, paragraphs kept. */
+    private String corpusText(int start) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < corpus.size(); i++) {
+            int k = (start + i) % corpus.size();
+            sb.append(corpus.sentence(k));
+            if (i + 1 < corpus.size()) sb.append(corpus.endsParagraph(k) || k == corpus.size() - 1 ? "\n\n" : " ");
+        }
+        return sb.toString();
+    }
+
+    // ---------------------------------------------------------------------------------- prose tasks
+
+    /**
+     * A prose task: its instruction, the haystack's text (repeated as needed), the facts with the
+     * depths they go to, and the questions with their answers (the first question closes the
+     * context's turn).
+     */
+    record Planted(String instruction, String filler, List<String> facts, double[] depths, List<QA> qa) {
+        List<String> answers() {
+            List<String> out = new ArrayList<>();
+            for (QA q : qa) out.add(q.answer());
+            return out;
         }
 
-        @Override public String partial(int i, int k) {
-            String[] words = unit(i).split(" ");
-            return String.join(" ", java.util.Arrays.copyOf(words, k));
+        /** The conversation with {@code document} (the haystack with the facts) as the context. */
+        List<Message> conversation(String document) {
+            List<Message> out = new ArrayList<>();
+            for (int j = 0; j < qa.size(); j++) {
+                String q = qa.get(j).question();
+                out.add(Message.user(j == 0 ? instruction + "\n\n" + document + "\n\n" + q : q));
+                out.add(Message.assistant(qa.get(j).answer()));
+            }
+            return out;
         }
     }
 
-    private static Filler builtInFiller() {
-        return new SentenceFiller() {
-            @Override public String unit(int i) {
-                return FILLER[i % FILLER.length];
+    /**
+     * The record of a prose task, its first turn built by {@link Haystack} (chat form) to the length
+     * that leaves room for the rest of the conversation. The haystack is cut on a word, and the
+     * rendered conversation is measured: the length is corrected until it lies within the tolerance.
+     */
+    private SynthRecord inHaystack(SynthTask task, Planted p, int target) {
+        int fixed = template.render(p.conversation(String.join(" ", p.facts())), false).length();
+        if (fixed > target) throw tooShort(task, target, fixed);
+        int min = minTokens(target);
+        Haystack haystack = new Haystack(tokenizer, true, p.filler());
+        // what follows the first turn's assistant header: the answers and the later turns
+        String placeholder = String.join(" ", p.facts());
+        int rest = template.render(p.conversation(placeholder), false).length()
+                - template.render(p.conversation(placeholder).subList(0, 1), true).length();
+        int inner = target - rest;
+        SynthRecord best = null;
+        for (int attempt = 0; attempt < 16; attempt++) {
+            Haystack.BuiltMany b;
+            try {
+                b = haystack.buildMany(p.instruction(), p.facts(), p.depths(), p.qa().get(0).question(), "", inner);
+            } catch (IllegalArgumentException e) {
+                break; // the fixed parts alone fill the turn
             }
-
-            @Override public String separatorAfter(int i) {
-                return " ";
+            List<Message> conversation = p.conversation(b.document());
+            int tokens = template.render(conversation, false).length();
+            if (tokens <= target && (best == null || tokens > best.tokens())) {
+                best = new SynthRecord(task, target, tokens, conversation, p.answers());
             }
-        };
+            if (tokens <= target && tokens >= min) break;
+            inner += tokens > target ? target - tokens : Math.max(1, (target + min) / 2 - tokens);
+        }
+        if (best == null) throw tooShort(task, target, fixed);
+        return best;
     }
 
-    /** The corpus's sentences from a start sentence on, wrapping round at the end. */
-    private Filler corpusFiller(int start) {
-        Corpus c = corpus;
-        return new SentenceFiller() {
-            @Override public String unit(int i) {
-                return c.sentence((int) ((start + (long) i) % c.size()));
-            }
-
-            @Override public String separatorAfter(int i) {
-                int s = (int) ((start + (long) i) % c.size());
-                return c.endsParagraph(s) || s == c.size() - 1 ? "\n\n" : " ";
-            }
-        };
+    private static IllegalArgumentException tooShort(SynthTask task, int target, int fixed) {
+        return new IllegalArgumentException("target length " + target + " tokens is shorter than the fixed parts of a " + task
+                + " record (" + fixed + " tokens of instructions, questions, answers and planted facts)");
     }
 
     // ---------------------------------------------------------------------------------- plan
@@ -384,10 +421,7 @@ public final class Synthesizer {
     private Fit fit(Plan plan, SynthTask task, int target) {
         int min = minTokens(target);
         int fixed = length(plan, 0, 0);
-        if (fixed > target) {
-            throw new IllegalArgumentException("target length " + target + " tokens is shorter than the fixed parts of a "
-                    + task + " record (" + fixed + " tokens of instructions, questions, answers and planted facts)");
-        }
+        if (fixed > target) throw tooShort(task, target, fixed);
         if (fixed >= min) return new Fit(0, 0, fixed);
         List<Integer> costs = new ArrayList<>();
         int lo = 0, loTokens = fixed;

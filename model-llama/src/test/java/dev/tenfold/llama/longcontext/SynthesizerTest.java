@@ -51,6 +51,9 @@ class SynthesizerTest {
                     assertEquals(5, key.length());
                     assertTrue(context.contains("The pass key is " + key + ". Remember it. " + key + " is the pass key."));
                     assertTrue(context.contains("The grass is green. The sky is blue."));
+                    // the pass-key evaluation's own texts: a record is its chat prompt and the answer
+                    assertTrue(context.startsWith(Passkey.INSTRUCTION + "\n\n"), context.substring(0, 120));
+                    assertEquals(Passkey.answer(Integer.parseInt(key)), r.answers().get(0));
                 }
                 case NIAH -> assertEquals(1, r.answers().size());
                 case KV -> {
@@ -88,9 +91,9 @@ class SynthesizerTest {
     }
 
     @Test
-    void builtInFillerForNiahWithoutCorpus() {
+    void theNiahEvaluationsHaystackWithoutCorpus() {
         SynthRecord r = new Synthesizer(tokenizer, null).generate(SynthTask.NIAH, 1024, 3);
-        assertTrue(r.context().contains("The sun is yellow. Here we go."));
+        assertTrue(r.context().contains("A gardener spends a season on soil before anything grows."));
         assertTrue(r.context().contains(r.answers().get(0)));
     }
 
