@@ -5,6 +5,7 @@ import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cuda.CudaAllocator;
 import dev.tenfold.engine.cuda.CudaBackend;
 import dev.tenfold.engine.cuda.CudaDriver;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
@@ -122,16 +123,18 @@ final class GpuTrainStep {
      */
     static LlamaModel build(CudaBackend gpu, LlamaConfig c, long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
-        int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();
+        int h = c.hiddenSize();
         List<AutoCloseable> host = new ArrayList<>();
         try {
-            Nf4Tensor wq = randomNf4(rng, qo, h, host), wk = randomNf4(rng, kvo, h, host), wv = randomNf4(rng, kvo, h, host);
-            Nf4Tensor wo = randomNf4(rng, h, qo, host), wg = randomNf4(rng, m, h, host), wu = randomNf4(rng, m, h, host);
-            Nf4Tensor wd = randomNf4(rng, h, m, host);
+            HfSchema.Projection[] projections = HfSchema.Projection.values();
+            Nf4Tensor[] w = new Nf4Tensor[projections.length];
+            for (HfSchema.Projection p : projections) w[p.ordinal()] = randomNf4(rng, p.out(c), p.in(c), host);
             Tensor ones = hostOnes(h, host);
             LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
             for (int i = 0; i < layers.length; i++) {
-                layers[i] = new LlamaModel.Layer(ones, nf4(wq), nf4(wk), nf4(wv), nf4(wo), ones, nf4(wg), nf4(wu), nf4(wd));
+                Linear[] linears = new Linear[w.length];
+                for (int j = 0; j < w.length; j++) linears[j] = nf4(w[j]);
+                layers[i] = new LlamaModel.Layer(ones, ones, linears);
             }
             Tensor embedding = hostBf16(rng, c.vocabSize(), h, 0.05f, host);
             Tensor output = hostBf16(rng, c.vocabSize(), h, (float) (1 / Math.sqrt(h)), host);

@@ -99,26 +99,19 @@ public final class LlamaLoader {
             Set<String> used = new LinkedHashSet<>();
             WeightReader r = new WeightReader(weights, used, owned);
             LlamaConfig c = config;
-            long h = c.hiddenSize(), qOut = (long) c.numHeads() * c.headDim(), kvOut = (long) c.numKvHeads() * c.headDim();
-            long inter = c.intermediateSize(), vocab = c.vocabSize();
-            Tensor embedding = r.matrix("model.embed_tokens.weight", vocab, h);
+            long h = c.hiddenSize(), vocab = c.vocabSize();
+            Tensor embedding = r.matrix(HfSchema.EMBEDDING, vocab, h);
             LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
+            HfSchema.Projection[] projections = HfSchema.Projection.values();
             for (int i = 0; i < layers.length; i++) {
-                String p = "model.layers." + i + ".";
-                layers[i] = new LlamaModel.Layer(
-                        r.vector(p + "input_layernorm.weight", h),
-                        linears.create(p + "self_attn.q_proj", qOut, h, weights, used, owned),
-                        linears.create(p + "self_attn.k_proj", kvOut, h, weights, used, owned),
-                        linears.create(p + "self_attn.v_proj", kvOut, h, weights, used, owned),
-                        linears.create(p + "self_attn.o_proj", h, qOut, weights, used, owned),
-                        r.vector(p + "post_attention_layernorm.weight", h),
-                        linears.create(p + "mlp.gate_proj", inter, h, weights, used, owned),
-                        linears.create(p + "mlp.up_proj", inter, h, weights, used, owned),
-                        linears.create(p + "mlp.down_proj", h, inter, weights, used, owned));
+                Tensor attnNorm = r.vector(HfSchema.attnNorm(i), h);
+                Linear[] linear = new Linear[projections.length];
+                for (HfSchema.Projection p : projections) linear[p.ordinal()] = linears.create(p.module(i), p.out(c), p.in(c), weights, used, owned);
+                layers[i] = new LlamaModel.Layer(attnNorm, r.vector(HfSchema.mlpNorm(i), h), linear);
             }
-            Tensor finalNorm = r.vector("model.norm.weight", h);
-            Tensor output = c.tieWordEmbeddings() && !weights.has("lm_head.weight")
-                    ? embedding : r.matrix("lm_head.weight", vocab, h);
+            Tensor finalNorm = r.vector(HfSchema.FINAL_NORM, h);
+            Tensor output = c.tieWordEmbeddings() && !weights.has(HfSchema.LM_HEAD)
+                    ? embedding : r.matrix(HfSchema.LM_HEAD, vocab, h);
             List<String> unexpected = new ArrayList<>();
             for (String name : weights.names()) if (!used.contains(name)) unexpected.add(name);
             LlamaModel model = new LlamaModel(config, backend, embedding, layers, finalNorm, output, owned);

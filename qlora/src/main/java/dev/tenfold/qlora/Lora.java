@@ -1,10 +1,11 @@
 package dev.tenfold.qlora;
 
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.LlamaModel;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 import java.util.SplittableRandom;
 
@@ -13,7 +14,7 @@ public final class Lora {
     private Lora() {}
 
     /** The projections LoRA can target, by the short names the CLI takes and PEFT's module names. */
-    public static final List<String> TARGETS = List.of("q", "k", "v", "o", "gate", "up", "down");
+    public static final List<String> TARGETS = Arrays.stream(HfSchema.Projection.values()).map(HfSchema.Projection::shortName).toList();
 
     /** Sets the dropout seed of every adapter (one per sequence and step, while training), or clears it (null). */
     public static void setDropoutSeed(LlamaModel model, Long seed) {
@@ -38,13 +39,13 @@ public final class Lora {
     public static Set<String> parseTargets(String list) {
         Set<String> out = new LinkedHashSet<>();
         for (String raw : list.split(",")) {
-            String t = raw.trim().toLowerCase(Locale.ROOT);
+            String t = raw.trim();
             if (t.isEmpty()) continue;
-            if (t.endsWith("_proj")) t = t.substring(0, t.length() - 5);
-            if (!TARGETS.contains(t)) {
-                throw new IllegalArgumentException("unknown LoRA target '" + raw.trim() + "' (choose among " + String.join(", ", TARGETS) + ")");
+            HfSchema.Projection p = HfSchema.Projection.named(t);
+            if (p == null) {
+                throw new IllegalArgumentException("unknown LoRA target '" + t + "' (choose among " + String.join(", ", TARGETS) + ")");
             }
-            out.add(t + "_proj");
+            out.add(p.leaf());
         }
         if (out.isEmpty()) throw new IllegalArgumentException("no LoRA targets given");
         return out;

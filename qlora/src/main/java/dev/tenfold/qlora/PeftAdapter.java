@@ -11,6 +11,7 @@ import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.JsonFields;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
@@ -70,7 +71,7 @@ public final class PeftAdapter {
             lora.targetModules().forEach(t::add);
             o.put("bias", "none");
             o.put("fan_in_fan_out", false);
-            if (lora.trainEmbeddings()) o.putArray("modules_to_save").add("embed_tokens");
+            if (lora.trainEmbeddings()) o.putArray("modules_to_save").add(HfSchema.EMBEDDING_MODULE);
             else o.putNull("modules_to_save");
             o.put("use_rslora", lora.rsLora());
             o.put("use_dora", false);
@@ -103,7 +104,7 @@ public final class PeftAdapter {
             java.util.LinkedHashSet<String> targets = new java.util.LinkedHashSet<>();
             for (String t : o.texts("target_modules")) {
                 String leaf = t.substring(t.lastIndexOf('.') + 1);
-                if (!leaf.endsWith("_proj") || !Lora.TARGETS.contains(leaf.substring(0, leaf.length() - 5))) {
+                if (!leaf.endsWith("_proj") || HfSchema.Projection.named(leaf) == null) {
                     throw new IllegalArgumentException("target_modules entry '" + t + "' is not supported (tenfold adapts "
                             + String.join(", ", Lora.TARGETS.stream().map(x -> x + "_proj").toList()) + ")");
                 }
@@ -111,8 +112,8 @@ public final class PeftAdapter {
             }
             boolean emb = false;
             for (String m : o.texts("modules_to_save")) {
-                if (m.equals("embed_tokens")) emb = true;
-                else throw new IllegalArgumentException("modules_to_save '" + m + "' is not supported (only embed_tokens)");
+                if (m.equals(HfSchema.EMBEDDING_MODULE)) emb = true;
+                else throw new IllegalArgumentException("modules_to_save '" + m + "' is not supported (only " + HfSchema.EMBEDDING_MODULE + ")");
             }
             LoraConfig lora = LoraConfig.of((int) o.integer("r", 1, LoraConfig.MAX_RANK), (float) o.number("lora_alpha", LoraConfig.LORA_ALPHA))
                     .dropout((float) o.number("lora_dropout", LoraConfig.LORA_DROPOUT, 0)).targetModules(targets).trainEmbeddings(emb)
