@@ -75,7 +75,6 @@ public final class JsonFields {
         return names;
     }
 
-    /** The field's value, or null when absent (for the few that are passed on as JSON). */
     /** A nested object as plain Java values (maps, lists, strings, numbers, booleans), or null when absent or null. */
     @SuppressWarnings("unchecked")
     Map<String, Object> objectOrNull(String field) {

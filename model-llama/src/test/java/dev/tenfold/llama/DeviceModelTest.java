@@ -7,6 +7,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Device;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.testing.SimulatedDeviceBackend;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;

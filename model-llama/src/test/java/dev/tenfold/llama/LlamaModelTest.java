@@ -7,6 +7,7 @@ import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.engine.testing.TestTensors;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

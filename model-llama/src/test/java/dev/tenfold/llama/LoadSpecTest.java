@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

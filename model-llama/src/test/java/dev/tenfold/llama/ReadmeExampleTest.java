@@ -3,6 +3,7 @@ package dev.tenfold.llama;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.tenfold.engine.Device;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.nio.file.Path;

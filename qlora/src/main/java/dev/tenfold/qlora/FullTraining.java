@@ -33,7 +33,7 @@ public final class FullTraining {
         model.trainOutput();
         model.mapLinears((module, linear) -> {
             if (!(linear instanceof DenseLinear dense)) {
-                throw new IllegalArgumentException(module + ": full training needs dense weights (use --quantize none)");
+                throw new IllegalArgumentException(module + ": full training needs dense weights (load the model without quantization)");
             }
             Tensor f32 = model.backend().allocate(DType.F32, dense.weight().shape());
             model.backend().cast(dense.weight(), f32);
@@ -69,7 +69,7 @@ public final class FullTraining {
      */
     public static void init(Path configJson, Path outDir, long seed, DType dtype, Path tokenizerJson) throws IOException {
         if (Files.exists(outDir.resolve("config.json"))) {
-            throw new IllegalArgumentException(outDir + " already holds a model (config.json); choose another --output");
+            throw new IllegalArgumentException(outDir + " already holds a model (config.json); choose another folder");
         }
         ModelFolder.Config config = ModelFolder.Config.read(configJson);
         LlamaConfig c;

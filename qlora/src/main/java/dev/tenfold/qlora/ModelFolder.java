@@ -139,6 +139,18 @@ public final class ModelFolder {
     public static final List<String> SIDE_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "generation_config.json");
 
+    /** An output folder that holds files: written into only with force (which replaces its model files). */
+    public static final class NotEmptyException extends IllegalArgumentException {
+        private final transient Path folder;
+
+        NotEmptyException(Path folder) {
+            super("output folder " + folder + " exists and is not empty (force replaces its model files; other files are kept)");
+            this.folder = folder;
+        }
+
+        public Path folder() { return folder; }
+    }
+
     /**
      * Checks, changing nothing, that {@code outDir} may receive a model: not a file; never one of
      * the {@code inputs} (what each is, e.g. "model" or "adapter", to its folder; null folders are
@@ -152,9 +164,7 @@ public final class ModelFolder {
                 throw new IllegalArgumentException("output folder " + outDir + " is the " + in.getKey() + " folder; choose another");
             }
         }
-        if (!force && !isEmpty(outDir)) {
-            throw new IllegalArgumentException("output folder " + outDir + " exists and is not empty (use --force to replace its contents)");
-        }
+        if (!force && !isEmpty(outDir)) throw new NotEmptyException(outDir);
     }
 
     /**

@@ -9,7 +9,7 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -8,7 +8,7 @@ import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Perplexity;
 import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.data.JsonlDataset;
 import dev.tenfold.qlora.data.LengthGroupedBatches;

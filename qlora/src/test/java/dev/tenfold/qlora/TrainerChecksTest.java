@@ -10,7 +10,7 @@ import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -135,7 +135,6 @@ final class MemoryCheck {
         return sat(sat(4, perToken), tokens);
     }
 
-    /** Weights of the projections in one layer, by LoRA target name. */
     /** Each projection's {in, out} by its short name (q, ..., down), from the checkpoint schema. */
     private static Map<String, long[]> projections(LlamaConfig c) {
         Map<String, long[]> p = new LinkedHashMap<>();

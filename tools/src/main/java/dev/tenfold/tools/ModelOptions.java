@@ -53,8 +53,12 @@ final class ModelOptions {
         try {
             b = Backends.forDevice(d);
         } catch (RuntimeException | LinkageError e) {
+            // the library says "cuda:N: what is missing"; the flag and the ways out are the command line's
             String m = Main.messageOf(e);
-            throw new IllegalArgumentException(m.startsWith("--device") ? m : "--device " + d + ": " + m, e);
+            if (m.startsWith(d + ": ")) m = m.substring((d + ": ").length());
+            throw new IllegalArgumentException("--device " + d + ": " + m
+                    + (e instanceof dev.tenfold.engine.cuda.CudaUnavailableException
+                            ? " (--device cpu runs everything on the CPU; `tenfold doctor` shows what CUDA this machine has)" : ""), e);
         }
         if (!d.isCpu()) System.err.println("tenfold: running on " + d + " (" + b.name() + ")");
         backend = b;

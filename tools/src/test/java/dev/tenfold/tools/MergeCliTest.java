@@ -8,7 +8,7 @@ import dev.tenfold.engine.io.SafeTensorsModel;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.qlora.Lora;
 import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.PeftAdapter;

@@ -10,7 +10,7 @@ import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import dev.tenfold.qlora.nf4.Nf4Linear;
 import java.nio.file.Files;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import javax.imageio.ImageIO;

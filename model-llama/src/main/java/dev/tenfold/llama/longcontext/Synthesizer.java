@@ -75,7 +75,7 @@ public final class Synthesizer {
         Objects.requireNonNull(task, "task");
         if (targetTokens < 1) throw new IllegalArgumentException("target length " + targetTokens + " < 1");
         if (task.needsCorpus() && corpus == null) {
-            throw new IllegalArgumentException("task " + task + " builds its contexts from a text corpus: give one (--corpus FILE)");
+            throw new IllegalArgumentException("task " + task + " builds its contexts from a text corpus: give the Synthesizer one");
         }
         SplittableRandom rng = new SplittableRandom(seed);
         if (task == SynthTask.KV) {

@@ -2,6 +2,7 @@ package dev.tenfold.llama.longcontext;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.tenfold.llama.testing.SynthTestData;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -2,6 +2,7 @@ package dev.tenfold.llama.longcontext;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.tenfold.llama.testing.SynthTestData;
 import dev.tenfold.llama.tokenizer.ChatTemplate.Message;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;

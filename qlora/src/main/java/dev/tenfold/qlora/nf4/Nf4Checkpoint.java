@@ -102,6 +102,9 @@ public final class Nf4Checkpoint {
 
     /** NF4 for {@link LlamaLoader} (found through ServiceLoader: {@code LoadSpec.quantization(Quantization.NF4)}). */
     public static final class Provider implements QuantizedLinears {
+        /** For ServiceLoader. */
+        public Provider() {}
+
         @Override public Quantization quantization() { return Quantization.NF4; }
 
         @Override public LlamaLoader.LinearFactory linears(Map<String, Object> quantizationConfig) {

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import dev.tenfold.llama.longcontext.SynthRecord;
 import dev.tenfold.llama.longcontext.SynthTask;
-import dev.tenfold.llama.longcontext.SynthTestData;
 import dev.tenfold.llama.longcontext.Synthesizer;
+import dev.tenfold.llama.testing.SynthTestData;
 import dev.tenfold.llama.tokenizer.ChatTemplate.Message;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;

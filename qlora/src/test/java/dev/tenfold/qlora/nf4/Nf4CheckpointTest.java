@@ -17,7 +17,7 @@ import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Quantization;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
@@ -345,7 +345,7 @@ class Nf4CheckpointTest {
         Files.createDirectories(out);
         Files.writeString(out.resolve("notes.txt"), "mine");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Nf4Checkpoint.write(out, dense));
-        assertTrue(e.getMessage().contains("not empty") && e.getMessage().contains("--force"), e.getMessage());
+        assertTrue(e.getMessage().contains("not empty") && e.getMessage().contains("force replaces"), e.getMessage());
         assertFalse(Files.exists(out.resolve("config.json")));
 
         // stale shards from an earlier run are removed by --force so they cannot shadow the new weights

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 
 /** The demo's tokenizer and synthetic documents. */
 class DemoDataTest {
-    static final Tokenizer TOK = Tokenizer.fromJson(DemoTokenizer.json(), "demo tokenizer");
+    static final Tokenizer TOK = Tokenizer.fromJson(DemoTokenizer.json().toString(), "demo tokenizer");
 
     @Test
     void promptWordsAreSingleTokensAndDigitsStaySeparate() {

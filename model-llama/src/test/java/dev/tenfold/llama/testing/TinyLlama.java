@@ -1,4 +1,4 @@
-package dev.tenfold.llama;
+package dev.tenfold.llama.testing;
 
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
@@ -85,5 +85,10 @@ public final class TinyLlama {
         Tensor t = Tensor.allocate(dtype, HIDDEN);
         for (long i = 0; i < HIDDEN; i++) t.setFloat(i, (float) (0.8 + 0.4 * rng.nextDouble()));
         return t;
+    }
+
+    /** Writes the tiny Llama-3-like tokenizer.json into {@code dir}; returns its vocabulary size. */
+    public static int writeTokenizer(Path dir) throws IOException {
+        return dev.tenfold.llama.tokenizer.TinyTokenizerJson.writeLlamaLike(dir);
     }
 }

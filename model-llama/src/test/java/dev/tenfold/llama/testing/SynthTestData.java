@@ -1,5 +1,6 @@
-package dev.tenfold.llama.longcontext;
+package dev.tenfold.llama.testing;
 
+import dev.tenfold.llama.longcontext.Corpus;
 import dev.tenfold.llama.tokenizer.TinyTokenizerJson;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.io.IOException;
