@@ -2,12 +2,9 @@ package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
-import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Perplexity;
-import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.data.JsonlDataset;
