@@ -35,7 +35,7 @@ public final class LlamaModel implements AutoCloseable {
         /** The norms' parameters when they are trained (full fine-tuning), else null. */
         public Parameter attnNormParameter, mlpNormParameter;
 
-        public Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor mlpNorm, Linear gate, Linear up, Linear down) {
+        private Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor mlpNorm, Linear gate, Linear up, Linear down) {
             this.attnNorm = attnNorm;
             this.q = q;
             this.k = k;
