@@ -34,7 +34,8 @@ final class DataCommand implements Callable<Integer> {
 
     @Command(name = "synth", mixinStandardHelpOptions = true, description = {
             "Write synthetic long-context records (the recipe's conversation format) at target token lengths.",
-            "passkey: a pass key in repeated filler; niah: a needle fact in --corpus text (or the filler);",
+            "passkey: the chat prompt of eval passkey and its answer; niah: a needle fact in --corpus text (or eval niah's",
+            "built-in haystack);",
             "kv: UUID key-value retrieval from a JSON object; multi-detail: 3-5 facts planted in --corpus text,",
             "one question per fact as a multi-turn conversation. Lengths are measured with the model's tokenizer."})
     static final class Synth implements Callable<Integer> {
