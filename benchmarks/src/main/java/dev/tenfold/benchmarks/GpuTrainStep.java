@@ -1,18 +1,21 @@
 package dev.tenfold.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cuda.CudaAllocator;
 import dev.tenfold.engine.cuda.CudaBackend;
 import dev.tenfold.engine.cuda.CudaDriver;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.TrainingStep;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
+import dev.tenfold.qlora.LrSchedule;
+import dev.tenfold.qlora.Trainer;
+import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.nf4.Nf4;
 import dev.tenfold.qlora.nf4.Nf4Linear;
 import dev.tenfold.qlora.nf4.Nf4Tensor;
@@ -28,9 +31,9 @@ import java.util.function.Consumer;
  * One QLoRA training step of a Llama-3-8B-shaped model on a GPU, with random weights: the frozen base in
  * NF4 with double quantization (random packed codes and random absmax indices, no real quantization: speed
  * does not depend on the values), BF16 embedding and lm_head, LoRA r=32 alpha=16 on q, k, v, o, then per
- * step: gradients zeroed, {@link TrainingStep#run} (checkpointing per layer, chunked loss), the global
- * gradient norm and AdamW — what the trainer does for one sequence. Times whole steps (wall clock, after
- * a synchronize) and reads the allocator's peaks.
+ * step the trainer's own {@link Trainer#step} on one sequence: gradients zeroed, {@link TrainingStep#run}
+ * (checkpointing per layer, chunked loss), the global gradient norm, clipping and AdamW. Times whole steps
+ * (wall clock, after a synchronize) and reads the allocator's peaks.
  */
 final class GpuTrainStep {
     private GpuTrainStep() {}
@@ -66,23 +69,18 @@ final class GpuTrainStep {
     static Result run(CudaBackend gpu, String configJson, String description, int tokens, int timedSteps, long seed,
                       Consumer<String> phase, Consumer<String> log) throws IOException {
         if (tokens < 1 || timedSteps < 1) throw new IllegalArgumentException("train step: tokens and steps must be positive");
-        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(configJson));
+        LlamaConfig c = LlamaConfig.parse(configJson);
         phase.accept("qlora_step: building the random model");
         gpu.allocator().emptyCache(); // what earlier benchmarks left cached goes back to the driver first
         long b0 = System.nanoTime();
-        List<Tensor> moments = new ArrayList<>();
         try (LlamaModel model = build(gpu, c, seed)) {
-            Lora.attach(model, Lora.parseTargets("q,k,v,o"), LORA_RANK, LORA_ALPHA, false, seed + 1);
-            List<Parameter> params = model.parameters();
+            Lora.attach(model, LoraConfig.of(LORA_RANK, LORA_ALPHA).targets("q,k,v,o").seed(seed + 1));
+            // the trainer allocates AdamW's moments (closed with the model); a constant rate, as the recipe's at its start
+            Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(5e-5).schedule(LrSchedule.Kind.CONSTANT).maxSteps(timedSteps + 1));
             long trainable = 0;
-            for (Parameter p : params) {
-                trainable += p.value().numel();
-                moments.add(gpu.allocate(DType.F32, p.value().shape()));
-                moments.add(gpu.allocate(DType.F32, p.value().shape()));
-            }
-            int[] ids = DeviceFill.randomInts(tokens, c.vocabSize(), seed + 2);
-            int[] targets = DeviceFill.randomInts(tokens, c.vocabSize(), seed + 3);
-            int[] positions = TrainingStep.consecutive(tokens);
+            for (Parameter p : trainer.parameters()) trainable += p.value().numel();
+            Trainer.Example example = new Trainer.Example(DeviceFill.randomInts(tokens, c.vocabSize(), seed + 2),
+                    DeviceFill.randomInts(tokens, c.vocabSize(), seed + 3), TrainingStep.consecutive(tokens));
             gpu.synchronize();
             double buildSeconds = (System.nanoTime() - b0) / 1e9;
             CudaAllocator allocator = gpu.allocator();
@@ -93,13 +91,13 @@ final class GpuTrainStep {
                     buildSeconds, weights / (double) GpuWork.GiB, trainable));
 
             phase.accept("qlora_step: warm-up step");
-            double loss = step(gpu, model, params, moments, ids, targets, positions, 1);
+            double loss = step(gpu, trainer, example);
             log.accept(String.format("qlora_step: warm-up step done, loss %.4f", loss));
             double[] seconds = new double[timedSteps];
             for (int i = 0; i < timedSteps; i++) {
                 phase.accept("qlora_step: timed step " + (i + 1));
                 long t0 = System.nanoTime();
-                loss = step(gpu, model, params, moments, ids, targets, positions, i + 2);
+                loss = step(gpu, trainer, example);
                 seconds[i] = (System.nanoTime() - t0) / 1e9;
                 log.accept(String.format("qlora_step: step %d: %.3f s, %.0f tokens/s, loss %.4f", i + 1, seconds[i],
                         tokens / seconds[i], loss));
@@ -108,25 +106,15 @@ final class GpuTrainStep {
             CudaDriver.MemoryInfo mi = gpu.memoryInfo();
             return new Result(description, tokens, seconds, loss, buildSeconds, weights, s.peakInUseBytes(), s.peakReservedBytes(),
                     mi.total() - mi.free(), mi.total(), trainable);
-        } finally {
-            for (Tensor t : moments) t.close();
         }
     }
 
-    /** One optimizer step on one sequence; returns the mean loss (after a synchronize). */
-    static double step(CudaBackend gpu, LlamaModel model, List<Parameter> params, List<Tensor> moments, int[] ids, int[] targets,
-                       int[] positions, long stepNumber) {
-        for (Parameter p : params) gpu.fill(p.grad(), 0f);
-        Backend.LossSum loss = TrainingStep.run(model, ids, targets, positions, 1f / ids.length);
-        List<Tensor> grads = new ArrayList<>();
-        for (Parameter p : params) grads.add(p.grad());
-        gpu.globalNorm(grads);
-        Backend.AdamW hp = new Backend.AdamW(5e-5f, 0.9f, 0.999f, 1e-8f, 0f);
-        for (int i = 0; i < params.size(); i++) {
-            gpu.adamw(params.get(i).value(), params.get(i).grad(), moments.get(2 * i), moments.get(2 * i + 1), hp, stepNumber);
-        }
+    /** One optimizer step of the trainer on one sequence; returns the mean loss (after a synchronize). */
+    static double step(CudaBackend gpu, Trainer trainer, Trainer.Example example) {
+        Trainer.StepMetrics m = trainer.step(List.of(example));
         gpu.synchronize();
-        return loss.mean();
+        if (m.diverged()) throw new IllegalStateException("qlora_step: " + m);
+        return m.loss();
     }
 
     /**
@@ -135,16 +123,18 @@ final class GpuTrainStep {
      */
     static LlamaModel build(CudaBackend gpu, LlamaConfig c, long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
-        int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();
+        int h = c.hiddenSize();
         List<AutoCloseable> host = new ArrayList<>();
         try {
-            Nf4Tensor wq = randomNf4(rng, qo, h, host), wk = randomNf4(rng, kvo, h, host), wv = randomNf4(rng, kvo, h, host);
-            Nf4Tensor wo = randomNf4(rng, h, qo, host), wg = randomNf4(rng, m, h, host), wu = randomNf4(rng, m, h, host);
-            Nf4Tensor wd = randomNf4(rng, h, m, host);
+            HfSchema.Projection[] projections = HfSchema.Projection.values();
+            Nf4Tensor[] w = new Nf4Tensor[projections.length];
+            for (HfSchema.Projection p : projections) w[p.ordinal()] = randomNf4(rng, p.out(c), p.in(c), host);
             Tensor ones = hostOnes(h, host);
             LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
             for (int i = 0; i < layers.length; i++) {
-                layers[i] = new LlamaModel.Layer(ones, nf4(wq), nf4(wk), nf4(wv), nf4(wo), ones, nf4(wg), nf4(wu), nf4(wd));
+                Linear[] linears = new Linear[w.length];
+                for (int j = 0; j < w.length; j++) linears[j] = nf4(w[j]);
+                layers[i] = new LlamaModel.Layer(ones, ones, linears);
             }
             Tensor embedding = hostBf16(rng, c.vocabSize(), h, 0.05f, host);
             Tensor output = hostBf16(rng, c.vocabSize(), h, (float) (1 / Math.sqrt(h)), host);

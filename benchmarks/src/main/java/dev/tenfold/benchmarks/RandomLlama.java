@@ -1,10 +1,11 @@
 package dev.tenfold.benchmarks;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.HfSchema;
+import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import java.io.IOException;
@@ -24,22 +25,22 @@ final class RandomLlama {
     static final String SMALL_DESCRIPTION = "hidden 512, 8 layers, 8/2 heads of 64, MLP 1536, vocab 32000, BF16 weights";
 
     static LlamaModel small(long seed) throws IOException {
-        LlamaConfig c = LlamaConfig.parse(new ObjectMapper().readTree(SMALL));
+        LlamaConfig c = LlamaConfig.parse(SMALL);
         SplittableRandom rng = new SplittableRandom(seed);
         List<Tensor> owned = new ArrayList<>();
-        int h = c.hiddenSize(), qo = c.numHeads() * c.headDim(), kvo = c.numKvHeads() * c.headDim(), m = c.intermediateSize();
+        int h = c.hiddenSize();
         LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
-            layers[i] = new LlamaModel.Layer(ones(h, owned), dense(rng, qo, h, owned), dense(rng, kvo, h, owned),
-                    dense(rng, kvo, h, owned), dense(rng, h, qo, owned), ones(h, owned),
-                    dense(rng, m, h, owned), dense(rng, m, h, owned), dense(rng, h, m, owned));
+            Linear[] projections = new Linear[HfSchema.Projection.values().length];
+            for (HfSchema.Projection p : HfSchema.Projection.values()) projections[p.ordinal()] = dense(rng, p.out(c), p.in(c), owned);
+            layers[i] = new LlamaModel.Layer(ones(h, owned), ones(h, owned), projections);
         }
         Tensor embedding = bf16(rng, c.vocabSize(), h, owned);
         Tensor output = bf16(rng, c.vocabSize(), h, owned);
         return new LlamaModel(c, CpuBackend.fast(), embedding, layers, ones(h, owned), output, owned);
     }
 
-    private static DenseLinear dense(SplittableRandom rng, int out, int in, List<Tensor> owned) {
+    private static DenseLinear dense(SplittableRandom rng, long out, long in, List<Tensor> owned) {
         return new DenseLinear(bf16(rng, out, in, owned));
     }
 

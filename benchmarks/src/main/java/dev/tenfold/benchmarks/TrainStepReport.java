@@ -8,6 +8,7 @@ import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.TrainingStep;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,7 +32,7 @@ public final class TrainStepReport {
         ObjectNode report = new ObjectMapper().createObjectNode();
         try (LlamaModel model = RandomLlama.small(1)) {
             LlamaConfig c = model.config();
-            Lora.attach(model, Lora.parseTargets("q,k,v,o"), 32, 16f, false, 3);
+            Lora.attach(model, LoraConfig.of(32, 16f).targets("q,k,v,o").seed(3));
             List<Parameter> params = model.parameters();
             System.gc();
             long baseline = peakRss();

@@ -11,7 +11,7 @@ public final class Backends {
     /**
      * The fast CPU backend for {@code cpu}; for {@code cuda:N} the CUDA backend of GPU N (one per device,
      * created on first use and shared). Throws {@link CudaUnavailableException} with a message that starts
-     * with "--device cuda:N: " and says what is missing (driver, GPU, cuBLAS or this build's kernels).
+     * with "cuda:N: " and says what is missing (driver, GPU, cuBLAS or this build's kernels).
      */
     public static Backend forDevice(Device device) {
         if (device == null) throw new IllegalArgumentException("device is null");
@@ -19,8 +19,7 @@ public final class Backends {
         try {
             return CudaBackend.open(device.index());
         } catch (CudaUnavailableException e) {
-            throw new CudaUnavailableException("--device " + device + ": " + e.getMessage()
-                    + " (--device cpu runs everything on the CPU; `tenfold doctor` shows what CUDA this machine has)", e);
+            throw new CudaUnavailableException(device + ": " + e.getMessage(), e);
         }
     }
 }

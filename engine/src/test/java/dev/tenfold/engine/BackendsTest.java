@@ -21,10 +21,10 @@ class BackendsTest {
     void cudaWithoutADriverSaysSoPlainly() {
         Assumptions.assumeTrue(CudaDriver.tryGet().isEmpty(), "this machine has a CUDA driver");
         CudaUnavailableException e = assertThrows(CudaUnavailableException.class, () -> Backends.forDevice(Device.parse("cuda")));
-        assertTrue(e.getMessage().startsWith("--device cuda:0: no CUDA driver found (libcuda.so.1"), e.getMessage());
-        assertTrue(e.getMessage().contains("--device cpu"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("cuda:0: no CUDA driver found (libcuda.so.1"), e.getMessage());
+        assertFalse(e.getMessage().contains("--device"), "the library speaks of devices, the command line of flags: " + e.getMessage());
         // asked again: the same answer, without reloading anything
         CudaUnavailableException again = assertThrows(CudaUnavailableException.class, () -> Backends.forDevice(Device.cuda(1)));
-        assertTrue(again.getMessage().startsWith("--device cuda:1: no CUDA driver found"), again.getMessage());
+        assertTrue(again.getMessage().startsWith("cuda:1: no CUDA driver found"), again.getMessage());
     }
 }

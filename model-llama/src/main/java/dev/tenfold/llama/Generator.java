@@ -9,12 +9,18 @@ import java.util.function.IntConsumer;
 public final class Generator {
     private Generator() {}
 
-    /**
-     * Generates up to {@code maxNewTokens} tokens after {@code prompt}, stopping after a token in
-     * {@code stopIds} (which is not returned). {@code onToken} sees each token as it is produced.
-     */
-    public static List<Integer> generate(LlamaModel model, int[] prompt, int maxNewTokens, Sampler sampler,
-                                         Set<Integer> stopIds, IntConsumer onToken) {
+    /** The tokens after {@code prompt} as {@code settings} say (see {@link GenerationSettings}). */
+    public static List<Integer> generate(LlamaModel model, int[] prompt, GenerationSettings settings) {
+        return generate(model, prompt, settings, null);
+    }
+
+    /** As {@link #generate(LlamaModel, int[], GenerationSettings)}; {@code onToken} sees each token as it is produced. */
+    public static List<Integer> generate(LlamaModel model, int[] prompt, GenerationSettings settings, IntConsumer onToken) {
+        return generate(model, prompt, settings.maxNewTokens(), settings.sampler(), settings.stopIdsFor(model), onToken);
+    }
+
+    private static List<Integer> generate(LlamaModel model, int[] prompt, int maxNewTokens, Sampler sampler, Set<Integer> stopIds,
+                                          IntConsumer onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("generate: empty prompt");
         if (maxNewTokens < 0) throw new IllegalArgumentException("generate: max new tokens must be >= 0");
         List<Integer> out = new ArrayList<>();

@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -48,10 +49,16 @@ public final class JsonFields {
 
     /** The JSON object in {@code json} (a flag's value, a test's config). */
     public static JsonFields parse(String json) {
+        return parseObject(json, "");
+    }
+
+    /** As {@link #parse}, the fields named with {@code prefix} ("rope_scaling.") in errors. */
+    public static JsonFields parseObject(String json, String prefix) {
         try {
-            return new JsonFields(JSON.readTree(json), "");
+            return new JsonFields(JSON.readTree(json), prefix);
         } catch (JacksonException e) {
-            throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage(), e);
+            throw new IllegalArgumentException((prefix.isEmpty() ? "" : prefix.substring(0, prefix.length() - 1) + ": ")
+                    + "not valid JSON: " + e.getOriginalMessage(), e);
         }
     }
 
@@ -68,8 +75,13 @@ public final class JsonFields {
         return names;
     }
 
-    /** The field's value, or null when absent (for the few that are passed on as JSON). */
-    JsonNode raw(String field) { return node.get(field); }
+    /** A nested object as plain Java values (maps, lists, strings, numbers, booleans), or null when absent or null. */
+    @SuppressWarnings("unchecked")
+    Map<String, Object> objectOrNull(String field) {
+        if (!has(field)) return null;
+        if (!node.get(field).isObject()) throw new IllegalArgumentException(name(field) + " must be a JSON object, got " + show(field));
+        return JSON.convertValue(node.get(field), Map.class);
+    }
 
     /** A required number in range. */
     public double number(String field, Range range) {

@@ -1,6 +1,5 @@
 package dev.tenfold.llama;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -21,11 +20,36 @@ import java.util.stream.Collectors;
  * another activation, partial rotary, sliding windows, attention dropout) is an error that names
  * it, never silently ignored.
  */
-public record LlamaConfig(
-        int hiddenSize, int intermediateSize, int numLayers, int numHeads, int numKvHeads, int headDim,
-        int vocabSize, double rmsNormEps, double ropeTheta, int maxPositionEmbeddings,
-        boolean tieWordEmbeddings, String torchDtype, RopeScaling ropeScaling,
-        Integer bosTokenId, List<Integer> eosTokenIds, JsonNode quantizationConfig) {
+public final class LlamaConfig {
+    /** The values, checked where they are made: reached only through {@link #parse} and the withers. */
+    private record Fields(
+            int hiddenSize, int intermediateSize, int numLayers, int numHeads, int numKvHeads, int headDim,
+            int vocabSize, double rmsNormEps, double ropeTheta, int maxPositionEmbeddings,
+            boolean tieWordEmbeddings, String torchDtype, RopeScaling ropeScaling,
+            Integer bosTokenId, List<Integer> eosTokenIds, Map<String, Object> quantizationConfig) {
+        Fields {
+            eosTokenIds = List.copyOf(eosTokenIds);
+            if (quantizationConfig != null) quantizationConfig = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(quantizationConfig));
+            positive("hidden_size", hiddenSize, MAX_HIDDEN);
+            positive("intermediate_size", intermediateSize, MAX_INTERMEDIATE);
+            positive("num_hidden_layers", numLayers, MAX_LAYERS);
+            positive("num_attention_heads", numHeads, MAX_HEADS);
+            check(numKvHeads > 0 && numHeads % numKvHeads == 0,
+                    "num_key_value_heads (" + numKvHeads + ") must divide num_attention_heads (" + numHeads + ")");
+            check(headDim > 0 && headDim % 2 == 0 && headDim <= MAX_HEAD_DIM,
+                    "head_dim must be even and in [2, " + MAX_HEAD_DIM + "], got " + headDim);
+            positive("vocab_size", vocabSize, MAX_VOCAB);
+            positive("max_position_embeddings", maxPositionEmbeddings, RopeParsing.MAX_POSITIONS);
+            RMS_NORM_EPS.check("rms_norm_eps", rmsNormEps);
+            ROPE_THETA.check("rope_theta", ropeTheta);
+            if (ropeScaling == null) ropeScaling = RopeScaling.none();
+            RopeParsing.checkHeadDim(ropeScaling, headDim);
+        }
+    }
+
+    private final Fields f;
+
+    private LlamaConfig(Fields f) { this.f = f; }
 
     // Sane bounds: far above any released Llama (405B: hidden 16384, MLP 53248, 126 layers, 128 heads
     // of 128, vocabulary 128256), low enough that no size computed from them overflows.
@@ -38,23 +62,6 @@ public record LlamaConfig(
     static final double DEFAULT_ROPE_THETA = 10000.0, DEFAULT_RMS_NORM_EPS = 1e-6;
     static final int DEFAULT_MAX_POSITIONS = 2048;
 
-    public LlamaConfig {
-        eosTokenIds = List.copyOf(eosTokenIds);
-        positive("hidden_size", hiddenSize, MAX_HIDDEN);
-        positive("intermediate_size", intermediateSize, MAX_INTERMEDIATE);
-        positive("num_hidden_layers", numLayers, MAX_LAYERS);
-        positive("num_attention_heads", numHeads, MAX_HEADS);
-        check(numKvHeads > 0 && numHeads % numKvHeads == 0,
-                "num_key_value_heads (" + numKvHeads + ") must divide num_attention_heads (" + numHeads + ")");
-        check(headDim > 0 && headDim % 2 == 0 && headDim <= MAX_HEAD_DIM,
-                "head_dim must be even and in [2, " + MAX_HEAD_DIM + "], got " + headDim);
-        positive("vocab_size", vocabSize, MAX_VOCAB);
-        positive("max_position_embeddings", maxPositionEmbeddings, RopeScaling.MAX_POSITIONS);
-        RMS_NORM_EPS.check("rms_norm_eps", rmsNormEps);
-        ROPE_THETA.check("rope_theta", ropeTheta);
-        if (ropeScaling == null) ropeScaling = RopeScaling.none();
-        ropeScaling.checkHeadDim(headDim);
-    }
 
     /** Reads {@code dir/config.json}; errors name the file. */
     public static LlamaConfig load(Path modelDir) throws IOException {
@@ -72,9 +79,9 @@ public record LlamaConfig(
         }
     }
 
-    public static LlamaConfig parse(JsonNode c) {
-        if (c == null || !c.isObject()) throw new IllegalArgumentException("config must be a JSON object");
-        return parse(new JsonFields(c, ""));
+    /** Reads config.json's text; errors name the field (the caller adds the file). */
+    public static LlamaConfig parse(String json) {
+        return parse(JsonFields.parse(json));
     }
 
     static LlamaConfig parse(JsonFields c) {
@@ -90,18 +97,18 @@ public record LlamaConfig(
         int kvHeads = (int) c.integer("num_key_value_heads", 1, heads, heads);
         // head_dim may differ from hidden/heads: the projections are [heads * head_dim, hidden]
         int headDim = (int) c.integer("head_dim", 2, MAX_HEAD_DIM, hidden / heads);
-        int maxPos = (int) c.integer("max_position_embeddings", 1, RopeScaling.MAX_POSITIONS, DEFAULT_MAX_POSITIONS);
+        int maxPos = (int) c.integer("max_position_embeddings", 1, RopeParsing.MAX_POSITIONS, DEFAULT_MAX_POSITIONS);
         Integer origMax = c.has("original_max_position_embeddings")
-                ? (int) c.integer("original_max_position_embeddings", 1, RopeScaling.MAX_POSITIONS) : null;
+                ? (int) c.integer("original_max_position_embeddings", 1, RopeParsing.MAX_POSITIONS) : null;
         Rope rope = rope(c, maxPos, origMax);
         Long bos = c.integerOrNull("bos_token_id", 0, MAX_TOKEN_ID);
         List<Integer> eos = new ArrayList<>();
         for (long id : c.integers("eos_token_id", 0, MAX_TOKEN_ID)) eos.add((int) id);
-        return new LlamaConfig(hidden, (int) c.integer("intermediate_size", 1, MAX_INTERMEDIATE),
+        return new LlamaConfig(new Fields(hidden, (int) c.integer("intermediate_size", 1, MAX_INTERMEDIATE),
                 (int) c.integer("num_hidden_layers", 1, MAX_LAYERS), heads, kvHeads, headDim,
                 (int) c.integer("vocab_size", 1, MAX_VOCAB), c.number("rms_norm_eps", RMS_NORM_EPS, DEFAULT_RMS_NORM_EPS),
                 rope.theta(), maxPos, c.bool("tie_word_embeddings", false), dtype(c), rope.scaling(),
-                bos == null ? null : (int) (long) bos, eos, c.raw("quantization_config"));
+                bos == null ? null : (int) (long) bos, eos, c.objectOrNull("quantization_config")));
     }
 
     /**
@@ -152,8 +159,8 @@ public record LlamaConfig(
                 check(!params.isObject(key), "rope_parameters per layer type ('" + key + "') is not supported");
             }
         }
-        RopeScaling fromParams = params == null ? null : RopeScaling.parse(params, maxPos, origMax);
-        RopeScaling fromLegacy = legacy == null ? null : RopeScaling.parse(legacy, maxPos, origMax);
+        RopeScaling fromParams = params == null ? null : RopeParsing.parse(params, maxPos, origMax);
+        RopeScaling fromLegacy = legacy == null ? null : RopeParsing.parse(legacy, maxPos, origMax);
         if (fromParams != null && fromLegacy != null && !fromParams.equals(fromLegacy)) {
             throw new IllegalArgumentException("rope_parameters (" + fromParams + ") and rope_scaling (" + fromLegacy
                     + ") disagree; keep one (transformers 5 writes rope_parameters)");
@@ -172,22 +179,70 @@ public record LlamaConfig(
 
     /** This config with another RoPE base (the recipe's 500K -> 200M). */
     public LlamaConfig withRopeTheta(double theta) {
-        return new LlamaConfig(hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, vocabSize, rmsNormEps,
-                theta, maxPositionEmbeddings, tieWordEmbeddings, torchDtype, ropeScaling, bosTokenId, eosTokenIds,
-                quantizationConfig);
+        return new LlamaConfig(new Fields(f.hiddenSize, f.intermediateSize, f.numLayers, f.numHeads, f.numKvHeads, f.headDim, f.vocabSize,
+                f.rmsNormEps, theta, f.maxPositionEmbeddings, f.tieWordEmbeddings, f.torchDtype, f.ropeScaling, f.bosTokenId,
+                f.eosTokenIds, f.quantizationConfig));
     }
 
     /** This config with another rope_scaling (parsed from the JSON the CLI or API gives; null = default). */
     public LlamaConfig withRopeScaling(RopeScaling scaling) {
-        return new LlamaConfig(hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, vocabSize, rmsNormEps,
-                ropeTheta, maxPositionEmbeddings, tieWordEmbeddings, torchDtype, scaling == null ? RopeScaling.none() : scaling,
-                bosTokenId, eosTokenIds, quantizationConfig);
+        return new LlamaConfig(new Fields(f.hiddenSize, f.intermediateSize, f.numLayers, f.numHeads, f.numKvHeads, f.headDim, f.vocabSize,
+                f.rmsNormEps, f.ropeTheta, f.maxPositionEmbeddings, f.tieWordEmbeddings, f.torchDtype,
+                scaling == null ? RopeScaling.none() : scaling, f.bosTokenId, f.eosTokenIds, f.quantizationConfig));
     }
 
     /** The RoPE inverse-frequency table for sequences of {@code seqLen} tokens. */
-    public float[] ropeInverseFrequencies(int seqLen) { return ropeScaling.inverseFrequencies(headDim, ropeTheta, seqLen); }
+    public float[] ropeInverseFrequencies(int seqLen) { return f.ropeScaling.inverseFrequencies(f.headDim, f.ropeTheta, seqLen); }
 
-    public int kvGroupSize() { return numHeads / numKvHeads; }
+    public int kvGroupSize() { return f.numHeads / f.numKvHeads; }
+
+    public int hiddenSize() { return f.hiddenSize; }
+
+    public int intermediateSize() { return f.intermediateSize; }
+
+    /** num_hidden_layers. */
+    public int numLayers() { return f.numLayers; }
+
+    /** num_attention_heads. */
+    public int numHeads() { return f.numHeads; }
+
+    /** num_key_value_heads. */
+    public int numKvHeads() { return f.numKvHeads; }
+
+    public int headDim() { return f.headDim; }
+
+    public int vocabSize() { return f.vocabSize; }
+
+    public double rmsNormEps() { return f.rmsNormEps; }
+
+    public double ropeTheta() { return f.ropeTheta; }
+
+    public int maxPositionEmbeddings() { return f.maxPositionEmbeddings; }
+
+    public boolean tieWordEmbeddings() { return f.tieWordEmbeddings; }
+
+    /** dtype (transformers 5) or torch_dtype: what the checkpoint's weights hold. */
+    public String torchDtype() { return f.torchDtype; }
+
+    public RopeScaling ropeScaling() { return f.ropeScaling; }
+
+    /** bos_token_id, or null. */
+    public Integer bosTokenId() { return f.bosTokenId; }
+
+    /** eos_token_id: the ids generation stops at by default. */
+    public List<Integer> eosTokenIds() { return f.eosTokenIds; }
+
+    /** quantization_config as plain values (maps, strings, numbers, booleans), or null for a dense checkpoint. */
+    public Map<String, Object> quantizationConfig() { return f.quantizationConfig; }
+
+    @Override
+    public boolean equals(Object o) { return o instanceof LlamaConfig c && f.equals(c.f); }
+
+    @Override
+    public int hashCode() { return f.hashCode(); }
+
+    @Override
+    public String toString() { return "LlamaConfig" + f.toString().substring("Fields".length()); }
 
     private static void positive(String name, long v, long max) {
         check(v >= 1 && v <= max, name + " must be in [1, " + max + "], got " + v);

@@ -11,6 +11,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.ServiceLoader;
 import java.util.Set;
 
 /**
@@ -22,11 +24,6 @@ import java.util.Set;
  */
 public final class LlamaLoader {
     private LlamaLoader() {}
-
-    /** What to change from config.json (the recipe's rope_theta 200e6, a rope_scaling override). */
-    public record Options(Double ropeTheta, RopeScaling ropeScaling) {
-        public static Options none() { return new Options(null, null); }
-    }
 
     /** A loaded model and the checkpoint tensors it did not use (e.g. rotary_emb.inv_freq). */
     public record Loaded(LlamaModel model, List<String> unexpected) {}
@@ -45,33 +42,56 @@ public final class LlamaLoader {
          * @param owned    resources to close with the model (add any allocated here)
          */
         Linear create(String module, long out, long in, SafeTensorsModel weights, Set<String> used, List<AutoCloseable> owned);
-
-        /** Whether this factory reads checkpoints with this quantization_config (null: none). */
-        default boolean accepts(com.fasterxml.jackson.databind.JsonNode quantizationConfig) {
-            return quantizationConfig == null || quantizationConfig.isNull();
-        }
     }
 
     /** Dense F32/BF16 weights used in place (F16 converted to F32). */
     public static final LinearFactory DENSE = (module, out, in, weights, used, owned) ->
             new DenseLinear(new WeightReader(weights, used, owned).matrix(module + ".weight", out, in));
 
+    /** The model in {@code dir} as config.json describes it, on the CPU. */
+    public static LlamaModel load(Path dir) throws IOException {
+        return load(dir, LoadSpec.defaults());
+    }
+
+    /** The model in {@code dir} as config.json describes it, computing with {@code backend}. */
     public static LlamaModel load(Path dir, Backend backend) throws IOException {
-        return loadReporting(dir, backend, Options.none()).model();
+        return load(dir, LoadSpec.defaults().backend(backend));
     }
 
-    public static Loaded loadReporting(Path dir, Backend backend, Options options) throws IOException {
-        return loadReporting(dir, backend, options, DENSE);
+    /** The model in {@code dir} as {@code spec} says: RoPE changes, quantization, backend. */
+    public static LlamaModel load(Path dir, LoadSpec spec) throws IOException {
+        return loadReporting(dir, spec).model();
     }
 
-    public static Loaded loadReporting(Path dir, Backend backend, Options options, LinearFactory linears) throws IOException {
+    /**
+     * As {@link #load(Path, LoadSpec)}, also reporting the checkpoint tensors the model did not use. A
+     * checkpoint whose config.json has a quantization_config is read in its format (NF4 through
+     * tenfold-qlora), whatever the spec's quantization.
+     */
+    public static Loaded loadReporting(Path dir, LoadSpec spec) throws IOException {
         LlamaConfig config = LlamaConfig.load(dir);
-        if (options.ropeTheta() != null) config = config.withRopeTheta(options.ropeTheta());
-        if (options.ropeScaling() != null) config = config.withRopeScaling(options.ropeScaling());
-        if (!linears.accepts(config.quantizationConfig())) {
-            throw new IllegalArgumentException(dir.resolve("config.json") + ": quantized checkpoints ("
-                    + config.quantizationConfig().path("quant_method").asText("?") + ") are loaded through the qlora module");
+        Map<String, Object> qc = config.quantizationConfig();
+        LinearFactory linears = qc == null && spec.quantization() == Quantization.NONE ? DENSE
+                : quantized(qc == null ? spec.quantization() : Quantization.NF4, dir).linears(qc);
+        return loadReporting(dir, spec, linears);
+    }
+
+    /** The provider of a quantized format (found with ServiceLoader), or an error that says which module provides it. */
+    private static QuantizedLinears quantized(Quantization q, Path dir) {
+        for (QuantizedLinears p : ServiceLoader.load(QuantizedLinears.class, LlamaLoader.class.getClassLoader())) {
+            if (p.quantization() == q) return p;
         }
+        throw new IllegalArgumentException(dir.resolve("config.json") + ": " + q + " projections need tenfold-qlora (not on the "
+                + "class or module path)");
+    }
+
+    /**
+     * As {@link #loadReporting(Path, LoadSpec)} with the projections made by {@code linears} (the
+     * spec's quantization is not used).
+     */
+    public static Loaded loadReporting(Path dir, LoadSpec spec, LinearFactory linears) throws IOException {
+        LlamaConfig config = spec.apply(LlamaConfig.load(dir));
+        Backend backend = spec.backend();
         SafeTensorsModel weights = SafeTensorsModel.open(dir);
         List<AutoCloseable> owned = new ArrayList<>();
         owned.add(weights);
@@ -79,29 +99,24 @@ public final class LlamaLoader {
             Set<String> used = new LinkedHashSet<>();
             WeightReader r = new WeightReader(weights, used, owned);
             LlamaConfig c = config;
-            long h = c.hiddenSize(), qOut = (long) c.numHeads() * c.headDim(), kvOut = (long) c.numKvHeads() * c.headDim();
-            long inter = c.intermediateSize(), vocab = c.vocabSize();
-            Tensor embedding = r.matrix("model.embed_tokens.weight", vocab, h);
+            long h = c.hiddenSize(), vocab = c.vocabSize();
+            Tensor embedding = r.matrix(HfSchema.EMBEDDING, vocab, h);
             LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
+            HfSchema.Projection[] projections = HfSchema.Projection.values();
             for (int i = 0; i < layers.length; i++) {
-                String p = "model.layers." + i + ".";
-                layers[i] = new LlamaModel.Layer(
-                        r.vector(p + "input_layernorm.weight", h),
-                        linears.create(p + "self_attn.q_proj", qOut, h, weights, used, owned),
-                        linears.create(p + "self_attn.k_proj", kvOut, h, weights, used, owned),
-                        linears.create(p + "self_attn.v_proj", kvOut, h, weights, used, owned),
-                        linears.create(p + "self_attn.o_proj", h, qOut, weights, used, owned),
-                        r.vector(p + "post_attention_layernorm.weight", h),
-                        linears.create(p + "mlp.gate_proj", inter, h, weights, used, owned),
-                        linears.create(p + "mlp.up_proj", inter, h, weights, used, owned),
-                        linears.create(p + "mlp.down_proj", h, inter, weights, used, owned));
+                Tensor attnNorm = r.vector(HfSchema.attnNorm(i), h);
+                Linear[] linear = new Linear[projections.length];
+                for (HfSchema.Projection p : projections) linear[p.ordinal()] = linears.create(p.module(i), p.out(c), p.in(c), weights, used, owned);
+                layers[i] = new LlamaModel.Layer(attnNorm, r.vector(HfSchema.mlpNorm(i), h), linear);
             }
-            Tensor finalNorm = r.vector("model.norm.weight", h);
-            Tensor output = c.tieWordEmbeddings() && !weights.has("lm_head.weight")
-                    ? embedding : r.matrix("lm_head.weight", vocab, h);
+            Tensor finalNorm = r.vector(HfSchema.FINAL_NORM, h);
+            Tensor output = c.tieWordEmbeddings() && !weights.has(HfSchema.LM_HEAD)
+                    ? embedding : r.matrix(HfSchema.LM_HEAD, vocab, h);
             List<String> unexpected = new ArrayList<>();
             for (String name : weights.names()) if (!used.contains(name)) unexpected.add(name);
-            return new Loaded(new LlamaModel(config, backend, embedding, layers, finalNorm, output, owned), unexpected);
+            LlamaModel model = new LlamaModel(config, backend, embedding, layers, finalNorm, output, owned);
+            model.setSource(dir);
+            return new Loaded(model, unexpected);
         } catch (RuntimeException | Error e) {
             closeAll(owned);
             throw e;

@@ -5,6 +5,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.BiFunction;
@@ -34,7 +35,7 @@ public final class LlamaModel implements AutoCloseable {
         /** The norms' parameters when they are trained (full fine-tuning), else null. */
         public Parameter attnNormParameter, mlpNormParameter;
 
-        public Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor mlpNorm, Linear gate, Linear up, Linear down) {
+        private Layer(Tensor attnNorm, Linear q, Linear k, Linear v, Linear o, Tensor mlpNorm, Linear gate, Linear up, Linear down) {
             this.attnNorm = attnNorm;
             this.q = q;
             this.k = k;
@@ -44,6 +45,40 @@ public final class LlamaModel implements AutoCloseable {
             this.gate = gate;
             this.up = up;
             this.down = down;
+        }
+
+        /** The projections in checkpoint order (q, k, v, o, gate, up, down), with the norms. */
+        public Layer(Tensor attnNorm, Tensor mlpNorm, Linear... projections) {
+            this(attnNorm, projections[0], projections[1], projections[2], projections[3], mlpNorm, projections[4], projections[5],
+                    projections[6]);
+            if (projections.length != HfSchema.Projection.values().length) {
+                throw new IllegalArgumentException("a layer has 7 projections, got " + projections.length);
+            }
+        }
+
+        /** The projection {@code p}. */
+        public Linear get(HfSchema.Projection p) {
+            return switch (p) {
+                case Q -> q;
+                case K -> k;
+                case V -> v;
+                case O -> o;
+                case GATE -> gate;
+                case UP -> up;
+                case DOWN -> down;
+            };
+        }
+
+        void set(HfSchema.Projection p, Linear l) {
+            switch (p) {
+                case Q -> q = l;
+                case K -> k = l;
+                case V -> v = l;
+                case O -> o = l;
+                case GATE -> gate = l;
+                case UP -> up = l;
+                case DOWN -> down = l;
+            }
         }
     }
 
@@ -58,6 +93,7 @@ public final class LlamaModel implements AutoCloseable {
     private Parameter embeddingParameter; // non-null once the embedding is trained
     private Parameter finalNormParameter; // non-null once the norms are trained
     private Parameter outputParameter;    // non-null once an untied output matrix is trained
+    private Path source;                  // the folder it was loaded from, if any
 
     public LlamaModel(LlamaConfig config, Backend backend, Tensor embedding, Layer[] layers, Tensor finalNorm,
                       Tensor output, List<? extends AutoCloseable> owned) {
@@ -88,6 +124,11 @@ public final class LlamaModel implements AutoCloseable {
 
     public LlamaConfig config() { return config; }
 
+    /** The Hugging Face folder the model was loaded from, or null for a model made from tensors. */
+    public Path source() { return source; }
+
+    void setSource(Path folder) { source = folder; }
+
     public Backend backend() { return backend; }
 
     public Tensor embedding() { return embedding; }
@@ -115,7 +156,7 @@ public final class LlamaModel implements AutoCloseable {
         if (embeddingParameter == null) {
             Tensor f32 = backend.allocate(DType.F32, embedding.shape());
             backend.cast(embedding, f32);
-            embeddingParameter = Parameter.of(backend, "model.embed_tokens.weight", f32);
+            embeddingParameter = Parameter.of(backend, HfSchema.EMBEDDING, f32);
             owned.add(embeddingParameter);
             setEmbedding(f32);
         }
@@ -130,13 +171,13 @@ public final class LlamaModel implements AutoCloseable {
         for (int i = 0; i < layers.length; i++) {
             Layer l = layers[i];
             if (l.attnNormParameter != null) continue;
-            l.attnNormParameter = ownParameter("model.layers." + i + ".input_layernorm.weight", l.attnNorm);
+            l.attnNormParameter = ownParameter(HfSchema.attnNorm(i), l.attnNorm);
             l.attnNorm = l.attnNormParameter.value();
-            l.mlpNormParameter = ownParameter("model.layers." + i + ".post_attention_layernorm.weight", l.mlpNorm);
+            l.mlpNormParameter = ownParameter(HfSchema.mlpNorm(i), l.mlpNorm);
             l.mlpNorm = l.mlpNormParameter.value();
         }
         if (finalNormParameter == null) {
-            finalNormParameter = ownParameter("model.norm.weight", finalNorm);
+            finalNormParameter = ownParameter(HfSchema.FINAL_NORM, finalNorm);
             finalNorm = finalNormParameter.value();
         }
     }
@@ -146,7 +187,7 @@ public final class LlamaModel implements AutoCloseable {
         if (outputIsEmbedding()) {
             trainEmbedding();
         } else if (outputParameter == null) {
-            outputParameter = ownParameter("lm_head.weight", output);
+            outputParameter = ownParameter(HfSchema.LM_HEAD, output);
             output = outputParameter.value();
         }
     }
@@ -200,14 +241,7 @@ public final class LlamaModel implements AutoCloseable {
     public void mapLinears(BiFunction<String, Linear, Linear> mapper) {
         for (int i = 0; i < layers.length; i++) {
             Layer l = layers[i];
-            String p = "model.layers." + i + ".";
-            l.q = mapper.apply(p + "self_attn.q_proj", l.q);
-            l.k = mapper.apply(p + "self_attn.k_proj", l.k);
-            l.v = mapper.apply(p + "self_attn.v_proj", l.v);
-            l.o = mapper.apply(p + "self_attn.o_proj", l.o);
-            l.gate = mapper.apply(p + "mlp.gate_proj", l.gate);
-            l.up = mapper.apply(p + "mlp.up_proj", l.up);
-            l.down = mapper.apply(p + "mlp.down_proj", l.down);
+            for (HfSchema.Projection p : HfSchema.Projection.values()) l.set(p, mapper.apply(p.module(i), l.get(p)));
         }
     }
 

@@ -7,6 +7,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Device;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.testing.SimulatedDeviceBackend;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -54,11 +55,11 @@ class DeviceModelTest {
                             assertEquals(before.live(), c.live(), what + ": the step's scratch is freed");
                         }
                     }
-                    List<Integer> x = Generator.generate(cpu, PROMPT, 12, Sampler.greedy(), Set.of(), null);
-                    List<Integer> y = Generator.generate(gpu, PROMPT, 12, Sampler.greedy(), Set.of(), null);
+                    List<Integer> x = Generator.generate(cpu, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of()));
+                    List<Integer> y = Generator.generate(gpu, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of()));
                     assertEquals(x, y, what + ": generated tokens");
-                    List<Integer> xs = Generator.generate(cpu, PROMPT, 12, new Sampler(0.8f, 0.9f, 5), Set.of(), null);
-                    List<Integer> ys = Generator.generate(gpu, PROMPT, 12, new Sampler(0.8f, 0.9f, 5), Set.of(), null);
+                    List<Integer> xs = Generator.generate(cpu, PROMPT, GenerationSettings.greedy(12).sampling(0.8f, 0.9f, 5).stopIds(Set.of()));
+                    List<Integer> ys = Generator.generate(gpu, PROMPT, GenerationSettings.greedy(12).sampling(0.8f, 0.9f, 5).stopIds(Set.of()));
                     assertEquals(xs, ys, what + ": sampled tokens");
                 }
                 assertEquals(0, dev.counts().live(), what + ": every device tensor is freed with the model");

@@ -29,7 +29,7 @@ class LlamaConfigTest {
 
     private static LlamaConfig with(String extraField) throws Exception {
         String s = LLAMA3_8B.substring(0, LLAMA3_8B.length() - 1) + ", " + extraField + "}";
-        return LlamaConfig.parse(json(s));
+        return LlamaConfig.parse((s));
     }
 
     @Test
@@ -48,7 +48,7 @@ class LlamaConfigTest {
 
     @Test
     void explicitHeadDimAndSingleEos() throws Exception {
-        LlamaConfig c = LlamaConfig.parse(json("""
+        LlamaConfig c = LlamaConfig.parse(("""
                 {"hidden_size": 96, "intermediate_size": 200, "num_hidden_layers": 2, "num_attention_heads": 4,
                  "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 300, "eos_token_id": 7, "tie_word_embeddings": true}"""));
         assertEquals(32, c.headDim());
@@ -58,13 +58,13 @@ class LlamaConfigTest {
 
     @Test
     void refusesWhatItCannotHonour(@TempDir Path dir) throws Exception {
-        assertMessage("model_type", () -> LlamaConfig.parse(json("{\"model_type\": \"mistral\", \"hidden_size\": 8}")));
+        assertMessage("model_type", () -> LlamaConfig.parse(("{\"model_type\": \"mistral\", \"hidden_size\": 8}")));
         assertMessage("hidden_act", () -> with("\"hidden_act\": \"gelu\"").hashCode());
-        assertMessage("attention_bias", () -> LlamaConfig.parse(json(LLAMA3_8B.replace("\"attention_bias\": false", "\"attention_bias\": true"))));
-        assertMessage("rope_scaling.rope_type 'su'", () -> LlamaConfig.parse(json(LLAMA3_8B.replace("\"rope_scaling\": null",
+        assertMessage("attention_bias", () -> LlamaConfig.parse((LLAMA3_8B.replace("\"attention_bias\": false", "\"attention_bias\": true"))));
+        assertMessage("rope_scaling.rope_type 'su'", () -> LlamaConfig.parse((LLAMA3_8B.replace("\"rope_scaling\": null",
                 "\"rope_scaling\": {\"type\": \"su\", \"factor\": 2}"))));
-        assertMessage("num_key_value_heads", () -> LlamaConfig.parse(json(LLAMA3_8B.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5"))));
-        assertMessage("missing field intermediate_size", () -> LlamaConfig.parse(json(LLAMA3_8B.replace("\"intermediate_size\": 14336,", ""))));
+        assertMessage("num_key_value_heads", () -> LlamaConfig.parse((LLAMA3_8B.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5"))));
+        assertMessage("missing field intermediate_size", () -> LlamaConfig.parse((LLAMA3_8B.replace("\"intermediate_size\": 14336,", ""))));
         assertMessage("no config.json", () -> LlamaConfig.load(dir));
         Files.writeString(dir.resolve("config.json"), "{not json");
         assertMessage("config.json: not valid JSON", () -> LlamaConfig.load(dir));
@@ -92,20 +92,22 @@ class LlamaConfigTest {
             Map.entry("beta_slow", YARN_ROPE), Map.entry("mscale", YARN_ROPE), Map.entry("mscale_all_dim", YARN_ROPE),
             Map.entry("attention_factor", YARN_ROPE), Map.entry("long_factor", LONGROPE), Map.entry("short_factor", LONGROPE));
     /** SMALL with {@code field} (top level, or rope_scaling.x / rope_parameters.x) set to the raw JSON {@code value}. */
+    private static final String MARK = "@value@";
+
     private static LlamaConfig withValue(String field, String value) throws Exception {
         com.fasterxml.jackson.databind.node.ObjectNode c = (com.fasterxml.jackson.databind.node.ObjectNode) json(SMALL);
         int dot = field.indexOf('.');
         if (dot < 0) {
-            c.set(field, json(value));
+            c.put(field, MARK);
         } else {
             String object = field.substring(0, dot), leaf = field.substring(dot + 1);
             com.fasterxml.jackson.databind.node.ObjectNode rope = (com.fasterxml.jackson.databind.node.ObjectNode)
                     json(ROPE_FOR.getOrDefault(leaf, "{\"rope_type\": \"default\"}"));
-            rope.set(leaf, json(value));
+            rope.put(leaf, MARK);
             if (object.equals("rope_parameters")) c.remove("rope_theta");
             c.set(object, rope);
         }
-        return LlamaConfig.parse(c);
+        return LlamaConfig.parse(c.toString().replace("\"" + MARK + "\"", value)); // the raw text: 1e400 stays 1e400
     }
 
     @Test
@@ -184,11 +186,11 @@ class LlamaConfigTest {
 
     @Test
     void bothLayoutsMustAgree() throws Exception {
-        assertEquals(200e6, LlamaConfig.parse(json(SMALL.replace("\"rope_theta\": 10000.0",
+        assertEquals(200e6, LlamaConfig.parse((SMALL.replace("\"rope_theta\": 10000.0",
                 "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 200000000.0}"))).ropeTheta());
         assertMessage("rope_scaling.rope_theta (5.0E7) and rope_theta (10000.0) disagree", () -> with2(
                 "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"rope_theta\": 5e7}"));
-        assertEquals(5e7, LlamaConfig.parse(json(SMALL.replace("\"rope_theta\": 10000.0,", "")
+        assertEquals(5e7, LlamaConfig.parse((SMALL.replace("\"rope_theta\": 10000.0,", "")
                 .replace("{", "{\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2, \"rope_theta\": 5e7}, "))).ropeTheta());
         assertMessage("rope_parameters.rope_theta (2.0E8) and rope_theta (10000.0) disagree", () -> with2(
                 "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 2e8}"));
@@ -208,7 +210,7 @@ class LlamaConfigTest {
     }
 
     private static LlamaConfig with2(String extraFields) throws Exception {
-        return LlamaConfig.parse(json(SMALL.substring(0, SMALL.length() - 1) + ", " + extraFields + "}"));
+        return LlamaConfig.parse((SMALL.substring(0, SMALL.length() - 1) + ", " + extraFields + "}"));
     }
 
     @Test
@@ -240,7 +242,7 @@ class LlamaConfigTest {
     // head_dim 8 and theta 10000 give the default table [1, 0.1, 0.01, 0.001].
 
     private static float[] inv(String scaling, int seqLen) throws Exception {
-        return RopeScaling.parse(json(scaling), 16, null).inverseFrequencies(8, 10000, seqLen);
+        return RopeScaling.parse(scaling, 16, null).inverseFrequencies(8, 10000, seqLen);
     }
 
     private static void assertTable(double[] expected, float[] actual) {
@@ -253,7 +255,7 @@ class LlamaConfigTest {
     @Test
     void defaultTable() throws Exception {
         assertTable(new double[] {1, 0.1, 0.01, 0.001}, inv("null", 100));
-        float[] llama = LlamaConfig.parse(json(LLAMA3_8B)).ropeInverseFrequencies(8192);
+        float[] llama = LlamaConfig.parse((LLAMA3_8B)).ropeInverseFrequencies(8192);
         assertEquals(64, llama.length);
         assertEquals(Math.pow(500000, -2.0 * 10 / 128), llama[10], 1e-7);
     }
@@ -283,20 +285,37 @@ class LlamaConfigTest {
     @Test
     void yarn() throws Exception {
         // L0 = 64, factor 4: correction range [floor(-0.497), ceil(1.008)] = [0, 2]; ramp i/2
-        RopeScaling y = RopeScaling.parse(json("{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}"), 256, null);
+        RopeScaling y = RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}", 256, null);
         assertTable(new double[] {1, 0.5 * 0.1 / 4 + 0.5 * 0.1, 0.01 / 4, 0.001 / 4}, y.inverseFrequencies(8, 10000, 10));
         assertEquals(0.1 * Math.log(4) + 1, y.attentionScale(), 1e-6);
-        RopeScaling explicit = RopeScaling.parse(json("{\"rope_type\": \"yarn\", \"factor\": 4, \"attention_factor\": 1.5}"), 64, null);
+        RopeScaling explicit = RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"attention_factor\": 1.5}", 64, null);
         assertEquals(1.5f, explicit.attentionScale());
     }
 
     @Test
     void longrope() throws Exception {
-        RopeScaling r = RopeScaling.parse(json("{\"rope_type\": \"longrope\", \"long_factor\": [1, 2, 4, 8],"
-                + " \"short_factor\": [1, 1, 2, 2]}"), 64, 16); // factor = 64 / 16
+        RopeScaling r = RopeScaling.parse("{\"rope_type\": \"longrope\", \"long_factor\": [1, 2, 4, 8],"
+                + " \"short_factor\": [1, 1, 2, 2]}", 64, 16); // factor = 64 / 16
         assertTable(new double[] {1, 0.1, 0.005, 0.0005}, r.inverseFrequencies(8, 10000, 16));
         assertTable(new double[] {1, 0.05, 0.0025, 0.000125}, r.inverseFrequencies(8, 10000, 17));
         assertEquals(Math.sqrt(1 + Math.log(4) / Math.log(16)), r.attentionScale(), 1e-6);
-        assertMessage("long_factor", () -> RopeScaling.parse(json("{\"rope_type\": \"longrope\", \"short_factor\": [1]}"), 64, 16));
+        assertMessage("long_factor", () -> RopeScaling.parse("{\"rope_type\": \"longrope\", \"short_factor\": [1]}", 64, 16));
+    }
+
+    @Test
+    void factoriesMakeWhatConfigJsonSays() {
+        assertEquals(RopeScaling.linear(4), RopeScaling.parse("{\"rope_type\": \"linear\", \"factor\": 4}", 16, null));
+        assertEquals(RopeScaling.yarn(4, 64), RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64}", 256, null));
+        assertEquals(RopeScaling.yarn(4, 64).withBetas(16, 2), RopeScaling.parse("{\"rope_type\": \"yarn\", \"factor\": 4, \"beta_fast\": 16,"
+                + " \"beta_slow\": 2, \"original_max_position_embeddings\": 64}", 256, null));
+        assertEquals(RopeScaling.llama3(8, 16, 1, 4), RopeScaling.parse(LLAMA3_ROPE, 16, null));
+        assertEquals(RopeScaling.dynamic(2, 16), RopeScaling.parse("{\"type\": \"dynamic\", \"factor\": 2}", 16, null));
+        assertSame(RopeScaling.none(), RopeScaling.parse("null", 16, null));
+        assertNotEquals(RopeScaling.yarn(4, 64), RopeScaling.yarn(4, 64).withTruncate(false));
+        // each checks its values where it is made
+        assertMessage("rope factor must be a finite number >= 1, got 0.5", () -> RopeScaling.linear(0.5));
+        assertMessage("beta_fast must be a finite number > 0", () -> RopeScaling.yarn(4, 64).withBetas(0, 1));
+        assertMessage("high_freq_factor (above low_freq_factor)", () -> RopeScaling.llama3(8, 16, 4, 1));
+        assertMessage("original_max_position_embeddings must be positive", () -> RopeScaling.dynamic(2, 0));
     }
 }

@@ -7,6 +7,7 @@ import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.engine.testing.TestTensors;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -137,7 +138,7 @@ class LlamaModelTest {
         Map<String, Tensor> w = TinyLlama.weights(11, DType.F32, false);
         LlamaConfig c = LlamaConfig.load(m);
         float[][] expected = naiveLogits(c, w, PROMPT, 200e6);
-        try (LlamaModel model = LlamaLoader.loadReporting(m, CpuBackend.fast(), new LlamaLoader.Options(200e6, null)).model();
+        try (LlamaModel model = LlamaLoader.load(m, LoadSpec.defaults().ropeTheta(200e6));
              KvCache cache = new KvCache(model.config(), PROMPT.length)) {
             TestTensors.assertClose("theta 200M", expected[PROMPT.length - 1], model.forward(PROMPT, cache, null), 2e-4, 2e-4);
         }
@@ -160,15 +161,20 @@ class LlamaModelTest {
     void greedyGenerationIsDeterministicAndStops(@TempDir Path dir) throws Exception {
         Path m = TinyLlama.write(dir.resolve("m"), 5, DType.F32, false);
         try (LlamaModel model = LlamaLoader.load(m, CpuBackend.fast())) {
-            List<Integer> a = Generator.generate(model, PROMPT, 12, Sampler.greedy(), Set.of(), null);
-            List<Integer> b = Generator.generate(model, PROMPT, 12, Sampler.greedy(), Set.of(), null);
+            List<Integer> a = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of()));
+            List<Integer> b = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of()));
             assertEquals(12, a.size());
             assertEquals(a, b);
             // stopping on the third generated token returns the two before it
-            List<Integer> stopped = Generator.generate(model, PROMPT, 12, Sampler.greedy(), Set.of(a.get(2)), null);
+            List<Integer> stopped = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of(a.get(2))));
             assertEquals(a.subList(0, a.indexOf(a.get(2))), stopped);
-            List<Integer> s1 = Generator.generate(model, PROMPT, 8, new Sampler(1.0f, 0.9f, 42), Set.of(), null);
-            List<Integer> s2 = Generator.generate(model, PROMPT, 8, new Sampler(1.0f, 0.9f, 42), Set.of(), null);
+            // by default the model's own eos ids (config.json's [2, 3]) stop it, and more can be added
+            assertEquals(Set.of(2, 3), GenerationSettings.greedy(12).stopIdsFor(model));
+            assertEquals(Set.of(2, 3, a.get(2)), GenerationSettings.greedy(12).alsoStopAt(a.get(2)).stopIdsFor(model));
+            List<Integer> also = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).alsoStopAt(a.get(2)));
+            assertTrue(also.size() <= stopped.size() && !also.contains(2) && !also.contains(3), also.toString());
+            List<Integer> s1 = Generator.generate(model, PROMPT, GenerationSettings.greedy(8).sampling(1.0f, 0.9f, 42).stopIds(Set.of()));
+            List<Integer> s2 = Generator.generate(model, PROMPT, GenerationSettings.greedy(8).sampling(1.0f, 0.9f, 42).stopIds(Set.of()));
             assertEquals(s1, s2, "same seed, same tokens");
         }
     }
@@ -217,7 +223,7 @@ class LlamaModelTest {
         w.put("model.layers.1.mlp.up_proj.weight", removed);
         w.put("model.rotary_emb.inv_freq", Tensor.allocate(DType.F32, 4));
         SafeTensorsWriter.write(m.resolve("model.safetensors"), w, Map.of());
-        var loaded = LlamaLoader.loadReporting(m, CpuBackend.fast(), LlamaLoader.Options.none());
+        var loaded = LlamaLoader.loadReporting(m, LoadSpec.defaults());
         assertEquals(List.of("model.rotary_emb.inv_freq"), loaded.unexpected());
         loaded.model().close();
         w.values().forEach(Tensor::close);

@@ -2,14 +2,12 @@ package dev.tenfold.llama;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.engine.Backend;
-import dev.tenfold.engine.Backends;
 import dev.tenfold.engine.Device;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -19,11 +17,11 @@ class ReadmeExampleTest {
     void generatesWithTheChatTemplate(@TempDir Path tmp) throws Exception {
         Path dir = TinyLlama.writeWithTokenizer(tmp.resolve("Meta-Llama-3-8B-Instruct"), 4);
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        Backend backend = Backends.forDevice(Device.parse("cpu"));   // or "cuda", "cuda:1"
-        try (LlamaModel model = LlamaLoader.load(dir, backend)) {
+        LoadSpec spec = LoadSpec.defaults().device(Device.parse("cpu"));   // or "cuda", "cuda:1"
+        try (LlamaModel model = LlamaLoader.load(dir, spec)) {
             int[] prompt = new ChatTemplate(tok).render(List.of(ChatTemplate.Message.user("Hi!")), true).ids();
-            List<Integer> reply = Generator.generate(model, prompt, 64, Sampler.greedy(), Set.of(128001, 128009), null);
-            assertEquals(64, reply.size()); // a random model never says a stop id it does not have
+            List<Integer> reply = Generator.generate(model, prompt, GenerationSettings.greedy(64));   // stops at config.json's eos ids
+            assertTrue(reply.size() <= 64 && !reply.contains(2) && !reply.contains(3)); // the tiny model's eos ids: 2, 3
             assertNotNull(tok.decode(reply));
         }
     }

@@ -1,13 +1,9 @@
 package dev.tenfold.qlora;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.Tensor;
-import dev.tenfold.engine.Transfers;
-import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.JsonFields;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
@@ -37,7 +33,7 @@ public final class FullTraining {
         model.trainOutput();
         model.mapLinears((module, linear) -> {
             if (!(linear instanceof DenseLinear dense)) {
-                throw new IllegalArgumentException(module + ": full training needs dense weights (use --quantize none)");
+                throw new IllegalArgumentException(module + ": full training needs dense weights (load the model without quantization)");
             }
             Tensor f32 = model.backend().allocate(DType.F32, dense.weight().shape());
             model.backend().cast(dense.weight(), f32);
@@ -53,30 +49,15 @@ public final class FullTraining {
      * tokenizer files; config.json is written last.
      */
     public static void save(Path dir, LlamaModel model, Path baseDir, DType dtype) throws IOException {
-        Files.createDirectories(dir);
         Map<String, Tensor> out = new LinkedHashMap<>();
         List<Tensor> temporaries = new ArrayList<>();
-        Backend b = model.backend();
         try {
-            for (Parameter p : model.parameters()) {
-                Tensor t = p.value();
-                if (dtype != DType.F32) {
-                    t = b.allocate(dtype, p.value().shape());
-                    b.cast(p.value(), t);
-                    temporaries.add(t);
-                }
-                out.put(p.name(), Transfers.onHost(b, t, temporaries)); // a device tensor is written from a host copy
-            }
-            SafeTensorsWriter.write(dir.resolve("model.safetensors"), out, Map.of("format", "pt"));
+            for (Parameter p : model.parameters()) out.put(p.name(), ModelFolder.hostCopy(model.backend(), p.value(), dtype, temporaries));
+            ModelFolder.write(dir, ModelFolder.singleFile(out), ModelFolder.sideFilesOf(baseDir),
+                    ModelFolder.Config.read(baseDir.resolve("config.json")).ropeTheta(model.config().ropeTheta()).dtype(dtype));
         } finally {
             temporaries.forEach(Tensor::close);
         }
-        ModelFolder.copySideFiles(baseDir, dir);
-        ObjectMapper json = new ObjectMapper();
-        ObjectNode cfg = (ObjectNode) json.readTree(Files.readAllBytes(baseDir.resolve("config.json")));
-        ModelFolder.setRopeTheta(cfg, model.config().ropeTheta());
-        ModelFolder.setDtype(cfg, dtype);
-        dev.tenfold.engine.io.AtomicFiles.write(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 
     /** transformers' allowed initializer_range (the standard deviation of the random weights). */
@@ -88,18 +69,12 @@ public final class FullTraining {
      */
     public static void init(Path configJson, Path outDir, long seed, DType dtype, Path tokenizerJson) throws IOException {
         if (Files.exists(outDir.resolve("config.json"))) {
-            throw new IllegalArgumentException(outDir + " already holds a model (config.json); choose another --output");
+            throw new IllegalArgumentException(outDir + " already holds a model (config.json); choose another folder");
         }
-        ObjectMapper json = new ObjectMapper();
-        ObjectNode cfgNode;
-        try {
-            cfgNode = (ObjectNode) json.readTree(Files.readAllBytes(configJson));
-        } catch (com.fasterxml.jackson.core.JacksonException | ClassCastException e) {
-            throw new IllegalArgumentException(configJson + ": not a JSON object");
-        }
+        ModelFolder.Config config = ModelFolder.Config.read(configJson);
         LlamaConfig c;
         try {
-            c = LlamaConfig.parse(cfgNode);
+            c = LlamaConfig.parse(config.text());
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
         }
@@ -110,33 +85,18 @@ public final class FullTraining {
             throw new IllegalArgumentException(configJson + ": " + e.getMessage(), e);
         }
         SplittableRandom rng = new SplittableRandom(seed);
-        long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = (long) c.numKvHeads() * c.headDim(), m = c.intermediateSize();
         Map<String, Tensor> w = new LinkedHashMap<>();
         try {
-            w.put("model.embed_tokens.weight", normal(rng, std, dtype, c.vocabSize(), h));
-            for (int i = 0; i < c.numLayers(); i++) {
-                String p = "model.layers." + i + ".";
-                w.put(p + "input_layernorm.weight", ones(dtype, h));
-                w.put(p + "self_attn.q_proj.weight", normal(rng, std, dtype, q, h));
-                w.put(p + "self_attn.k_proj.weight", normal(rng, std, dtype, kv, h));
-                w.put(p + "self_attn.v_proj.weight", normal(rng, std, dtype, kv, h));
-                w.put(p + "self_attn.o_proj.weight", normal(rng, std, dtype, h, q));
-                w.put(p + "post_attention_layernorm.weight", ones(dtype, h));
-                w.put(p + "mlp.gate_proj.weight", normal(rng, std, dtype, m, h));
-                w.put(p + "mlp.up_proj.weight", normal(rng, std, dtype, m, h));
-                w.put(p + "mlp.down_proj.weight", normal(rng, std, dtype, h, m));
+            // every weight in checkpoint order, each drawn in turn from the one seeded stream; norms (vectors) are 1
+            for (Map.Entry<String, long[]> t : HfSchema.tensors(c).entrySet()) {
+                long[] shape = t.getValue();
+                w.put(t.getKey(), shape.length == 1 ? ones(dtype, shape[0]) : normal(rng, std, dtype, shape[0], shape[1]));
             }
-            w.put("model.norm.weight", ones(dtype, h));
-            if (!c.tieWordEmbeddings()) w.put("lm_head.weight", normal(rng, std, dtype, c.vocabSize(), h));
-            Files.createDirectories(outDir);
-            SafeTensorsWriter.write(outDir.resolve("model.safetensors"), w, Map.of("format", "pt"));
+            ModelFolder.write(outDir, ModelFolder.singleFile(w), tokenizerJson == null ? Map.of() : Map.of("tokenizer.json", tokenizerJson),
+                    config.set("model_type", "llama").dtype(dtype));
         } finally {
             w.values().forEach(Tensor::close);
         }
-        if (tokenizerJson != null) dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("tokenizer.json"), Files.readAllBytes(tokenizerJson));
-        cfgNode.put("model_type", "llama");
-        ModelFolder.setDtype(cfgNode, dtype);
-        dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfgNode));
     }
 
     private static Tensor normal(SplittableRandom rng, double std, DType dtype, long rows, long cols) {

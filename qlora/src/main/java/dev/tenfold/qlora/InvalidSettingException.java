@@ -1,7 +1,7 @@
 package dev.tenfold.qlora;
 
 /**
- * A training setting outside its allowed range, named as {@link Trainer.Settings} names it
+ * A training setting outside its allowed range, named as {@link TrainingSettings} names it
  * ({@code lr}, {@code beta2}, {@code warmupSteps}, ...), so that a caller can say it in its own
  * terms (a command line maps {@link #setting} to its flag).
  */
@@ -13,6 +13,6 @@ public final class InvalidSettingException extends IllegalArgumentException {
         this.setting = setting;
     }
 
-    /** The name of the setting, as the {@link Trainer.Settings} component is called. */
+    /** The name of the setting, as the {@link TrainingSettings} component is called. */
     public String setting() { return setting; }
 }

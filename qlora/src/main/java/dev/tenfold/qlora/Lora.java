@@ -1,10 +1,11 @@
 package dev.tenfold.qlora;
 
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.LlamaModel;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 import java.util.SplittableRandom;
 
@@ -13,7 +14,7 @@ public final class Lora {
     private Lora() {}
 
     /** The projections LoRA can target, by the short names the CLI takes and PEFT's module names. */
-    public static final List<String> TARGETS = List.of("q", "k", "v", "o", "gate", "up", "down");
+    public static final List<String> TARGETS = Arrays.stream(HfSchema.Projection.values()).map(HfSchema.Projection::shortName).toList();
 
     /** Sets the dropout seed of every adapter (one per sequence and step, while training), or clears it (null). */
     public static void setDropoutSeed(LlamaModel model, Long seed) {
@@ -26,8 +27,8 @@ public final class Lora {
         });
     }
 
-    /** Sets the dropout probability of every adapter. */
-    public static void setDropout(LlamaModel model, float p) {
+    /** Sets the dropout probability of every adapter (tests change it on a model they already built). */
+    static void setDropout(LlamaModel model, float p) {
         model.mapLinears((module, linear) -> {
             if (linear instanceof LoraLinear lora) lora.setDropout(p);
             return linear;
@@ -38,36 +39,39 @@ public final class Lora {
     public static Set<String> parseTargets(String list) {
         Set<String> out = new LinkedHashSet<>();
         for (String raw : list.split(",")) {
-            String t = raw.trim().toLowerCase(Locale.ROOT);
+            String t = raw.trim();
             if (t.isEmpty()) continue;
-            if (t.endsWith("_proj")) t = t.substring(0, t.length() - 5);
-            if (!TARGETS.contains(t)) {
-                throw new IllegalArgumentException("unknown LoRA target '" + raw.trim() + "' (choose among " + String.join(", ", TARGETS) + ")");
+            HfSchema.Projection p = HfSchema.Projection.named(t);
+            if (p == null) {
+                throw new IllegalArgumentException("unknown LoRA target '" + t + "' (choose among " + String.join(", ", TARGETS) + ")");
             }
-            out.add(t + "_proj");
+            out.add(p.leaf());
         }
         if (out.isEmpty()) throw new IllegalArgumentException("no LoRA targets given");
         return out;
     }
 
     /**
-     * Wraps every targeted projection (module names ending in one of {@code targetModules}, e.g.
-     * "q_proj") in a {@link LoraLinear}; the adapters are closed with the model and live where it
-     * computes. Initialisation is deterministic for a seed.
+     * Wraps every projection that {@code config} targets (module names ending in one of its
+     * target_modules' last parts, e.g. "q_proj") in a {@link LoraLinear}, and makes the embedding
+     * trainable when it says so; the adapters are closed with the model and live where it
+     * computes. Initialisation is deterministic for the config's seed.
      */
-    public static List<LoraLinear> attach(LlamaModel model, Set<String> targetModules, int rank, float alpha, boolean rsLora,
-                                          long seed) {
-        SplittableRandom rng = new SplittableRandom(seed);
+    public static List<LoraLinear> attach(LlamaModel model, LoraConfig config) {
+        Set<String> leaves = new LinkedHashSet<>();
+        for (String t : config.targetModules()) leaves.add(t.substring(t.lastIndexOf('.') + 1));
+        SplittableRandom rng = new SplittableRandom(config.seed());
         List<LoraLinear> added = new ArrayList<>();
         model.mapLinears((module, linear) -> {
             String leaf = module.substring(module.lastIndexOf('.') + 1);
-            if (!targetModules.contains(leaf)) return linear;
-            LoraLinear lora = new LoraLinear(model.backend(), module, linear, rank, alpha, rsLora, rng);
+            if (!leaves.contains(leaf)) return linear;
+            LoraLinear lora = new LoraLinear(model.backend(), module, linear, config, rng);
             model.own(lora.a());
             model.own(lora.b());
             added.add(lora);
             return lora;
         });
+        if (config.trainEmbeddings()) model.trainEmbedding();
         return added;
     }
 }

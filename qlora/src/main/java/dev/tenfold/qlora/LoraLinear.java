@@ -26,6 +26,7 @@ import java.util.SplittableRandom;
  */
 public final class LoraLinear implements Linear {
     private final Linear base;
+    private final LoraConfig config;
     private final Parameter a;
     private final Parameter b;
     private final float scale;
@@ -35,11 +36,13 @@ public final class LoraLinear implements Linear {
     private long dropoutSeed;
     private boolean dropoutActive;
 
-    public LoraLinear(Backend backend, String module, Linear base, int rank, float alpha, boolean rsLora, SplittableRandom rng) {
-        if (rank <= 0) throw new IllegalArgumentException("LoRA rank must be positive, got " + rank);
+    /** An adapter of {@code config}'s rank, scale and dropout on {@code base}; A drawn from {@code rng}. */
+    public LoraLinear(Backend backend, String module, Linear base, LoraConfig config, SplittableRandom rng) {
         this.base = base;
-        this.rank = rank;
-        this.scale = (float) (rsLora ? alpha / Math.sqrt(rank) : alpha / rank);
+        this.config = config;
+        this.rank = config.rank();
+        this.scale = config.scale();
+        this.dropout = config.dropout();
         this.moduleHash = mix(module.hashCode() * 0x9E3779B97F4A7C15L);
         long in = base.inFeatures(), out = base.outFeatures();
         Tensor av = Tensor.allocate(DType.F32, rank, in);
@@ -64,8 +67,11 @@ public final class LoraLinear implements Linear {
 
     public int rank() { return rank; }
 
-    /** The dropout probability on the adapter's input (0 = none). */
-    public void setDropout(float p) {
+    /** The configuration the adapter was made from. */
+    public LoraConfig config() { return config; }
+
+    /** Another dropout probability on the adapter's input (tests). */
+    void setDropout(float p) {
         if (!(p >= 0 && p < 1)) throw new IllegalArgumentException("LoRA dropout must be in [0, 1), got " + p);
         dropout = p;
     }

@@ -1,16 +1,13 @@
 package dev.tenfold.qlora;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.cpu.CpuBackend;
-import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsModel;
-import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Linear;
 import java.io.IOException;
@@ -68,19 +65,12 @@ public final class Merge {
             Map<String, Tensor> out = new LinkedHashMap<>();
             for (String name : base.names()) out.put(name, base.tensor(name));
             if (model.embeddingParameter() != null) {
-                String name = "model.embed_tokens.weight";
-                out.put(name, onHostAs(b, model.embeddingParameter().value(), outDtype(out.get(name), options), temporaries));
+                String name = HfSchema.EMBEDDING;
+                out.put(name, ModelFolder.hostCopy(b, model.embeddingParameter().value(), outDtype(out.get(name), options), temporaries));
             }
             for (int i = 0; i < model.numLayers(); i++) {
                 LlamaModel.Layer l = model.layer(i);
-                String p = "model.layers." + i + ".";
-                merge(b, p + "self_attn.q_proj", l.q, out, options, temporaries);
-                merge(b, p + "self_attn.k_proj", l.k, out, options, temporaries);
-                merge(b, p + "self_attn.v_proj", l.v, out, options, temporaries);
-                merge(b, p + "self_attn.o_proj", l.o, out, options, temporaries);
-                merge(b, p + "mlp.gate_proj", l.gate, out, options, temporaries);
-                merge(b, p + "mlp.up_proj", l.up, out, options, temporaries);
-                merge(b, p + "mlp.down_proj", l.down, out, options, temporaries);
+                for (HfSchema.Projection p : HfSchema.Projection.values()) merge(b, p.module(i), l.get(p), out, options, temporaries);
             }
             for (Map.Entry<String, Tensor> e : out.entrySet()) {
                 Tensor t = e.getValue();
@@ -88,20 +78,14 @@ public final class Merge {
                 if (t.dtype() != want) e.setValue(t = convertOnHost(t, want, temporaries)); // the tensors no adapter touched
                 if (isFloat(t.dtype())) bytesByDtype.merge(t.dtype(), t.byteSize(), Long::sum);
             }
-            SafeTensorsWriter.write(outDir.resolve("model.safetensors"), out, Map.of("format", "pt"));
+            ModelFolder.Config config = ModelFolder.Config.read(baseDir.resolve("config.json")).quantizationConfig(null);
+            if (options.ropeTheta() != null) config.ropeTheta(options.ropeTheta());
+            // what the file holds: the dtype of (nearly) all of its bytes
+            config.dtype(bytesByDtype.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.BF16));
+            ModelFolder.write(outDir, ModelFolder.singleFile(out), ModelFolder.sideFilesOf(baseDir), config);
         } finally {
             temporaries.forEach(Tensor::close);
         }
-        ModelFolder.copySideFiles(baseDir, outDir);
-        // config.json last: a folder without it is visibly incomplete
-        ObjectMapper json = new ObjectMapper();
-        ObjectNode cfg = (ObjectNode) json.readTree(Files.readAllBytes(baseDir.resolve("config.json")));
-        if (options.ropeTheta() != null) ModelFolder.setRopeTheta(cfg, options.ropeTheta());
-        // what the file holds: the dtype of (nearly) all of its bytes
-        DType held = bytesByDtype.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.BF16);
-        ModelFolder.setDtype(cfg, held);
-        cfg.remove("quantization_config");
-        AtomicFiles.write(outDir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(cfg));
     }
 
     /** Checks, changing nothing, that {@link #write} may write into outDir (callers do it before loading the model). */
@@ -136,18 +120,8 @@ public final class Merge {
             try (Tensor wf = b.allocate(DType.F32, w.shape())) {
                 b.cast(w, wf);
                 b.add(wf, delta, wf);
-                out.put(module + ".weight", onHostAs(b, wf, want, temporaries));
+                out.put(module + ".weight", ModelFolder.hostCopy(b, wf, want, temporaries));
             }
-        }
-    }
-
-    /** A host copy of {@code t} (where the backend computes) in dtype {@code want}, rounded once, kept in temporaries. */
-    private static Tensor onHostAs(Backend b, Tensor t, DType want, List<Tensor> temporaries) {
-        try (Tensor cast = b.allocate(want, t.shape())) {
-            b.cast(t, cast);
-            Tensor host = Transfers.download(b, cast);
-            temporaries.add(host);
-            return host;
         }
     }
 

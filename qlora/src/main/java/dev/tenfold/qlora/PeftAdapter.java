@@ -11,11 +11,11 @@ import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.engine.io.SafeTensorsWriter;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.JsonFields;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.Range;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -25,6 +25,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -41,25 +42,20 @@ public final class PeftAdapter {
     public static final String WEIGHTS = "adapter_model.safetensors";
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** Largest LoRA rank accepted (peft's own adapters stay far below; r beyond the layer width is pointless). */
-    public static final int MAX_RANK = 1 << 16;
-    public static final Range LORA_ALPHA = Range.openClosed(0, 1 << 20), LORA_DROPOUT = Range.closedOpen(0, 1);
     /** peft settings that change which weights are adapted or how, which tenfold does not honour: refused when set. */
     private static final List<String> UNSUPPORTED = List.of("rank_pattern", "alpha_pattern", "layers_to_transform",
             "exclude_modules", "layer_replication", "trainable_token_indices", "target_parameters", "alora_invocation_tokens",
             "use_bdlora", "arrow_config", "kasa_config", "monteclora_config");
     private static final List<String> UNSUPPORTED_FLAGS = List.of("use_dora", "lora_bias", "use_qalora", "fan_in_fan_out");
 
-    /** What adapter_config.json records; the constructor checks every value's range. */
-    public record Config(String baseModel, int rank, float alpha, float dropout, Set<String> targetModules,
-                         boolean trainEmbeddings, boolean rsLora, Double ropeTheta) {
-
+    /**
+     * What adapter_config.json records: the LoRA configuration, the base model's folder and the RoPE
+     * base the adapter was trained with (null: the base's own). Written by {@link #save}, derived
+     * from the model; read back by {@link #readConfig} and {@link #load}.
+     */
+    public record Config(LoraConfig lora, String baseModel, Double ropeTheta) {
         public Config {
-            if (rank < 1 || rank > MAX_RANK) throw new IllegalArgumentException("r must be in [1, " + MAX_RANK + "], got " + rank);
-            LORA_ALPHA.check("lora_alpha", alpha);
-            LORA_DROPOUT.check("lora_dropout", dropout);
-            targetModules = java.util.Collections.unmodifiableSet(new java.util.LinkedHashSet<>(targetModules));
-            if (targetModules.isEmpty()) throw new IllegalArgumentException("target_modules is empty");
+            Objects.requireNonNull(lora, "lora");
             if (ropeTheta != null) LlamaConfig.ROPE_THETA.check("tenfold_rope_theta", ropeTheta);
         }
 
@@ -68,16 +64,16 @@ public final class PeftAdapter {
             o.put("peft_type", "LORA");
             o.put("task_type", "CAUSAL_LM");
             o.put("base_model_name_or_path", baseModel);
-            o.put("r", rank);
-            o.put("lora_alpha", alpha);
-            o.put("lora_dropout", dropout);
+            o.put("r", lora.rank());
+            o.put("lora_alpha", lora.alpha());
+            o.put("lora_dropout", lora.dropout());
             ArrayNode t = o.putArray("target_modules");
-            targetModules.forEach(t::add);
+            lora.targetModules().forEach(t::add);
             o.put("bias", "none");
             o.put("fan_in_fan_out", false);
-            if (trainEmbeddings) o.putArray("modules_to_save").add("embed_tokens");
+            if (lora.trainEmbeddings()) o.putArray("modules_to_save").add(HfSchema.EMBEDDING_MODULE);
             else o.putNull("modules_to_save");
-            o.put("use_rslora", rsLora);
+            o.put("use_rslora", lora.rsLora());
             o.put("use_dora", false);
             o.put("inference_mode", true);
             o.put("init_lora_weights", true);
@@ -108,7 +104,7 @@ public final class PeftAdapter {
             java.util.LinkedHashSet<String> targets = new java.util.LinkedHashSet<>();
             for (String t : o.texts("target_modules")) {
                 String leaf = t.substring(t.lastIndexOf('.') + 1);
-                if (!leaf.endsWith("_proj") || !Lora.TARGETS.contains(leaf.substring(0, leaf.length() - 5))) {
+                if (!leaf.endsWith("_proj") || HfSchema.Projection.named(leaf) == null) {
                     throw new IllegalArgumentException("target_modules entry '" + t + "' is not supported (tenfold adapts "
                             + String.join(", ", Lora.TARGETS.stream().map(x -> x + "_proj").toList()) + ")");
                 }
@@ -116,17 +112,40 @@ public final class PeftAdapter {
             }
             boolean emb = false;
             for (String m : o.texts("modules_to_save")) {
-                if (m.equals("embed_tokens")) emb = true;
-                else throw new IllegalArgumentException("modules_to_save '" + m + "' is not supported (only embed_tokens)");
+                if (m.equals(HfSchema.EMBEDDING_MODULE)) emb = true;
+                else throw new IllegalArgumentException("modules_to_save '" + m + "' is not supported (only " + HfSchema.EMBEDDING_MODULE + ")");
             }
-            return new Config(o.text("base_model_name_or_path", ""), (int) o.integer("r", 1, MAX_RANK),
-                    (float) o.number("lora_alpha", LORA_ALPHA), (float) o.number("lora_dropout", LORA_DROPOUT, 0),
-                    targets, emb, o.bool("use_rslora", false), o.numberOrNull("tenfold_rope_theta", LlamaConfig.ROPE_THETA));
+            LoraConfig lora = LoraConfig.of((int) o.integer("r", 1, LoraConfig.MAX_RANK), (float) o.number("lora_alpha", LoraConfig.LORA_ALPHA))
+                    .dropout((float) o.number("lora_dropout", LoraConfig.LORA_DROPOUT, 0)).targetModules(targets).trainEmbeddings(emb)
+                    .rsLora(o.bool("use_rslora", false));
+            return new Config(lora, o.text("base_model_name_or_path", ""), o.numberOrNull("tenfold_rope_theta", LlamaConfig.ROPE_THETA));
         }
     }
 
-    /** Writes the model's trainable parameters as a PEFT adapter folder (each file atomically). */
-    public static void save(Path dir, LlamaModel model, Config config) throws IOException {
+    /**
+     * What adapter_config.json says for the adapters on {@code model}, derived from them: their
+     * LoRA configuration (one for all of them), whether the embedding is trained, the folder the
+     * model was loaded from and its RoPE base.
+     */
+    public static Config configOf(LlamaModel model) {
+        Set<LoraConfig> configs = new java.util.LinkedHashSet<>();
+        model.mapLinears((module, linear) -> {
+            if (linear instanceof LoraLinear lora) configs.add(lora.config().dropout(lora.dropout()));
+            return linear;
+        });
+        if (configs.isEmpty()) throw new IllegalArgumentException("the model has no LoRA adapters to save (attach them with Lora.attach)");
+        if (configs.size() > 1) throw new IllegalArgumentException("the model's adapters differ (" + configs + "): one PEFT adapter has one configuration");
+        LoraConfig lora = configs.iterator().next().trainEmbeddings(model.embeddingParameter() != null);
+        Path source = model.source();
+        return new Config(lora, source == null ? "" : source.toAbsolutePath().toString(), model.config().ropeTheta());
+    }
+
+    /**
+     * Writes the model's trainable parameters as a PEFT adapter folder (each file atomically), with
+     * the adapter_config.json of {@link #configOf}.
+     */
+    public static void save(Path dir, LlamaModel model) throws IOException {
+        Config config = configOf(model);
         Files.createDirectories(dir);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         List<Tensor> downloads = new java.util.ArrayList<>(); // host copies of device parameters
@@ -162,11 +181,7 @@ public final class PeftAdapter {
      */
     public static Config load(Path dir, LlamaModel model) throws IOException {
         Config cfg = readConfig(dir);
-        Set<String> leaves = new java.util.LinkedHashSet<>();
-        for (String t : cfg.targetModules()) leaves.add(t.substring(t.lastIndexOf('.') + 1));
-        Lora.attach(model, leaves, cfg.rank(), cfg.alpha(), cfg.rsLora(), 0);
-        Lora.setDropout(model, cfg.dropout()); // used only if training continues from this adapter
-        if (cfg.trainEmbeddings()) model.trainEmbedding();
+        Lora.attach(model, cfg.lora()); // its dropout is used only if training continues from this adapter
         Path weights = dir.resolve(WEIGHTS);
         if (!Files.isRegularFile(weights)) throw new IllegalArgumentException("no " + WEIGHTS + " in " + dir);
         try (SafeTensorsFile f = SafeTensorsFile.open(weights)) {

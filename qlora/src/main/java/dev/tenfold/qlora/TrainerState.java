@@ -29,7 +29,7 @@ import java.util.Objects;
  * training data and of the batch plan, and the trainable parameters' names and shapes. A file read
  * back is checked field by field (types and ranges); anything wrong is named with the file.
  */
-record TrainerState(int step, int totalSteps, int stepsPerEpoch, Trainer.Settings settings, double ropeTheta,
+record TrainerState(int step, int totalSteps, int stepsPerEpoch, TrainingSettings settings, double ropeTheta,
                     List<String> frozenWeights, List<Float> loraScales, List<Float> loraDropouts, int examples, String dataSha256,
                     String batchPlanSha256, Map<String, long[]> parameters) {
 
@@ -45,7 +45,7 @@ record TrainerState(int step, int totalSteps, int stepsPerEpoch, Trainer.Setting
 
     byte[] toJson() throws IOException {
         ObjectNode o = JSON.createObjectNode().put("step", step).put("total_steps", totalSteps).put("steps_per_epoch", stepsPerEpoch);
-        Trainer.Settings s = settings;
+        TrainingSettings s = settings;
         ObjectNode so = o.putObject("settings").put("lr", s.lr()).put("schedule", s.schedule().name().toLowerCase(Locale.ROOT))
                 .put("warmup_steps", s.warmupSteps()).put("epochs", s.epochs());
         if (s.maxSteps() != null) so.put("max_steps", s.maxSteps());
@@ -86,13 +86,15 @@ record TrainerState(int step, int totalSteps, int stepsPerEpoch, Trainer.Setting
             int perEpoch = intField(o, "steps_per_epoch", 1, Integer.MAX_VALUE);
             int step = intField(o, "step", 1, total);
             JsonNode so = object(o, "settings");
-            Trainer.Settings s;
+            TrainingSettings s;
             try {
-                s = new Trainer.Settings(number(so, "settings.lr"), schedule(so), intField(so, "settings.warmup_steps", 0, Integer.MAX_VALUE),
-                        intField(so, "settings.epochs", 1, Integer.MAX_VALUE),
-                        so.path("max_steps").isNull() ? null : intField(so, "settings.max_steps", 1, Integer.MAX_VALUE),
-                        floatField(so, "settings.beta1"), floatField(so, "settings.beta2"), floatField(so, "settings.eps"),
-                        floatField(so, "settings.weight_decay"), number(so, "settings.max_grad_norm"), 0, 1, longField(so, "settings.seed"));
+                s = TrainingSettings.defaults().lr(number(so, "settings.lr")).schedule(schedule(so))
+                        .warmupSteps(intField(so, "settings.warmup_steps", 0, Integer.MAX_VALUE))
+                        .epochs(intField(so, "settings.epochs", 1, Integer.MAX_VALUE))
+                        .maxSteps(so.path("max_steps").isNull() ? null : intField(so, "settings.max_steps", 1, Integer.MAX_VALUE))
+                        .beta1(floatField(so, "settings.beta1")).beta2(floatField(so, "settings.beta2")).eps(floatField(so, "settings.eps"))
+                        .weightDecay(floatField(so, "settings.weight_decay")).maxGradNorm(number(so, "settings.max_grad_norm"))
+                        .seed(longField(so, "settings.seed"));
             } catch (InvalidSettingException e) {
                 // named as this file names it: warmupSteps is settings.warmup_steps
                 String key = e.setting().replaceAll("([A-Z])", "_$1").toLowerCase(Locale.ROOT);
@@ -217,7 +219,7 @@ record TrainerState(int step, int totalSteps, int stepsPerEpoch, Trainer.Setting
      */
     List<String> differencesFrom(TrainerState run) {
         List<String> out = new ArrayList<>();
-        Trainer.Settings a = settings, b = run.settings;
+        TrainingSettings a = settings, b = run.settings;
         differ(out, "lr", a.lr(), b.lr());
         differ(out, "schedule", a.schedule().name().toLowerCase(Locale.ROOT), b.schedule().name().toLowerCase(Locale.ROOT));
         differ(out, "warmup_steps", a.warmupSteps(), b.warmupSteps());

@@ -19,7 +19,7 @@ public final class TrainingDivergedException extends RuntimeException {
      * @param parameter the parameter found non-finite after the step's update, or null when the
      *                  step's loss or gradient norm was (the update not applied)
      */
-    public TrainingDivergedException(int step, int totalSteps, double loss, double gradNorm, String parameter, Path lastCheckpoint) {
+    TrainingDivergedException(int step, int totalSteps, double loss, double gradNorm, String parameter, Path lastCheckpoint) {
         super("training diverged at step " + step + " of " + totalSteps + ": "
                 + (parameter == null
                         ? "loss " + loss + ", gradient norm " + gradNorm + "; its update was not applied"

@@ -11,8 +11,8 @@ import dev.tenfold.engine.testing.TestTensors;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
 import dev.tenfold.llama.TrainingStep;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -29,7 +29,7 @@ class BackwardTest {
     static LlamaModel model(Path dir, Backend backend, boolean tied) throws Exception {
         Path m = TinyLlama.write(dir.resolve("m" + tied), 13, DType.F32, tied);
         LlamaModel model = LlamaLoader.load(m, backend);
-        Lora.attach(model, Set.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"), 3, 6f, false, 5);
+        Lora.attach(model, LoraConfig.of(3, 6f).targets("q,k,v,o,gate").seed(5));
         model.trainEmbedding();
         // B starts at zero in PEFT; give it values so that A's gradient is not trivially zero
         SplittableRandom rng = new SplittableRandom(3);
@@ -119,7 +119,7 @@ class BackwardTest {
         float[][] first = null;
         for (int run = 0; run < 3; run++) {
             try (LlamaModel model = LlamaLoader.load(m, CpuBackend.fast())) {
-                Lora.attach(model, Lora.parseTargets("q,k,v,o"), 4, 8f, false, 99);
+                Lora.attach(model, LoraConfig.of(4, 8f).targets("q,k,v,o").seed(99));
                 double withLora = TrainingStep.run(model, IDS, TARGETS, pos, 1f).sum();
                 assertEquals(base, withLora, 1e-9, "B = 0: the adapter changes nothing yet");
                 List<Parameter> ps = model.parameters();

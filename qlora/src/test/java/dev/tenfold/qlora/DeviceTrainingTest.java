@@ -11,10 +11,12 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.testing.SimulatedDeviceBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
 import dev.tenfold.llama.Perplexity;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.TrainingStep;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import dev.tenfold.qlora.nf4.Nf4Linear;
 import java.nio.file.Files;
@@ -43,16 +45,13 @@ class DeviceTrainingTest {
                 Nf4Linear l = (Nf4Linear) Nf4Checkpoint.FACTORY.create(module, out, in, weights, used, owned);
                 return compute == DType.F32 ? l : new Nf4Linear(l.weight(), compute, l.chunkRows());
             }
-
-            @Override
-            public boolean accepts(com.fasterxml.jackson.databind.JsonNode qc) { return Nf4Checkpoint.FACTORY.accepts(qc); }
         };
     }
 
     /** The recipe's shape in small: NF4 base, LoRA on q/k/v/o, trained embedding; B given values so that A's gradient is not zero. */
     static LlamaModel qlora(Path dir, Backend b, DType compute) throws Exception {
-        LlamaModel m = LlamaLoader.loadReporting(dir, b, LlamaLoader.Options.none(), nf4(compute)).model();
-        Lora.attach(m, Lora.parseTargets("q,k,v,o"), 4, 8f, false, 7);
+        LlamaModel m = LlamaLoader.loadReporting(dir, LoadSpec.defaults().backend(b), nf4(compute)).model();
+        Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o").seed(7));
         m.trainEmbedding();
         SplittableRandom rng = new SplittableRandom(3);
         for (Parameter p : m.parameters()) {
@@ -111,14 +110,11 @@ class DeviceTrainingTest {
         return false;
     }
 
-    static Trainer.Settings settings(int saveEvery) {
+    static TrainingSettings settings(int saveEvery) {
         // clipping at 0.05 clips every step
-        return new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 1, 2, null, 0.9f, 0.999f, 1e-8f, 0.01f, 0.05, saveEvery, 2, 5);
+        return TrainingSettings.defaults().lr(3e-2).warmupSteps(1).epochs(2).weightDecay(0.01f).maxGradNorm(0.05).saveEvery(saveEvery).seed(5);
     }
 
-    static PeftAdapter.Config adapterConfig(Path base) {
-        return new PeftAdapter.Config(base.toString(), 4, 8f, 0f, Lora.parseTargets("q,k,v,o"), true, false, null);
-    }
 
     @Test
     void theTrainerOnTheDeviceWritesTheCpusAdapterAndResumesExactly(@TempDir Path dir) throws Exception {
@@ -126,11 +122,11 @@ class DeviceTrainingTest {
         List<Trainer.Example> data = TrainerTest.repeatTask(7, 5, 2);
         Path onCpu = dir.resolve("cpu"), onDev = dir.resolve("dev"), killed = dir.resolve("killed");
         try (LlamaModel m = qlora(base, CpuBackend.fast(), DType.F32)) {
-            new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onCpu, adapterConfig(base)).train(false, null);
+            Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), onCpu).train(false, null);
         }
         SimulatedDeviceBackend dev = new SimulatedDeviceBackend();
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), onDev, adapterConfig(base));
+            Run t = Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), onDev);
             assertEquals(6, t.totalSteps());
             SimulatedDeviceBackend.Counts before = dev.counts();
             t.train(false, null);
@@ -148,21 +144,21 @@ class DeviceTrainingTest {
 
         // killed after step 3 on the device, resumed from checkpoint-2 there: the same adapter
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            Trainer t = new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed, adapterConfig(base));
+            Run t = Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed);
             assertThrows(IllegalStateException.class, () -> t.train(false, s -> {
                 if (s.step() == 3) throw new IllegalStateException("killed");
             }));
         }
         try (LlamaModel m = qlora(base, dev, DType.F32)) {
-            assertEquals(2, new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed, adapterConfig(base)).train(true, null));
+            assertEquals(2, Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(2), killed).train(true, null));
         }
         assertArrayEquals(Files.readAllBytes(onCpu.resolve("adapter_model.safetensors")), Files.readAllBytes(killed.resolve("adapter_model.safetensors")));
         assertEquals(0, dev.counts().live());
 
         // the adapter, loaded onto the device, gives the CPU's perplexity
         List<int[]> seqs = List.of(IDS, data.get(0).ids());
-        try (LlamaModel cpu = Nf4Checkpoint.loadQuantized(base, CpuBackend.fast(), LlamaLoader.Options.none());
-             LlamaModel gpu = Nf4Checkpoint.loadQuantized(base, dev, LlamaLoader.Options.none())) {
+        try (LlamaModel cpu = LlamaLoader.load(base, LoadSpec.defaults().quantization(Quantization.NF4));
+             LlamaModel gpu = LlamaLoader.load(base, LoadSpec.defaults().quantization(Quantization.NF4).backend(dev))) {
             PeftAdapter.load(onCpu, cpu);
             PeftAdapter.load(onCpu, gpu);
             assertEquals(Perplexity.evaluate(cpu, seqs, 8, 3), Perplexity.evaluate(gpu, seqs, 8, 3));
@@ -182,7 +178,7 @@ class DeviceTrainingTest {
         for (Backend b : new Backend[] {CpuBackend.fast(), dev}) {
             try (LlamaModel m = qlora(base, b, DType.F32)) {
                 Lora.setDropout(m, 0.2f);
-                new Trainer(m, data, TrainerTest.plan(data.size(), 2), settings(0), dir.resolve(b.name()), adapterConfig(base)).train(false, null);
+                Run.of(m, data, TrainerTest.plan(data.size(), 2), settings(0), dir.resolve(b.name())).train(false, null);
             }
         }
         assertArrayEquals(Files.readAllBytes(dir.resolve("cpu/adapter_model.safetensors")),
@@ -199,14 +195,12 @@ class DeviceTrainingTest {
             try (LlamaModel m = LlamaLoader.load(base, b)) {
                 FullTraining.makeTrainable(m);
                 Path out = dir.resolve("full-" + b.name());
-                new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(0), out,
+                Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(0), out,
                         (d, mm) -> FullTraining.save(d, mm, base, DType.BF16)).train(false, null);
             }
             try (LlamaModel m = LlamaLoader.load(base, b)) {
-                PeftAdapter.Config cfg = new PeftAdapter.Config(base.toString(), 4, 8f, 0f, Lora.parseTargets("q,v,down"), true, false, null);
-                Lora.attach(m, cfg.targetModules(), 4, 8f, false, 9);
-                m.trainEmbedding();
-                new Trainer(m, data, TrainerTest.plan(data.size(), 3), settings(0), dir.resolve("lora-" + b.name()), cfg).train(false, null);
+                Lora.attach(m, LoraConfig.of(4, 8f).targets("q,v,down").trainEmbeddings(true).seed(9));
+                Run.of(m, data, TrainerTest.plan(data.size(), 3), settings(0), dir.resolve("lora-" + b.name())).train(false, null);
                 Merge.write(base, m, 5e5, dir.resolve("merged-" + b.name()));
             }
         }

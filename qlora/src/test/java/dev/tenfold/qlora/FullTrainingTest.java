@@ -9,8 +9,8 @@ import dev.tenfold.engine.testing.GradCheck;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
 import dev.tenfold.llama.TrainingStep;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -71,8 +71,8 @@ class FullTrainingTest {
         Path out = dir.resolve("out");
         try (LlamaModel model = LlamaLoader.load(init, CpuBackend.fast())) {
             FullTraining.makeTrainable(model);
-            Trainer.Settings s = new Trainer.Settings(1e-2, LrSchedule.Kind.COSINE, 3, 8, null, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0, 0, 1);
-            new Trainer(model, data, TrainerTest.plan(data.size(), 4), s, out, (d, mm) -> FullTraining.save(d, mm, init, DType.F32))
+            TrainingSettings s = TrainingSettings.defaults().lr(1e-2).schedule(LrSchedule.Kind.COSINE).warmupSteps(3).epochs(8).beta2(0.95f).weightDecay(0.01f).keepCheckpoints(1);
+            Run.of(model, data, TrainerTest.plan(data.size(), 4), s, out, (d, mm) -> FullTraining.save(d, mm, init, DType.F32))
                     .train(false, st -> losses.add(st.loss()));
         }
         assertTrue(losses.get(losses.size() - 1) < 0.7 * losses.get(0), "pre-training lowers the loss: " + losses);

@@ -9,8 +9,9 @@ import dev.tenfold.llama.KvCache;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.SplittableRandom;
@@ -24,17 +25,16 @@ class MergeTest {
     void mergedCheckpointComputesWhatTheAdapterDoes(@TempDir Path dir) throws Exception {
         Path base = TinyLlama.write(dir.resolve("base"), 6, DType.BF16, false);
         Path adapter = dir.resolve("adapter"), merged = dir.resolve("merged");
-        try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-            Lora.attach(m, Lora.parseTargets("q,k,v,o,down"), 4, 8f, false, 1);
-            m.trainEmbedding();
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
+            Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o,down").trainEmbeddings(true).seed(1));
             SplittableRandom rng = new SplittableRandom(5);
             for (Parameter p : m.parameters()) {
                 if (p.name().contains("lora_B")) for (long i = 0; i < p.value().numel(); i++) p.value().setFloat(i, (float) (rng.nextDouble() - 0.5) * 0.2f);
             }
-            PeftAdapter.save(adapter, m, new PeftAdapter.Config("base", 4, 8f, 0f, Lora.parseTargets("q,k,v,o,down"), true, false, 2e6));
+            PeftAdapter.save(adapter, m);
         }
         float[] withAdapter;
-        try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(2e6, null)).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
             PeftAdapter.Config cfg = PeftAdapter.load(adapter, m);
             assertEquals(2e6, cfg.ropeTheta());
             try (KvCache c = new KvCache(m.config(), PROMPT.length)) {
@@ -63,19 +63,19 @@ class MergeTest {
         if (configExtra != null) Files.writeString(base.resolve("config.json"), TinyLlama.config(false, configExtra));
         Path adapter = dir.resolve("adapter");
         try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-            Lora.attach(m, Lora.parseTargets("q,v,down"), 4, 8f, false, 1);
+            Lora.attach(m, LoraConfig.of(4, 8f).targets("q,v,down").seed(1));
             SplittableRandom rng = new SplittableRandom(5);
             for (Parameter p : m.parameters()) {
                 if (p.name().contains("lora_B")) for (long i = 0; i < p.value().numel(); i++) p.value().setFloat(i, (float) (rng.nextDouble() - 0.5) * 0.2f);
             }
-            PeftAdapter.save(adapter, m, new PeftAdapter.Config("base", 4, 8f, 0f, Lora.parseTargets("q,v,down"), false, false, 2e6));
+            PeftAdapter.save(adapter, m);
         }
         return new Path[] {base, adapter};
     }
 
     /** Merges with the options and returns the logits of the adapter-on-base model (at rope_theta 2e6). */
     private static float[] merge(Path base, Path adapter, Path out, Merge.Options options) throws Exception {
-        try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(2e6, null)).model()) {
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
             PeftAdapter.load(adapter, m);
             float[] logits;
             try (KvCache c = new KvCache(m.config(), PROMPT.length)) {
@@ -184,11 +184,11 @@ class MergeTest {
         Path base = TinyLlama.write(dir.resolve("base"), 6, DType.BF16, false);
         Path adapter = dir.resolve("adapter");
         try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-            Lora.attach(m, Lora.parseTargets("q,v"), 4, 8f, false, 1);
+            Lora.attach(m, LoraConfig.of(4, 8f).targets("q,v").seed(1));
             for (Parameter p : m.parameters()) {
                 if (p.name().equals("model.layers.1.self_attn.v_proj.lora_B.weight")) p.value().setFloat(9, Float.NaN);
             }
-            PeftAdapter.save(adapter, m, new PeftAdapter.Config("base", 4, 8f, 0f, Lora.parseTargets("q,v"), false, false, null));
+            PeftAdapter.save(adapter, m);
         }
         try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PeftAdapter.load(adapter, m));

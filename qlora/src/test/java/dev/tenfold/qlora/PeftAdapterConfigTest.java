@@ -4,6 +4,12 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.LlamaLoader;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -42,15 +48,15 @@ class PeftAdapterConfigTest {
     @Test
     void readsWhatPeftWrites(@TempDir Path dir) throws Exception {
         PeftAdapter.Config c = read(dir, null, null);
-        assertEquals(8, c.rank());
-        assertEquals(16f, c.alpha());
-        assertEquals(0.05f, c.dropout());
-        assertEquals(Set.of("q_proj", "v_proj"), c.targetModules());
-        assertTrue(c.trainEmbeddings());
+        assertEquals(8, c.lora().rank());
+        assertEquals(16f, c.lora().alpha());
+        assertEquals(0.05f, c.lora().dropout());
+        assertEquals(Set.of("q_proj", "v_proj"), c.lora().targetModules());
+        assertTrue(c.lora().trainEmbeddings());
         assertNull(c.ropeTheta());
         assertEquals(200e6, read(dir, "tenfold_rope_theta", "2e8").ropeTheta());
         assertEquals(Set.of("model.layers.0.self_attn.q_proj"),
-                read(dir, "target_modules", "[\"model.layers.0.self_attn.q_proj\"]").targetModules());
+                read(dir, "target_modules", "[\"model.layers.0.self_attn.q_proj\"]").lora().targetModules());
     }
 
     @Test
@@ -116,12 +122,36 @@ class PeftAdapterConfigTest {
 
     @Test
     void theLibraryConfigChecksItsValues() {
-        Set<String> qv = Lora.parseTargets("q,v");
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> new PeftAdapter.Config("b", 8, Float.NaN, 0f, qv, false, false, null))
-                .getMessage().startsWith("lora_alpha must be a finite number"));
-        assertThrows(IllegalArgumentException.class, () -> new PeftAdapter.Config("b", 0, 16f, 0f, qv, false, false, null));
-        assertThrows(IllegalArgumentException.class, () -> new PeftAdapter.Config("b", 8, 16f, 1f, qv, false, false, null));
-        assertThrows(IllegalArgumentException.class, () -> new PeftAdapter.Config("b", 8, 16f, 0f, Set.of(), false, false, null));
-        assertThrows(IllegalArgumentException.class, () -> new PeftAdapter.Config("b", 8, 16f, 0f, qv, false, false, Double.POSITIVE_INFINITY));
+        record Bad(String setting, org.junit.jupiter.api.function.Executable make) {}
+        for (Bad b : List.of(new Bad("lora_alpha", () -> LoraConfig.of(8, Float.NaN)), new Bad("r", () -> LoraConfig.of(0, 16f)),
+                new Bad("r", () -> LoraConfig.of(8, 16f).rank(1 << 17)), new Bad("lora_dropout", () -> LoraConfig.of(8, 16f).dropout(1f)),
+                new Bad("target_modules", () -> LoraConfig.of(8, 16f).targetModules(Set.of())),
+                new Bad("target_modules", () -> LoraConfig.of(8, 16f).targets("q,lm_head")))) {
+            InvalidSettingException e = assertThrows(InvalidSettingException.class, b.make(), b.setting());
+            assertEquals(b.setting(), e.setting());
+            assertTrue(e.getMessage().startsWith(b.setting()), e.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class, () -> new PeftAdapter.Config(LoraConfig.of(8, 16f), "b", Double.POSITIVE_INFINITY));
+        // a config is a value: withers copy, the original stays
+        LoraConfig a = LoraConfig.of(8, 16f);
+        assertEquals(0f, a.dropout(0.1f).dropout() - 0.1f);
+        assertEquals(0f, a.dropout());
+        assertEquals(LoraConfig.of(8, 16f).targets("q_proj,v"), LoraConfig.of(8, 16f).targets("q,v"));
+    }
+
+    @Test
+    void adapterConfigJsonIsDerivedFromTheModel(@TempDir Path dir) throws Exception {
+        Path base = TinyLlama.write(dir.resolve("base"), 6, DType.BF16, false);
+        LoraConfig lora = LoraConfig.of(4, 8f).targets("v,q").dropout(0.05f).rsLora(true).trainEmbeddings(true).seed(3);
+        try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(2e6))) {
+            assertEquals("the model has no LoRA adapters to save (attach them with Lora.attach)",
+                    assertThrows(IllegalArgumentException.class, () -> PeftAdapter.save(dir.resolve("none"), m)).getMessage());
+            Lora.attach(m, lora);
+            PeftAdapter.save(dir.resolve("adapter"), m);
+        }
+        PeftAdapter.Config c = PeftAdapter.readConfig(dir.resolve("adapter"));
+        assertEquals(lora.seed(0), c.lora()); // everything but the initialisation's seed, which peft does not record
+        assertEquals(base.toAbsolutePath().toString(), c.baseModel());
+        assertEquals(2e6, c.ropeTheta());
     }
 }

@@ -2,15 +2,13 @@ package dev.tenfold.qlora;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Perplexity;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.data.JsonlDataset;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
-import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -29,12 +27,14 @@ class ReadmeTrainingExampleTest {
         String text = "hello world, hello cat";
 
         Tokenizer tok = Tokenizer.load(dir.resolve("tokenizer.json"));
-        try (LlamaModel model = Nf4Checkpoint.loadQuantized(dir, CpuBackend.fast(), new LlamaLoader.Options(200e6, null))) {
-            Lora.attach(model, Lora.parseTargets("q,k,v,o"), 32, 16f, false, 42);
-            JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(8192), jsonl);
-            LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), 8, 42);
-            PeftAdapter.Config adapter = new PeftAdapter.Config(dir.toString(), 32, 16f, 0f, Lora.parseTargets("q,k,v,o"), false, false, 200e6);
-            new Trainer(model, Trainer.examples(data), batches::plan, Trainer.Settings.recipe(), out, adapter).train(false, null);
+        Recipe recipe = Recipes.LLAMA3_80K;
+        try (LlamaModel model = LlamaLoader.load(dir, recipe.load())) {             // RoPE base 200M, NF4
+            Lora.attach(model, recipe.lora());                                      // r 32, alpha 16 on q,k,v,o; embedding trained
+            JsonlDataset data = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(recipe.maxLength()), jsonl);
+            LengthGroupedBatches batches = LengthGroupedBatches.grouped(data.lengths(), recipe.batchSize(), 42);
+            Trainer trainer = new Trainer(model, recipe.training(), Trainer.examples(data), batches::plan);
+            trainer.addListener(RunFolder.create(out));                             // metrics.jsonl, checkpoints, the PEFT adapter
+            trainer.fit();
             double ppl = Math.exp(Perplexity.evaluate(model, List.of(tok.encode(text)), 8192, 4096).mean());
             assertTrue(ppl > 1 && Double.isFinite(ppl));
         }

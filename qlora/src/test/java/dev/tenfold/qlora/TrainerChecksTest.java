@@ -8,8 +8,9 @@ import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.engine.io.SafeTensorsFile;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,19 +35,19 @@ class TrainerChecksTest {
         base = TinyLlama.write(dir.resolve("base"), 8, DType.BF16, false);
     }
 
-    static Trainer.Settings settings(double lr, long seed) {
-        return new Trainer.Settings(lr, LrSchedule.Kind.LINEAR, 2, 3, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, 2, 2, seed);
+    static TrainingSettings settings(double lr, long seed) {
+        return TrainingSettings.defaults().lr(lr).warmupSteps(2).epochs(3).saveEvery(2).seed(seed);
     }
 
-    static Trainer trainer(LlamaModel model, List<Trainer.Example> data, Trainer.BatchPlan plan, Trainer.Settings s, Path out) {
-        return new Trainer(model, data, plan, s, out, TrainerTest.adapterConfig());
+    static Run trainer(LlamaModel model, List<Trainer.Example> data, Trainer.BatchPlan plan, TrainingSettings s, Path out) {
+        return Run.of(model, data, plan, s, out);
     }
 
     /** A run of 9 steps killed after step 5: checkpoint-2 and checkpoint-4 on disk. */
     static Path killedRun(String name) throws Exception {
         Path out = dir.resolve(name);
         try (LlamaModel model = TrainerTest.model(base)) {
-            Trainer t = trainer(model, DATA, TrainerTest.plan(DATA.size(), 3), settings(3e-2, 0), out);
+            Run t = trainer(model, DATA, TrainerTest.plan(DATA.size(), 3), settings(3e-2, 0), out);
             assertThrows(IllegalStateException.class, () -> t.train(false, m -> {
                 if (m.step() == 5) throw new IllegalStateException("killed");
             }));
@@ -80,40 +81,40 @@ class TrainerChecksTest {
         record Bad(String setting, Executable make) {}
         LrSchedule.Kind lin = LrSchedule.Kind.LINEAR;
         List<Bad> bad = List.of(
-                new Bad("lr", () -> new Trainer.Settings(Double.NaN, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("lr", () -> new Trainer.Settings(Double.POSITIVE_INFINITY, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("lr", () -> new Trainer.Settings(-1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("lr", () -> new Trainer.Settings(0, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("lr", () -> new Trainer.Settings(1e300, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)), // infinite as a float
-                new Bad("schedule", () -> new Trainer.Settings(1e-4, null, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("warmupSteps", () -> new Trainer.Settings(1e-4, lin, -1, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("epochs", () -> new Trainer.Settings(1e-4, lin, 0, 0, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("maxSteps", () -> new Trainer.Settings(1e-4, lin, 0, 1, 0, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("beta1", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 1f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("beta1", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, -0.1f, 0.999f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("beta2", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 1f, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("beta2", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, Float.NaN, 1e-8f, 0f, 1, 0, 1)),
-                new Bad("eps", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 0f, 0f, 1, 0, 1)),
-                new Bad("eps", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, Float.POSITIVE_INFINITY, 0f, 1, 0, 1)),
-                new Bad("weightDecay", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, -0.01f, 1, 0, 1)),
-                new Bad("weightDecay", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, Float.NaN, 1, 0, 1)),
-                new Bad("maxGradNorm", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, -1, 0, 1)),
-                new Bad("maxGradNorm", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, Double.NaN, 0, 1)),
-                new Bad("saveEvery", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, -1, 1)),
-                new Bad("keepCheckpoints", () -> new Trainer.Settings(1e-4, lin, 0, 1, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 0)));
+                new Bad("lr", () -> TrainingSettings.defaults().lr(Double.NaN).schedule(lin).keepCheckpoints(1)),
+                new Bad("lr", () -> TrainingSettings.defaults().lr(Double.POSITIVE_INFINITY).schedule(lin).keepCheckpoints(1)),
+                new Bad("lr", () -> TrainingSettings.defaults().lr(-1e-4).schedule(lin).keepCheckpoints(1)),
+                new Bad("lr", () -> TrainingSettings.defaults().lr(0).schedule(lin).keepCheckpoints(1)),
+                new Bad("lr", () -> TrainingSettings.defaults().lr(1e300).schedule(lin).keepCheckpoints(1)), // infinite as a float
+                new Bad("schedule", () -> TrainingSettings.defaults().lr(1e-4).schedule(null).keepCheckpoints(1)),
+                new Bad("warmupSteps", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).warmupSteps(-1).keepCheckpoints(1)),
+                new Bad("epochs", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).epochs(0).keepCheckpoints(1)),
+                new Bad("maxSteps", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).maxSteps(0).keepCheckpoints(1)),
+                new Bad("beta1", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).beta1(1f).keepCheckpoints(1)),
+                new Bad("beta1", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).beta1(-0.1f).keepCheckpoints(1)),
+                new Bad("beta2", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).beta2(1f).keepCheckpoints(1)),
+                new Bad("beta2", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).beta2(Float.NaN).keepCheckpoints(1)),
+                new Bad("eps", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).eps(0f).keepCheckpoints(1)),
+                new Bad("eps", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).eps(Float.POSITIVE_INFINITY).keepCheckpoints(1)),
+                new Bad("weightDecay", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).weightDecay(-0.01f).keepCheckpoints(1)),
+                new Bad("weightDecay", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).weightDecay(Float.NaN).keepCheckpoints(1)),
+                new Bad("maxGradNorm", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).maxGradNorm(-1).keepCheckpoints(1)),
+                new Bad("maxGradNorm", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).maxGradNorm(Double.NaN).keepCheckpoints(1)),
+                new Bad("saveEvery", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).saveEvery(-1).keepCheckpoints(1)),
+                new Bad("keepCheckpoints", () -> TrainingSettings.defaults().lr(1e-4).schedule(lin).keepCheckpoints(0)));
         for (Bad b : bad) {
             InvalidSettingException e = assertThrows(InvalidSettingException.class, b.make(), b.setting());
             assertEquals(b.setting(), e.setting());
             assertTrue(e.getMessage().startsWith(b.setting() + " must "), e.getMessage());
         }
         // the edges that are allowed
-        new Trainer.Settings(1e-4, lin, 0, 1, 1, 0f, 0f, Float.MIN_VALUE, 0f, 0, 0, 1);
+        TrainingSettings.defaults().lr(1e-4).schedule(lin).maxSteps(1).beta1(0f).beta2(0f).eps(Float.MIN_VALUE).maxGradNorm(0).keepCheckpoints(1);
     }
 
     @Test
     void aRunLongerThanAnIntIsRefused() throws Exception {
         try (LlamaModel model = TrainerTest.model(base)) {
-            Trainer.Settings s = new Trainer.Settings(1e-4, LrSchedule.Kind.LINEAR, 0, 1 << 30, null, 0.9f, 0.999f, 1e-8f, 0f, 1, 0, 1);
+            TrainingSettings s = TrainingSettings.defaults().lr(1e-4).epochs(1 << 30).keepCheckpoints(1);
             InvalidSettingException e = assertThrows(InvalidSettingException.class,
                     () -> trainer(model, DATA, TrainerTest.plan(DATA.size(), 3), s, dir.resolve("never")));
             assertEquals("epochs", e.setting());
@@ -127,7 +128,7 @@ class TrainerChecksTest {
     void aDivergingRunStopsAtTheBadStepBeforeItsUpdateAndKeepsItsCheckpoints() throws Exception {
         Path out = dir.resolve("diverged");
         // the rate ramps from 0 (step 1 changes nothing) to 1e30 / 4 by step 2: then the loss blows up
-        Trainer.Settings s = new Trainer.Settings(4e30, LrSchedule.Kind.CONSTANT, 4, 3, null, 0.9f, 0.999f, 1e-8f, 0f, 0, 1, 2, 0);
+        TrainingSettings s = TrainingSettings.defaults().lr(4e30).schedule(LrSchedule.Kind.CONSTANT).warmupSteps(4).epochs(3).maxGradNorm(0).saveEvery(1);
         List<Double> losses = new ArrayList<>();
         TrainingDivergedException e;
         Map<Path, byte[]> checkpointsBefore;
@@ -176,7 +177,7 @@ class TrainerChecksTest {
     void parametersAnUpdateMadeNonFiniteAreNeverWritten() throws Exception {
         Path out = dir.resolve("overflowed");
         // finite loss and gradients, but a decay factor 1 - lr * weightDecay beyond the float range: the update overflows
-        Trainer.Settings s = new Trainer.Settings(3e38, LrSchedule.Kind.CONSTANT, 0, 1, 2, 0.9f, 0.999f, 1e-8f, 100f, 0, 1, 2, 0);
+        TrainingSettings s = TrainingSettings.defaults().lr(3e38).schedule(LrSchedule.Kind.CONSTANT).maxSteps(2).weightDecay(100f).maxGradNorm(0).saveEvery(1);
         try (LlamaModel model = TrainerTest.model(base)) {
             TrainingDivergedException e = assertThrows(TrainingDivergedException.class,
                     () -> trainer(model, DATA, TrainerTest.plan(DATA.size(), 3), s, out).train(false, null));
@@ -223,13 +224,13 @@ class TrainerChecksTest {
         }));
         cases.add(new Case("beta2: checkpoint 0.999, this run 0.99", () -> {
             try (LlamaModel m = TrainerTest.model(base)) {
-                trainer(m, DATA, plan, new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 2, 3, null, 0.9f, 0.99f, 1e-8f, 0f, 1.0, 2, 2, 0), out)
+                trainer(m, DATA, plan, TrainingSettings.defaults().lr(3e-2).warmupSteps(2).epochs(3).beta2(0.99f).saveEvery(2), out)
                         .train(true, null);
             }
         }));
         cases.add(new Case("epochs: checkpoint 3, this run 4; total_steps: checkpoint 9, this run 12. Resume", () -> {
             try (LlamaModel m = TrainerTest.model(base)) {
-                trainer(m, DATA, plan, new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 2, 4, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, 2, 2, 0), out)
+                trainer(m, DATA, plan, TrainingSettings.defaults().lr(3e-2).warmupSteps(2).epochs(4).saveEvery(2), out)
                         .train(true, null);
             }
         }));
@@ -245,28 +246,25 @@ class TrainerChecksTest {
         }));
         cases.add(new Case("trainable parameters: the checkpoint has 8 (model.layers.0.self_attn.k_proj.lora_A.weight, model.layers.0.self_attn.k_proj.lora_B.weight, model.layers.0.self_attn.o_proj.lora_A.weight, ...) that this run lacks", () -> {
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-                Lora.attach(m, Lora.parseTargets("q,v"), 8, 16f, false, 42);
-                Lora.setDropout(m, 0.1f);
+                Lora.attach(m, LoraConfig.of(8, 16f).targets("q,v").dropout(0.1f).seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
         cases.add(new Case("parameter shapes (checkpoint vs this run): 16 (model.layers.0.self_attn.q_proj.lora_A.weight [8, 32] vs [4, 32]", () -> {
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-                Lora.attach(m, Lora.parseTargets("q,k,v,o"), 4, 8f, false, 42); // the same scale, another rank
-                Lora.setDropout(m, 0.1f);
+                Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o").dropout(0.1f).seed(42)); // the same scale, another rank
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
         cases.add(new Case("LoRA dropout: checkpoint [0.1], this run [0.0]", () -> {
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-                Lora.attach(m, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
+                Lora.attach(m, LoraConfig.of(8, 16f).targets("q,k,v,o").seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
         cases.add(new Case("rope_theta: checkpoint 10000.0, this run 200000.0", () -> {
-            try (LlamaModel m = LlamaLoader.loadReporting(base, CpuBackend.fast(), new LlamaLoader.Options(200000.0, null)).model()) {
-                Lora.attach(m, Lora.parseTargets("q,k,v,o"), 8, 16f, false, 42);
-                Lora.setDropout(m, 0.1f);
+            try (LlamaModel m = LlamaLoader.load(base, LoadSpec.defaults().ropeTheta(200000.0))) {
+                Lora.attach(m, LoraConfig.of(8, 16f).targets("q,k,v,o").dropout(0.1f).seed(42));
                 trainer(m, DATA, plan, settings(3e-2, 0), out).train(true, null);
             }
         }));
@@ -343,14 +341,14 @@ class TrainerChecksTest {
         e = refused(() -> resume(file));
         assertEquals(file + " is not a folder: nothing to resume", e.getMessage());
         // the same checks, made before loading a model
-        assertEquals(missing + " does not exist: nothing to resume", refused(() -> Trainer.checkOutput(missing, true)).getMessage());
-        Trainer.checkOutput(missing, false);
-        Trainer.checkOutput(empty, false);
+        assertEquals(missing + " does not exist: nothing to resume", refused(() -> RunFolder.check(missing, true)).getMessage());
+        RunFolder.check(missing, false);
+        RunFolder.check(empty, false);
         assertFalse(Files.exists(missing));
         // a finished run, whether or not it kept checkpoints
         for (int saveEvery : new int[] {0, 2}) {
             Path done = dir.resolve("done-" + saveEvery);
-            Trainer.Settings s = new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 2, 3, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, saveEvery, 2, 0);
+            TrainingSettings s = TrainingSettings.defaults().lr(3e-2).warmupSteps(2).epochs(3).saveEvery(saveEvery);
             try (LlamaModel m = TrainerTest.model(base)) {
                 trainer(m, DATA, TrainerTest.plan(DATA.size(), 3), s, done).train(false, null);
             }
@@ -362,7 +360,7 @@ class TrainerChecksTest {
             });
             assertEquals(done + ": the run there is complete (step 9 of 9, its output written): nothing to resume", e.getMessage());
             assertSameFiles(before, done);
-            assertEquals(e.getMessage(), refused(() -> Trainer.checkOutput(done, true)).getMessage());
+            assertEquals(e.getMessage(), refused(() -> RunFolder.check(done, true)).getMessage());
         }
     }
 
@@ -383,8 +381,8 @@ class TrainerChecksTest {
         });
         assertEquals(out + " holds checkpoints of an earlier run (checkpoint-4): resume that run, or train into another folder", e.getMessage());
         assertSameFiles(before, out);
-        assertEquals(e.getMessage(), refused(() -> Trainer.checkOutput(out, false)).getMessage());
-        Trainer.checkOutput(out, true);
+        assertEquals(e.getMessage(), refused(() -> RunFolder.check(out, false)).getMessage());
+        RunFolder.check(out, true);
     }
 
     // ------------------------------------------------------------------ temporaries
@@ -434,8 +432,8 @@ class TrainerChecksTest {
     void aFailedCheckpointWriteLeavesNoTemporaryFolder() throws Exception {
         Path out = dir.resolve("failing-writer");
         try (LlamaModel m = TrainerTest.model(base)) {
-            Trainer t = new Trainer(m, DATA, TrainerTest.plan(DATA.size(), 3), settings(3e-2, 0), out, (folder, model) -> {
-                PeftAdapter.save(folder, model, TrainerTest.adapterConfig());
+            Run t = Run.of(m, DATA, TrainerTest.plan(DATA.size(), 3), settings(3e-2, 0), out, (folder, model) -> {
+                PeftAdapter.save(folder, model);
                 if (!folder.equals(out)) throw new IOException("disk full");
             });
             IOException e = assertThrows(IOException.class, () -> t.train(false, null));
@@ -443,17 +441,6 @@ class TrainerChecksTest {
         }
         try (Stream<Path> s = Files.list(out)) {
             assertEquals(List.of("metrics.jsonl"), s.map(p -> p.getFileName().toString()).toList());
-        }
-    }
-
-    @Test
-    void aLossCurveThatCannotBeWrittenLeavesNoTemporary() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue(ChartSupport.available(), "no java.desktop");
-        Path folder = Files.createDirectories(dir.resolve("curve"));
-        Files.writeString(Files.createDirectories(folder.resolve("loss.png")).resolve("x"), "a folder in the way of the rename");
-        assertThrows(RuntimeException.class, () -> LossCurve.write(folder.resolve("loss.png"), "t", List.of(new double[] {1, 2}, new double[] {2, 1})));
-        try (Stream<Path> s = Files.list(folder)) {
-            assertEquals(List.of("loss.png"), s.map(p -> p.getFileName().toString()).toList());
         }
     }
 
@@ -468,7 +455,7 @@ class TrainerChecksTest {
         assertEquals(9, s.totalSteps());
         assertEquals(3, s.stepsPerEpoch());
         // every value read back bit-identical (checkpoint frequency and count are not recorded)
-        assertEquals(new Trainer.Settings(3e-2, LrSchedule.Kind.LINEAR, 2, 3, null, 0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 1, 5), s.settings());
+        assertEquals(TrainingSettings.defaults().lr(3e-2).warmupSteps(2).epochs(3).seed(5), s.settings());
         assertEquals(10000.0, s.ropeTheta());
         assertEquals(List.of("bf16"), s.frozenWeights());
         assertEquals(List.of(2f), s.loraScales());

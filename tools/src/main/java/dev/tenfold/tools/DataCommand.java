@@ -1,10 +1,10 @@
 package dev.tenfold.tools;
 
+import dev.tenfold.llama.longcontext.Corpus;
+import dev.tenfold.llama.longcontext.SynthRecord;
+import dev.tenfold.llama.longcontext.SynthTask;
+import dev.tenfold.llama.longcontext.Synthesizer;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.qlora.synth.Corpus;
-import dev.tenfold.qlora.synth.SynthRecord;
-import dev.tenfold.qlora.synth.SynthTask;
-import dev.tenfold.qlora.synth.Synthesizer;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -17,10 +17,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 /** Training-data tools; for now {@code synth}, synthetic long-context records. */
 @Command(name = "data", mixinStandardHelpOptions = true, description = "Training-data tools.", subcommands = {DataCommand.Synth.class})
@@ -34,7 +34,8 @@ final class DataCommand implements Callable<Integer> {
 
     @Command(name = "synth", mixinStandardHelpOptions = true, description = {
             "Write synthetic long-context records (the recipe's conversation format) at target token lengths.",
-            "passkey: a pass key in repeated filler; niah: a needle fact in --corpus text (or the filler);",
+            "passkey: the chat prompt of eval passkey and its answer; niah: a needle fact in --corpus text (or eval niah's",
+            "built-in haystack);",
             "kv: UUID key-value retrieval from a JSON object; multi-detail: 3-5 facts planted in --corpus text,",
             "one question per fact as a multi-turn conversation. Lengths are measured with the model's tokenizer."})
     static final class Synth implements Callable<Integer> {

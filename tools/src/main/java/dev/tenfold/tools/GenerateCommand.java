@@ -1,18 +1,16 @@
 package dev.tenfold.tools;
 
+import dev.tenfold.llama.GenerationSettings;
 import dev.tenfold.llama.Generator;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
-import dev.tenfold.llama.Sampler;
 import dev.tenfold.llama.tokenizer.ChatTemplate;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -54,20 +52,20 @@ final class GenerateCommand implements Callable<Integer> {
                 .tensors("KV cache", MemoryCheck.kvCache(c, (long) ids.length + maxNewTokens))
                 .tensors("activations", MemoryCheck.inferenceScratch(c, ids.length))
                 .check();
-        Set<Integer> stop = new HashSet<>();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         // Where the text does not stream to a terminal, a long generation says how far it is on stderr.
         boolean showProgress = maxNewTokens >= PROGRESS_FROM && !(System.console() != null && System.console().isTerminal());
         int progressEvery = Math.max(1, maxNewTokens / 10);
         try (LlamaModel m = model.load()) {
-            stop.addAll(m.config().eosTokenIds());
-            if (chat) tok.findTokenId("<|eot_id|>").ifPresent(stop::add);
+            // the model's eos ids, and a chat turn's end
+            GenerationSettings settings = GenerationSettings.greedy(maxNewTokens).sampling(temperature, topP, seed);
+            if (chat) settings = settings.alsoStopAt(tok.findTokenId("<|eot_id|>").stream().toArray());
             // the tokens not printed yet: a token may end inside a multi-byte character, so they wait
             // until they decode to whole characters (decoding only these keeps each step O(1), not O(tokens))
             List<Integer> pending = new ArrayList<>();
             int[] count = {0};
             long t0 = System.nanoTime();
-            List<Integer> all = Generator.generate(m, ids, maxNewTokens, new Sampler(temperature, topP, seed), stop, id -> {
+            List<Integer> all = Generator.generate(m, ids, settings, id -> {
                 count[0]++;
                 if (showProgress && count[0] % progressEvery == 0) {
                     double seconds = (System.nanoTime() - t0) / 1e9;

@@ -1,6 +1,5 @@
 package dev.tenfold.tools;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.io.TextFiles;
 import dev.tenfold.llama.LlamaConfig;
@@ -40,9 +39,7 @@ final class InitCommand implements Callable<Integer> {
 
     private LlamaConfig readConfig() throws IOException {
         try {
-            return LlamaConfig.parse(new ObjectMapper().readTree(TextFiles.readUtf8(config)));
-        } catch (com.fasterxml.jackson.core.JacksonException e) {
-            throw new IllegalArgumentException(config + ": not valid JSON: " + e.getOriginalMessage());
+            return LlamaConfig.parse(TextFiles.readUtf8(config));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(config + ": " + e.getMessage(), e);
         }

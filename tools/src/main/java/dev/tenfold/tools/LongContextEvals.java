@@ -2,17 +2,17 @@ package dev.tenfold.tools;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tenfold.llama.LlamaModel;
-import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.engine.io.AtomicFiles;
-import dev.tenfold.qlora.ChartSupport;
-import dev.tenfold.qlora.eval.AccuracyCurve;
-import dev.tenfold.qlora.eval.GreedyAnswer;
-import dev.tenfold.qlora.eval.Heatmap;
-import dev.tenfold.qlora.eval.NeedleInHaystack;
-import dev.tenfold.qlora.eval.Passkey;
-import dev.tenfold.qlora.eval.RulerNiah;
-import dev.tenfold.qlora.eval.Topics;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.longcontext.GreedyAnswer;
+import dev.tenfold.llama.longcontext.NeedleInHaystack;
+import dev.tenfold.llama.longcontext.Passkey;
+import dev.tenfold.llama.longcontext.RulerNiah;
+import dev.tenfold.llama.longcontext.Topics;
+import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.tools.charts.AccuracyCurve;
+import dev.tenfold.tools.charts.ChartSupport;
+import dev.tenfold.tools.charts.Heatmap;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,6 +23,8 @@ import picocli.CommandLine.Option;
 
 /** {@code tenfold eval passkey}, {@code niah}, {@code ruler-niah} and {@code topics}: long-context retrieval over a range of prompt lengths. */
 final class LongContextEvals {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
     private LongContextEvals() {}
 
     /** The most trials per length (or count) an evaluation runs. */
@@ -126,7 +128,7 @@ final class LongContextEvals {
             ObjectNode report;
             try (LlamaModel m = model.load()) {
                 r = Passkey.run(tok, chat, lengths, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
-                report = r.toJson();
+                report = (ObjectNode) JSON.readTree(r.toJson());
                 describe(report, m);
             }
             writeReport(report);
@@ -182,7 +184,7 @@ final class LongContextEvals {
             ObjectNode report;
             try (LlamaModel m = model.load()) {
                 r = NeedleInHaystack.run(tok, chat, text, name, lengths, fractions, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
-                report = r.toJson();
+                report = (ObjectNode) JSON.readTree(r.toJson());
                 describe(report, m);
             }
             writeReport(report);
@@ -282,7 +284,7 @@ final class LongContextEvals {
             ObjectNode report;
             try (LlamaModel m = model.load()) {
                 r = RulerNiah.run(tok, chat, text, name, v, needles, q, lengths, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
-                report = r.toJson();
+                report = (ObjectNode) JSON.readTree(r.toJson());
                 describe(report, m);
             }
             writeReport(report);
@@ -345,7 +347,7 @@ final class LongContextEvals {
             ObjectNode report;
             try (LlamaModel m = model.load()) {
                 r = Topics.run(tok, chat, list, topics.toString(), counts, sentences, trials, seed, GreedyAnswer.of(m, tok, maxNewTokens), this::note);
-                report = r.toJson();
+                report = (ObjectNode) JSON.readTree(r.toJson());
                 describe(report, m);
             }
             writeReport(report);

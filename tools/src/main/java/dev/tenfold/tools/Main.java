@@ -43,7 +43,9 @@ public final class Main implements Callable<Integer> {
 
     /** Runs one command and returns its exit code (0 ok, 1 failed, 2 bad usage). */
     public static int run(String... args) {
-        return new CommandLine(new Main())
+        CommandLine cli = new CommandLine(new Main());
+        cli.getSubcommands().get("train").getCommandSpec().usageMessage().description(TrainCommand.description());
+        return cli
                 // a flag outside its @Range is a usage error, found before the command starts
                 .setExecutionStrategy(parsed -> {
                     if (!helpRequested(parsed)) Flags.checkRanges(parsed);

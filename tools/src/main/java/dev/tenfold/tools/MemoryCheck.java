@@ -1,6 +1,7 @@
 package dev.tenfold.tools;
 
 import dev.tenfold.engine.Machine;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.LlamaConfig;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -134,17 +135,10 @@ final class MemoryCheck {
         return sat(sat(4, perToken), tokens);
     }
 
-    /** Weights of the projections in one layer, by LoRA target name. */
+    /** Each projection's {in, out} by its short name (q, ..., down), from the checkpoint schema. */
     private static Map<String, long[]> projections(LlamaConfig c) {
-        long h = c.hiddenSize(), qw = (long) c.numHeads() * c.headDim(), kvw = (long) c.numKvHeads() * c.headDim(), m = c.intermediateSize();
-        Map<String, long[]> p = new LinkedHashMap<>();  // name -> {in, out}
-        p.put("q", new long[] {h, qw});
-        p.put("k", new long[] {h, kvw});
-        p.put("v", new long[] {h, kvw});
-        p.put("o", new long[] {qw, h});
-        p.put("gate", new long[] {h, m});
-        p.put("up", new long[] {h, m});
-        p.put("down", new long[] {m, h});
+        Map<String, long[]> p = new LinkedHashMap<>();
+        for (HfSchema.Projection x : HfSchema.Projection.values()) p.put(x.shortName(), new long[] {x.in(c), x.out(c)});
         return p;
     }
 

@@ -3,6 +3,7 @@ package dev.tenfold.tools;
 import dev.tenfold.engine.DType;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.qlora.Merge;
+import dev.tenfold.qlora.ModelFolder;
 import dev.tenfold.qlora.PeftAdapter;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -42,6 +43,9 @@ final class MergeCommand implements Callable<Integer> {
         Merge.Options options = new Merge.Options(theta, d, force, model.adapter);
         try {
             Merge.checkOutput(model.model, output, options); // before minutes of loading
+        } catch (ModelFolder.NotEmptyException e) {
+            throw new IllegalArgumentException("--output: output folder " + e.folder() + " exists and is not empty (use --force to replace its"
+                    + " contents)", e);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("--output: " + e.getMessage(), e);
         }

@@ -7,10 +7,11 @@ import dev.tenfold.engine.Device;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.RopeScaling;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.PeftAdapter;
-import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,15 +53,20 @@ final class ModelOptions {
         try {
             b = Backends.forDevice(d);
         } catch (RuntimeException | LinkageError e) {
+            // the library says "cuda:N: what is missing"; the flag and the ways out are the command line's
             String m = Main.messageOf(e);
-            throw new IllegalArgumentException(m.startsWith("--device") ? m : "--device " + d + ": " + m, e);
+            if (m.startsWith(d + ": ")) m = m.substring((d + ": ").length());
+            throw new IllegalArgumentException("--device " + d + ": " + m
+                    + (e instanceof dev.tenfold.engine.cuda.CudaUnavailableException
+                            ? " (--device cpu runs everything on the CPU; `tenfold doctor` shows what CUDA this machine has)" : ""), e);
         }
         if (!d.isCpu()) System.err.println("tenfold: running on " + d + " (" + b.name() + ")");
         backend = b;
         return b;
     }
 
-    LlamaLoader.Options loadOptions() throws IOException {
+    /** How the flags say to load the model: --rope-theta (else the adapter's), --rope-scaling, --device, and NF4 when asked. */
+    LoadSpec loadSpec(boolean quantizeToNf4) throws IOException {
         RopeScaling scaling = null;
         if (ropeScaling != null) {
             if (ropeScaling.equalsIgnoreCase("none") || ropeScaling.equalsIgnoreCase("null")) {
@@ -77,7 +83,7 @@ final class ModelOptions {
                     throw new Flags.BadFlag("--rope-scaling: give the RoPE base with --rope-theta, not as rope_theta inside the scaling");
                 }
                 try {
-                    scaling = RopeScaling.parse(json, base.maxPositionEmbeddings(), null);
+                    scaling = RopeScaling.parse(ropeScaling, base.maxPositionEmbeddings(), null);
                 } catch (IllegalArgumentException e) {
                     throw new Flags.BadFlag("--rope-scaling: " + e.getMessage());
                 }
@@ -85,7 +91,8 @@ final class ModelOptions {
         }
         Double theta = ropeTheta;
         if (theta == null && adapter != null) theta = PeftAdapter.readConfig(adapter).ropeTheta();
-        return new LlamaLoader.Options(theta, scaling);
+        return LoadSpec.defaults().ropeTheta(theta).ropeScaling(scaling).backend(backend())
+                .quantization(quantizeToNf4 ? Quantization.NF4 : Quantization.NONE);
     }
 
     LlamaModel load() throws IOException {
@@ -98,11 +105,9 @@ final class ModelOptions {
      */
     LlamaModel load(boolean quantizeToNf4) throws IOException {
         checkFolder();
-        var quantization = LlamaConfig.load(model).quantizationConfig();
-        boolean preQuantized = quantization != null && !quantization.isNull();
-        LlamaLoader.LinearFactory linears = preQuantized || quantizeToNf4 ? Nf4Checkpoint.FACTORY : LlamaLoader.DENSE;
+        boolean preQuantized = LlamaConfig.load(model).quantizationConfig() != null;
         if (quantizeToNf4 && !preQuantized) System.err.println("tenfold: quantizing the base weights to NF4 on load");
-        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, backend(), loadOptions(), linears);
+        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(model, loadSpec(quantizeToNf4));
         if (!loaded.unexpected().isEmpty()) {
             System.err.println("tenfold: note: " + loaded.unexpected().size() + " checkpoint tensor(s) not used by the model, e.g. "
                     + loaded.unexpected().get(0));
@@ -111,8 +116,8 @@ final class ModelOptions {
         if (adapter != null) {
             try {
                 PeftAdapter.Config cfg = PeftAdapter.load(adapter, m);
-                System.err.println("tenfold: adapter " + adapter + " (LoRA r=" + cfg.rank() + " on " + String.join(",", cfg.targetModules())
-                        + (cfg.trainEmbeddings() ? ", trained embedding" : "") + ")");
+                System.err.println("tenfold: adapter " + adapter + " (LoRA r=" + cfg.lora().rank() + " on "
+                        + String.join(",", cfg.lora().targetModules()) + (cfg.lora().trainEmbeddings() ? ", trained embedding" : "") + ")");
             } catch (RuntimeException | IOException e) {
                 m.close();
                 throw e;

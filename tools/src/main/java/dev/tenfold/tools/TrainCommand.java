@@ -1,18 +1,26 @@
 package dev.tenfold.tools;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.engine.DType;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.engine.DType;
 import dev.tenfold.qlora.FullTraining;
 import dev.tenfold.qlora.InvalidSettingException;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.LrSchedule;
 import dev.tenfold.qlora.PeftAdapter;
+import dev.tenfold.qlora.Recipe;
+import dev.tenfold.qlora.Recipes;
+import dev.tenfold.qlora.RunFolder;
 import dev.tenfold.qlora.Trainer;
+import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.data.JsonlDataset;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
+import dev.tenfold.tools.charts.LossCurve;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -25,11 +33,16 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Fine-tunes LoRA adapters (and optionally the embedding) on JSON-lines data; the output folder is a PEFT adapter. */
-@Command(name = "train", mixinStandardHelpOptions = true, description = {
-        "Fine-tune LoRA adapters on JSON-lines data; the output folder is a PEFT adapter.",
-        "--recipe llama3-80k sets the paper's values: rope_theta 200e6, LoRA r 32 / alpha 16 on q,k,v,o, trained embedding,",
-        "NF4 base, lr 5e-5 linear to 0, batch 8, 1 epoch, max length 81920. Flags given explicitly win over the recipe."})
+@Command(name = "train", mixinStandardHelpOptions = true)
 final class TrainCommand implements Callable<Integer> {
+    /** The help's description: the recipes' values come from the recipes themselves. */
+    static String[] description() {
+        List<String> lines = new ArrayList<>(List.of("Fine-tune LoRA adapters on JSON-lines data; the output folder is a PEFT adapter."));
+        for (String name : Recipes.names()) lines.add("--recipe " + name + " sets: " + Recipes.named(name) + ".");
+        lines.add("Flags given explicitly win over the recipe.");
+        return lines.toArray(String[]::new);
+    }
+
     @Mixin ModelOptions model;
 
     @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Training data (repeat to mix several files).")
@@ -64,31 +77,35 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--max-length", paramLabel = "N", description = "Chat records longer are dropped; text records are cut.")
     @Range(min = 2, max = Flags.MAX_TOKENS) Integer maxLength;
     @Option(names = "--seed", defaultValue = "42") long seed;
-    @Option(names = "--weight-decay", defaultValue = "0") @Range(min = 0) float weightDecay;
-    @Option(names = "--adam-beta1", defaultValue = "0.9") @Range(min = 0, max = 1, maxExclusive = true) float beta1;
-    @Option(names = "--adam-beta2", defaultValue = "0.999") @Range(min = 0, max = 1, maxExclusive = true) float beta2;
-    @Option(names = "--adam-eps", defaultValue = "1e-8") @Range(min = 0, minExclusive = true, max = 1) float adamEps;
-    @Option(names = "--max-grad-norm", defaultValue = "1.0", description = "Clip the global gradient norm (0: off).")
-    @Range(min = 0) double maxGradNorm;
+    @Option(names = "--weight-decay", description = "AdamW's weight decay (default 0).") @Range(min = 0) Float weightDecay;
+    @Option(names = "--adam-beta1", description = "(default 0.9)") @Range(min = 0, max = 1, maxExclusive = true) Float beta1;
+    @Option(names = "--adam-beta2", description = "(default 0.999)") @Range(min = 0, max = 1, maxExclusive = true) Float beta2;
+    @Option(names = "--adam-eps", description = "(default 1e-8)") @Range(min = 0, minExclusive = true, max = 1) Float adamEps;
+    @Option(names = "--max-grad-norm", description = "Clip the global gradient norm (0: off; default 1).")
+    @Range(min = 0) Double maxGradNorm;
     @Option(names = "--group-by-length", negatable = true, defaultValue = "true", fallbackValue = "true") boolean groupByLength;
     @Option(names = "--init-adapter", paramLabel = "DIR", description = "Start from this PEFT adapter's weights.") Path initAdapter;
     @Option(names = "--resume", paramLabel = "DIR", description = "Continue the run whose output folder is DIR from its newest checkpoint.") Path resume;
-    @Option(names = "--save-every", paramLabel = "N", defaultValue = "0", description = "Checkpoint every N steps (0: only the end).")
-    @Range(min = 0, max = Integer.MAX_VALUE) int saveEvery;
+    @Option(names = "--save-every", paramLabel = "N", description = "Checkpoint every N steps (0, the default: only the end).")
+    @Range(min = 0, max = Integer.MAX_VALUE) Integer saveEvery;
     @Option(names = "--skip-bad-lines", description = "Skip malformed data lines (counted) instead of refusing to start.") boolean skipBadLines;
     @Option(names = "--json", description = "Print one JSON summary object on standard output at the end.") boolean json;
     @Option(names = "--step-delay-ms", hidden = true, defaultValue = "0", description = "Test hook: pause after each step.")
     @Range(min = 0, max = 3_600_000) int stepDelayMs;
 
+    /** What the flags leave unset: the recipe's, or without --recipe these (LoRA r 32 / alpha 16 on q,k,v,o, lr 2e-4). */
+    static final Recipe DEFAULTS = new Recipe(LoadSpec.defaults(), LoraConfig.of(32, 16f), TrainingSettings.defaults(), 8192, 4);
+
     @Override
     public Integer call() throws Exception {
-        applyRecipe();
+        Recipe r = recipe();
         if (microBatchSize != 1) throw new Flags.BadFlag("--micro-batch-size: tenfold processes one sequence at a time; use 1");
-        boolean nf4 = switch (quantize.toLowerCase(Locale.ROOT)) {
-            case "nf4" -> true;
-            case "none" -> false;
-            default -> throw new Flags.BadFlag("--quantize " + quantize + ": choose nf4 or none");
-        };
+        boolean nf4;
+        try {
+            nf4 = (quantize == null ? r.load().quantization() : Quantization.parse(quantize)) == Quantization.NF4;
+        } catch (IllegalArgumentException e) {
+            throw new Flags.BadFlag("--quantize " + quantize + ": choose nf4 or none");
+        }
         if (full && nf4) throw new Flags.BadFlag("--full trains dense weights: use --quantize none");
         if (full && initAdapter != null) throw new Flags.BadFlag("--init-adapter is for LoRA training, not --full");
         if (resume != null) {
@@ -98,18 +115,10 @@ final class TrainCommand implements Callable<Integer> {
             output = resume;
         }
         if (output == null) throw new Flags.BadFlag("--output DIR is required");
-        Set<String> targets;
-        LrSchedule.Kind schedule;
-        try {
-            targets = Lora.parseTargets(loraTargets);
-        } catch (IllegalArgumentException e) {
-            throw new Flags.BadFlag("--lora-targets: " + e.getMessage());
-        }
-        try {
-            schedule = LrSchedule.parse(lrSchedule);
-        } catch (IllegalArgumentException e) {
-            throw new Flags.BadFlag("--lr-schedule: " + e.getMessage());
-        }
+        LoraConfig lora = lora(r.lora());
+        TrainingSettings s = settings(r.training());
+        int batch = batchSize != null ? batchSize : r.batchSize();
+        int maxLen = maxLength != null ? maxLength : r.maxLength();
         // everything that can be checked without the weights, before they load
         checkOutput();
         if (initAdapter != null && !Files.isDirectory(initAdapter)) throw new IllegalArgumentException("--init-adapter " + initAdapter + ": not a folder");
@@ -121,56 +130,49 @@ final class TrainCommand implements Callable<Integer> {
             System.err.println("tenfold: no tokenizer.json in " + model.model + ": only pre-tokenized {\"input_ids\"} records can be used");
         }
         long t0 = System.nanoTime();
-        JsonlDataset ds = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(maxLength).skipBadLines(skipBadLines)
+        JsonlDataset ds = JsonlDataset.load(tok, new JsonlDataset.Options().maxLength(maxLen).skipBadLines(skipBadLines)
                 .vocabSize(config.vocabSize()), data);
         System.err.println("tenfold: data: " + ds.report().summary());
         List<Trainer.Example> examples = Trainer.examples(ds);
         int[] lengths = ds.lengths();
         if (examples.isEmpty()) throw new IllegalArgumentException("no usable training records in " + data);
-        LengthGroupedBatches batches = groupByLength ? LengthGroupedBatches.grouped(lengths, batchSize, seed)
-                : LengthGroupedBatches.shuffled(lengths, batchSize, seed);
-        long steps = maxSteps != null ? maxSteps : (long) epochs * batches.plan(0).size();
+        LengthGroupedBatches batches = groupByLength ? LengthGroupedBatches.grouped(lengths, batch, seed)
+                : LengthGroupedBatches.shuffled(lengths, batch, seed);
+        long steps = s.maxSteps() != null ? s.maxSteps() : (long) s.epochs() * batches.plan(0).size();
         if (steps > Integer.MAX_VALUE) {
-            throw new Flags.BadFlag("--epochs " + epochs + " x " + batches.plan(0).size() + " steps per epoch is " + steps
+            throw new Flags.BadFlag("--epochs " + s.epochs() + " x " + batches.plan(0).size() + " steps per epoch is " + steps
                     + " steps, more than " + Integer.MAX_VALUE + "; use fewer epochs or --max-steps");
         }
-        Trainer.Settings s = settings(schedule);
-        checkMemory(config, nf4, targets, ds.report().maxLength());
+        checkMemory(config, nf4, lora, maxLen, ds.report().maxLength());
         try (LlamaModel m = model.load(nf4)) {
-            PeftAdapter.Config cfg = null;
             if (full) {
                 FullTraining.makeTrainable(m);
             } else if (initAdapter != null) {
-                cfg = PeftAdapter.load(initAdapter, m);
+                PeftAdapter.load(initAdapter, m);
                 System.err.println("tenfold: starting from adapter " + initAdapter);
             } else {
-                Lora.attach(m, targets, loraR, loraAlpha, rsLora, seed);
-                Lora.setDropout(m, loraDropout);
-                if (trainEmbeddings) m.trainEmbedding();
-                cfg = new PeftAdapter.Config(model.model.toAbsolutePath().toString(), loraR, loraAlpha, loraDropout, targets, trainEmbeddings,
-                        rsLora, m.config().ropeTheta());
+                Lora.attach(m, lora);
             }
-            PeftAdapter.Config adapterCfg = cfg;
             Path base = model.model;
-            Trainer.OutputWriter writer = full ? (dir, mm) -> FullTraining.save(dir, mm, base, DType.F32)
-                    : (dir, mm) -> PeftAdapter.save(dir, mm, adapterCfg);
-            Trainer trainer = new Trainer(m, examples, batches::plan, s, output, writer);
+            RunFolder folder = resume != null ? RunFolder.resume(output) : RunFolder.create(output);
+            if (full) folder.output((dir, mm) -> FullTraining.save(dir, mm, base, DType.F32));
+            Trainer trainer = new Trainer(m, s, examples, batches::plan);
             long trainable = m.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             System.err.printf("tenfold: %,d trainable parameters, %d steps (%d per epoch), rope_theta %s%n", trainable,
                     trainer.totalSteps(), trainer.stepsPerEpoch(), m.config().ropeTheta());
             List<Double> losses = new ArrayList<>();
-            ProgressBar bar = new ProgressBar(System.err);
-            int from = trainer.train(resume != null, step -> {
-                losses.add(step.loss());
-                bar.onStep(step);
-                if (stepDelayMs > 0) {
-                    try {
-                        Thread.sleep(stepDelayMs);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }
-            });
+            trainer.addListener(folder).addListener(LossCurve.listener(output)).addListener(new ProgressBar(System.err))
+                    .addListener(step -> {
+                        losses.add(step.loss());
+                        if (stepDelayMs > 0) {
+                            try {
+                                Thread.sleep(stepDelayMs);
+                            } catch (InterruptedException e) {
+                                Thread.currentThread().interrupt();
+                            }
+                        }
+                    });
+            int from = trainer.fit();
             double seconds = (System.nanoTime() - t0) / 1e9;
             System.err.printf("tenfold: %s written to %s (%s); metrics.jsonl and loss.png beside it; %.1f s%n",
                     full ? "model" : "adapter", output,
@@ -195,7 +197,7 @@ final class TrainCommand implements Callable<Integer> {
         Outputs.checkWritableFolder(resume != null ? "--resume" : "--output", output);
         if (resume != null) {
             try {
-                Trainer.checkOutput(output, true);
+                RunFolder.check(output, true);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("--resume " + e.getMessage(), e);
             }
@@ -219,17 +221,17 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /** What training will hold, from config.json, the flags and the longest record, against what this machine has. */
-    private void checkMemory(LlamaConfig c, boolean nf4, Set<String> targets, int longest) throws java.io.IOException {
+    private void checkMemory(LlamaConfig c, boolean nf4, LoraConfig lora, int maxLen, int longest) throws java.io.IOException {
         long trainable;
         if (full) {
             trainable = MemoryCheck.parameters(c);
         } else {
             Set<String> short_ = new java.util.HashSet<>();
-            for (String t : targets) short_.add(t.replace("_proj", ""));
-            trainable = MemoryCheck.loraParameters(c, loraR, short_);
-            if (trainEmbeddings) trainable = MemoryCheck.add(trainable, (long) c.vocabSize() * c.hiddenSize());
+            for (String t : lora.targetModules()) short_.add(t.replace("_proj", ""));
+            trainable = MemoryCheck.loraParameters(c, lora.rank(), short_);
+            if (lora.trainEmbeddings()) trainable = MemoryCheck.add(trainable, (long) c.vocabSize() * c.hiddenSize());
         }
-        new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLength + ")", model.onHost())
+        new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLen + ")", model.onHost())
                 .tensors("weights", model.weightBytes(c, nf4))
                 // F32 value, gradient and AdamW's two moments
                 .tensors("trainable parameters and optimizer state", MemoryCheck.sat(16, trainable))
@@ -237,11 +239,65 @@ final class TrainCommand implements Callable<Integer> {
                 .check();
     }
 
-    /** The trainer's settings from the flags; a value the trainer refuses is named by its flag. */
-    private Trainer.Settings settings(LrSchedule.Kind schedule) {
+    /** The recipe that --recipe names (the RoPE base goes where --rope-theta would), or the defaults. */
+    private Recipe recipe() {
+        Recipe r;
         try {
-            return new Trainer.Settings(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2, adamEps, weightDecay, maxGradNorm,
-                    saveEvery, 2, seed);
+            r = recipe == null ? DEFAULTS : Recipes.named(recipe);
+        } catch (IllegalArgumentException e) {
+            throw new Flags.BadFlag("--recipe: " + e.getMessage());
+        }
+        if (model.ropeTheta == null) model.ropeTheta = r.load().ropeTheta();
+        return r;
+    }
+
+    /** The recipe's LoRA configuration with the --lora-* flags given; a value it refuses is named by its flag. */
+    private LoraConfig lora(LoraConfig from) {
+        try {
+            LoraConfig c = from.seed(seed);
+            if (loraR != null) c = c.rank(loraR);
+            if (loraAlpha != null) c = c.alpha(loraAlpha);
+            if (loraDropout != null) c = c.dropout(loraDropout);
+            if (loraTargets != null) c = c.targets(loraTargets);
+            if (rsLora) c = c.rsLora(true);
+            if (trainEmbeddings != null) c = c.trainEmbeddings(trainEmbeddings);
+            return c;
+        } catch (InvalidSettingException e) {
+            String flag = switch (e.setting()) {
+                case "r" -> "--lora-r";
+                case "lora_alpha" -> "--lora-alpha";
+                case "lora_dropout" -> "--lora-dropout";
+                default -> "--lora-targets";
+            };
+            String m = e.getMessage();
+            throw new Flags.BadFlag(flag + ": " + (m.startsWith(e.setting() + ": ") ? m.substring(e.setting().length() + 2) : m));
+        }
+    }
+
+    /** The recipe's training settings with the flags given; a value the trainer refuses is named by its flag. */
+    private TrainingSettings settings(TrainingSettings from) {
+        try {
+            TrainingSettings s = from.seed(seed);
+            if (lr != null) s = s.lr(lr);
+            if (lrSchedule != null) {
+                try {
+                    s = s.schedule(LrSchedule.parse(lrSchedule));
+                } catch (InvalidSettingException e) {
+                    throw e;
+                } catch (IllegalArgumentException e) {
+                    throw new InvalidSettingException("schedule", e.getMessage());
+                }
+            }
+            if (warmupSteps != null) s = s.warmupSteps(warmupSteps);
+            if (epochs != null) s = s.epochs(epochs);
+            if (maxSteps != null) s = s.maxSteps(maxSteps);
+            if (beta1 != null) s = s.beta1(beta1);
+            if (beta2 != null) s = s.beta2(beta2);
+            if (adamEps != null) s = s.eps(adamEps);
+            if (weightDecay != null) s = s.weightDecay(weightDecay);
+            if (maxGradNorm != null) s = s.maxGradNorm(maxGradNorm);
+            if (saveEvery != null) s = s.saveEvery(saveEvery);
+            return s;
         } catch (InvalidSettingException e) {
             String flag = switch (e.setting()) {
                 case "schedule" -> "--lr-schedule";
@@ -257,24 +313,5 @@ final class TrainCommand implements Callable<Integer> {
             };
             throw new Flags.BadFlag(flag + ": " + e.getMessage());
         }
-    }
-
-    /** Fills unset flags from --recipe, then from the defaults. */
-    private void applyRecipe() {
-        boolean paper = recipe != null && recipe.toLowerCase(Locale.ROOT).equals("llama3-80k");
-        if (recipe != null && !paper) throw new Flags.BadFlag("unknown --recipe '" + recipe + "' (known: llama3-80k)");
-        if (paper && model.ropeTheta == null) model.ropeTheta = 200e6;
-        if (loraR == null) loraR = 32;
-        if (loraAlpha == null) loraAlpha = 16f;
-        if (loraDropout == null) loraDropout = 0f;
-        if (loraTargets == null) loraTargets = "q,k,v,o";
-        if (trainEmbeddings == null) trainEmbeddings = paper;
-        if (quantize == null) quantize = paper ? "nf4" : "none";
-        if (lr == null) lr = paper ? 5e-5 : 2e-4;
-        if (lrSchedule == null) lrSchedule = "linear";
-        if (warmupSteps == null) warmupSteps = 0;
-        if (batchSize == null) batchSize = paper ? 8 : 4;
-        if (epochs == null) epochs = 1;
-        if (maxLength == null) maxLength = paper ? 81920 : 8192;
     }
 }

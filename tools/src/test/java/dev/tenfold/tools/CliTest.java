@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
@@ -136,6 +136,7 @@ class CliTest {
                 dir.resolve("never").toString(), "--device", "cuda");
         assertEquals(1, r.code());
         assertTrue(r.err().startsWith("tenfold train: --device cuda:0: "), r.err());
+        assertTrue(r.err().contains("(--device cpu runs everything on the CPU"), r.err()); // the flag's way out, added by the command line
         assertFalse(Files.exists(dir.resolve("never")), "nothing written");
         Path ids = dir.resolve("ids.jsonl");
         Files.writeString(ids, "{\"input_ids\": [1, 2, 3, 4]}\n");

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.awt.image.BufferedImage;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,7 +45,7 @@ class EvalCliTest {
             int tokens = l.get("samples").get(0).get("prompt_tokens").asInt();
             assertTrue(tokens <= l.get("length").asInt() && tokens >= l.get("length").asInt() - 12, "prompt tokens " + tokens);
         }
-        if (dev.tenfold.qlora.ChartSupport.available()) {
+        if (dev.tenfold.tools.charts.ChartSupport.available()) {
             BufferedImage png = ImageIO.read(out.resolve("passkey.png").toFile());
             assertNotNull(png);
         }
@@ -78,7 +78,7 @@ class EvalCliTest {
         assertEquals(2, j.get("rouge_l").size());
         assertEquals(3, j.get("rouge_l").get(0).size());
         assertEquals(6, j.get("samples").size());
-        if (dev.tenfold.qlora.ChartSupport.available()) assertNotNull(ImageIO.read(out.resolve("niah.png").toFile()));
+        if (dev.tenfold.tools.charts.ChartSupport.available()) assertNotNull(ImageIO.read(out.resolve("niah.png").toFile()));
 
         CliTest.Result chat = CliTest.run("", "eval", "niah", "--model", model.toString(), "--lengths", "500", "--depths", "10,90",
                 "--max-new-tokens", "2", "--chat", "--output", dir.resolve("niah-chat").toString(), "--json");

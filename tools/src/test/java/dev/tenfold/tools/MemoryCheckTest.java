@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.*;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.llama.LlamaConfig;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -39,7 +39,7 @@ class MemoryCheckTest {
     }
 
     static LlamaConfig config(String json) throws Exception {
-        return LlamaConfig.parse(new ObjectMapper().readTree(json));
+        return LlamaConfig.parse(json);
     }
 
     @Test

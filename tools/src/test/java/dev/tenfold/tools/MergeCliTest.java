@@ -8,8 +8,9 @@ import dev.tenfold.engine.io.SafeTensorsModel;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.PeftAdapter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,12 +24,12 @@ class MergeCliTest {
 
     private static Path adapter(Path base, Path dir, boolean nan) throws Exception {
         try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
-            Lora.attach(m, Lora.parseTargets("q,v"), 4, 8f, false, 1);
+            Lora.attach(m, LoraConfig.of(4, 8f).targets("q,v").seed(1));
             for (Parameter p : m.parameters()) {
                 if (p.name().contains("lora_B")) p.value().fill(0.01f);
                 if (nan && p.name().equals("model.layers.0.self_attn.q_proj.lora_B.weight")) p.value().setFloat(3, Float.NaN);
             }
-            PeftAdapter.save(dir, m, new PeftAdapter.Config("base", 4, 8f, 0f, Lora.parseTargets("q,v"), false, false, null));
+            PeftAdapter.save(dir, m);
         }
         return dir;
     }

@@ -8,7 +8,9 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.KvCache;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.qlora.nf4.Nf4Checkpoint;
 import dev.tenfold.qlora.nf4.Nf4Linear;
 import java.nio.file.Files;
@@ -38,7 +40,7 @@ class QuantizeCommandTest {
         assertEquals("nf4", new ObjectMapper().readTree(out.resolve("config.json").toFile())
                 .get("quantization_config").get("bnb_4bit_quant_type").asText());
         assertEquals(Files.readString(model.resolve("tokenizer.json")), Files.readString(out.resolve("tokenizer.json")));
-        try (LlamaModel m = Nf4Checkpoint.loadQuantized(out, CpuBackend.fast(), LlamaLoader.Options.none());
+        try (LlamaModel m = LlamaLoader.load(out, LoadSpec.defaults().quantization(Quantization.NF4));
              KvCache cache = new KvCache(m.config(), 4)) {
             assertInstanceOf(Nf4Linear.class, m.layer(0).q);
             float[] logits = m.forward(new int[] {1, 2, 3, 4}, cache, null);

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import javax.imageio.ImageIO;
@@ -58,7 +58,7 @@ class RulerNiahCliTest {
                 assertTrue(s.has("answer") && s.has("score"));
             }
         }
-        if (dev.tenfold.qlora.ChartSupport.available()) {
+        if (dev.tenfold.tools.charts.ChartSupport.available()) {
             assertNotNull(ImageIO.read(out.resolve("ruler-niah-multiquery.png").toFile()));
         }
         try (var files = Files.list(out)) {

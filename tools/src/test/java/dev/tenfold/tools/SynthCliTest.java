@@ -2,7 +2,7 @@ package dev.tenfold.tools;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.data.JsonlDataset;
 import dev.tenfold.qlora.data.TrainingRecord;

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import javax.imageio.ImageIO;
@@ -48,7 +48,7 @@ class TopicsCliTest {
                 assertTrue(s.get("prompt_tokens").asInt() > 0 && s.has("answer") && s.has("correct"));
             }
         }
-        if (dev.tenfold.qlora.ChartSupport.available()) assertNotNull(ImageIO.read(out.resolve("topics.png").toFile()));
+        if (dev.tenfold.tools.charts.ChartSupport.available()) assertNotNull(ImageIO.read(out.resolve("topics.png").toFile()));
         CliTest.Result again = CliTest.run("", "eval", "topics", "--model", model.toString(), "--topics", topics.toString(), "--counts", "2,4",
                 "--trials", "2", "--sentences", "1", "--max-new-tokens", "3", "--seed", "3", "--output", dir.resolve("t2").toString(), "--json",
                 "--chat");

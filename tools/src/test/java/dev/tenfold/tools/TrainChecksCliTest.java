@@ -2,7 +2,7 @@ package dev.tenfold.tools;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -2,7 +2,7 @@ package dev.tenfold.tools;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,7 +49,7 @@ class TrainCliTest {
         for (String f : new String[] {"adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"}) {
             assertTrue(Files.exists(out.resolve(f)), f);
         }
-        assertEquals(dev.tenfold.qlora.ChartSupport.available(), Files.exists(out.resolve("loss.png")));
+        assertEquals(dev.tenfold.tools.charts.ChartSupport.available(), Files.exists(out.resolve("loss.png")));
         assertTrue(Files.readString(out.resolve("adapter_config.json")).contains("embed_tokens"));
         // the same output again is refused, nothing is overwritten
         byte[] before = Files.readAllBytes(out.resolve("adapter_model.safetensors"));
@@ -147,6 +147,31 @@ class TrainCliTest {
         assertArrayEquals(Files.readAllBytes(straight.resolve("adapter_model.safetensors")),
                 Files.readAllBytes(killed.resolve("adapter_model.safetensors")), "bitwise identical adapters");
         assertEquals(Files.readAllLines(straight.resolve("metrics.jsonl")).size(), Files.readAllLines(killed.resolve("metrics.jsonl")).size());
-        if (dev.tenfold.qlora.ChartSupport.available()) assertTrue(new File(killed.toFile(), "loss.png").length() > 0);
+        if (dev.tenfold.tools.charts.ChartSupport.available()) assertTrue(new File(killed.toFile(), "loss.png").length() > 0);
+    }
+
+    @Test
+    void theRecipeFillsWhatTheFlagsLeaveOpen() throws Exception {
+        Path out = dir.resolve("recipe");
+        CliTest.Result r = CliTest.run("", "train", "--model", model.toString(), "--data", data.toString(), "--output", out.toString(),
+                "--recipe", "llama3-80k", "--lora-r", "4", "--lora-alpha", "8", "--max-steps", "1", "--max-length", "64");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("quantizing the base weights to NF4"), r.err()); // the recipe's NF4
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var adapter = json.readTree(out.resolve("adapter_config.json").toFile());
+        assertEquals(4, adapter.get("r").asInt()); // the flag wins
+        assertEquals(8.0, adapter.get("lora_alpha").asDouble());
+        assertEquals("embed_tokens", adapter.get("modules_to_save").get(0).asText()); // the recipe's
+        assertEquals(200e6, adapter.get("tenfold_rope_theta").asDouble());
+        assertEquals(4, adapter.get("target_modules").size());
+        var state = json.readTree(out.resolve("trainer_state.json").toFile());
+        assertEquals(5e-5, state.get("settings").get("lr").asDouble());
+        assertEquals(42, state.get("settings").get("seed").asInt()); // --seed's default
+        assertEquals(List.of("nf4"), List.of(state.get("model").get("frozen_weights").get(0).asText()));
+
+        CliTest.Result bad = CliTest.run("", "train", "--model", model.toString(), "--data", data.toString(), "--output",
+                dir.resolve("never").toString(), "--recipe", "llama2");
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().startsWith("tenfold train: --recipe: unknown recipe 'llama2' (known: llama3-80k)"), bad.err());
     }
 }

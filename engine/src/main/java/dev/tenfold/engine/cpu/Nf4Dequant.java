@@ -2,6 +2,7 @@ package dev.tenfold.engine.cpu;
 
 import dev.tenfold.engine.Check;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Nf4Format;
 import dev.tenfold.engine.Numerics;
 import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
@@ -16,15 +17,10 @@ import java.lang.foreign.ValueLayout;
 final class Nf4Dequant {
     private Nf4Dequant() {}
 
-    /** The NF4 codebook, index 0..15 (normal-distribution quantiles scaled to [-1, 1]), as bitsandbytes. */
-    static final float[] CODE = {
-        -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-        0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-        0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
-    };
-    static final int BLOCK = 64;
-    static final int NESTED_BLOCK = 256;
+    /** The NF4 codebook, index 0..15 (a local copy for the hot loops). */
+    static final float[] CODE = Nf4Format.code();
+    static final int BLOCK = Nf4Format.BLOCK;
+    static final int NESTED_BLOCK = Nf4Format.NESTED_BLOCK;
 
     static void dequantize(boolean fast, Tensor packed, Tensor absmax, Tensor nestedAbsmax, Tensor nestedCode,
                            float offset, Tensor out) {

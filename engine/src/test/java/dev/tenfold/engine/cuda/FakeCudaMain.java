@@ -38,7 +38,7 @@ final class FakeCudaMain {
             Backends.forDevice(Device.cuda(1));
             expect(false, "cuda:1 should not exist");
         } catch (CudaUnavailableException e) {
-            expect(e.getMessage().startsWith("--device cuda:1: there is no cuda:1; this machine has 1 GPU (cuda:0)"), e.getMessage());
+            expect(e.getMessage().startsWith("cuda:1: there is no cuda:1; this machine has 1 GPU (cuda:0)"), e.getMessage());
         }
         // out of memory, explained
         try {

@@ -140,10 +140,19 @@ public final class Tokenizer {
     }
 
     /**
-     * Builds a tokenizer from an already-parsed tokenizer.json tree; {@code source} names it in
-     * error messages (a path, or e.g. "tokenizer.json in model.zip").
+     * Builds a tokenizer from a tokenizer.json's text; {@code source} names it in error messages (a
+     * path, or e.g. "tokenizer.json in model.zip").
      */
-    public static Tokenizer fromJson(JsonNode root, String source) {
+    public static Tokenizer fromJson(String json, String source) {
+        try {
+            return fromJson(JSON.readTree(json), source);
+        } catch (JacksonException e) {
+            throw new IllegalArgumentException(source + ": not valid JSON: " + e.getOriginalMessage(), e);
+        }
+    }
+
+    /** As {@link #fromJson(String, String)}, from an already-parsed tree. */
+    static Tokenizer fromJson(JsonNode root, String source) {
         if (root == null || !root.isObject()) throw bad(source, "not a JSON object (a tokenizer.json is one)");
 
         JsonNode normalizer = root.get("normalizer");

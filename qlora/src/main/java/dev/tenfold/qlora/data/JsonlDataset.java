@@ -60,6 +60,9 @@ public final class JsonlDataset {
         private int threads = Math.min(8, Runtime.getRuntime().availableProcessors());
         private int badLinesListed = 5;
 
+        /** No length limit, bad lines refused, the tokenizer's vocabulary, up to 8 tokenizer threads. */
+        public Options() {}
+
         /** max_length in tokens: text and input_ids records are cut to it, chat records longer are dropped. */
         public Options maxLength(int tokens) {
             if (tokens < 1) throw new IllegalArgumentException("maxLength " + tokens + " < 1");

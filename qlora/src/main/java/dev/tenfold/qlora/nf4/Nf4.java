@@ -1,5 +1,6 @@
 package dev.tenfold.qlora.nf4;
 
+import dev.tenfold.engine.Nf4Format;
 import java.util.Arrays;
 
 /**
@@ -26,18 +27,13 @@ public final class Nf4 {
     private Nf4() {}
 
     /** Elements per NF4 block (bitsandbytes' default and what Llama checkpoints use). */
-    public static final int BLOCK = 64;
+    public static final int BLOCK = Nf4Format.BLOCK;
 
     /** absmax values per block of the double quantization. */
-    public static final int NESTED_BLOCK = 256;
+    public static final int NESTED_BLOCK = Nf4Format.NESTED_BLOCK;
 
-    /** The NF4 codebook, index 0..15 (normal-distribution quantiles scaled to [-1, 1]). */
-    public static final float[] CODE = {
-        -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-        0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-        0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
-    };
+    /** The NF4 codebook, index 0..15 (normal-distribution quantiles scaled to [-1, 1]); {@link Nf4Format}'s. */
+    public static final float[] CODE = Nf4Format.code();
 
     /**
      * THRESHOLDS[i] is the float midpoint of CODE[i] and CODE[i+1]; a scaled value above it

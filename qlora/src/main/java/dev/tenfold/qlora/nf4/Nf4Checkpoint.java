@@ -12,10 +12,13 @@ import dev.tenfold.engine.cpu.FiniteScan;
 import dev.tenfold.engine.io.SafeTensorsModel;
 import dev.tenfold.engine.io.SafeTensorsWriter;
 import dev.tenfold.engine.io.TensorInfo;
+import dev.tenfold.llama.HfSchema;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
-import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.QuantizedLinears;
+import dev.tenfold.qlora.ModelFolder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -64,8 +67,7 @@ public final class Nf4Checkpoint {
     public static final long DEFAULT_MAX_SHARD_BYTES = 5_000_000_000L;
 
     /** The projections QLoRA quantizes (every Linear of a Llama decoder layer). */
-    private static final Pattern PROJECTION =
-            Pattern.compile("model\\.layers\\.\\d+\\.(self_attn\\.(q|k|v|o)_proj|mlp\\.(gate|up|down)_proj)\\.weight");
+    private static final Pattern PROJECTION = HfSchema.PROJECTION_WEIGHT;
 
     // ================================================================== loading
 
@@ -95,57 +97,56 @@ public final class Nf4Checkpoint {
                 return new Nf4Linear(q);
             }
 
-            @Override
-            public boolean accepts(JsonNode quantizationConfig) {
-                checkQuantizationConfig(quantizationConfig);
-                return true;
-            }
         };
     }
 
-    /**
-     * Loads a Llama folder with NF4 projections: a bitsandbytes NF4 checkpoint, or a dense one
-     * quantized on load (the "QLoRA on a bf16 checkpoint" path).
-     */
-    public static LlamaModel loadQuantized(Path dir, Backend backend, LlamaLoader.Options options) throws IOException {
-        return LlamaLoader.loadReporting(dir, backend, options, FACTORY).model();
-    }
+    /** NF4 for {@link LlamaLoader} (found through ServiceLoader: {@code LoadSpec.quantization(Quantization.NF4)}). */
+    public static final class Provider implements QuantizedLinears {
+        /** For ServiceLoader. */
+        public Provider() {}
 
-    /** As {@link #loadQuantized}, also reporting the checkpoint tensors the model did not use. */
-    public static LlamaLoader.Loaded loadQuantizedReporting(Path dir, Backend backend, LlamaLoader.Options options) throws IOException {
-        return LlamaLoader.loadReporting(dir, backend, options, FACTORY);
+        @Override public Quantization quantization() { return Quantization.NF4; }
+
+        @Override public LlamaLoader.LinearFactory linears(Map<String, Object> quantizationConfig) {
+            checkQuantizationConfig(quantizationConfig);
+            return FACTORY;
+        }
     }
 
     /**
      * Checks a config.json quantization_config: none (a dense checkpoint) or bitsandbytes 4-bit
      * NF4 with uint8 storage. Anything else (FP4, 8-bit, another method) is an error that says so.
      */
-    public static void checkQuantizationConfig(JsonNode qc) {
-        if (qc == null || qc.isNull()) return;
+    static void checkQuantizationConfig(Map<String, Object> qc) {
+        if (qc == null) return;
         String where = "config.json quantization_config: ";
-        if (!qc.isObject()) throw new IllegalArgumentException(where + "not a JSON object");
         // Old transformers versions wrote no quant_method; their configs are bitsandbytes ones.
-        String method = qc.path("quant_method").asText("bitsandbytes");
+        String method = text(qc, "quant_method", "bitsandbytes");
         if (!method.equals("bitsandbytes")) {
             throw new IllegalArgumentException(where + "quant_method '" + method + "' is not supported; tenfold reads bitsandbytes NF4 "
                     + "checkpoints (or dense ones, which it quantizes on load)");
         }
-        if (qc.path("load_in_8bit").asBoolean(false)) {
+        if (Boolean.TRUE.equals(qc.get("load_in_8bit"))) {
             throw new IllegalArgumentException(where + "8-bit (LLM.int8) bitsandbytes checkpoints are not supported; "
                     + "use the dense checkpoint or an NF4 one");
         }
-        if (!qc.path("load_in_4bit").asBoolean(false)) {
+        if (!Boolean.TRUE.equals(qc.get("load_in_4bit"))) {
             throw new IllegalArgumentException(where + "load_in_4bit is not true; tenfold reads 4-bit NF4 bitsandbytes checkpoints");
         }
         // transformers' BitsAndBytesConfig defaults bnb_4bit_quant_type to fp4
-        String type = qc.path("bnb_4bit_quant_type").asText("fp4");
+        String type = text(qc, "bnb_4bit_quant_type", "fp4");
         if (!type.equals("nf4")) {
             throw new IllegalArgumentException(where + "bnb_4bit_quant_type '" + type + "' is not supported; tenfold reads NF4 only");
         }
-        String storage = qc.path("bnb_4bit_quant_storage").asText("uint8");
+        String storage = text(qc, "bnb_4bit_quant_storage", "uint8");
         if (!storage.equals("uint8")) {
             throw new IllegalArgumentException(where + "bnb_4bit_quant_storage '" + storage + "' is not supported (only uint8)");
         }
+    }
+
+    private static String text(Map<String, Object> o, String key, String dflt) {
+        Object v = o.get(key);
+        return v == null ? dflt : v.toString();
     }
 
     private static boolean isQuantized(SafeTensorsModel w, String p) {
@@ -384,23 +385,17 @@ public final class Nf4Checkpoint {
     public static WriteResult write(Path outDir, Path modelDir, WriteOptions options) throws IOException {
         Path configFile = modelDir.resolve("config.json");
         if (!Files.isRegularFile(configFile)) throw new IllegalArgumentException("no config.json in " + modelDir + " (is it a Hugging Face model folder?)");
-        JsonNode rawConfig;
+        ModelFolder.Config config = ModelFolder.Config.read(configFile);
         try {
-            rawConfig = JSON.readTree(Files.readAllBytes(configFile));
-        } catch (JacksonException e) {
-            throw new IllegalArgumentException(configFile + ": not valid JSON: " + e.getOriginalMessage(), e);
-        }
-        if (!(rawConfig instanceof ObjectNode config)) throw new IllegalArgumentException(configFile + ": not a JSON object");
-        try {
-            LlamaConfig.parse(config); // a Llama we can run, or a clear error now rather than after quantizing
+            LlamaConfig.parse(config.text()); // a Llama we can run, or a clear error now rather than after quantizing
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(configFile + ": " + e.getMessage(), e);
         }
-        if (config.hasNonNull("quantization_config")) {
+        if (config.has("quantization_config")) {
             throw new IllegalArgumentException(configFile + ": the model is already quantized (quantization_config "
-                    + config.get("quantization_config") + "); quantize its dense checkpoint");
+                    + config.text("quantization_config") + "); quantize its dense checkpoint");
         }
-        dev.tenfold.qlora.ModelFolder.prepareOutput(outDir, options.force(), Map.of("model", modelDir));
+        ModelFolder.prepareOutput(outDir, options.force(), Map.of("model", modelDir));
 
         try (SafeTensorsModel weights = SafeTensorsModel.open(modelDir)) {
             // Plan: each source tensor is either quantized (a projection) or copied; estimate the
@@ -432,70 +427,67 @@ public final class Nf4Checkpoint {
             if (!current.isEmpty()) shards.add(current);
             if (toQuantize == 0) throw new IllegalArgumentException(weights.source() + ": no q/k/v/o/gate/up/down projection weights to quantize");
 
-            Map<String, String> weightMap = new LinkedHashMap<>();
             List<Path> files = new ArrayList<>();
-            long total = 0;
-            int done = 0, copied = 0;
-            for (int s = 0; s < shards.size(); s++) {
-                String file = shards.size() == 1 ? SafeTensorsModel.SINGLE_FILE
-                        : String.format(Locale.ROOT, "model-%05d-of-%05d.safetensors", s + 1, shards.size());
-                Map<String, Tensor> tensors = new LinkedHashMap<>();
-                List<AutoCloseable> owned = new ArrayList<>();
-                try {
-                    for (String name : shards.get(s)) {
-                        if (PROJECTION.matcher(name).matches()) {
-                            Tensor dense = weights.tensor(name);
-                            options.progress().accept(String.format(Locale.ROOT, "[%d/%d] %s %s -> NF4", ++done, toQuantize,
-                                    name, Arrays.toString(dense.shape())));
-                            Nf4Tensor q;
-                            try {
-                                q = Nf4Tensor.quantize(dense, true);
-                            } catch (IllegalArgumentException e) {
-                                throw new IllegalArgumentException("tensor " + name + ": " + e.getMessage(), e);
+            long[] total = {0};
+            int[] copied = {0};
+            int quantized = toQuantize;
+            ModelFolder.write(outDir, dir -> {
+                Map<String, String> weightMap = new LinkedHashMap<>();
+                int done = 0;
+                for (int s = 0; s < shards.size(); s++) {
+                    String file = shards.size() == 1 ? SafeTensorsModel.SINGLE_FILE
+                            : String.format(Locale.ROOT, "model-%05d-of-%05d.safetensors", s + 1, shards.size());
+                    Map<String, Tensor> tensors = new LinkedHashMap<>();
+                    List<AutoCloseable> owned = new ArrayList<>();
+                    try {
+                        for (String name : shards.get(s)) {
+                            if (PROJECTION.matcher(name).matches()) {
+                                Tensor dense = weights.tensor(name);
+                                options.progress().accept(String.format(Locale.ROOT, "[%d/%d] %s %s -> NF4", ++done, quantized,
+                                        name, Arrays.toString(dense.shape())));
+                                Nf4Tensor q;
+                                try {
+                                    q = Nf4Tensor.quantize(dense, true);
+                                } catch (IllegalArgumentException e) {
+                                    throw new IllegalArgumentException("tensor " + name + ": " + e.getMessage(), e);
+                                }
+                                owned.add(q);
+                                tensors.putAll(bitsandbytesTensors(name.substring(0, name.length() - ".weight".length()), q, owned));
+                            } else {
+                                tensors.put(name, weights.tensor(name)); // copied as it is, straight from the mapped file
+                                copied[0]++;
                             }
-                            owned.add(q);
-                            tensors.putAll(bitsandbytesTensors(name.substring(0, name.length() - ".weight".length()), q, owned));
-                        } else {
-                            tensors.put(name, weights.tensor(name)); // copied as it is, straight from the mapped file
-                            copied++;
                         }
-                    }
-                    Path target = outDir.resolve(file);
-                    SafeTensorsWriter.write(target, tensors, Map.of("format", "pt"));
-                    long size = 0;
-                    for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
-                        size += e.getValue().byteSize();
-                        weightMap.put(e.getKey(), file);
-                    }
-                    total += size;
-                    files.add(target);
-                    options.progress().accept(String.format(Locale.ROOT, "wrote %s (%.1f MB)", file, Files.size(target) / 1e6));
-                } finally {
-                    for (int i = owned.size() - 1; i >= 0; i--) {
-                        try {
-                            owned.get(i).close();
-                        } catch (Exception ignored) {
-                            // freeing memory does not fail in a way we could act on
+                        Path target = outDir.resolve(file);
+                        SafeTensorsWriter.write(target, tensors, Map.of("format", "pt"));
+                        long size = 0;
+                        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+                            size += e.getValue().byteSize();
+                            weightMap.put(e.getKey(), file);
+                        }
+                        total[0] += size;
+                        files.add(target);
+                        options.progress().accept(String.format(Locale.ROOT, "wrote %s (%.1f MB)", file, Files.size(target) / 1e6));
+                    } finally {
+                        for (int i = owned.size() - 1; i >= 0; i--) {
+                            try {
+                                owned.get(i).close();
+                            } catch (Exception ignored) {
+                                // freeing memory does not fail in a way we could act on
+                            }
                         }
                     }
                 }
-            }
-            if (shards.size() > 1) SafeTensorsWriter.writeIndex(outDir.resolve(SafeTensorsModel.INDEX_FILE), weightMap, total);
-
-            dev.tenfold.qlora.ModelFolder.copySideFiles(modelDir, outDir);
-            // Last: the file that makes the folder a model.
-            ObjectNode out = config.deepCopy();
-            out.set("quantization_config", quantizationConfig());
-            dev.tenfold.engine.io.AtomicFiles.write(outDir.resolve("config.json"), (JSON.writerWithDefaultPrettyPrinter().writeValueAsString(out) + "\n")
-                    .getBytes(StandardCharsets.UTF_8));
-            options.progress().accept("wrote config.json: " + toQuantize + " projections in NF4, " + copied + " tensors copied");
-            return new WriteResult(toQuantize, copied, total, List.copyOf(files));
+                if (shards.size() > 1) SafeTensorsWriter.writeIndex(outDir.resolve(SafeTensorsModel.INDEX_FILE), weightMap, total[0]);
+            }, ModelFolder.sideFilesOf(modelDir), config.quantizationConfig(quantizationConfig()));
+            options.progress().accept("wrote config.json: " + toQuantize + " projections in NF4, " + copied[0] + " tensors copied");
+            return new WriteResult(toQuantize, copied[0], total[0], List.copyOf(files));
         }
     }
 
     /** The quantization_config a QLoRA NF4 checkpoint carries (double quantization, bf16 compute, uint8 storage). */
-    public static ObjectNode quantizationConfig() {
-        ObjectNode q = JSON.createObjectNode();
+    static Map<String, Object> quantizationConfig() {
+        Map<String, Object> q = new LinkedHashMap<>();
         q.put("quant_method", "bitsandbytes");
         q.put("load_in_4bit", true);
         q.put("bnb_4bit_quant_type", "nf4");

@@ -26,7 +26,7 @@ class JsonlTokenizerNeedsTest {
     /** The tiny tokenizer without some of its special tokens (another Llama's, say). */
     Tokenizer without(Set<String> dropped) throws IOException {
         Path sub = Files.createDirectories(dir.resolve("tok-without"));
-        dev.tenfold.llama.tokenizer.TinyTokenizerJson.writeLlamaLike(sub);
+        dev.tenfold.llama.testing.TinyLlama.writeTokenizer(sub);
         ObjectMapper json = new ObjectMapper();
         ObjectNode root = (ObjectNode) json.readTree(sub.resolve("tokenizer.json").toFile());
         ArrayNode kept = json.createArrayNode();

@@ -1,8 +1,7 @@
 package dev.tenfold.qlora.data;
 
-import dev.tenfold.llama.tokenizer.TinyTokenizerJson;
+import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -26,7 +25,7 @@ final class TinyData {
     static Tokenizer tokenizer(Path dir) {
         try {
             Path sub = Files.createDirectories(dir.resolve("tok"));
-            int size = TinyTokenizerJson.writeLlamaLike(sub);
+            int size = TinyLlama.writeTokenizer(sub);
             Tokenizer t = Tokenizer.load(sub.resolve("tokenizer.json"));
             if (size != VOCAB_SIZE || t.vocabSize() != VOCAB_SIZE || t.bosId() != BOS || t.eotId() != EOT) {
                 throw new AssertionError("the tiny tokenizer changed: " + t);

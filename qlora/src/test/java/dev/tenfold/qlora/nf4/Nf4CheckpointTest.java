@@ -15,7 +15,9 @@ import dev.tenfold.llama.KvCache;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
-import dev.tenfold.llama.TinyLlama;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.testing.TinyLlama;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
@@ -113,7 +115,7 @@ class Nf4CheckpointTest {
 
     @Test
     void quantizedModelMatchesDenseOverDequantizedWeights() throws Exception {
-        try (LlamaModel nf4 = Nf4Checkpoint.loadQuantized(quantized, CpuBackend.fast(), LlamaLoader.Options.none());
+        try (LlamaModel nf4 = LlamaLoader.load(quantized, LoadSpec.defaults().quantization(Quantization.NF4));
              LlamaModel deq = LlamaLoader.load(dense, CpuBackend.fast());
              LlamaModel original = LlamaLoader.load(dense, CpuBackend.fast())) {
             Map<String, Linear> q = linears(nf4);
@@ -156,15 +158,15 @@ class Nf4CheckpointTest {
 
     @Test
     void quantizingOnLoadEqualsLoadingTheWrittenCheckpoint() throws Exception {
-        try (LlamaModel onLoad = Nf4Checkpoint.loadQuantized(dense, CpuBackend.fast(), LlamaLoader.Options.none());
-             LlamaModel written = Nf4Checkpoint.loadQuantized(quantized, CpuBackend.fast(), LlamaLoader.Options.none())) {
+        try (LlamaModel onLoad = LlamaLoader.load(dense, LoadSpec.defaults().quantization(Quantization.NF4));
+             LlamaModel written = LlamaLoader.load(quantized, LoadSpec.defaults().quantization(Quantization.NF4))) {
             Map<String, Linear> a = linears(onLoad), b = linears(written);
             for (String name : a.keySet()) {
                 assertTrue(((Nf4Linear) a.get(name)).weight().sameContent(((Nf4Linear) b.get(name)).weight()), name);
             }
             assertArrayEquals(logits(onLoad), logits(written));
         }
-        LlamaLoader.Loaded loaded = Nf4Checkpoint.loadQuantizedReporting(quantized, CpuBackend.fast(), LlamaLoader.Options.none());
+        LlamaLoader.Loaded loaded = LlamaLoader.loadReporting(quantized, LoadSpec.defaults().quantization(Quantization.NF4));
         try (LlamaModel m = loaded.model()) {
             assertEquals(List.of(), loaded.unexpected(), "every NF4 tensor is consumed");
         }
@@ -200,8 +202,8 @@ class Nf4CheckpointTest {
             assertEquals("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"bfloat16\", \"shape\": [32, 32]}", json);
             assertEquals(DType.F32, w.info("model.layers.0.self_attn.q_proj.weight.absmax").dtype());
         }
-        try (LlamaModel single = Nf4Checkpoint.loadQuantized(out, CpuBackend.fast(), LlamaLoader.Options.none());
-             LlamaModel onLoad = LlamaLoader.loadReporting(dense, CpuBackend.fast(), LlamaLoader.Options.none(),
+        try (LlamaModel single = LlamaLoader.load(out, LoadSpec.defaults().quantization(Quantization.NF4));
+             LlamaModel onLoad = LlamaLoader.loadReporting(dense, LoadSpec.defaults(),
                      Nf4Checkpoint.factory(false)).model()) {
             for (Linear l : linears(single).values()) assertFalse(((Nf4Linear) l).weight().doubleQuant());
             assertArrayEquals(logits(onLoad), logits(single));
@@ -243,7 +245,7 @@ class Nf4CheckpointTest {
 
     static String loadError(Path folder) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Nf4Checkpoint.loadQuantized(folder, CpuBackend.fast(), LlamaLoader.Options.none()).close());
+                () -> LlamaLoader.load(folder, LoadSpec.defaults().quantization(Quantization.NF4)).close());
         return e.getMessage();
     }
 
@@ -329,9 +331,10 @@ class Nf4CheckpointTest {
             String m = loadError(folder);
             assertTrue(m.contains("quantization_config") && m.contains(c.getValue()), m);
         }
-        // the dense loader points quantized checkpoints to the qlora module
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LlamaLoader.load(quantized, CpuBackend.fast()));
-        assertTrue(e.getMessage().contains("qlora"), e.getMessage());
+        // a quantized checkpoint is read in its format whatever the load spec says (the NF4 provider found by ServiceLoader)
+        try (LlamaModel m = LlamaLoader.load(quantized, CpuBackend.fast())) {
+            assertInstanceOf(Nf4Linear.class, m.layer(0).q);
+        }
     }
 
     // ------------------------------------------------------------------ writing
@@ -342,7 +345,7 @@ class Nf4CheckpointTest {
         Files.createDirectories(out);
         Files.writeString(out.resolve("notes.txt"), "mine");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Nf4Checkpoint.write(out, dense));
-        assertTrue(e.getMessage().contains("not empty") && e.getMessage().contains("--force"), e.getMessage());
+        assertTrue(e.getMessage().contains("not empty") && e.getMessage().contains("force replaces"), e.getMessage());
         assertFalse(Files.exists(out.resolve("config.json")));
 
         // stale shards from an earlier run are removed by --force so they cannot shadow the new weights
@@ -352,7 +355,7 @@ class Nf4CheckpointTest {
         assertFalse(Files.exists(out.resolve(SafeTensorsModel.INDEX_FILE)));
         assertFalse(Files.exists(out.resolve("model-00001-of-00002.safetensors")));
         assertEquals("mine", Files.readString(out.resolve("notes.txt")));
-        try (LlamaModel m = Nf4Checkpoint.loadQuantized(out, CpuBackend.fast(), LlamaLoader.Options.none())) {
+        try (LlamaModel m = LlamaLoader.load(out, LoadSpec.defaults().quantization(Quantization.NF4))) {
             assertEquals(TinyLlama.LAYERS, m.numLayers());
         }
 
@@ -372,8 +375,8 @@ class Nf4CheckpointTest {
         assertTrue(r.weightFiles().size() > 2, "several shards: " + r.weightFiles());
         assertTrue(Files.exists(out.resolve(SafeTensorsModel.INDEX_FILE)));
         assertFalse(Files.exists(out.resolve(SafeTensorsModel.SINGLE_FILE)));
-        try (LlamaModel a = Nf4Checkpoint.loadQuantized(out, CpuBackend.fast(), LlamaLoader.Options.none());
-             LlamaModel b = Nf4Checkpoint.loadQuantized(quantized, CpuBackend.fast(), LlamaLoader.Options.none())) {
+        try (LlamaModel a = LlamaLoader.load(out, LoadSpec.defaults().quantization(Quantization.NF4));
+             LlamaModel b = LlamaLoader.load(quantized, LoadSpec.defaults().quantization(Quantization.NF4))) {
             assertArrayEquals(logits(b), logits(a));
         }
     }

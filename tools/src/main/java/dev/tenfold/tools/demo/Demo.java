@@ -8,26 +8,31 @@ import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Perplexity;
+import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.longcontext.GreedyAnswer;
+import dev.tenfold.llama.longcontext.Haystack;
+import dev.tenfold.llama.longcontext.Passkey;
+import dev.tenfold.llama.longcontext.PasskeyDocs;
 import dev.tenfold.llama.tokenizer.Tokenizer;
-import dev.tenfold.qlora.ChartSupport;
 import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.LrSchedule;
-import dev.tenfold.qlora.PeftAdapter;
+import dev.tenfold.qlora.Recipe;
+import dev.tenfold.qlora.RunFolder;
 import dev.tenfold.qlora.Trainer;
+import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
-import dev.tenfold.qlora.eval.GreedyAnswer;
-import dev.tenfold.qlora.eval.Heatmap;
-import dev.tenfold.qlora.eval.LongPrompt;
-import dev.tenfold.qlora.eval.Passkey;
-import dev.tenfold.qlora.nf4.Nf4Checkpoint;
+import dev.tenfold.tools.charts.ChartSupport;
+import dev.tenfold.tools.charts.Heatmap;
+import dev.tenfold.tools.charts.LossCurve;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 
@@ -113,11 +118,7 @@ public final class Demo {
         List<int[]> shortDocs = new ArrayList<>();
         SplittableRandom shortRng = new SplittableRandom(s.seed() + 17);
         for (int i = 0; i < s.shortDocs(); i++) {
-            Trainer.Example e = docs.passkey(shortRng, docs.minLength() + shortRng.nextInt(original - docs.minLength() + 1));
-            int[] ids = new int[e.ids().length + 1];
-            System.arraycopy(e.ids(), 0, ids, 0, e.ids().length);
-            ids[ids.length - 1] = e.targets()[e.targets().length - 1];
-            shortDocs.add(ids);
+            shortDocs.add(docs.passkey(shortRng, docs.minLength() + shortRng.nextInt(original - docs.minLength() + 1)).tokens());
         }
 
         out.printf("%n1/3  Before: pass-key retrieval at %d lengths, %d to %d tokens (%d trials each), RoPE base %s%n",
@@ -132,29 +133,27 @@ public final class Demo {
                 plain(config.ropeTheta()), plain(theta), s.loraRank(), s.steps(), s.batchSize(), trainLength(s, extended));
         Phase after;
         double trainSeconds;
-        try (LlamaModel m = LlamaLoader.loadReporting(base, cpu, new LlamaLoader.Options(theta, null), Nf4Checkpoint.FACTORY).model()) {
-            Set<String> targets = Lora.parseTargets("q,k,v,o");
-            Lora.attach(m, targets, s.loraRank(), s.loraAlpha(), false, s.seed());
+        Recipe recipe = recipe(s, theta, extended);
+        try (LlamaModel m = LlamaLoader.load(base, recipe.load().backend(cpu))) {
+            Lora.attach(m, recipe.lora());
             SplittableRandom rng = new SplittableRandom(s.seed());
-            int maxTrain = trainLength(s, extended);
+            int maxTrain = recipe.maxLength();
             List<Trainer.Example> examples = new ArrayList<>();
             int[] exLengths = new int[s.steps() * s.batchSize()];
             for (int i = 0; i < exLengths.length; i++) {
                 // a share of documents within the original context keeps short-range retrieval and loss where they were
                 int longest = rng.nextDouble() < s.shortShare() ? original : maxTrain;
                 int len = docs.minLength() + rng.nextInt(longest - docs.minLength() + 1);
-                examples.add(docs.passkey(rng, len));
+                examples.add(Trainer.Example.nextTokens(docs.passkey(rng, len).tokens(), null));
                 exLengths[i] = examples.get(i).ids().length;
             }
-            LengthGroupedBatches batches = LengthGroupedBatches.shuffled(exLengths, s.batchSize(), s.seed());
-            Trainer.Settings ts = new Trainer.Settings(s.lr(), LrSchedule.Kind.COSINE, Math.min(10, s.steps() / 10), 1, s.steps(),
-                    0.9f, 0.999f, 1e-8f, 0f, 1.0, 0, 1, s.seed());
-            PeftAdapter.Config adapter = new PeftAdapter.Config("tenfold-demo-base", s.loraRank(), s.loraAlpha(), 0f, targets, false,
-                    false, theta);
+            LengthGroupedBatches batches = LengthGroupedBatches.shuffled(exLengths, recipe.batchSize(), s.seed());
             Path adapterDir = output.resolve("adapter");
-            Trainer trainer = new Trainer(m, examples, batches::plan, ts, adapterDir, adapter);
+            Trainer trainer = new Trainer(m, recipe.training(), examples, batches::plan);
+            trainer.addListener(RunFolder.create(adapterDir)).addListener(LossCurve.listener(adapterDir))
+                    .addListener(new dev.tenfold.tools.ProgressBar(out));
             long t1 = System.nanoTime();
-            trainer.train(false, new dev.tenfold.tools.ProgressBar(out));
+            trainer.fit();
             trainSeconds = (System.nanoTime() - t1) / 1e9;
             out.printf("%n3/3  After: the same prompts, with the adapter and the raised RoPE base%n");
             after = evaluate(m, tok, lengths, s, shortDocs, out);
@@ -175,7 +174,7 @@ public final class Demo {
 
     /** Pass-key accuracy on the grid (greedy answers; a key is right when the first number of the answer is it) and the short loss. */
     static Phase evaluate(LlamaModel m, Tokenizer tok, int[] lengths, Settings s, List<int[]> shortDocs, PrintStream out) {
-        LongPrompt prompts = new LongPrompt(tok, false, Passkey.FILLER);
+        Haystack prompts = new Haystack(tok, false, Passkey.FILLER);
         Function<int[], String> answer = GreedyAnswer.of(m, tok, 8);
         double[][] scores = new double[lengths.length][s.depths().length];
         List<String> samples = new ArrayList<>();
@@ -200,6 +199,18 @@ public final class Demo {
         Backend.LossSum loss = Perplexity.evaluate(m, shortDocs, Integer.MAX_VALUE, Integer.MAX_VALUE);
         out.printf("     short-context loss (%d documents within the original context): %.4f%n", shortDocs.size(), loss.mean());
         return new Phase(lengths, s.depths(), scores, loss.mean(), samples);
+    }
+
+    /**
+     * The paper's recipe at the demo's scale: the RoPE base raised to {@code theta}, NF4, LoRA on
+     * q, k, v, o, a cosine schedule, documents up to {@link #trainLength}.
+     */
+    static Recipe recipe(Settings s, double theta, int extended) {
+        return new Recipe(LoadSpec.defaults().ropeTheta(theta).quantization(Quantization.NF4),
+                LoraConfig.of(s.loraRank(), s.loraAlpha()).targets("q,k,v,o").seed(s.seed()),
+                TrainingSettings.defaults().lr(s.lr()).schedule(LrSchedule.Kind.COSINE).warmupSteps(Math.min(10, s.steps() / 10))
+                        .maxSteps(s.steps()).keepCheckpoints(1).seed(s.seed()),
+                trainLength(s, extended), s.batchSize());
     }
 
     /**

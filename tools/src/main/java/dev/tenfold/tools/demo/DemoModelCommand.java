@@ -7,13 +7,17 @@ import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.engine.io.AtomicFiles;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.longcontext.PasskeyDocs;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.FullTraining;
 import dev.tenfold.qlora.LrSchedule;
+import dev.tenfold.qlora.RunFolder;
 import dev.tenfold.qlora.Trainer;
+import dev.tenfold.qlora.TrainingSettings;
 import dev.tenfold.qlora.data.LengthGroupedBatches;
 import dev.tenfold.tools.ProgressBar;
 import dev.tenfold.tools.Range;
+import dev.tenfold.tools.charts.LossCurve;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -86,7 +90,8 @@ public final class DemoModelCommand implements Callable<Integer> {
             int[] lengths = new int[steps * batchSize];
             for (int i = 0; i < lengths.length; i++) {
                 int len = docs.minLength() + rng.nextInt(st.maxLength() - docs.minLength() + 1);
-                examples.add(rng.nextDouble() < st.denseShare() ? docs.denseKeys(rng, len) : docs.passkey(rng, len));
+                PasskeyDocs.Doc doc = rng.nextDouble() < st.denseShare() ? docs.denseKeys(rng, len) : docs.passkey(rng, len);
+                examples.add(Trainer.Example.nextTokens(doc.tokens(), doc.positions()));
                 lengths[i] = examples.get(i).ids().length;
             }
             Path stageDir = work.resolve("stage" + (k + 1));
@@ -94,13 +99,14 @@ public final class DemoModelCommand implements Callable<Integer> {
             DType saveAs = k + 1 == STAGES.size() ? DType.BF16 : DType.F32;
             try (LlamaModel m = LlamaLoader.load(base, CpuBackend.fast())) {
                 FullTraining.makeTrainable(m);
-                Trainer.Settings s = new Trainer.Settings(lr, LrSchedule.Kind.COSINE, Math.min(50, steps / 10), 1, steps, 0.9f, 0.95f, 1e-8f,
-                        0f, 1.0, 0, 1, seed + k);
-                Trainer t = new Trainer(m, examples, LengthGroupedBatches.shuffled(lengths, batchSize, seed + k)::plan, s, stageDir,
-                        (dir, mm) -> FullTraining.save(dir, mm, base, saveAs));
+                TrainingSettings s = TrainingSettings.defaults().lr(lr).schedule(LrSchedule.Kind.COSINE).warmupSteps(Math.min(50, steps / 10))
+                        .maxSteps(steps).beta2(0.95f).keepCheckpoints(1).seed(seed + k);
+                Trainer t = new Trainer(m, s, examples, LengthGroupedBatches.shuffled(lengths, batchSize, seed + k)::plan);
+                t.addListener(RunFolder.create(stageDir).output((dir, mm) -> FullTraining.save(dir, mm, base, saveAs)))
+                        .addListener(LossCurve.listener(stageDir)).addListener(new ProgressBar(System.err));
                 System.err.printf("tenfold demo model: stage %d/%d: %d steps of %d documents (%d to %d tokens, %.0f%% dense)%n", k + 1,
                         STAGES.size(), steps, batchSize, docs.minLength(), st.maxLength(), 100 * st.denseShare());
-                t.train(false, new ProgressBar(System.err));
+                t.fit();
             }
             from = stageDir;
         }

@@ -3,7 +3,7 @@ package dev.tenfold.tools.demo;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tenfold.qlora.eval.Passkey;
+import dev.tenfold.llama.longcontext.Passkey;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;

@@ -2,16 +2,17 @@ package dev.tenfold.tools.demo;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.tenfold.llama.longcontext.Passkey;
+import dev.tenfold.llama.longcontext.PasskeyDocs;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.Trainer;
-import dev.tenfold.qlora.eval.Passkey;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /** The demo's tokenizer and synthetic documents. */
 class DemoDataTest {
-    static final Tokenizer TOK = Tokenizer.fromJson(DemoTokenizer.json(), "demo tokenizer");
+    static final Tokenizer TOK = Tokenizer.fromJson(DemoTokenizer.json().toString(), "demo tokenizer");
 
     @Test
     void promptWordsAreSingleTokensAndDigitsStaySeparate() {
@@ -33,7 +34,7 @@ class DemoDataTest {
         int min = docs.minLength();
         assertTrue(min > 40 && min < 100, "fixed parts " + min);
         for (int len : new int[] {min, 150, 256, 2560}) {
-            Trainer.Example e = docs.passkey(rng, len);
+            Trainer.Example e = example(docs.passkey(rng, len));
             int n = e.ids().length + 1; // the document is ids plus the last target
             assertTrue(n <= len && n >= len - 8, len + " -> " + n);
             String text = TOK.decode(Arrays.stream(e.ids()).boxed().toList(), true);
@@ -53,7 +54,7 @@ class DemoDataTest {
     void denseDocumentsRepeatEachKeyAndSkippedPositionsSpanTheWindow() {
         PasskeyDocs docs = new PasskeyDocs(TOK);
         SplittableRandom rng = new SplittableRandom(4);
-        Trainer.Example d = docs.denseKeys(rng, 200);
+        Trainer.Example d = example(docs.denseKeys(rng, 200));
         String text = TOK.decode(Arrays.stream(d.ids()).boxed().toList(), true);
         var m = java.util.regex.Pattern.compile("The pass key is (\\d{5})\\. Remember it\\. (\\d{5}) is the pass key\\.").matcher(text);
         int needles = 0;
@@ -64,7 +65,7 @@ class DemoDataTest {
         assertTrue(needles >= 4, text);
         assertTrue(d.ids().length >= 200 - 1 && d.ids().length < 240);
 
-        Trainer.Example s = docs.passkeySkipped(rng, 300, 2560);
+        Trainer.Example s = example(docs.passkeySkipped(rng, 300, 2560));
         int[] pos = s.positions();
         assertEquals(s.ids().length, pos.length);
         assertEquals(0, pos[0]);
@@ -76,4 +77,6 @@ class DemoDataTest {
         }
         assertTrue(jumps <= 1);
     }
+
+    private static Trainer.Example example(PasskeyDocs.Doc d) { return Trainer.Example.nextTokens(d.tokens(), d.positions()); }
 }

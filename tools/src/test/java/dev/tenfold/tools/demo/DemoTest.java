@@ -50,7 +50,7 @@ class DemoTest {
         assertEquals(1.0, r.get("before").get("passkey").get("256").asDouble(), log);
         assertTrue(Files.exists(out.resolve("adapter").resolve("adapter_config.json")));
         assertTrue(Files.exists(out.resolve("base-model").resolve("model.safetensors")));
-        if (dev.tenfold.qlora.ChartSupport.available()) {
+        if (dev.tenfold.tools.charts.ChartSupport.available()) {
             assertTrue(Files.size(out.resolve("passkey-before.png")) > 0);
             assertTrue(Files.size(out.resolve("passkey-after.png")) > 0);
         }
