@@ -56,7 +56,7 @@ class CudaQloraStepTest {
 
     @Test
     void aQloraStepOnTheGpuMatchesTheCpu(@TempDir Path dir) throws Exception {
-        Backend cuda = GpuTests.backendOrSkip();
+        Backend cuda = GpuTests.deviceOrSkip();
         Path base = model(dir);
         SplittableRandom rng = new SplittableRandom(5);
         int t = 96;

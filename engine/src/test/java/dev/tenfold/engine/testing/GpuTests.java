@@ -29,6 +29,9 @@ public final class GpuTests {
     /** The backend of cuda:0, or the calling test is skipped (failed where a GPU is required) with the reason. */
     public static CudaBackend backendOrSkip() { return backendOrSkip(0); }
 
+    /** As {@link #backendOrSkip()}, typed as the op set: for the tests of modules that see no CUDA internals. */
+    public static Backend deviceOrSkip() { return backendOrSkip(0); }
+
     /** The backend of cuda:index, or the calling test is skipped (failed where a GPU is required) with the reason. */
     public static CudaBackend backendOrSkip(int index) { return backendOr(index, CudaBackend.gpuRequired()); }
 
