@@ -16,26 +16,33 @@ class ProgressBarTest {
 
     @Test
     void slowFirstStepsDoNotStayInTheEta() {
-        // JIT warm-up: the first step takes 30 s, the next few 3 s, then 1 s each; 100 of 400 steps done
-        ProgressBar bar = new ProgressBar(new PrintStream(new ByteArrayOutputStream()), false);
-        Trainer.StepMetrics last = null;
-        for (int i = 1; i <= 100; i++) {
-            last = step(i, 400, 2.0, 1000, i == 1 ? 30 : i <= 5 ? 3 : 1);
+        // JIT warm-up: the first step takes 30 s, the next few 3 s, then 1 s each
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ProgressBar bar = new ProgressBar(new PrintStream(out, true, StandardCharsets.UTF_8), false);
+        Trainer.StepMetrics last = step(1, 400, 2.0, 1000, 30);
+        bar.onStep(last);
+        // one step, compiling included, says nothing of the speed to come
+        assertTrue(Double.isNaN(bar.etaSeconds(last)));
+        assertTrue(out.toString(StandardCharsets.UTF_8).strip().endsWith("| 33 tok/s | ETA ?"), out.toString(StandardCharsets.UTF_8));
+        for (int i = 2; i <= 100; i++) {
+            last = step(i, 400, 2.0, 1000, i <= 5 ? 3 : 1);
             bar.onStep(last);
         }
         assertEquals(300, bar.etaSeconds(last), 3); // the mean since the start said 300 * 1.37 s
         assertEquals(1000, bar.tokensPerSecond(), 10);
+        assertEquals(0, bar.etaSeconds(step(400, 400, 2.0, 1000, 1)));
     }
 
     @Test
     void theEtaCountsTokensNotSteps() {
-        // 1 ms per token throughout; 40 short steps then 10 long ones (length-grouped batches come in runs);
-        // the steps left are expected to be like all so far (1,600 tokens each on average), not like the last few
+        // 1 ms per token throughout; after the first step, 40 short steps then 10 long ones (batches grouped by
+        // length come in runs): the steps left are expected to be like all so far (1,600 tokens each on average),
+        // not like the last few
         ProgressBar bar = new ProgressBar(new PrintStream(new ByteArrayOutputStream()), false);
         Trainer.StepMetrics last = null;
-        for (int i = 1; i <= 50; i++) {
-            long tokens = i <= 40 ? 1000 : 4000;
-            last = step(i, 100, 2.0, tokens, tokens / 1000.0);
+        for (int i = 1; i <= 51; i++) {
+            long tokens = i <= 41 ? 1000 : 4000;
+            last = step(i, 101, 2.0, tokens, tokens / 1000.0);
             bar.onStep(last);
         }
         assertEquals(50 * 1.6, bar.etaSeconds(last), 1e-6);
