@@ -15,6 +15,9 @@
 #                               tests      every GPU test at full size (flash attention to 4097)    limit  900 s
 #                               report     GpuReport; the full one ends with an 8B QLoRA step      limit 1800 s
 #                               peers      the PyTorch peers (python3 with torch)                   limit 1800 s
+#                               memory     tenfold plan against the caching allocator's measured peak, the recipe's
+#                                          8B-shaped step at 16K and 64K tokens, offload off and on (MEMORY_TOKENS),
+#                                          with each step's time                                     limit  600 s
 #                               compare    tenfold beside the peers -> comparison.md, YYYY-MM-DD-<gpu>.md
 #   ./run.sh --all-tests [ARGS] doctor, then the whole test suite (ARGS go to the JUnit console launcher)
 # With no argument it prints this and exits 2: nothing long runs unless asked for.
@@ -22,7 +25,8 @@
 # Environment: TENFOLD_CUDA_LIBS (folders of libcublas/libnccl; found as above when unset), LIB_SEARCH_ROOTS
 # (folders of the bounded search), TENFOLD_REQUIRE_GPU (default 1 here: no CUDA backend fails, never skips),
 # TEST_TIMEOUT (seconds per test, default 90), TEST_ARGS (more options for the test runner, e.g. --include REGEX),
-# SMOKE_ARGS / REPORT_ARGS (more GpuReport options, e.g. REPORT_ARGS="--quick --no-train"), STEP_TIMEOUT (seconds,
+# SMOKE_ARGS / REPORT_ARGS (more GpuReport options, e.g. REPORT_ARGS="--quick --no-train"), MEMORY_TOKENS (lengths of the
+# memory step, default 16384,65536), STEP_TIMEOUT (seconds,
 # for every named step), FIRST_LIGHT_BUDGET (seconds for the whole first light, default 470).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -153,6 +157,11 @@ step_peers() {
         fi
     done
     return "$rc"
+}
+
+step_memory() {
+    limited "${STEP_TIMEOUT:-600}" "$LOGS/memory-check.txt" "${JAVA[@]}" -Xmx24g -cp "$HERE/lib/*" dev.tenfold.benchmarks.GpuMemoryCheck \
+        --out "$LOGS" --tokens "${MEMORY_TOKENS:-16384,65536}"
 }
 
 step_compare() {
@@ -379,11 +388,11 @@ esac
 STEPS=("$@")
 for s in "${STEPS[@]}"; do
     case "$s" in
-        doctor|tests|report|peers|compare) ;;
-        *) echo "run.sh: unknown step '$s' (first-light, or steps: doctor tests report peers compare; or --all-tests)" >&2; exit 2 ;;
+        doctor|tests|report|peers|compare|memory) ;;
+        *) echo "run.sh: unknown step '$s' (first-light, or steps: doctor tests report peers compare memory; or --all-tests)" >&2; exit 2 ;;
     esac
 done
-case " ${STEPS[*]} " in *" doctor "*|*" tests "*|*" report "*) find_cuda_libs 60 ;; esac
+case " ${STEPS[*]} " in *" doctor "*|*" tests "*|*" report "*|*" memory "*) find_cuda_libs 60 ;; esac
 status=0
 results=()
 for s in "${STEPS[@]}"; do

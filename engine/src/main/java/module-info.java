@@ -13,5 +13,6 @@ module tenfold.engine {
     exports dev.tenfold.engine;
     exports dev.tenfold.engine.cpu;
     exports dev.tenfold.engine.io;
+    exports dev.tenfold.engine.plan to tenfold.qlora, tenfold.tools, tenfold.benchmarks;
     exports dev.tenfold.engine.cuda to tenfold.tools, tenfold.benchmarks;
 }

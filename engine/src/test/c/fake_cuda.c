@@ -122,10 +122,23 @@ CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned int flags) { *p = mallo
 CUresult cuMemFreeHost(void* p) { free(p); return 0; }
 CUresult cuMemHostRegister_v2(void* p, size_t bytes, unsigned int flags) { return 0; }
 CUresult cuMemHostUnregister(void* p) { return 0; }
-static int stream_token;
-CUresult cuStreamCreate(void** s, unsigned int flags) { *s = &stream_token; return flags <= 1 ? 0 : 1; }
-CUresult cuStreamSynchronize(void* s) { STICKY(); return s == &stream_token || s == NULL ? 0 : 400; }
-CUresult cuStreamWaitEvent(void* s, void* e, unsigned int flags) { return 0; }
+// Streams: the first one made is stream_token (the backend's, which cuBLAS and NCCL are given); later ones
+// (copyAsync's) are other tokens. Work runs synchronously, so a stream only has to be one of these.
+static int stream_token, more_streams[4], streams_made;
+static int known_stream(void* s) {
+    if (s == NULL || s == &stream_token) return 1;
+    for (int i = 0; i < 4; i++) if (s == &more_streams[i]) return 1;
+    return 0;
+}
+int fake_cuda_streams_made(void) { return streams_made; }
+CUresult cuStreamCreate(void** s, unsigned int flags) {
+    if (flags > 1) return 1;
+    *s = streams_made == 0 ? &stream_token : &more_streams[(streams_made - 1) % 4];
+    streams_made++;
+    return 0;
+}
+CUresult cuStreamSynchronize(void* s) { STICKY(); return known_stream(s) ? 0 : 400; }
+CUresult cuStreamWaitEvent(void* s, void* e, unsigned int flags) { STICKY(); return known_stream(s) && e && flags == 0 ? 0 : 400; }
 CUresult cuStreamDestroy_v2(void* s) { return 0; }
 // Events: work runs synchronously here, so an event records the wall-clock time at cuEventRecord.
 typedef struct { unsigned flags; int recorded; double ms; } Event;
@@ -139,7 +152,7 @@ CUresult cuEventCreate(void** e, unsigned int flags) {
 }
 CUresult cuEventRecord(void* e, void* s) {
     STICKY();
-    if (!e || (s != &stream_token && s != NULL)) return 400;
+    if (!e || !known_stream(s)) return 400;
     ((Event*)e)->recorded = 1;
     ((Event*)e)->ms = now_ms();
     return 0;
@@ -451,7 +464,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(void* h, int ta, int tb, int m, int n,
         int ldc, long long sC, int batch, int compute, int algo) {
     if (h != &handle_token || m < 0 || n < 0 || k < 0 || batch < 0) return 7;
     if (lda < (ta ? (k > 1 ? k : 1) : (m > 1 ? m : 1)) || ldb < (tb ? (n > 1 ? n : 1) : (k > 1 ? k : 1)) || ldc < (m > 1 ? m : 1)) return 7;
-    if (Atype != Btype || (Atype != 0 && Atype != 14) || Ctype != 0 || compute != 68 || algo != -1) return 15;
+    // C is f32, or bf16 from bf16 operands (cuBLAS's CUDA_R_16BF output), always with f32 compute
+    if (Atype != Btype || (Atype != 0 && Atype != 14) || (Ctype != 0 && !(Ctype == 14 && Atype == 14)) || compute != 68 || algo != -1)
+        return 15;
     float al = *(const float*)alpha, be = *(const float*)beta;
     for (int bt = 0; bt < batch; bt++)
         for (int j = 0; j < n; j++)
@@ -462,8 +477,14 @@ cublasStatus_t cublasGemmStridedBatchedEx(void* h, int ta, int tb, int m, int n,
                     float b = tb ? load(B, Btype, bt * sB + j + (long)p * ldb) : load(B, Btype, bt * sB + p + (long)j * ldb);
                     s += (double)a * b;
                 }
-                float* c = (float*)C + bt * sC + i + (long)j * ldc;
-                *c = (float)(al * s + (be == 0 ? 0 : be * *c));
+                long ci = bt * sC + i + (long)j * ldc;
+                if (Ctype == 14) {
+                    bf16* c = (bf16*)C + ci;
+                    *c = f2bf((float)(al * s + (be == 0 ? 0 : be * bf2f(*c))));
+                } else {
+                    float* c = (float*)C + ci;
+                    *c = (float)(al * s + (be == 0 ? 0 : be * *c));
+                }
             }
     return 0;
 }

@@ -10,6 +10,7 @@ module tenfold.qlora {
     exports dev.tenfold.qlora;
     exports dev.tenfold.qlora.data;
     exports dev.tenfold.qlora.nf4;
+    exports dev.tenfold.qlora.plan;
 
     provides dev.tenfold.llama.QuantizedLinears with dev.tenfold.qlora.nf4.Nf4Checkpoint.Provider;
 }

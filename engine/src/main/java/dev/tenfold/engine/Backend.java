@@ -8,8 +8,11 @@ import java.util.List;
  *
  * <p>Conventions: row-major tensors; outputs are passed in (memory is planned by the caller) and
  * fully overwritten unless the method says it accumulates; an output may be the same tensor as
- * an input only where the method says so. Activations, gradients and optimizer state are F32 on
- * the CPU; weights may be BF16 where noted. A wrong dtype or shape is an
+ * an input only where the method says so. Gradients of parameters and optimizer state are F32;
+ * weights may be BF16 where noted. Activations are F32, or BF16 where a training step stores them
+ * so (a GPU's lean step): the ops marked "activations F32 or BF16" take either, each tensor on its
+ * own, and compute in F32 (a BF16 input widened exactly, a BF16 output rounded once to nearest
+ * even), so their result is the F32 op's rounded. A wrong dtype or shape is an
  * {@link IllegalArgumentException} naming the op and the shapes.
  */
 public interface Backend {
@@ -40,6 +43,49 @@ public interface Backend {
 
     /** Blocks until every op queued on this backend's device has finished (a no-op on the CPU). */
     default void synchronize() {}
+
+    /**
+     * Gives the memory this backend keeps for reuse back to the device (a GPU's caching allocator keeps freed
+     * blocks); a no-op elsewhere. After it, what is allocated next starts from what is in use, as in a new process.
+     */
+    default void releaseCachedMemory() {}
+
+    /**
+     * The dtype a training step stores its activations in unless told otherwise: F32 where memory is
+     * plentiful and the step is the reference (the CPU), BF16 on a GPU.
+     */
+    default DType activationDtype() { return DType.F32; }
+
+    /**
+     * A zero-filled host tensor for {@link #copyAsync} to and from this device, freed on close: pinned
+     * (page-locked) memory on a GPU, so that copies run asynchronously at full speed; ordinary host
+     * memory elsewhere.
+     */
+    default Tensor allocateHost(DType dtype, long... shape) { return Tensor.allocate(dtype, shape); }
+
+    /**
+     * dst = src as {@link #copy}, one of them on the host (from {@link #allocateHost}) and the other on this
+     * device, started after the work queued so far and possibly still running when this returns: a GPU
+     * copies on a second stream while the ops queued next compute. Until {@link Pending#await} the copy
+     * may still be reading src and writing dst: neither may be touched by ops or the host, nor freed
+     * before a {@link #synchronize}. The default copies at once.
+     */
+    default Pending copyAsync(Tensor src, Tensor dst) {
+        copy(src, dst);
+        return Pending.DONE;
+    }
+
+    /** A copy started by {@link #copyAsync}. */
+    interface Pending {
+        /** One that is already done. */
+        Pending DONE = () -> {};
+
+        /**
+         * Orders every op queued after this call behind the copy (a GPU waits on the device, not the host);
+         * after it, the copy's tensors may be used again. Idempotent.
+         */
+        void await();
+    }
 
     /**
      * Sets every element of t (F32, on the host or this backend's device) to {@code value}; the
@@ -84,19 +130,19 @@ public interface Backend {
      * {@code a}: [M, K] ([K, M] when transA) or batched [batch, M, K]; {@code b}: [K, N] ([N, K] when
      * transB) or batched [batch, K, N] with the same batch as {@code a}; a rank-2 {@code b} is shared by
      * every batch of {@code a}. {@code a} and {@code b}: F32 or BF16, independently. {@code out}:
-     * [M, N] or [batch, M, N], F32.
+     * [M, N] or [batch, M, N], F32 or BF16 (computed in f32 and rounded once, {@code accumulate} included).
      */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate);
 
-    // ------------------------------------------------------------------ elementwise (F32; out may alias an input)
+    // ------------------------------------------------------------------ elementwise (out may alias an input)
 
-    /** out = a + b, same shapes. */
+    /** out = a + b, same shapes; activations F32 or BF16. */
     void add(Tensor a, Tensor b, Tensor out);
 
-    /** out = a * b elementwise, same shapes. */
+    /** out = a * b elementwise, same shapes; activations F32 or BF16. */
     void mul(Tensor a, Tensor b, Tensor out);
 
-    /** out = a * s. */
+    /** out = a * s, F32. */
     void scale(Tensor a, float s, Tensor out);
 
     /** dst = src converted between F32, BF16 and F16 (round to nearest even), same shapes. */
@@ -104,7 +150,7 @@ public interface Backend {
 
     // ------------------------------------------------------------------ embedding
 
-    /** out[t, :] = table[ids[t], :]. table [V, H] F32 or BF16; ids I32 of any shape, T elements; out [T, H] F32. */
+    /** out[t, :] = table[ids[t], :]. table [V, H] F32 or BF16; ids I32 of any shape, T elements; out [T, H] F32 or BF16. */
     void embedding(Tensor table, Tensor ids, Tensor out);
 
     /** dTable[ids[t], :] += dOut[t, :] (accumulates). dOut [T, H] F32; dTable [V, H] F32. */
@@ -113,12 +159,12 @@ public interface Backend {
     // ------------------------------------------------------------------ RMSNorm
 
     /**
-     * out = x * rstd * weight with rstd = 1 / sqrt(mean(x^2) + eps) per row. x, out [..., H] F32;
-     * weight [H] F32; rstd (saved for the backward) F32 with one element per row.
+     * out = x * rstd * weight with rstd = 1 / sqrt(mean(x^2) + eps) per row. x, out [..., H], activations
+     * F32 or BF16; weight [H] F32; rstd (saved for the backward) F32 with one element per row.
      */
     void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd);
 
-    /** dx written; dWeight accumulated when not null. Shapes as in {@link #rmsnorm}. */
+    /** dx written; dWeight accumulated when not null. Shapes as in {@link #rmsnorm}; dOut, x, dx F32 or BF16. */
     void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight);
 
     // ------------------------------------------------------------------ RoPE
@@ -127,7 +173,7 @@ public interface Backend {
      * Rotary embedding, Hugging Face "rotate_half" convention: for each row position p and pair
      * (j, j + d/2), angle = f32(p * invFreq[j]), c = cos(angle) * attnScale, s = sin(angle) * attnScale,
      * out[j] = x[j] c - x[j+d/2] s, out[j+d/2] = x[j+d/2] c + x[j] s.
-     * x, out: [T, heads, d] or [B, T, heads, d] F32 (out may alias x); invFreq [d/2] F32;
+     * x, out: [T, heads, d] or [B, T, heads, d], activations F32 or BF16 (out may alias x); invFreq [d/2] F32;
      * positions I32 with B*T elements (explicit ids, so any scaling variant or skipped positions work);
      * attnScale multiplies cos and sin (1 except for yarn/longrope).
      */
@@ -138,7 +184,7 @@ public interface Backend {
 
     // ------------------------------------------------------------------ SwiGLU
 
-    /** out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). Same shapes, F32. */
+    /** out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). Same shapes; activations F32 or BF16. */
     void swiglu(Tensor gate, Tensor up, Tensor out);
 
     /** dGate = dOut * up * silu'(gate); dUp = dOut * silu(gate). Both written. */
@@ -159,15 +205,15 @@ public interface Backend {
      * q [B, Tq, Hq, d]; k, v [B, Tk, Hkv, d] with Tk >= Tq and Hq % Hkv == 0 (query head h reads kv
      * head h / (Hq / Hkv)). Query i sits at absolute position Tk - Tq + i and sees keys j <= that
      * position (so Tq = Tk is ordinary causal training, Tq = 1 is decoding against a KV cache).
-     * out [B, Tq, Hq, d] F32; lse [B, Hq, Tq] F32 receives the natural-log logsumexp of the
-     * scaled scores of each query row (saved for the backward).
+     * out [B, Tq, Hq, d]; q, k, v and out activations F32 or BF16; lse [B, Hq, Tq] F32 receives the
+     * natural-log logsumexp of the scaled scores of each query row (saved for the backward).
      */
     void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse);
 
     /**
      * Backward of {@link #attention}: D = rowsum(dOut * out); P recomputed from lse;
      * dv = P^T dOut; dP = dOut v^T; dS = P (dP - D); dq = scale dS k; dk = scale dS^T q; dk and dv
-     * summed over each kv group. dq, dk, dv written (same shapes as q, k, v).
+     * summed over each kv group. dq, dk, dv written (same shapes as q, k, v); every tensor but lse F32 or BF16.
      */
     void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
                            Tensor dq, Tensor dk, Tensor dv);
@@ -176,7 +222,8 @@ public interface Backend {
 
     /**
      * Cross-entropy of the logits hidden · weight^T against targets, computed in vocabulary (and token)
-     * chunks so that nothing of size T x V is allocated. hidden [T, H] F32; weight [V, H] F32 or BF16;
+     * chunks so that nothing of size T x V is allocated. hidden [T, H] and dHidden activations F32 or
+     * BF16; weight [V, H] F32 or BF16;
      * targets I32 [T], -100 = ignored, any other value must be in [0, V).
      * When dHidden is not null it is written with gradScale * d(lossSum)/d(hidden); when dWeight
      * (F32 [V, H]) is not null, gradScale * d(lossSum)/d(weight) is added to it.

@@ -40,10 +40,15 @@ public final class OpChecks {
     public record MatmulDims(int batch, int m, int n, int k, boolean bBatched) {}
 
     public static MatmulDims matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+        return matmul(a, transA, b, transB, out, DType.F32);
+    }
+
+    /** As above, with out of one of {@code outTypes} (a backend that writes BF16 products itself). */
+    public static MatmulDims matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, DType... outTypes) {
         String op = "matmul";
         Check.dtype(op, "a", a, DType.F32, DType.BF16);
         Check.dtype(op, "b", b, DType.F32, DType.BF16);
-        Check.dtype(op, "out", out, DType.F32);
+        Check.dtype(op, "out", out, outTypes);
         Check.rank(op, "a", a, 2, 3);
         Check.rank(op, "b", b, 2, 3);
         Check.rank(op, "out", out, a.rank());
@@ -170,11 +175,14 @@ public final class OpChecks {
         public boolean empty() { return batch == 0 || tq == 0 || hq == 0; }
     }
 
-    public static AttentionDims attention(Tensor q, Tensor k, Tensor v) {
+    public static AttentionDims attention(Tensor q, Tensor k, Tensor v) { return attention(q, k, v, DType.F32); }
+
+    /** The attention problem with q, k and v (and, in the methods below, every tensor but lse) of {@code dtype}. */
+    public static AttentionDims attention(Tensor q, Tensor k, Tensor v, DType dtype) {
         String op = "attention";
-        Check.dtype(op, "q", q, DType.F32);
-        Check.dtype(op, "k", k, DType.F32);
-        Check.dtype(op, "v", v, DType.F32);
+        Check.dtype(op, "q", q, dtype);
+        Check.dtype(op, "k", k, dtype);
+        Check.dtype(op, "v", v, dtype);
         Check.rank(op, "q [B, Tq, Hq, d]", q, 4);
         Check.rank(op, "k [B, Tk, Hkv, d]", k, 4);
         Check.rank(op, "v [B, Tk, Hkv, d]", v, 4);
@@ -193,8 +201,12 @@ public final class OpChecks {
 
     /** attention's checks, in the CPU backend's order. */
     public static AttentionDims attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
-        AttentionDims g = attention(q, k, v);
-        attentionF32(out, "out", q.shape());
+        return attentionForward(q, k, v, out, lse, DType.F32);
+    }
+
+    public static AttentionDims attentionForward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, DType dtype) {
+        AttentionDims g = attention(q, k, v, dtype);
+        attentionTensor(out, "out", dtype, q.shape());
         attentionF32(lse, "lse", g.batch(), g.hq(), g.tq());
         return g;
     }
@@ -202,18 +214,25 @@ public final class OpChecks {
     /** attentionBackward's checks, in the CPU backend's order. */
     public static AttentionDims attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
                                            Tensor dk, Tensor dv) {
-        AttentionDims g = attention(q, k, v);
-        attentionF32(dOut, "dOut", q.shape());
-        attentionF32(out, "out", q.shape());
-        attentionF32(dq, "dq", q.shape());
-        attentionF32(dk, "dk", k.shape());
-        attentionF32(dv, "dv", k.shape());
+        return attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, DType.F32);
+    }
+
+    public static AttentionDims attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dq,
+                                                  Tensor dk, Tensor dv, DType dtype) {
+        AttentionDims g = attention(q, k, v, dtype);
+        attentionTensor(dOut, "dOut", dtype, q.shape());
+        attentionTensor(out, "out", dtype, q.shape());
+        attentionTensor(dq, "dq", dtype, q.shape());
+        attentionTensor(dk, "dk", dtype, k.shape());
+        attentionTensor(dv, "dv", dtype, k.shape());
         attentionF32(lse, "lse", g.batch(), g.hq(), g.tq());
         return g;
     }
 
-    public static void attentionF32(Tensor t, String name, long... shape) {
-        Check.dtype("attention", name, t, DType.F32);
+    public static void attentionF32(Tensor t, String name, long... shape) { attentionTensor(t, name, DType.F32, shape); }
+
+    private static void attentionTensor(Tensor t, String name, DType dtype, long... shape) {
+        Check.dtype("attention", name, t, dtype);
         Check.shape("attention", name, t, shape);
     }
 

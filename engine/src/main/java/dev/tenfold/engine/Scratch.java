@@ -16,6 +16,7 @@ public final class Scratch implements AutoCloseable {
     private final Backend backend;
     private final Arena arena;                            // host backends only
     private final List<Tensor> owned = new ArrayList<>(); // device backends only
+    private long hostBytes;                               // counted in HostMemory until close
 
     public Scratch(Backend backend) {
         this.backend = backend;
@@ -27,7 +28,12 @@ public final class Scratch implements AutoCloseable {
 
     /** A zero-filled tensor on the backend's device, freed with this scratch. */
     public Tensor tensor(DType dtype, long... shape) {
-        if (arena != null) return Tensor.allocate(arena, dtype, shape);
+        if (arena != null) {
+            Tensor t = Tensor.allocate(arena, dtype, shape);
+            hostBytes += t.byteSize();
+            HostMemory.allocated(t.byteSize());
+            return t;
+        }
         Tensor t = backend.allocate(dtype, shape);
         owned.add(t);
         return t;
@@ -63,6 +69,10 @@ public final class Scratch implements AutoCloseable {
     public void close() {
         for (int i = owned.size() - 1; i >= 0; i--) owned.get(i).close();
         owned.clear();
-        if (arena != null) arena.close();
+        if (arena != null) {
+            arena.close();
+            HostMemory.freed(hostBytes);
+            hostBytes = 0;
+        }
     }
 }

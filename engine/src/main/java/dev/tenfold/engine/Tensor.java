@@ -7,6 +7,7 @@ import java.util.Arrays;
 
 /**
  * A tensor: a dtype, a row-major shape, a device and off-heap storage in a {@link MemorySegment}.
+ * Host memory owned by tensors is counted ({@link HostMemory}).
  *
  * <p>Memory is released deterministically. A tensor made by {@link #allocate} owns its memory and
  * frees it on {@link #close()}; a tensor made in a caller's {@link Arena} or by {@link #wrap}
@@ -49,7 +50,11 @@ public final class Tensor implements AutoCloseable {
         Arena arena = Arena.ofShared(); // shared: the fast backend reads it from several threads
         try {
             MemorySegment seg = arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
-            return new Tensor(dtype, s, Device.CPU, seg, arena::close);
+            HostMemory.allocated(bytes);
+            return new Tensor(dtype, s, Device.CPU, seg, () -> {
+                arena.close();
+                HostMemory.freed(bytes);
+            });
         } catch (OutOfMemoryError | RuntimeException e) {
             arena.close();
             throw new IllegalStateException("cannot allocate " + bytes + " bytes for a " + dtype + " tensor "
@@ -88,6 +93,15 @@ public final class Tensor implements AutoCloseable {
      */
     public static Tensor onDevice(MemorySegment memory, Device device, DType dtype, Runnable release, long... shape) {
         if (device.isCpu()) throw new IllegalArgumentException("onDevice needs a device other than the cpu");
+        Tensor view = wrap(memory, device, dtype, shape);
+        return new Tensor(dtype, view.shape, device, memory, java.util.Objects.requireNonNull(release, "release"));
+    }
+
+    /**
+     * A tensor over memory that it owns on any device, the host included (pinned host memory, a planning
+     * backend's placeholders): {@code release} runs once, on the first {@link #close()}.
+     */
+    public static Tensor owning(MemorySegment memory, Device device, DType dtype, Runnable release, long... shape) {
         Tensor view = wrap(memory, device, dtype, shape);
         return new Tensor(dtype, view.shape, device, memory, java.util.Objects.requireNonNull(release, "release"));
     }

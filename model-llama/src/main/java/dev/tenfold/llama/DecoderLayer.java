@@ -2,13 +2,12 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Scratch;
 import dev.tenfold.engine.Tensor;
 
 /**
- * One decoder layer's forward and backward, in one place, with the scratch tensors of a chunk of
- * t tokens (allocated once, where the backend computes, and reused by every layer; the gradient
- * scratch only once a backward runs):
+ * One decoder layer's forward and backward, in one place, with the working set of a pass over t
+ * tokens (allocated once, where the backend computes, and reused by every layer; the gradient
+ * buffers only once a backward runs):
  * <pre>
  *   a  = rmsnorm(x, attnNorm);  q, k, v = a Wq^T, a Wk^T, a Wv^T;  q, k = rope(q), rope(k)
  *   x2 = x + Wo · attention(q, k, v)
@@ -16,21 +15,41 @@ import dev.tenfold.engine.Tensor;
  * </pre>
  * Inference passes a {@link KvCache}: the chunk's keys and values are appended to it and the
  * queries attend to everything cached. Training passes none: the chunk is the whole sequence.
+ *
+ * <p>Memory (what makes long sequences fit): activations are stored in the pass's dtype (F32, or
+ * BF16 on a GPU; arithmetic is F32 either way); the MLP block runs on tiles of at most
+ * {@code tile} tokens, forward and backward, so nothing of size tokens x intermediate exists whole;
+ * one buffer holds a, then x2; one slab holds q, k, v, the attention output and its gradient, and
+ * later the gradient of a; the backward writes dq, dk and dv into its own output dx while dx is
+ * still free (when they fit there), and turns its input dy into the gradient of x2 in place.
  */
 final class DecoderLayer {
+    /** How a pass gets its buffers: a {@link dev.tenfold.engine.Scratch} or a step's arena. */
+    @FunctionalInterface
+    interface Buffers {
+        Tensor tensor(DType dtype, long... shape);
+    }
+
+    private static final long ALIGN = 256; // bytes: views inside one buffer start on this
+
     final LlamaModel model;
     final Backend b;
     final LlamaConfig c;
-    final int t, hq, hkv, d;
+    final int t, hq, hkv, d, tile;
+    final long h, qw, kvw, inter;
     final float eps, scale, ropeScale;
+    final DType act;
     final Tensor invFreq, positions;
-    // activations of the layer being run (recomputed in the backward)
-    final Tensor a, rstd1, q, k, v, att, lse, x2, m, rstd2, g, u, s;
+    // the attention block's working set: a (then x2), the slab (q, k, v, att, dAtt; later dA, tmpA), lse, rstd1
+    private final Tensor aOrX2, slab, lse, rstd1;
+    final Tensor q, k, v, att;
+    // one MLP tile: m, rstd2, g, u, s (s also takes dG in the backward)
+    private final Tensor m, rstd2, g, u, s;
     // gradients (allocated by the first backward)
-    private final Scratch arena;
-    private Tensor dAtt, dq, dk, dv, dA, tmpA, dM, tmpM, dS, dG, dU, dX2;
+    private final Buffers buffers;
+    private Tensor dS, dU, dM, tmpM, dX2part, dqkv;
 
-    DecoderLayer(LlamaModel model, Scratch arena, int t, Tensor invFreq, Tensor positions) {
+    DecoderLayer(LlamaModel model, Buffers buffers, int t, Tensor invFreq, Tensor positions, DType act, int mlpTile) {
         this.model = model;
         this.b = model.backend();
         this.c = model.config();
@@ -43,50 +62,83 @@ final class DecoderLayer {
         this.ropeScale = c.ropeScaling().attentionScale();
         this.invFreq = invFreq;
         this.positions = positions;
-        long h = c.hiddenSize(), qw = (long) hq * d, kvw = (long) hkv * d, inter = c.intermediateSize();
-        a = f32(arena, t, h);
-        rstd1 = f32(arena, t);
-        q = f32(arena, t, qw);
-        k = f32(arena, t, kvw);
-        v = f32(arena, t, kvw);
-        att = f32(arena, t, qw);
-        lse = f32(arena, 1, hq, t);
-        x2 = f32(arena, t, h);
-        m = f32(arena, t, h);
-        rstd2 = f32(arena, t);
-        g = f32(arena, t, inter);
-        u = f32(arena, t, inter);
-        s = f32(arena, t, inter);
-        this.arena = arena;
+        this.act = act;
+        this.buffers = buffers;
+        this.tile = Math.min(t, mlpTile);
+        h = c.hiddenSize();
+        qw = (long) hq * d;
+        kvw = (long) hkv * d;
+        inter = c.intermediateSize();
+        aOrX2 = buffers.tensor(act, t, h);
+        long es = act.byteSize(1);
+        long forward = aligned(t * qw * es) * 2 + aligned(t * kvw * es) * 2 + aligned(t * qw * es); // q, k, v, att, dAtt
+        long backward = aligned(t * h * 4) + aligned(t * h * es);                                   // dA (F32), tmpA
+        slab = buffers.tensor(DType.U8, Math.max(forward, backward));
+        q = view(slab, 0, act, t, qw);
+        k = view(slab, aligned(t * qw * es), act, t, kvw);
+        v = view(slab, aligned(t * qw * es) + aligned(t * kvw * es), act, t, kvw);
+        att = view(slab, aligned(t * qw * es) + 2 * aligned(t * kvw * es), act, t, qw);
+        lse = buffers.tensor(DType.F32, 1, hq, t);
+        rstd1 = buffers.tensor(DType.F32, t);
+        m = buffers.tensor(act, tile, h);
+        rstd2 = buffers.tensor(DType.F32, tile);
+        g = buffers.tensor(act, tile, inter);
+        u = buffers.tensor(act, tile, inter);
+        s = buffers.tensor(act, tile, inter);
+    }
+
+    /** An inference pass: F32, one MLP tile for the whole chunk. */
+    DecoderLayer(LlamaModel model, Buffers buffers, int t, Tensor invFreq, Tensor positions) {
+        this(model, buffers, t, invFreq, positions, DType.F32, t);
+    }
+
+    private static long aligned(long bytes) { return Math.ceilDiv(bytes, ALIGN) * ALIGN; }
+
+    /** A [rows, cols] view of dtype at a byte offset of a buffer. */
+    private static Tensor view(Tensor buffer, long offset, DType dtype, long rows, long cols) {
+        return Tensor.wrap(buffer.data().asSlice(offset, dtype.byteSize(rows * cols)), buffer.device(), dtype, rows, cols);
     }
 
     private void allocateGradients() {
-        long h = c.hiddenSize(), qw = (long) hq * d, kvw = (long) hkv * d, inter = c.intermediateSize();
-        dAtt = f32(arena, t, qw);
-        dq = f32(arena, t, qw);
-        dk = f32(arena, t, kvw);
-        dv = f32(arena, t, kvw);
-        dA = f32(arena, t, h);
-        tmpA = f32(arena, t, h);
-        dM = f32(arena, t, h);
-        tmpM = f32(arena, t, h);
-        dS = f32(arena, t, inter);
-        dG = f32(arena, t, inter);
-        dU = f32(arena, t, inter);
-        dX2 = f32(arena, t, h);
+        dS = buffers.tensor(act, tile, inter);
+        dU = buffers.tensor(act, tile, inter);
+        dM = buffers.tensor(act, tile, h);
+        tmpM = buffers.tensor(act, tile, h);
+        dX2part = buffers.tensor(DType.F32, tile, h);
+        long es = act.byteSize(1);
+        if (aligned(t * qw * es) + 2 * aligned(t * kvw * es) > t * h * 4) {
+            dqkv = buffers.tensor(DType.U8, aligned(t * qw * es) + 2 * aligned(t * kvw * es)); // they do not fit in dx
+        }
     }
 
-    private static Tensor f32(Scratch arena, long... shape) { return arena.tensor(DType.F32, shape); }
+    /** The buffer of a [t, hidden]: free between layers (the training step puts the final norm's output there). */
+    Tensor spare() { return aOrX2; }
 
     /** A parameter's gradient, or null for a frozen weight (the ops then skip it). */
     static Tensor grad(Parameter p) { return p == null ? null : p.grad(); }
 
     /**
-     * y = layer(x) (y must not be x); leaves the layer's activations in this pass's scratch (the
-     * backward uses them). With a cache, the tokens sit at positions cache.length() onwards.
+     * y = layer(x) (y must not be x); x and y of the pass's dtype. With a cache, the tokens sit at
+     * positions cache.length() onwards.
      */
     void forward(int l, Tensor x, Tensor y, KvCache cache) {
         LlamaModel.Layer layer = model.layer(l);
+        Tensor x2 = attentionBlock(layer, l, x, cache);
+        for (int t0 = 0; t0 < t; t0 += tile) {
+            int n = Math.min(tile, t - t0);
+            Tensor x2t = x2.slice(t0, t0 + n), yt = y.slice(t0, t0 + n);
+            mlpForward(layer, x2t, n);
+            layer.down.forward(b, s.slice(0, n), yt);
+            b.add(x2t, yt, yt);
+        }
+    }
+
+    /**
+     * x2 = x + o(attention(rope(q(a)), rope(k(a)), v(a))) with a = rmsnorm(x): leaves q, k, v (rotated),
+     * att and lse in the slab, and returns x2 (in a's buffer).
+     */
+    private Tensor attentionBlock(LlamaModel.Layer layer, int l, Tensor x, KvCache cache) {
+        Tensor a = aOrX2;
         b.rmsnorm(x, layer.attnNorm, eps, a, rstd1);
         layer.q.forward(b, a, q);
         layer.k.forward(b, a, k);
@@ -104,37 +156,62 @@ final class DecoderLayer {
             b.attention(q.view(1, t, hq, d), kc.slice(0, tk).view(1, tk, hkv, d), vc.slice(0, tk).view(1, tk, hkv, d),
                     scale, att.view(1, t, hq, d), lse);
         }
+        Tensor x2 = aOrX2; // a is not needed any more
         layer.o.forward(b, att, x2);
         b.add(x, x2, x2);
-        b.rmsnorm(x2, layer.mlpNorm, eps, m, rstd2);
-        layer.gate.forward(b, m, g);
-        layer.up.forward(b, m, u);
-        b.swiglu(g, u, s);
-        layer.down.forward(b, s, y);
-        b.add(x2, y, y);
+        return x2;
     }
 
-    /** dx = d(layer)/dx · dy, adding parameter gradients; recomputes the forward from x first. */
+    /** For n tokens of x2: m = rmsnorm(x2), g, u and s = silu(g) * u in the tile buffers. */
+    private void mlpForward(LlamaModel.Layer layer, Tensor x2t, int n) {
+        Tensor mt = m.slice(0, n), gt = g.slice(0, n), ut = u.slice(0, n);
+        b.rmsnorm(x2t, layer.mlpNorm, eps, mt, rstd2.slice(0, n));
+        layer.gate.forward(b, mt, gt);
+        layer.up.forward(b, mt, ut);
+        b.swiglu(gt, ut, s.slice(0, n));
+    }
+
+    /**
+     * dx = d(layer)/dx · dy, adding parameter gradients; recomputes the forward from x first. x is of the
+     * pass's dtype; dy and dx are F32 [t, hidden], dy is overwritten (it becomes the gradient of x2).
+     */
     void backward(int l, Tensor x, Tensor dy, Tensor dx) {
         LlamaModel.Layer layer = model.layer(l);
-        if (dAtt == null) allocateGradients();
-        forward(l, x, dx, null); // recompute the activations (dx is free scratch until written below)
-        // MLP block: y = x2 + down(silu(g) * u)
-        layer.down.backward(b, s, dy, dS);
-        b.swigluBackward(dS, g, u, dG, dU);
-        layer.gate.backward(b, m, dG, dM);
-        layer.up.backward(b, m, dU, tmpM);
-        b.add(dM, tmpM, dM);
-        b.rmsnormBackward(dM, x2, layer.mlpNorm, rstd2, dX2, grad(layer.mlpNormParameter));
-        b.add(dX2, dy, dX2); // the residual
-        // attention block: x2 = x + o(attention(rope(q), rope(k), v))
+        if (dS == null) allocateGradients();
+        Tensor x2 = attentionBlock(layer, l, x, null); // recompute the attention block's activations
+        // MLP block, a tile at a time: y = x2 + down(silu(g) * u), m = rmsnorm(x2); dy becomes dy + dy/dx2
+        for (int t0 = 0; t0 < t; t0 += tile) {
+            int n = Math.min(tile, t - t0);
+            Tensor x2t = x2.slice(t0, t0 + n), dyt = dy.slice(t0, t0 + n);
+            mlpForward(layer, x2t, n);
+            Tensor mt = m.slice(0, n), gt = g.slice(0, n), ut = u.slice(0, n), st = s.slice(0, n);
+            Tensor dSt = dS.slice(0, n), dUt = dU.slice(0, n), dMt = dM.slice(0, n), tmpMt = tmpM.slice(0, n);
+            layer.down.backward(b, st, dyt, dSt);
+            b.swigluBackward(dSt, gt, ut, st, dUt); // dGate into s: s was read by down's backward
+            layer.gate.backward(b, mt, st, dMt);
+            layer.up.backward(b, mt, dUt, tmpMt);
+            b.add(dMt, tmpMt, dMt);
+            Tensor part = dX2part.slice(0, n);
+            b.rmsnormBackward(dMt, x2t, layer.mlpNorm, rstd2.slice(0, n), part, grad(layer.mlpNormParameter));
+            b.add(dyt, part, dyt); // the residual
+        }
+        Tensor dX2 = dy;
+        // attention block: x2 = x + o(attention(rope(q), rope(k), v)); dq, dk, dv go where dx will be written last
+        long es = act.byteSize(1);
+        Tensor where = dqkv != null ? dqkv : dx;
+        Tensor dq = view(where, 0, act, t, qw), dk = view(where, aligned(t * qw * es), act, t, kvw);
+        Tensor dv = view(where, aligned(t * qw * es) + aligned(t * kvw * es), act, t, kvw);
+        Tensor dAtt = view(slab, aligned(t * qw * es) * 2 + aligned(t * kvw * es) * 2, act, t, qw);
         layer.o.backward(b, att, dX2, dAtt);
         b.attentionBackward(dAtt.view(1, t, hq, d), q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d),
                 att.view(1, t, hq, d), lse, scale, dq.view(1, t, hq, d), dk.view(1, t, hkv, d), dv.view(1, t, hkv, d));
         Tensor dq3 = dq.view(t, hq, d), dk3 = dk.view(t, hkv, d);
         b.ropeBackward(dq3, invFreq, positions, ropeScale, dq3);
         b.ropeBackward(dk3, invFreq, positions, ropeScale, dk3);
-        // a was overwritten by nothing since the recompute, and q/k/v projections read it
+        // q, k, v, att and dAtt are spent: the slab takes dA and tmpA; a is recomputed into x2's buffer
+        Tensor a = aOrX2;
+        b.rmsnorm(x, layer.attnNorm, eps, a, rstd1);
+        Tensor dA = view(slab, 0, DType.F32, t, h), tmpA = view(slab, aligned(t * h * 4), act, t, h);
         layer.q.backward(b, a, dq, dA);
         layer.k.backward(b, a, dk, tmpA);
         b.add(dA, tmpA, dA);

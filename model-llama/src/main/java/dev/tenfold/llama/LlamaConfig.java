@@ -1,6 +1,7 @@
 package dev.tenfold.llama;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -66,11 +67,17 @@ public final class LlamaConfig {
     /** Reads {@code dir/config.json}; errors name the file. */
     public static LlamaConfig load(Path modelDir) throws IOException {
         Path file = modelDir.resolve("config.json");
+        if (!Files.exists(file)) throw new IllegalArgumentException("no config.json in " + modelDir + " (is it a Hugging Face model folder?)");
+        return loadFile(file);
+    }
+
+    /** Reads a config.json given by its own path; errors name the file. */
+    public static LlamaConfig loadFile(Path file) throws IOException {
         JsonFields fields;
         try {
             fields = JsonFields.read(file);
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("no config.json in " + modelDir + " (is it a Hugging Face model folder?)");
+            throw new IllegalArgumentException(file + ": no such file");
         }
         try {
             return parse(fields);

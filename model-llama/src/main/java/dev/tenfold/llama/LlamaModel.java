@@ -3,6 +3,7 @@ package dev.tenfold.llama;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Scratch;
+import dev.tenfold.engine.StepArena;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import java.nio.file.Path;
@@ -94,6 +95,8 @@ public final class LlamaModel implements AutoCloseable {
     private Parameter finalNormParameter; // non-null once the norms are trained
     private Parameter outputParameter;    // non-null once an untied output matrix is trained
     private Path source;                  // the folder it was loaded from, if any
+    private TrainingMemory trainingMemory;
+    private StepArena stepArena;          // the training step's buffers, kept from step to step
 
     public LlamaModel(LlamaConfig config, Backend backend, Tensor embedding, Layer[] layers, Tensor finalNorm,
                       Tensor output, List<? extends AutoCloseable> owned) {
@@ -113,6 +116,7 @@ public final class LlamaModel implements AutoCloseable {
             l.mlpNorm = place(l.mlpNorm);
         }
         if (!backend.device().isCpu()) mapLinears((name, linear) -> linear.to(backend, this.owned));
+        this.trainingMemory = backend.activationDtype() == DType.BF16 ? TrainingMemory.lean(false) : TrainingMemory.f32();
     }
 
     private Tensor place(Tensor t) {
@@ -150,15 +154,19 @@ public final class LlamaModel implements AutoCloseable {
 
     /**
      * Makes the input embedding trainable (the recipe trains embed_tokens as a whole): an F32 copy
-     * with a gradient replaces it (a tied output matrix follows). Returns the parameter.
+     * with a gradient replaces it (a tied output matrix follows). The copy the model made of the
+     * embedding when it was uploaded to the device is freed (a file's own memory on the host stays).
+     * Returns the parameter.
      */
     public Parameter trainEmbedding() {
         if (embeddingParameter == null) {
+            Tensor old = embedding;
             Tensor f32 = backend.allocate(DType.F32, embedding.shape());
             backend.cast(embedding, f32);
             embeddingParameter = Parameter.of(backend, HfSchema.EMBEDDING, f32);
             owned.add(embeddingParameter);
             setEmbedding(f32);
+            if (owned.remove(old)) old.close(); // an upload of ours, used by nothing else now
         }
         return embeddingParameter;
     }
@@ -225,6 +233,36 @@ public final class LlamaModel implements AutoCloseable {
         return out;
     }
 
+    /** How a training step stores what it keeps (BF16 activations by default on a CUDA GPU, F32 elsewhere). */
+    public TrainingMemory trainingMemory() { return trainingMemory; }
+
+    /** Sets how a training step stores what it keeps; the buffers of earlier steps are freed. */
+    public void setTrainingMemory(TrainingMemory memory) {
+        if (memory == null) throw new IllegalArgumentException("training memory is null");
+        trainingMemory = memory;
+        releaseStepMemory();
+    }
+
+    /**
+     * The buffers of the training step, kept from one step to the next so that a step at fixed shapes (or a
+     * shorter one) allocates nothing after the first ({@link TrainingStep}); freed by {@link #releaseStepMemory}
+     * and with the model.
+     */
+    StepArena stepArena() {
+        if (stepArena == null) stepArena = new StepArena(backend);
+        return stepArena;
+    }
+
+    /**
+     * Frees the training step's buffers (for generation or evaluation after training: they are the step's activations),
+     * and gives what the backend keeps cached back to the device, so the next step's buffers start afresh.
+     */
+    public void releaseStepMemory() {
+        if (stepArena != null) stepArena.close();
+        stepArena = null;
+        backend.releaseCachedMemory();
+    }
+
     /** Tokens processed per chunk in {@link #forward} (bounds activation memory). */
     public void setChunkTokens(int n) {
         if (n <= 0) throw new IllegalArgumentException("chunk must be positive");
@@ -273,9 +311,11 @@ public final class LlamaModel implements AutoCloseable {
             for (int start = 0; start < ids.length; start += chunkTokens) {
                 int n = Math.min(chunkTokens, ids.length - start);
                 int[] chunk = java.util.Arrays.copyOfRange(ids, start, start + n);
-                Tensor hidden = forwardChunk(scratch, chunk, cache, inv);
-                if (hiddenOut != null) backend.copy(hidden, hiddenOut.slice(start, start + n));
-                if (start + n == ids.length) logits = logitsOfLastRow(scratch, hidden);
+                try (Scratch perChunk = new Scratch(backend)) { // freed chunk by chunk: a long prompt holds one chunk's
+                    Tensor hidden = forwardChunk(perChunk, chunk, cache, inv);
+                    if (hiddenOut != null) backend.copy(hidden, hiddenOut.slice(start, start + n));
+                    if (start + n == ids.length) logits = logitsOfLastRow(perChunk, hidden);
+                }
             }
         }
         return logits;
@@ -287,7 +327,7 @@ public final class LlamaModel implements AutoCloseable {
         for (int i = 0; i < n; i++) positions[i] = cache.length() + i;
         Tensor idsT = scratch.ints(ids), posT = scratch.ints(positions);
         Tensor x = scratch.tensor(DType.F32, n, h), next = scratch.tensor(DType.F32, n, h);
-        DecoderLayer layer = new DecoderLayer(this, scratch, n, invFreq, posT);
+        DecoderLayer layer = new DecoderLayer(this, scratch::tensor, n, invFreq, posT);
         backend.embedding(embedding, idsT, x);
         for (int l = 0; l < layers.length; l++) {
             layer.forward(l, x, next, cache);
@@ -310,6 +350,8 @@ public final class LlamaModel implements AutoCloseable {
 
     @Override
     public void close() {
+        if (stepArena != null) stepArena.close();
+        stepArena = null;
         for (int i = owned.size() - 1; i >= 0; i--) {
             try {
                 owned.get(i).close();

@@ -2,15 +2,22 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
-import dev.tenfold.engine.Scratch;
+import dev.tenfold.engine.StepArena;
 import dev.tenfold.engine.Tensor;
 
 /**
  * One sequence's loss and gradients: the forward pass with gradient checkpointing per decoder
- * layer (only each layer's input is kept; the layer is recomputed in the backward), the chunked
- * cross-entropy (no sequence x vocabulary logits), and the backward pass through every layer.
- * Gradients are added into the model's {@link Parameter}s; frozen weights pass input gradients
- * through. Each decoder layer's forward and backward are side by side in {@link DecoderLayer}.
+ * layer (only each layer's input is kept, in {@link Checkpoints}; the layer is recomputed in the
+ * backward), the chunked cross-entropy (no sequence x vocabulary logits), and the backward pass
+ * through every layer. Gradients are added into the model's {@link Parameter}s; frozen weights pass
+ * input gradients through. Each decoder layer's forward and backward are side by side in
+ * {@link DecoderLayer}.
+ *
+ * <p>What it keeps is set by the model's {@link TrainingMemory}: the dtype of the checkpoints and of
+ * the layer working set, whether checkpoints wait in host memory, the MLP tile. Its buffers come from
+ * the model's step arena and are kept for the next step: a step at fixed shapes allocates nothing of
+ * its own after the first (the ops' temporaries come from the backend's allocator, whose cache serves
+ * them again on a GPU).
  */
 public final class TrainingStep {
     private TrainingStep() {}
@@ -30,46 +37,54 @@ public final class TrainingStep {
                     + t + ", " + targets.length + ", " + positions.length);
         }
         Backend b = model.backend();
-        int h = c.hiddenSize();
+        TrainingMemory memory = model.trainingMemory();
+        DType act = memory.activations();
+        int h = c.hiddenSize(), layers = c.numLayers();
         int maxPos = 0;
         for (int p : positions) maxPos = Math.max(maxPos, p);
         // everything of this step lives where the backend computes; ids, positions, targets and the
         // RoPE frequencies are its only uploads, the loss (two numbers) its only download
-        try (Scratch scratch = new Scratch(b)) {
-            Tensor invFreq = scratch.floats(c.ropeInverseFrequencies(maxPos + 1));
-            Tensor idsT = scratch.ints(ids), posT = scratch.ints(positions), targetsT = scratch.ints(targets);
-            DecoderLayer pass = new DecoderLayer(model, scratch, t, invFreq, posT);
-
+        StepArena arena = model.stepArena();
+        arena.begin();
+        Tensor invFreq = arena.floats(c.ropeInverseFrequencies(maxPos + 1));
+        Tensor idsT = arena.ints(ids), posT = arena.ints(positions), targetsT = arena.ints(targets);
+        DecoderLayer pass = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, memory.mlpTileTokens());
+        Checkpoints saved = new Checkpoints(b, arena, layers, t, h, act, memory.offloadCheckpoints());
+        Tensor dy = arena.tensor(DType.F32, t, h), dx = arena.tensor(DType.F32, t, h); // gradients of the residual stream
+        Tensor rstd = arena.tensor(DType.F32, t);
+        try {
             // forward, keeping only each layer's input
-            Tensor[] inputs = new Tensor[c.numLayers() + 1];
-            inputs[0] = scratch.tensor(DType.F32, t, h);
-            b.embedding(model.embedding(), idsT, inputs[0]);
-            for (int l = 0; l < c.numLayers(); l++) {
-                inputs[l + 1] = scratch.tensor(DType.F32, t, h);
-                pass.forward(l, inputs[l], inputs[l + 1], null);
+            Tensor x = saved.forwardBuffer(0);
+            b.embedding(model.embedding(), idsT, x);
+            saved.written(0);
+            for (int l = 0; l < layers; l++) {
+                Tensor y = saved.forwardBuffer(l + 1);
+                pass.forward(l, x, y, null);
+                saved.written(l + 1);
+                x = y;
             }
 
-            // final norm and loss; the output matrix's gradient goes to the embedding when tied and trained
-            Tensor xn = scratch.tensor(DType.F32, t, h), rstd = scratch.tensor(DType.F32, t);
-            b.rmsnorm(inputs[c.numLayers()], model.finalNorm(), (float) c.rmsNormEps(), xn, rstd);
-            Tensor dxn = scratch.tensor(DType.F32, t, h);
+            // final norm and loss (the norm's output in the layer's spare buffer, its gradient in dx);
+            // the output matrix's gradient goes to the embedding when tied and trained
+            Tensor xn = pass.spare();
+            b.rmsnorm(saved.last(), model.finalNorm(), (float) c.rmsNormEps(), xn, rstd);
             Parameter emb = model.embeddingParameter();
             Tensor dOutput = model.outputIsEmbedding() ? (emb != null ? emb.grad() : null)
                     : (model.outputParameter() != null ? model.outputParameter().grad() : null);
-            Backend.LossSum loss = b.crossEntropy(xn, model.output(), targetsT, gradScale, dxn, dOutput);
+            Backend.LossSum loss = b.crossEntropy(xn, model.output(), targetsT, gradScale, dx, dOutput);
 
             // backward, layer by layer from the top, recomputing each layer from its saved input
-            Tensor dx = scratch.tensor(DType.F32, t, h);
-            b.rmsnormBackward(dxn, inputs[c.numLayers()], model.finalNorm(), rstd, dx, DecoderLayer.grad(model.finalNormParameter()));
-            Tensor dxBelow = scratch.tensor(DType.F32, t, h);
-            for (int l = c.numLayers() - 1; l >= 0; l--) {
-                pass.backward(l, inputs[l], dx, dxBelow);
-                Tensor swap = dx;
-                dx = dxBelow;
-                dxBelow = swap;
+            b.rmsnormBackward(dx, saved.last(), model.finalNorm(), rstd, dy, DecoderLayer.grad(model.finalNormParameter()));
+            for (int l = layers - 1; l >= 0; l--) {
+                pass.backward(l, saved.backwardInput(l), dy, dx);
+                Tensor swap = dy;
+                dy = dx;
+                dx = swap;
             }
-            if (emb != null) b.embeddingBackward(dx, idsT, emb.grad());
+            if (emb != null) b.embeddingBackward(dy, idsT, emb.grad());
             return loss;
+        } finally {
+            saved.finish();
         }
     }
 

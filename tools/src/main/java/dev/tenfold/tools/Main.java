@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
             QuantizeCommand.class,
             InitCommand.class,
             DataCommand.class,
+            PlanCommand.class,
             DoctorCommand.class,
             dev.tenfold.tools.demo.DemoCommand.class,
             Main.BuildCommand.class,

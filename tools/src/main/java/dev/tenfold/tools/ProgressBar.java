@@ -37,26 +37,29 @@ public final class ProgressBar implements Trainer.Listener {
     }
 
     @Override
-    public void onStep(Trainer.StepMetrics m) {
+    public void onStep(Trainer.StepMetrics m) { show(m.step(), m.totalSteps(), m.loss(), m.lr(), m.tokens(), m.seconds()); }
+
+    /** Takes in step {@code step} of {@code totalSteps} (its loss, rate, tokens and seconds) and prints the line when due. */
+    void show(int step, int totalSteps, double loss, double lr, long stepTokens, double seconds) {
         // a NaN or infinite loss makes the average NaN or infinite from then on: the line must show that the run broke
-        avgLoss = steps == 0 ? m.loss() : 0.9 * avgLoss + 0.1 * m.loss();
+        avgLoss = steps == 0 ? loss : 0.9 * avgLoss + 0.1 * loss;
         if (steps == 0) {
-            firstSeconds = m.seconds();
-            firstTokens = m.tokens();
+            firstSeconds = seconds;
+            firstTokens = stepTokens;
         } else {
-            tokens += m.tokens();
-            recentSeconds = RECENT_DECAY * recentSeconds + m.seconds();
-            recentTokens = RECENT_DECAY * recentTokens + m.tokens();
+            tokens += stepTokens;
+            recentSeconds = RECENT_DECAY * recentSeconds + seconds;
+            recentTokens = RECENT_DECAY * recentTokens + stepTokens;
         }
         steps++;
         long now = System.nanoTime();
-        boolean last = m.step() == m.totalSteps();
+        boolean last = step == totalSteps;
         if (!terminal && !last && steps > 1 && now - lastPrint < 10_000_000_000L) return;
         lastPrint = now;
-        int width = 24, done = (int) Math.round(width * (double) m.step() / m.totalSteps());
+        int width = 24, done = (int) Math.round(width * (double) step / totalSteps);
         String bar = "=".repeat(done) + (done < width ? ">" + " ".repeat(width - done - 1) : "");
         String line = String.format("step %d/%d [%s] loss %.4f (avg %.4f) | lr %.2e | %,.0f tok/s | ETA %s",
-                m.step(), m.totalSteps(), bar, m.loss(), avgLoss, m.lr(), tokensPerSecond(), eta(m));
+                step, totalSteps, bar, loss, avgLoss, lr, tokensPerSecond(), eta(step, totalSteps));
         if (terminal) {
             err.print("\r" + line + (last ? "\n" : ""));
         } else {
@@ -74,18 +77,18 @@ public final class ProgressBar implements Trainer.Listener {
     }
 
     /**
-     * Seconds until the last step, after step {@code m}: recent seconds per token times the tokens expected in
+     * Seconds until the last step, after step {@code step}: recent seconds per token times the tokens expected in
      * the steps left; NaN (unknown) after the first step.
      */
-    double etaSeconds(Trainer.StepMetrics m) {
-        if (m.step() >= m.totalSteps()) return 0;
+    double etaSeconds(int step, int totalSteps) {
+        if (step >= totalSteps) return 0;
         if (steps < 2 || recentTokens <= 0) return Double.NaN;
-        double tokensLeft = (double) tokens / (steps - 1) * (m.totalSteps() - m.step());
+        double tokensLeft = (double) tokens / (steps - 1) * (totalSteps - step);
         return tokensLeft * recentSeconds / recentTokens;
     }
 
-    private String eta(Trainer.StepMetrics m) {
-        double s = etaSeconds(m);
+    private String eta(int step, int totalSteps) {
+        double s = etaSeconds(step, totalSteps);
         return Double.isNaN(s) ? "?" : duration(Math.round(s));
     }
 

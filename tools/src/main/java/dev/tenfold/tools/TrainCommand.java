@@ -6,6 +6,7 @@ import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Quantization;
+import dev.tenfold.llama.TrainingMemory;
 import dev.tenfold.llama.tokenizer.Tokenizer;
 import dev.tenfold.qlora.FullTraining;
 import dev.tenfold.qlora.InvalidSettingException;
@@ -89,6 +90,13 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--save-every", paramLabel = "N", description = "Checkpoint every N steps (0, the default: only the end).")
     @Range(min = 0, max = Integer.MAX_VALUE) Integer saveEvery;
     @Option(names = "--skip-bad-lines", description = "Skip malformed data lines (counted) instead of refusing to start.") boolean skipBadLines;
+    @Option(names = "--offload-checkpoints", description = "Keep each layer's input in host memory (pinned, copied while the next layer"
+            + " computes) until the backward: two [tokens, hidden] buffers on the device instead of one per layer; a little slower.")
+    boolean offloadCheckpoints;
+    @Option(names = "--activations", paramLabel = "bf16|f32", description = "How the step stores activations (default bf16 on cuda, f32 on cpu).")
+    String activations;
+    @Option(names = "--mlp-tile", paramLabel = "N", description = "Tokens per MLP tile (default 2048): smaller holds less, larger runs faster.")
+    @Range(min = 1, max = Flags.MAX_TOKENS) Integer mlpTile;
     @Option(names = "--json", description = "Print one JSON summary object on standard output at the end.") boolean json;
     @Option(names = "--step-delay-ms", hidden = true, defaultValue = "0", description = "Test hook: pause after each step.")
     @Range(min = 0, max = 3_600_000) int stepDelayMs;
@@ -144,7 +152,16 @@ final class TrainCommand implements Callable<Integer> {
                     + " steps, more than " + Integer.MAX_VALUE + "; use fewer epochs or --max-steps");
         }
         checkMemory(config, nf4, lora, maxLen, ds.report().maxLength());
+        DType act = activations == null ? null : switch (activations.toLowerCase(Locale.ROOT)) {
+            case "bf16" -> DType.BF16;
+            case "f32" -> DType.F32;
+            default -> throw new Flags.BadFlag("--activations " + activations + ": choose bf16 or f32");
+        };
         try (LlamaModel m = model.load(nf4)) {
+            TrainingMemory memory = m.trainingMemory(); // the backend's default: BF16 activations on a GPU, F32 on the CPU
+            if (act != null) memory = new TrainingMemory(act, memory.offloadCheckpoints(), memory.mlpTileTokens());
+            if (mlpTile != null) memory = memory.withMlpTile(mlpTile);
+            m.setTrainingMemory(memory.withOffload(offloadCheckpoints));
             if (full) {
                 FullTraining.makeTrainable(m);
             } else if (initAdapter != null) {

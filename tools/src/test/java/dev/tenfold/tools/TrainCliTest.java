@@ -71,6 +71,22 @@ class TrainCliTest {
     }
 
     @Test
+    void theMemoryFlagsTrainAndOffloadChangesNoBit() throws Exception {
+        Path kept = dir.resolve("lean-kept"), offloaded = dir.resolve("lean-offloaded");
+        CliTest.Result a = CliTest.run("", trainArgs(kept, "--activations", "bf16", "--mlp-tile", "4", "--max-steps", "2"));
+        assertEquals(0, a.code(), a.err());
+        CliTest.Result b = CliTest.run("", trainArgs(offloaded, "--activations", "bf16", "--mlp-tile", "4", "--max-steps", "2",
+                "--offload-checkpoints"));
+        assertEquals(0, b.code(), b.err());
+        assertArrayEquals(Files.readAllBytes(kept.resolve("adapter_model.safetensors")),
+                Files.readAllBytes(offloaded.resolve("adapter_model.safetensors")), "on the CPU offload is a copy: the same adapter");
+        CliTest.Result bad = CliTest.run("", trainArgs(dir.resolve("never-lean"), "--activations", "fp8"));
+        assertEquals(2, bad.code());
+        assertTrue(bad.err().contains("--activations fp8: choose bf16 or f32"), bad.err());
+        assertFalse(Files.exists(dir.resolve("never-lean")));
+    }
+
+    @Test
     void qloraOnNf4BaseWeights() throws Exception {
         Path out = dir.resolve("qlora");
         CliTest.Result r = CliTest.run("", trainArgs(out, "--quantize", "nf4", "--max-steps", "3"));

@@ -1,19 +1,24 @@
 package dev.tenfold.engine.cpu;
 
 import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Widened;
 
 /**
  * The CPU backend. {@link #reference()} runs the plain, obviously-correct loops with double
  * accumulation (the oracle that every fast path and every CUDA kernel is tested against);
  * {@link #fast()} runs the Vector API code on all cores. Each op family lives in its own file,
- * its reference and fast paths side by side.
+ * its reference and fast paths side by side. Activations may be BF16 where {@link Backend} says so:
+ * those ops run the F32 op on F32 copies of a few rows at a time ({@link Widened}).
  */
 public final class CpuBackend implements Backend {
     private static final CpuBackend REFERENCE = new CpuBackend(false);
     private static final CpuBackend FAST = new CpuBackend(true);
 
     private final boolean fast;
+    /** Ops on BF16 activations: the F32 ops on F32 copies of a few rows at a time (host temporaries). */
+    private final Widened widened = new Widened(this, Tensor::allocate);
 
     private CpuBackend(boolean fast) { this.fast = fast; }
 
@@ -22,6 +27,14 @@ public final class CpuBackend implements Backend {
     public static CpuBackend fast() { return FAST; }
 
     public boolean isFast() { return fast; }
+
+    /**
+     * The F32 elements of the one host tensor the fast cross-entropy allocates for t tokens and a
+     * vocabulary of v (its logits chunk): what a plan of a CPU step counts for the loss.
+     */
+    public static long crossEntropyScratchElements(long t, long v) {
+        return Math.max(1, Math.min(CrossEntropy.TOKEN_CHUNK, t)) * Math.max(1, Math.min(CrossEntropy.VOCAB_CHUNK, v));
+    }
 
     /**
      * Refuses a tensor that lives on a device: its memory is not the host's, so reading it would
@@ -39,16 +52,28 @@ public final class CpuBackend implements Backend {
 
     @Override public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         host("matmul", a, b, out);
+        if (out != null && out.dtype() == DType.BF16) {
+            widened.matmul(a, transA, b, transB, out, accumulate);
+            return;
+        }
         Matmul.matmul(fast, a, transA, b, transB, out, accumulate);
     }
 
     @Override public void add(Tensor a, Tensor b, Tensor out) {
         host("add", a, b, out);
+        if (Widened.any(a, b, out)) {
+            widened.add(a, b, out);
+            return;
+        }
         Elementwise.add(fast, a, b, out);
     }
 
     @Override public void mul(Tensor a, Tensor b, Tensor out) {
         host("mul", a, b, out);
+        if (Widened.any(a, b, out)) {
+            widened.mul(a, b, out);
+            return;
+        }
         Elementwise.mul(fast, a, b, out);
     }
 
@@ -64,6 +89,10 @@ public final class CpuBackend implements Backend {
 
     @Override public void embedding(Tensor table, Tensor ids, Tensor out) {
         host("embedding", table, ids, out);
+        if (Widened.any(out)) {
+            widened.embedding(table, ids, out);
+            return;
+        }
         Embedding.forward(fast, table, ids, out);
     }
 
@@ -74,31 +103,55 @@ public final class CpuBackend implements Backend {
 
     @Override public void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
         host("rmsnorm", x, weight, out, rstd);
+        if (Widened.any(x, out)) {
+            widened.rmsnorm(x, weight, eps, out, rstd);
+            return;
+        }
         RmsNorm.forward(fast, x, weight, eps, out, rstd);
     }
 
     @Override public void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
         host("rmsnormBackward", dOut, x, weight, rstd, dx, dWeight);
+        if (Widened.any(dOut, x, dx)) {
+            widened.rmsnormBackward(dOut, x, weight, rstd, dx, dWeight);
+            return;
+        }
         RmsNorm.backward(fast, dOut, x, weight, rstd, dx, dWeight);
     }
 
     @Override public void rope(Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out) {
         host("rope", x, invFreq, positions, out);
+        if (Widened.any(x, out)) {
+            widened.rope(x, invFreq, positions, attnScale, out, false);
+            return;
+        }
         Rope.forward(fast, x, invFreq, positions, attnScale, out);
     }
 
     @Override public void ropeBackward(Tensor dOut, Tensor invFreq, Tensor positions, float attnScale, Tensor dx) {
         host("ropeBackward", dOut, invFreq, positions, dx);
+        if (Widened.any(dOut, dx)) {
+            widened.rope(dOut, invFreq, positions, attnScale, dx, true);
+            return;
+        }
         Rope.backward(fast, dOut, invFreq, positions, attnScale, dx);
     }
 
     @Override public void swiglu(Tensor gate, Tensor up, Tensor out) {
         host("swiglu", gate, up, out);
+        if (Widened.any(gate, up, out)) {
+            widened.swiglu(gate, up, out);
+            return;
+        }
         SwiGlu.forward(fast, gate, up, out);
     }
 
     @Override public void swigluBackward(Tensor dOut, Tensor gate, Tensor up, Tensor dGate, Tensor dUp) {
         host("swigluBackward", dOut, gate, up, dGate, dUp);
+        if (Widened.any(dOut, gate, up, dGate, dUp)) {
+            widened.swigluBackward(dOut, gate, up, dGate, dUp);
+            return;
+        }
         SwiGlu.backward(fast, dOut, gate, up, dGate, dUp);
     }
 
@@ -114,18 +167,27 @@ public final class CpuBackend implements Backend {
 
     @Override public void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
         host("attention", q, k, v, out, lse);
+        if (Widened.any(q, k, v, out)) {
+            widened.attention(q, k, v, scale, out, lse);
+            return;
+        }
         Attention.forward(fast, q, k, v, scale, out, lse);
     }
 
     @Override public void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
                                             Tensor dq, Tensor dk, Tensor dv) {
         host("attentionBackward", dOut, q, k, v, out, lse, dq, dk, dv);
+        if (Widened.any(dOut, q, k, v, out, dq, dk, dv)) {
+            widened.attentionBackward(dOut, q, k, v, out, lse, scale, dq, dk, dv);
+            return;
+        }
         Attention.backward(fast, dOut, q, k, v, out, lse, scale, dq, dk, dv);
     }
 
     @Override public LossSum crossEntropy(Tensor hidden, Tensor weight, Tensor targets, float gradScale,
                                           Tensor dHidden, Tensor dWeight) {
         host("crossEntropy", hidden, weight, targets, dHidden, dWeight);
+        if (Widened.any(hidden, dHidden)) return widened.crossEntropy(hidden, weight, targets, gradScale, dHidden, dWeight);
         return CrossEntropy.compute(fast, hidden, weight, targets, gradScale, dHidden, dWeight);
     }
 

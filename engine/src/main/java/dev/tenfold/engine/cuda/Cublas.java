@@ -134,7 +134,18 @@ public final class Cublas implements AutoCloseable {
      * Both inputs must have the same type (R_32F or R_16BF); out is R_32F; compute CUBLAS_COMPUTE_32F.
      */
     public void gemm(GemmPlan p, long aPtr, int aType, long bPtr, int bType, long outPtr, float alpha, float beta) {
+        gemm(p, aPtr, aType, bPtr, bType, outPtr, R_32F, alpha, beta);
+    }
+
+    /**
+     * As above with out of {@code outType}: R_32F, or R_16BF for R_16BF inputs (accumulated in f32, then
+     * alpha * product + beta * out rounded once to bf16).
+     */
+    public void gemm(GemmPlan p, long aPtr, int aType, long bPtr, int bType, long outPtr, int outType, float alpha, float beta) {
         if (p.empty()) return;
+        if (outType != R_32F && !(outType == R_16BF && aType == R_16BF)) {
+            throw new IllegalArgumentException("cublasGemmEx: a bf16 out needs bf16 operands, got " + aType + " into " + outType);
+        }
         if (aType != bType) throw new IllegalArgumentException("cublasGemmEx needs operands of one type, got " + aType + " and " + bType);
         int opA = p.opA() ? OP_T : OP_N, opB = p.opB() ? OP_T : OP_N;
         MemorySegment A = Native.pointer(bPtr), B = Native.pointer(aPtr), C = Native.pointer(outPtr);
@@ -142,10 +153,10 @@ public final class Cublas implements AutoCloseable {
             MemorySegment al = a.allocateFrom(Native.FLOAT, alpha), be = a.allocateFrom(Native.FLOAT, beta);
             if (p.batch() == 1) {
                 check(lib, invoke(() -> (int) lib.gemmEx.invokeExact(handle, opA, opB, p.m(), p.n(), p.k(), al,
-                        A, bType, p.lda(), B, aType, p.ldb(), be, C, R_32F, p.ldc(), COMPUTE_32F, GEMM_DEFAULT)), describe("cublasGemmEx", p));
+                        A, bType, p.lda(), B, aType, p.ldb(), be, C, outType, p.ldc(), COMPUTE_32F, GEMM_DEFAULT)), describe("cublasGemmEx", p));
             } else {
                 check(lib, invoke(() -> (int) lib.gemmStridedBatchedEx.invokeExact(handle, opA, opB, p.m(), p.n(), p.k(), al,
-                        A, bType, p.lda(), p.strideA(), B, aType, p.ldb(), p.strideB(), be, C, R_32F, p.ldc(), p.strideC(),
+                        A, bType, p.lda(), p.strideA(), B, aType, p.ldb(), p.strideB(), be, C, outType, p.ldc(), p.strideC(),
                         p.batch(), COMPUTE_32F, GEMM_DEFAULT)), describe("cublasGemmStridedBatchedEx", p));
             }
         }

@@ -17,7 +17,9 @@ import java.util.TreeMap;
  *
  * <p>Blocks are not split or merged: that keeps this small, and fixed shapes reuse exactly. Reuse is
  * safe because all work of a backend runs on one stream, in order: a block freed on the host may still
- * be read by queued kernels, but whatever reuses it is queued after them. Thread-safe.
+ * be read by queued kernels, but whatever reuses it is queued after them. (The second stream of
+ * {@code copyAsync} copies only buffers that stay allocated until a synchronize: a training step's arena.)
+ * Thread-safe.
  */
 public final class CudaAllocator {
     static final long SMALL_LIMIT = 1L << 20;

@@ -8,6 +8,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Device;
 import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.Widened;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -29,6 +30,10 @@ import java.util.Map;
  * (reductions accumulate in f64, in a fixed order). Matrix products multiply in the operands' type with
  * f32 accumulation; an F32 operand paired with a BF16 one is rounded to BF16 first. Attention runs the
  * bf16 flash kernels (q, k, v, out and dOut rounded to bf16; logsumexp and accumulation f32).
+ *
+ * <p>BF16 activations (a lean training step's): matrix products write bf16 from cuBLAS (f32 accumulation) and
+ * attention takes and gives bf16 directly; the other ops on activations run their f32 kernels on f32 copies of a
+ * few rows at a time ({@link Widened}: temporaries of at most 32 MiB each).
  */
 public final class CudaBackend implements Backend {
     /**
@@ -46,7 +51,7 @@ public final class CudaBackend implements Backend {
     /** The NVIDIA Linux driver that CUDA 13.0 needs (CUDA 13.0 release notes), for the messages. */
     public static final String REQUIRED_NVIDIA_DRIVER = "580.65.06";
     /** Rows and vocabulary columns of one logits chunk of the cross-entropy (a 128 MiB f32 scratch at most). */
-    static final int CE_TOKEN_CHUNK = 4096, CE_VOCAB_CHUNK = 8192;
+    public static final int CE_TOKEN_CHUNK = 4096, CE_VOCAB_CHUNK = 8192;
     private static final int IGNORE = -100;
     private static final long PINNED_BYTES = 64 * 1024;
 
@@ -62,10 +67,12 @@ public final class CudaBackend implements Backend {
     private final String gpuName;
     private final int ccMajor, ccMinor, multiprocessors;
     private final MemorySegment context, stream, pinned;
+    private MemorySegment copyStream; // the second stream of copyAsync, made on first use
     private final CudaAllocator allocator;
     private final CudaKernels kernels;
     private final Cublas cublas;
     private final Map<Long, Tensor> seqlens = new HashMap<>();
+    private final Widened widened = new Widened(this, this::allocateUninitialized);
     private volatile boolean deterministic = true;
 
     /**
@@ -201,6 +208,8 @@ public final class CudaBackend implements Backend {
     @Override public String name() { return device.toString(); }
 
     @Override public Device device() { return device; }
+
+    @Override public DType activationDtype() { return DType.BF16; } // half the memory of the saved activations; arithmetic stays F32
 
     /** e.g. "NVIDIA H100 80GB HBM3". */
     public String gpuName() { return gpuName; }
@@ -340,22 +349,93 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void synchronize() {
+    public synchronized void synchronize() {
         makeCurrent();
         driver.streamSynchronize(stream);
+        if (copyStream != null) driver.streamSynchronize(copyStream);
+    }
+
+    /** The caching allocator's free blocks back to the driver. */
+    @Override
+    public void releaseCachedMemory() { allocator.emptyCache(); }
+
+    /** Pinned (page-locked) host memory, zero-filled, freed on close: what {@link #copyAsync} copies at full speed. */
+    @Override
+    public synchronized Tensor allocateHost(DType dtype, long... shape) {
+        for (long d : shape) if (d < 0) throw new IllegalArgumentException("negative dimension in shape " + java.util.Arrays.toString(shape));
+        long bytes = dtype.byteSize(Tensor.numelOf(shape));
+        makeCurrent();
+        MemorySegment memory = driver.hostAlloc(Math.max(bytes, 1), 0);
+        memory.fill((byte) 0);
+        return Tensor.owning(memory.asSlice(0, bytes), Device.CPU, dtype, () -> {
+            makeCurrent();
+            driver.freeHost(memory);
+        }, shape);
+    }
+
+    /**
+     * The copy on a second stream: it starts when the work queued so far on this backend's stream is done
+     * (an event), and {@link Pending#await} makes the work queued after it wait for the copy (another event),
+     * all on the GPU: the host never blocks, and the copy overlaps the ops queued in between. A host tensor
+     * that is not native memory is copied at once instead.
+     */
+    @Override
+    public synchronized Pending copyAsync(Tensor src, Tensor dst) {
+        OpChecks.copy(src, dst);
+        boolean srcHost = src.device().isCpu(), dstHost = dst.device().isCpu();
+        if (srcHost == dstHost || !(srcHost ? src : dst).data().isNative() || src.byteSize() == 0) {
+            copy(src, dst);
+            return Pending.DONE;
+        }
+        Tensor onDevice = srcHost ? dst : src;
+        if (!onDevice.device().equals(device)) {
+            throw new IllegalArgumentException("copy: " + name() + " copies between the host and " + device + " only, got "
+                    + src.describe() + " into " + dst.describe());
+        }
+        makeCurrent();
+        if (copyStream == null) copyStream = driver.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+        MemorySegment ready = driver.eventCreate(CudaDriver.EVENT_DISABLE_TIMING);
+        driver.eventRecord(ready, stream);
+        driver.streamWaitEvent(copyStream, ready);
+        driver.eventDestroy(ready); // released once the wait is done
+        if (srcHost) driver.copyHostToDeviceAsync(addr(dst), src.data(), src.byteSize(), copyStream);
+        else driver.copyDeviceToHostAsync(dst.data(), addr(src), src.byteSize(), copyStream);
+        MemorySegment done = driver.eventCreate(CudaDriver.EVENT_DISABLE_TIMING);
+        driver.eventRecord(done, copyStream);
+        return new Pending() {
+            private boolean awaited;
+
+            @Override
+            public void await() {
+                synchronized (CudaBackend.this) {
+                    if (awaited) return;
+                    awaited = true;
+                    makeCurrent();
+                    driver.streamWaitEvent(stream, done);
+                    driver.eventDestroy(done);
+                }
+            }
+        };
     }
 
     // ------------------------------------------------------------------ matrix product (cuBLAS)
 
     @Override
     public synchronized void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
-        OpChecks.MatmulDims d = OpChecks.matmul(a, transA, b, transB, out);
+        OpChecks.MatmulDims d = OpChecks.matmul(a, transA, b, transB, out, DType.F32, DType.BF16);
         OpChecks.onDevice("matmul", device, new String[] {"a", "b", "out"}, a, b, out);
         makeCurrent();
+        if (out.dtype() == DType.BF16 && a.dtype() == DType.F32 && b.dtype() == DType.F32) {
+            widened.matmul(a, transA, b, transB, out, accumulate); // cuBLAS writes bf16 only from bf16 operands
+            return;
+        }
         gemm(d, a, transA, b, transB, out, accumulate);
     }
 
-    /** out (+)= op(a) op(b) for checked operands; a mixed F32/BF16 pair is multiplied in BF16. */
+    /**
+     * out (+)= op(a) op(b) for checked operands; a mixed F32/BF16 pair is multiplied in BF16; a BF16 out
+     * (from at least one BF16 operand) is written by cuBLAS in bf16.
+     */
     private void gemm(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         if (d.batch() == 0 || d.m() == 0 || d.n() == 0) return;
         if (d.k() == 0) {
@@ -368,7 +448,8 @@ public final class CudaBackend implements Backend {
         try {
             Tensor x = a16 != null ? a16 : a, y = b16 != null ? b16 : b;
             int type = x.dtype() == DType.BF16 ? Cublas.R_16BF : Cublas.R_32F;
-            cublas.gemm(plan, addr(x), type, addr(y), type, addr(out), 1f, accumulate ? 1f : 0f);
+            int outType = out.dtype() == DType.BF16 ? Cublas.R_16BF : Cublas.R_32F;
+            cublas.gemm(plan, addr(x), type, addr(y), type, addr(out), outType, 1f, accumulate ? 1f : 0f);
         } finally {
             if (a16 != null) a16.close();
             if (b16 != null) b16.close();
@@ -384,6 +465,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void add(Tensor a, Tensor b, Tensor out) {
+        if (Widened.any(a, b, out)) {
+            OpChecks.onDevice("add", device, new String[] {"a", "b", "out"}, a, b, out);
+            widened.add(a, b, out);
+            return;
+        }
         long n = OpChecks.elementwise("add", a, b, out);
         OpChecks.onDevice("add", device, new String[] {"a", "b", "out"}, a, b, out);
         elementwise(ADD_F32, n, a, b, out, n);
@@ -391,6 +477,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void mul(Tensor a, Tensor b, Tensor out) {
+        if (Widened.any(a, b, out)) {
+            OpChecks.onDevice("mul", device, new String[] {"a", "b", "out"}, a, b, out);
+            widened.mul(a, b, out);
+            return;
+        }
         long n = OpChecks.elementwise("mul", a, b, out);
         OpChecks.onDevice("mul", device, new String[] {"a", "b", "out"}, a, b, out);
         elementwise(MUL_F32, n, a, b, out, n);
@@ -429,6 +520,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void embedding(Tensor table, Tensor ids, Tensor out) {
+        if (Widened.any(out)) {
+            OpChecks.onDevice("embedding", device, new String[] {"table", "ids", "out"}, table, ids, out);
+            widened.embedding(table, ids, out);
+            return;
+        }
         int[] d = OpChecks.embedding("embedding", table, ids, out, false);
         OpChecks.onDevice("embedding", device, new String[] {"table", "ids", "out"}, table, ids, out);
         int t = d[0], h = d[1], v = d[2];
@@ -466,6 +562,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void rmsnorm(Tensor x, Tensor weight, float eps, Tensor out, Tensor rstd) {
+        if (Widened.any(x, out)) {
+            OpChecks.onDevice("rmsnorm", device, new String[] {"x", "weight", "out", "rstd"}, x, weight, out, rstd);
+            widened.rmsnorm(x, weight, eps, out, rstd);
+            return;
+        }
         int[] d = OpChecks.rmsnorm("rmsnorm", x, weight, rstd, out, "out", null, null);
         OpChecks.onDevice("rmsnorm", device, new String[] {"x", "weight", "out", "rstd"}, x, weight, out, rstd);
         int rows = d[0], h = d[1];
@@ -477,6 +578,11 @@ public final class CudaBackend implements Backend {
     @Override
     public synchronized void rmsnormBackward(Tensor dOut, Tensor x, Tensor weight, Tensor rstd, Tensor dx, Tensor dWeight) {
         String op = "rmsnormBackward";
+        if (Widened.any(dOut, x, dx)) {
+            OpChecks.onDevice(op, device, new String[] {"dOut", "x", "weight", "rstd", "dx", "dWeight"}, dOut, x, weight, rstd, dx, dWeight);
+            widened.rmsnormBackward(dOut, x, weight, rstd, dx, dWeight);
+            return;
+        }
         int[] d = OpChecks.rmsnormBackward(dOut, x, weight, rstd, dx, dWeight);
         OpChecks.onDevice(op, device, new String[] {"dOut", "x", "weight", "rstd", "dx", "dWeight"}, dOut, x, weight, rstd, dx, dWeight);
         int rows = d[0], h = d[1];
@@ -491,6 +597,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void rope(Tensor x, Tensor invFreq, Tensor positions, float attnScale, Tensor out) {
+        if (Widened.any(x, out)) {
+            OpChecks.onDevice("rope", device, new String[] {"x", "invFreq", "positions", "out"}, x, invFreq, positions, out);
+            widened.rope(x, invFreq, positions, attnScale, out, false);
+            return;
+        }
         int[] d = OpChecks.rope("rope", x, "x", invFreq, positions, out, "out");
         OpChecks.onDevice("rope", device, new String[] {"x", "invFreq", "positions", "out"}, x, invFreq, positions, out);
         elementwise(ROPE_F32, (long) d[0] * d[1] * (d[2] / 2), x, invFreq, positions, attnScale, out, d[0], d[1], d[2], 1);
@@ -499,6 +610,11 @@ public final class CudaBackend implements Backend {
     @Override
     public synchronized void ropeBackward(Tensor dOut, Tensor invFreq, Tensor positions, float attnScale, Tensor dx) {
         String op = "ropeBackward";
+        if (Widened.any(dOut, dx)) {
+            OpChecks.onDevice(op, device, new String[] {"dOut", "invFreq", "positions", "dx"}, dOut, invFreq, positions, dx);
+            widened.rope(dOut, invFreq, positions, attnScale, dx, true);
+            return;
+        }
         int[] d = OpChecks.rope(op, dOut, "dOut", invFreq, positions, dx, "dx");
         OpChecks.onDevice(op, device, new String[] {"dOut", "invFreq", "positions", "dx"}, dOut, invFreq, positions, dx);
         elementwise(ROPE_F32, (long) d[0] * d[1] * (d[2] / 2), dOut, invFreq, positions, attnScale, dx, d[0], d[1], d[2], -1);
@@ -522,6 +638,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void swiglu(Tensor gate, Tensor up, Tensor out) {
+        if (Widened.any(gate, up, out)) {
+            OpChecks.onDevice("swiglu", device, new String[] {"gate", "up", "out"}, gate, up, out);
+            widened.swiglu(gate, up, out);
+            return;
+        }
         long n = OpChecks.swiglu("swiglu", gate, new String[] {"up", "out"}, up, out);
         OpChecks.onDevice("swiglu", device, new String[] {"gate", "up", "out"}, gate, up, out);
         elementwise(SWIGLU_FWD_F32, n, gate, up, out, n);
@@ -530,6 +651,11 @@ public final class CudaBackend implements Backend {
     @Override
     public synchronized void swigluBackward(Tensor dOut, Tensor gate, Tensor up, Tensor dGate, Tensor dUp) {
         String op = "swigluBackward";
+        if (Widened.any(dOut, gate, up, dGate, dUp)) {
+            OpChecks.onDevice(op, device, new String[] {"dOut", "gate", "up", "dGate", "dUp"}, dOut, gate, up, dGate, dUp);
+            widened.swigluBackward(dOut, gate, up, dGate, dUp);
+            return;
+        }
         long n = OpChecks.swiglu(op, gate, new String[] {"dOut", "up", "dGate", "dUp"}, dOut, up, dGate, dUp);
         OpChecks.onDevice(op, device, new String[] {"dOut", "gate", "up", "dGate", "dUp"}, dOut, gate, up, dGate, dUp);
         elementwise(SWIGLU_BWD_F32, n, dOut, gate, up, dGate, dUp, n);
@@ -561,31 +687,47 @@ public final class CudaBackend implements Backend {
 
     @Override
     public synchronized void attention(Tensor q, Tensor k, Tensor v, float scale, Tensor out, Tensor lse) {
-        OpChecks.AttentionDims g = OpChecks.attentionForward(q, k, v, out, lse);
         OpChecks.onDevice("attention", device, new String[] {"q", "k", "v", "out", "lse"}, q, k, v, out, lse);
+        boolean bf16 = allBf16(q, k, v, out); // the kernels' own type: used in place
+        if (!bf16 && Widened.any(q, k, v, out)) {
+            widened.attention(q, k, v, scale, out, lse);
+            return;
+        }
+        OpChecks.AttentionDims g = OpChecks.attentionForward(q, k, v, out, lse, bf16 ? DType.BF16 : DType.F32);
         if (g.empty()) return;
         KernelAbi.Kernel kernel = flashKernel(g, false);
         makeCurrent();
         int tq = g.tq(), tk = g.tk(), hq = g.hq(), hkv = g.hkv(), d = g.d();
         long qBytes = 2L * tq * hq * d, kBytes = 2L * tk * hkv * d, lseBytes = 4L * hq * tq;
-        try (Tensor qb = toBf16(q); Tensor kb = toBf16(k); Tensor vb = toBf16(v);
-             Tensor ob = allocateUninitialized(DType.BF16, q.shape())) {
+        try (Tensor qb = bf16 ? null : toBf16(q); Tensor kb = bf16 ? null : toBf16(k); Tensor vb = bf16 ? null : toBf16(v);
+             Tensor ob = bf16 ? null : allocateUninitialized(DType.BF16, q.shape())) {
+            Tensor q16 = bf16 ? q : qb, k16 = bf16 ? k : kb, v16 = bf16 ? v : vb, o16 = bf16 ? out : ob;
             long cuQ = seqlens(tq, tk), cuK = cuQ + 8;
             KernelAbi.Launch l = flashForward(tq, hq, 1, d);
             for (int b = 0; b < g.batch(); b++) {
-                launch(kernel, l, addr(qb) + b * qBytes, addr(kb) + b * kBytes, addr(vb) + b * kBytes, addr(ob) + b * qBytes,
+                launch(kernel, l, addr(q16) + b * qBytes, addr(k16) + b * kBytes, addr(v16) + b * kBytes, addr(o16) + b * qBytes,
                         addr(lse) + b * lseBytes, cuQ, cuK, 1, tq, hq, hkv, scale);
             }
-            elementwise(CAST_BF16_F32, ob.numel(), ob, out, ob.numel());
+            if (!bf16) elementwise(CAST_BF16_F32, ob.numel(), ob, out, ob.numel());
         }
+    }
+
+    private static boolean allBf16(Tensor... ts) {
+        for (Tensor t : ts) if (t == null || t.dtype() != DType.BF16) return false;
+        return true;
     }
 
     @Override
     public synchronized void attentionBackward(Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, float scale,
                                                Tensor dq, Tensor dk, Tensor dv) {
-        OpChecks.AttentionDims g = OpChecks.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv);
         OpChecks.onDevice("attention", device, new String[] {"dOut", "q", "k", "v", "out", "lse", "dq", "dk", "dv"},
                 dOut, q, k, v, out, lse, dq, dk, dv);
+        boolean bf16 = allBf16(dOut, q, k, v, out, dq, dk, dv);
+        if (!bf16 && Widened.any(dOut, q, k, v, out, dq, dk, dv)) {
+            widened.attentionBackward(dOut, q, k, v, out, lse, scale, dq, dk, dv);
+            return;
+        }
+        OpChecks.AttentionDims g = OpChecks.attentionBackward(dOut, q, k, v, out, lse, dq, dk, dv, bf16 ? DType.BF16 : DType.F32);
         makeCurrent();
         if (g.empty()) { // no query: the gradients are zero
             zero(dq);
@@ -599,13 +741,17 @@ public final class CudaBackend implements Backend {
         long qElems = (long) tq * hq * d, kElems = (long) tk * hkv * d, rowsQ = (long) hq * tq;
         // dq is accumulated in f32 per batch element; the deterministic mode's semaphore words follow it
         long semWords = flashBackwardSemaphoreWords(1, hq, tk);
-        try (Tensor qb = toBf16(q); Tensor kb = toBf16(k); Tensor vb = toBf16(v); Tensor ob = toBf16(out); Tensor dob = toBf16(dOut);
+        // bf16 tensors are the kernels' own: used in place; f32 ones go through bf16 copies
+        try (Tensor qc = bf16 ? null : toBf16(q); Tensor kc = bf16 ? null : toBf16(k); Tensor vc = bf16 ? null : toBf16(v);
+             Tensor oc = bf16 ? null : toBf16(out); Tensor doc = bf16 ? null : toBf16(dOut);
              Tensor delta = allocateUninitialized(DType.F32, g.batch(), hq, tq);
              Tensor dqAccum = allocateUninitialized(DType.F32, qElems + semWords);
-             Tensor dqb = allocateUninitialized(DType.BF16, q.shape());
-             Tensor dkb = allocateUninitialized(DType.BF16, k.shape());
-             Tensor dvb = allocateUninitialized(DType.BF16, k.shape());
+             Tensor dqc = bf16 ? null : allocateUninitialized(DType.BF16, q.shape());
+             Tensor dkc = bf16 ? null : allocateUninitialized(DType.BF16, k.shape());
+             Tensor dvc = bf16 ? null : allocateUninitialized(DType.BF16, k.shape());
              Tensor error = allocateUninitialized(DType.I32, 1)) {
+            Tensor qb = bf16 ? q : qc, kb = bf16 ? k : kc, vb = bf16 ? v : vc, ob = bf16 ? out : oc, dob = bf16 ? dOut : doc;
+            Tensor dqb = bf16 ? dq : dqc, dkb = bf16 ? dk : dkc, dvb = bf16 ? dv : dvc;
             driver.memsetD32Async(addr(error), 0, 1, stream);
             long cuQ = seqlens(tq, tk), cuK = cuQ + 8;
             KernelAbi.Launch l = flashBackward(tk, hkv, 1, d);
@@ -619,9 +765,11 @@ public final class CudaBackend implements Backend {
                 elementwise(FLASH_BWD_POST, qElems, addr(dqAccum), scale, addr(dqb) + qo, qElems);
             }
             if (fixedOrder) checkFlashBackwardError(kernel, readBack(addr(error), 4).get(ValueLayout.JAVA_INT, 0));
-            elementwise(CAST_BF16_F32, dqb.numel(), dqb, dq, dqb.numel());
-            elementwise(CAST_BF16_F32, dkb.numel(), dkb, dk, dkb.numel());
-            elementwise(CAST_BF16_F32, dvb.numel(), dvb, dv, dvb.numel());
+            if (!bf16) {
+                elementwise(CAST_BF16_F32, dqb.numel(), dqb, dq, dqb.numel());
+                elementwise(CAST_BF16_F32, dkb.numel(), dkb, dk, dkb.numel());
+                elementwise(CAST_BF16_F32, dvb.numel(), dvb, dv, dvb.numel());
+            }
         }
     }
 
@@ -674,6 +822,11 @@ public final class CudaBackend implements Backend {
     public synchronized LossSum crossEntropy(Tensor hidden, Tensor weight, Tensor targets, float gradScale, Tensor dHidden,
                                              Tensor dWeight) {
         String op = "crossEntropy";
+        if (Widened.any(hidden, dHidden)) {
+            OpChecks.onDevice(op, device, new String[] {"hidden", "weight", "targets", "dHidden", "dWeight"},
+                    hidden, weight, targets, dHidden, dWeight);
+            return widened.crossEntropy(hidden, weight, targets, gradScale, dHidden, dWeight);
+        }
         int[] d = OpChecks.crossEntropy(hidden, weight, targets, dHidden, dWeight);
         OpChecks.onDevice(op, device, new String[] {"hidden", "weight", "targets", "dHidden", "dWeight"},
                 hidden, weight, targets, dHidden, dWeight);

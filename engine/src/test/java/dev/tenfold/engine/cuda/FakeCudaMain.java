@@ -163,7 +163,8 @@ final class FakeCudaMain {
         System.setProperty(FlashAttentionGpuTest.MAX_LENGTH_PROPERTY, "127");
         LauncherDiscoveryRequest request = LauncherDiscoveryRequestBuilder.request()
                 .selectors(DiscoverySelectors.selectClass(CudaBackendGpuTest.class),
-                        DiscoverySelectors.selectClass(FlashAttentionGpuTest.class), DiscoverySelectors.selectClass(NcclGpuTest.class))
+                        DiscoverySelectors.selectClass(FlashAttentionGpuTest.class), DiscoverySelectors.selectClass(NcclGpuTest.class),
+                        DiscoverySelectors.selectClass(CudaLeanGpuTest.class))
                 .filters((PostDiscoveryFilter) d -> FilterResult.includedIf(!d.getDisplayName().startsWith("everyOpMatches")
                         && !d.getDisplayName().startsWith("quickSizes")))
                 .build();
@@ -175,7 +176,7 @@ final class FakeCudaMain {
         s.printFailuresTo(out, 40);
         expect(s.getTotalFailureCount() == 0, s.getTotalFailureCount() + " GPU tests failed on the fake");
         expect(s.getTestsAbortedCount() == 0 && s.getTestsSkippedCount() == 0, "GPU tests were skipped on the fake");
-        expect(s.getTestsSucceededCount() >= 8 + 18 + 1, "only " + s.getTestsSucceededCount() + " GPU tests ran");
+        expect(s.getTestsSucceededCount() >= 8 + 18 + 1 + 4, "only " + s.getTestsSucceededCount() + " GPU tests ran");
     }
 
     private static void expect(boolean ok, String what) {

@@ -29,6 +29,24 @@ public final class GpuTests {
     /** The backend of cuda:0, or the calling test is skipped (failed where a GPU is required) with the reason. */
     public static CudaBackend backendOrSkip() { return backendOrSkip(0); }
 
+    /**
+     * Empties the caching allocator of a GPU backend and restarts its peak; returns the bytes still in use (what
+     * other tests keep), the base that {@link #peakInUseBytes} is measured from.
+     */
+    public static long resetPeaks(Backend gpu) {
+        CudaBackend cuda = (CudaBackend) gpu;
+        cuda.synchronize();
+        cuda.allocator().emptyCache();
+        cuda.allocator().resetPeaks();
+        return cuda.allocator().stats().inUseBytes();
+    }
+
+    /** The most a GPU backend's caching allocator has had in use since {@link #resetPeaks}. */
+    public static long peakInUseBytes(Backend gpu) {
+        gpu.synchronize();
+        return ((CudaBackend) gpu).allocator().stats().peakInUseBytes();
+    }
+
     /** As {@link #backendOrSkip()}, typed as the op set: for the tests of modules that see no CUDA internals. */
     public static Backend deviceOrSkip() { return backendOrSkip(0); }
 

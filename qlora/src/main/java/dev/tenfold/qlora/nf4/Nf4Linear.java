@@ -31,7 +31,10 @@ import java.util.List;
  * stay there; each call dequantizes the whole weight with {@code backend.dequantizeNf4} into a
  * device scratch of the compute dtype ([out, in]: 117 MB in BF16 for the largest Llama-3-8B
  * projection, freed when the call returns) and runs one {@code backend.matmul}. Nothing crosses
- * to the host.
+ * to the host. With BF16 activations (a lean training step) the scratch is BF16 whatever the
+ * compute dtype: the product runs in BF16 there anyway.
+ *
+ * <p>Activations (x, y, dy, dx) are F32 or BF16; on the host a BF16 one goes through an F32 copy.
  */
 public final class Nf4Linear implements Linear {
     /** Target size of the dequantized weight chunk, in F32 bytes. */
@@ -85,9 +88,9 @@ public final class Nf4Linear implements Linear {
         return t;
     }
 
-    /** The whole weight, dequantized on the device into a new [out, in] tensor of the compute dtype (the caller closes it). */
-    private Tensor dequantizeOnDevice(Backend backend) {
-        Tensor w = backend.allocate(computeDtype, weight.rows(), weight.cols());
+    /** The whole weight, dequantized on the device into a new [out, in] tensor of {@code dtype} (the caller closes it). */
+    private Tensor dequantizeOnDevice(Backend backend, DType dtype) {
+        Tensor w = backend.allocate(dtype, weight.rows(), weight.cols());
         try {
             backend.dequantizeNf4(device.packed(), device.absmax(), device.nestedAbsmax(), device.nestedCode(), weight.offset(), w);
         } catch (RuntimeException e) {
@@ -117,15 +120,22 @@ public final class Nf4Linear implements Linear {
     @Override
     public void forward(Backend backend, Tensor x, Tensor y) {
         long in = weight.cols(), out = weight.rows();
-        Check.dtype("nf4 linear", "x", x, DType.F32);
-        Check.dtype("nf4 linear", "y", y, DType.F32);
+        Check.dtype("nf4 linear", "x", x, DType.F32, DType.BF16);
+        Check.dtype("nf4 linear", "y", y, DType.F32, DType.BF16);
         Check.rank("nf4 linear", "x", x, 2);
         if (x.dim(1) != in) throw Check.fail("nf4 linear", "x must be [T, " + in + "]", x);
         long t = x.dim(0);
         Check.shape("nf4 linear", "y", y, t, out);
         if (device != null) {
-            try (Tensor w = dequantizeOnDevice(backend)) {
+            try (Tensor w = dequantizeOnDevice(backend, weightDtype(x, y))) {
                 backend.matmul(x, false, w, true, y, false);
+            }
+            return;
+        }
+        if (x.dtype() != DType.F32 || y.dtype() != DType.F32) {
+            try (Tensor xf = f32(backend, x); Tensor yf = Tensor.allocate(DType.F32, t, out)) {
+                forward(backend, xf, yf);
+                backend.cast(yf, y);
             }
             return;
         }
@@ -153,15 +163,22 @@ public final class Nf4Linear implements Linear {
     @Override
     public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
         long in = weight.cols(), out = weight.rows();
-        Check.dtype("nf4 linear backward", "dy", dy, DType.F32);
-        Check.dtype("nf4 linear backward", "dx", dx, DType.F32);
+        Check.dtype("nf4 linear backward", "dy", dy, DType.F32, DType.BF16);
+        Check.dtype("nf4 linear backward", "dx", dx, DType.F32, DType.BF16);
         Check.rank("nf4 linear backward", "dy", dy, 2);
         if (dy.dim(1) != out) throw Check.fail("nf4 linear backward", "dy must be [T, " + out + "]", dy);
         long t = dy.dim(0);
         Check.shape("nf4 linear backward", "dx", dx, t, in);
         if (device != null) {
-            try (Tensor w = dequantizeOnDevice(backend)) {
+            try (Tensor w = dequantizeOnDevice(backend, weightDtype(dy, dx))) {
                 backend.matmul(dy, false, w, false, dx, false);
+            }
+            return;
+        }
+        if (dy.dtype() != DType.F32 || dx.dtype() != DType.F32) {
+            try (Tensor dyf = f32(backend, dy); Tensor dxf = Tensor.allocate(DType.F32, t, in)) {
+                backward(backend, x, dyf, dxf);
+                backend.cast(dxf, dx);
             }
             return;
         }
@@ -183,6 +200,18 @@ public final class Nf4Linear implements Linear {
                 backend.matmul(dyc, false, wc, false, dx, r0 > 0); // the first chunk writes dx, the rest add to it
             }
         }
+    }
+
+    /** The dtype the weight is dequantized to on a device: BF16 when an activation is, else the compute dtype. */
+    private DType weightDtype(Tensor a, Tensor b) {
+        return a.dtype() == DType.BF16 || b.dtype() == DType.BF16 ? DType.BF16 : computeDtype;
+    }
+
+    /** An F32 host copy of a host activation (the caller closes it). */
+    private static Tensor f32(Backend backend, Tensor t) {
+        Tensor f = Tensor.allocate(DType.F32, t.shape());
+        backend.cast(t, f);
+        return f;
     }
 
     /** The scratch seen as a contiguous [t, r] F32 tensor (r <= its column count). */

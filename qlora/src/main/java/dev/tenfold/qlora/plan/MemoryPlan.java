@@ -1,0 +1,254 @@
+package dev.tenfold.qlora.plan;
+
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Device;
+import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.plan.PlanningBackend;
+import dev.tenfold.llama.DenseLinear;
+import dev.tenfold.llama.Linear;
+import dev.tenfold.llama.LlamaConfig;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.Perplexity;
+import dev.tenfold.llama.TrainingMemory;
+import dev.tenfold.llama.TrainingStep;
+import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
+import dev.tenfold.qlora.TrainingSettings;
+import dev.tenfold.qlora.LrSchedule;
+import dev.tenfold.qlora.Trainer;
+import dev.tenfold.qlora.nf4.Nf4;
+import dev.tenfold.qlora.nf4.Nf4Linear;
+import dev.tenfold.qlora.nf4.Nf4Tensor;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The exact memory of a training step (or an evaluation pass) for any Llama config, without weights and
+ * without the memory: the model is built from placeholder weights of the dtypes and shapes the loaders
+ * give (NF4 parts included), LoRA attached and the embedding made trainable as a run does, and then the
+ * real {@link Trainer} runs two steps (or {@link Perplexity} one pass) on a {@link PlanningBackend}, which
+ * computes nothing and records every allocation. The figures are therefore the code's own behaviour: what
+ * the model, the trainer and the backend allocate, in the backend's allocator's sizes.
+ */
+public final class MemoryPlan {
+    private MemoryPlan() {}
+
+    /** How the frozen base is stored. */
+    public enum Base {
+        /** NF4 with double quantization, as QLoRA loads a dense checkpoint (or reads a bitsandbytes one). */
+        NF4,
+        /** As the checkpoint stores it (config.json's dtype: BF16 stays BF16, F16 becomes F32, F32 stays F32). */
+        DENSE
+    }
+
+    /**
+     * What to plan.
+     *
+     * @param stored         the dtype the loader keeps the checkpoint's dense tensors in: BF16, or F32 (F32 and F16
+     *                       checkpoints); see {@link #storedDtype}
+     * @param loraRank       0 for no adapters (then the embedding must be trained)
+     * @param loraTargets    PEFT module names (q_proj, ...) that get adapters
+     * @param evaluation     a forward pass scoring every token (sliding-window perplexity of one window) instead of a
+     *                       training step
+     */
+    public record Spec(LlamaConfig config, int tokens, Base base, DType stored, int loraRank, Set<String> loraTargets,
+                       boolean trainEmbedding, TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device) {
+        public Spec {
+            if (stored != DType.BF16 && stored != DType.F32) throw new IllegalArgumentException("stored dtype must be BF16 or F32, got " + stored);
+            if (tokens < 2) throw new IllegalArgumentException("tokens must be >= 2, got " + tokens);
+            if (loraRank < 0) throw new IllegalArgumentException("LoRA rank must be >= 0, got " + loraRank);
+            if (!evaluation && loraRank == 0 && !trainEmbedding) {
+                throw new IllegalArgumentException("nothing to train: give a LoRA rank or train the embedding");
+            }
+            loraTargets = Set.copyOf(loraTargets);
+        }
+
+        public Spec withMemory(TrainingMemory m) {
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, m, evaluation, target, device);
+        }
+
+        public Spec withTokens(int n) {
+            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+        }
+    }
+
+    /**
+     * What a plan found.
+     *
+     * @param peak                    memory in use at its highest (the allocator's blocks), with what held it
+     * @param beforeStep              memory held once the model was made and prepared (weights, adapters, trained
+     *                                parameters and their gradients), before the trainer starts
+     * @param peakHost                host memory for offloaded checkpoints (pinned on a GPU)
+     * @param secondStepDeviceAllocations blocks the second training step took from the device (0: the first step's
+     *                                memory served it); -1 for an evaluation
+     */
+    public record Result(Spec spec, PlanningBackend.Usage peak, long beforeStep, long peakHost, long secondStepDeviceAllocations) {
+        public long peakBytes() { return peak.inUse(); }
+    }
+
+    /** The category of each allocation, by the nearest frame of the code that made it. */
+    static final Map<String, String> CATEGORIES = categories();
+
+    /** Row names of the plan's table, in the order the table shows them. */
+    public static final List<String> ROWS = List.of("weights", "trained parameters and gradients", "optimizer state", "checkpoints",
+            "layer working set", "residual gradients and loss", "attention scratch", "loss scratch", "dequantized NF4 weight",
+            "adapter scratch", "op scratch", "KV cache", "evaluation scratch", "other");
+
+    private static Map<String, String> categories() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("LoraLinear.<init>", "trained parameters and gradients");
+        m.put("Parameter", "trained parameters and gradients");
+        m.put("LlamaModel.trainEmbedding", "trained parameters and gradients");
+        m.put("LlamaModel.ownParameter", "trained parameters and gradients");
+        m.put("LoraLinear", "adapter scratch");
+        m.put("Nf4Linear.dequantizeOnDevice", "dequantized NF4 weight");
+        m.put("Nf4Linear", "weights");
+        m.put("DenseLinear", "weights");
+        m.put("LlamaModel.forward", "evaluation scratch");
+        m.put("LlamaModel.forwardChunk", "evaluation scratch");
+        m.put("LlamaModel.logitsOfLastRow", "evaluation scratch");
+        m.put("LlamaModel", "weights");
+        m.put("Trainer.<init>", "optimizer state");
+        m.put("Checkpoints", "checkpoints");
+        m.put("DecoderLayer", "layer working set");
+        m.put("TrainingStep", "residual gradients and loss");
+        m.put("KvCache", "KV cache");
+        m.put("Perplexity", "evaluation scratch");
+        return m;
+    }
+
+    /** Plans one spec: two training steps (the second shows what the first left for it), or one evaluation pass. */
+    public static Result plan(Spec spec) { return plan(spec, 2); }
+
+    /** As {@link #plan(Spec)} with {@code steps} training steps (1: quicker, for a search; the second's count is then -1). */
+    static Result plan(Spec spec, int steps) {
+        PlanningBackend b = new PlanningBackend(spec.target(), spec.device(), CATEGORIES);
+        try (LlamaModel model = build(spec.config(), spec.base(), spec.stored(), b)) {
+            prepare(model, spec);
+            long before = b.now().inUse();
+            long[] afterFirst = {-1};
+            run(model, spec.tokens(), spec.evaluation(), steps, () -> afterFirst[0] = b.deviceAllocations());
+            long second = spec.evaluation() || steps < 2 ? -1 : b.deviceAllocations() - afterFirst[0];
+            return new Result(spec, b.peak(), before, b.peakHost(), second);
+        }
+    }
+
+    /** Makes a loaded model what the spec trains: LoRA on its targets, the embedding trainable, its training memory. */
+    public static void prepare(LlamaModel model, Spec spec) {
+        if (spec.loraRank() > 0) Lora.attach(model, LoraConfig.of(spec.loraRank(), 16f).targetModules(spec.loraTargets()).seed(0));
+        if (spec.trainEmbedding()) model.trainEmbedding();
+        model.setTrainingMemory(spec.memory());
+    }
+
+    /**
+     * What a plan runs, on any model and backend (a plan's placeholders, or a real device to measure it): two
+     * optimizer steps of the real {@link Trainer} on one sequence of {@code tokens} (in a temporary folder, deleted
+     * after; {@code afterFirstStep} runs between them), or for an evaluation the sliding-window perplexity of one
+     * window of {@code tokens}.
+     */
+    public static void run(LlamaModel model, int tokens, boolean evaluation, Runnable afterFirstStep) {
+        run(model, tokens, evaluation, 2, afterFirstStep);
+    }
+
+    private static void run(LlamaModel model, int tokens, boolean evaluation, int steps, Runnable afterFirstStep) {
+        if (evaluation) {
+            Perplexity.evaluate(model, List.of(new int[tokens]), tokens, tokens);
+            return;
+        }
+        int[] ids = new int[tokens], targets = new int[tokens];
+        List<Trainer.Example> batch = List.of(new Trainer.Example(ids, targets, TrainingStep.consecutive(tokens)));
+        Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(5e-5).schedule(LrSchedule.Kind.LINEAR).maxSteps(steps).seed(0));
+        for (int step = 1; step <= steps; step++) {
+            trainer.step(batch);
+            if (step == 1 && afterFirstStep != null) afterFirstStep.run();
+        }
+    }
+
+    /**
+     * The longest sequence whose step's peak, plus {@code reserve}, fits {@code budget} bytes (0 when not even 2
+     * tokens fit), to the token, up to {@code maxTokens}. Memory grows with the length, nearly in a line: two short
+     * plans give the line, a few plans where it crosses the budget narrow the bracket (each moves the guess by what
+     * it missed over the line's slope), and a bisection finishes. The search plans one training step; the answer is
+     * checked with the two steps of {@link #plan(Spec)} (which can need a little more: the allocator's cache).
+     */
+    public static int longest(Spec spec, long budget, long reserve, int maxTokens) {
+        int steps = spec.evaluation() ? 1 : 2;
+        java.util.function.IntPredicate quick = n -> plan(spec.withTokens(n), 1).peakBytes() + reserve <= budget;
+        java.util.function.IntPredicate full = n -> plan(spec.withTokens(n), steps).peakBytes() + reserve <= budget;
+        if (!full.test(2)) return 0;
+        int lo = 2, hi = maxTokens + 1; // quick(lo), not quick(hi)
+        int a = Math.max(2, Math.min(2048, maxTokens / 4)), c = Math.max(a + 1, Math.min(4 * a, maxTokens));
+        long pa = plan(spec.withTokens(a), 1).peakBytes(), pc = plan(spec.withTokens(c), 1).peakBytes();
+        double slope = Math.max(1, (double) (pc - pa) / (c - a));
+        double guess = a + (budget - reserve - pa) / slope;
+        for (int i = 0; i < 4 && hi - lo > 1; i++) {
+            int probe = (int) Math.max(lo + 1, Math.min(hi - 1, Math.round(guess)));
+            long p = plan(spec.withTokens(probe), 1).peakBytes();
+            if (p + reserve <= budget) lo = probe;
+            else hi = probe;
+            guess = probe + (budget - reserve - p) / slope;
+            if (Math.abs(guess - probe) < 1) guess = p + reserve <= budget ? probe + 1 : probe - 1;
+        }
+        while (hi - lo > 1) {
+            int mid = lo + (hi - lo) / 2;
+            if (quick.test(mid)) lo = mid;
+            else hi = mid;
+        }
+        if (!full.test(lo)) { // the second step can need more than the first (the allocator's cache): search again with both
+            int l2 = 2, h2 = lo;
+            while (h2 - l2 > 1) {
+                int mid = l2 + (h2 - l2) / 2;
+                if (full.test(mid)) l2 = mid;
+                else h2 = mid;
+            }
+            lo = l2;
+        }
+        return lo;
+    }
+
+    // ------------------------------------------------------------------ the model, from placeholders
+
+    /**
+     * The dtype the loader keeps a checkpoint's dense tensors in, from config.json's dtype: BF16 for bfloat16 (and
+     * when the config does not say), F32 for float32 and float16 (converted on load).
+     */
+    public static DType storedDtype(LlamaConfig c) {
+        return c.torchDtype() == null || c.torchDtype().equals("bfloat16") ? DType.BF16 : DType.F32;
+    }
+
+    /**
+     * A model as the loaders leave it on the backend's device, from placeholder host weights (no memory): the
+     * embedding and lm_head in the checkpoint's dtype (tied when the config says so), F32 norms, and each
+     * projection NF4 (double-quantized, F32 compute, as {@code Nf4Checkpoint.FACTORY}) or dense.
+     */
+    static LlamaModel build(LlamaConfig c, Base base, DType stored, PlanningBackend b) {
+        long h = c.hiddenSize(), qOut = (long) c.numHeads() * c.headDim(), kvOut = (long) c.numKvHeads() * c.headDim();
+        long inter = c.intermediateSize(), vocab = c.vocabSize();
+        Tensor embedding = PlanningBackend.hostPlaceholder(stored, vocab, h);
+        LlamaModel.Layer[] layers = new LlamaModel.Layer[c.numLayers()];
+        List<AutoCloseable> owned = new ArrayList<>();
+        for (int i = 0; i < layers.length; i++) {
+            layers[i] = new LlamaModel.Layer(norm(h), norm(h), linear(base, stored, qOut, h, owned), linear(base, stored, kvOut, h, owned),
+                    linear(base, stored, kvOut, h, owned), linear(base, stored, h, qOut, owned),
+                    linear(base, stored, inter, h, owned), linear(base, stored, inter, h, owned), linear(base, stored, h, inter, owned));
+        }
+        Tensor output = c.tieWordEmbeddings() ? embedding : PlanningBackend.hostPlaceholder(stored, vocab, h);
+        return new LlamaModel(c, b, embedding, layers, norm(h), output, owned);
+    }
+
+    private static Tensor norm(long h) { return PlanningBackend.hostPlaceholder(DType.F32, h); }
+
+    private static Linear linear(Base base, DType stored, long out, long in, List<AutoCloseable> owned) {
+        if (base == Base.DENSE) return new DenseLinear(PlanningBackend.hostPlaceholder(stored, out, in));
+        long n = out * in, blocks = n / Nf4.BLOCK;
+        if (n % Nf4.BLOCK != 0) throw new IllegalArgumentException("nf4: a [" + out + ", " + in + "] projection is not a whole number of 64-element blocks");
+        Tensor nested = Tensor.allocate(DType.F32, Math.ceilDiv(blocks, Nf4.NESTED_BLOCK));
+        owned.add(nested);
+        Nf4Tensor w = Nf4Tensor.of(out, in, PlanningBackend.hostPlaceholder(DType.U8, n / 2), PlanningBackend.hostPlaceholder(DType.U8, blocks),
+                nested, Nf4.DYNAMIC_MAP, 0f, stored);
+        return new Nf4Linear(w);
+    }
+}
