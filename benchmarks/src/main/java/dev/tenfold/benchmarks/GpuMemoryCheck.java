@@ -110,8 +110,8 @@ public final class GpuMemoryCheck {
 
     /** The recipe's step as a plan spec. */
     static MemoryPlan.Spec spec(LlamaConfig c, int tokens, boolean offload) {
-        return new MemoryPlan.Spec(c, tokens, MemoryPlan.Base.NF4, DType.BF16, GpuTrainStep.LORA_RANK, Lora.parseTargets("q,k,v,o"), true,
-                TrainingMemory.lean(offload), false, PlanningBackend.Target.CUDA, Device.cuda(0));
+        return MemoryPlan.Spec.training(c, tokens).withStored(DType.BF16).withLora(GpuTrainStep.LORA_RANK, Lora.parseTargets("q,k,v,o"))
+                .withMemory(TrainingMemory.lean(offload));
     }
 
     /** Every length: one model, then the step without and with offload, each planned and measured. */
