@@ -57,6 +57,18 @@ class LongBenchMetricsTest {
     }
 
     @Test
+    void randomCasesAgreeWithLongBenchsMetricsPy() throws IOException {
+        List<JsonNode> cases = cases("metric-reference.jsonl");
+        assertEquals(320, cases.size());
+        int i = 0;
+        for (JsonNode c : cases) {
+            i++;
+            assertEquals(c.get("expected").asDouble(), score(c), 1e-12,
+                    "case " + i + " " + c.get("metric").asText() + ": " + c.get("prediction") + " vs " + c.get("answer"));
+        }
+    }
+
+    @Test
     void namedCases() {
         // the few the others lean on, spelled out
         assertEquals(2.0 / 3, LongBenchMetrics.qaF1("The Eiffel Tower, in Paris.", "Eiffel Tower"), 1e-12);
