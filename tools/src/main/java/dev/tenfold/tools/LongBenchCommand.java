@@ -112,16 +112,10 @@ final class LongBenchCommand implements Callable<Integer> {
         Map<Task, List<Prediction>> results = new java.util.LinkedHashMap<>();
         ObjectNode report = JSON.createObjectNode();
         try (LlamaModel m = model.load()) {
-            int[] stops = IntStream.concat(tok.findTokenId(Tokenizer.EOT_ID).stream(), tok.findTokenId(Tokenizer.END_OF_TEXT).stream()).toArray();
             for (Task t : selected) {
                 List<Sample> list = samples.get(t);
                 note(t.name() + ": " + list.size() + " records");
-                GenerationSettings settings = GenerationSettings.greedy(t.maxNewTokens()).alsoStopAt(stops);
-                if (t.name().equals("samsum")) {
-                    // as LongBench: stop at a newline too (else models go on with the next "Dialogue:"), and never answer nothing
-                    int[] nl = tok.encode("\n", false);
-                    settings = settings.alsoStopAt(nl[nl.length - 1]).minNewTokens(1);
-                }
+                GenerationSettings settings = generationSettings(tok, t);
                 List<Prediction> out = new ArrayList<>();
                 long tt = System.nanoTime();
                 for (Sample s : list) {
@@ -158,6 +152,21 @@ final class LongBenchCommand implements Callable<Integer> {
         }
         note(String.format(Locale.ROOT, "longbench in %.1f s%s", (System.nanoTime() - t0) / 1e9, jsonFile == null ? "" : "; " + jsonFile));
         return 0;
+    }
+
+    /**
+     * Greedy, the task's answer length, stopping at the model's eos ids, at end of turn and end of
+     * text; for samsum, as LongBench, at the newline token too (else models go on with the next
+     * "Dialogue:") and never before the first token.
+     */
+    static GenerationSettings generationSettings(Tokenizer tok, Task t) {
+        int[] stops = IntStream.concat(tok.findTokenId(Tokenizer.EOT_ID).stream(), tok.findTokenId(Tokenizer.END_OF_TEXT).stream()).toArray();
+        GenerationSettings settings = GenerationSettings.greedy(t.maxNewTokens()).alsoStopAt(stops);
+        if (t.name().equals("samsum")) {
+            int[] nl = tok.encode("\n", false);
+            settings = settings.alsoStopAt(nl[nl.length - 1]).minNewTokens(1);
+        }
+        return settings;
     }
 
     /** Tokens the chat template adds around a prompt, and a margin for the re-tokenized cut. */
