@@ -114,7 +114,7 @@ final class LongBenchCommand implements Callable<Integer> {
         try (LlamaModel m = model.load()) {
             for (Task t : selected) {
                 List<Sample> list = samples.get(t);
-                note(t.name() + ": " + list.size() + " records");
+                note(t.name() + ": " + list.size() + (list.size() == 1 ? " record" : " records"));
                 GenerationSettings settings = generationSettings(tok, t);
                 List<Prediction> out = new ArrayList<>();
                 long tt = System.nanoTime();
@@ -385,7 +385,7 @@ final class LongBenchCommand implements Callable<Integer> {
         head.append(String.format(Locale.ROOT, "%6s", "Avg"));
         row.append(String.format(Locale.ROOT, "%6.2f", average(scores)));
         sb.append(head).append(System.lineSeparator()).append(row).append(System.lineSeparator());
-        sb.append(String.format(Locale.ROOT, "(Avg: the mean of the %d task scores, as the ten-fold paper averages its table)%n", scores.size()));
+        sb.append(String.format(Locale.ROOT, "(Avg: the mean over the %d tasks, as the ten-fold paper averages its table)%n", scores.size()));
         return sb.toString();
     }
 
