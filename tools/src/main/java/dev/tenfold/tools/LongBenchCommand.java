@@ -70,6 +70,11 @@ final class LongBenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the scores and every prediction as JSON to FILE.")
     Path jsonFile;
 
+    @Option(names = "--predictions", paramLabel = "DIR",
+            description = "Write each answer as it is made to DIR/NAME.jsonl, in LongBench's pred format (its eval.py scores them too); "
+                    + "run again with the same folder, the answers already there are kept, not made again.")
+    Path predictionsDir;
+
     /** One line of a LongBench file. */
     record Sample(int line, String id, String input, String context, List<String> answers, List<String> allClasses, Integer length) {}
 
@@ -100,6 +105,7 @@ final class LongBenchCommand implements Callable<Integer> {
                     + " positions, the most RoPE tells apart in F32");
         }
         LlamaConfig c = model.config();
+        LongBenchPredictions store = predictionsDir == null ? null : LongBenchPredictions.open(predictionsDir, runSettings());
         new MemoryCheck("eval longbench with --max-length " + maxLength, model.onHost())
                 .tensors("weights", model.weightBytes(c, false))
                 .tensors("KV cache", MemoryCheck.kvCache(c, longest + maxNew))
@@ -117,18 +123,33 @@ final class LongBenchCommand implements Callable<Integer> {
                 note(t.name() + ": " + list.size() + (list.size() == 1 ? " record" : " records"));
                 GenerationSettings settings = generationSettings(tok, t);
                 List<Prediction> out = new ArrayList<>();
+                Map<String, LongBenchPredictions.Stored> done = store == null ? Map.of() : store.load(t);
+                if (!done.isEmpty()) note(t.name() + ": answers of " + done.size() + " records read from " + store.file(t));
                 long tt = System.nanoTime();
                 for (Sample s : list) {
-                    Prompt p = prompt(tok, t, s, maxLength, chat, cleanUp);
-                    List<Integer> ids = Generator.generate(m, p.ids(), settings);
-                    String text = decode(tok, ids, cleanUp);
+                    LongBenchPredictions.Stored old = done.get(s.id());
+                    String text;
+                    int promptTokens;
+                    boolean truncated;
+                    if (old != null) {
+                        text = old.pred();
+                        promptTokens = old.promptTokens();
+                        truncated = old.truncated();
+                    } else {
+                        Prompt p = prompt(tok, t, s, maxLength, chat, cleanUp);
+                        text = decode(tok, Generator.generate(m, p.ids(), settings), cleanUp);
+                        promptTokens = p.ids().length;
+                        truncated = p.truncated();
+                    }
                     double score;
                     try {
                         score = t.score(text, s.answers(), s.allClasses());
                     } catch (IllegalArgumentException e) {
                         throw new Flags.BadFlag(where(data.resolve(t.name() + ".jsonl"), s.line()) + e.getMessage());
                     }
-                    out.add(new Prediction(s, p.ids().length, p.truncated(), text, score));
+                    Prediction pred = new Prediction(s, promptTokens, truncated, text, score);
+                    out.add(pred);
+                    if (store != null && old == null) store.append(t, pred);
                     if (out.size() % 10 == 0 && out.size() < list.size()) {
                         note(String.format(Locale.ROOT, "%s: %d/%d (%.1f s)", t.name(), out.size(), list.size(), (System.nanoTime() - tt) / 1e9));
                     }
@@ -167,6 +188,18 @@ final class LongBenchCommand implements Callable<Integer> {
             settings = settings.alsoStopAt(nl[nl.length - 1]).minNewTokens(1);
         }
         return settings;
+    }
+
+    /** What the answers depend on besides the data: a --predictions folder holds the answers of one such run. */
+    private ObjectNode runSettings() {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("model", model.model.toAbsolutePath().normalize().toString());
+        o.put("adapter", model.adapter == null ? null : model.adapter.toAbsolutePath().normalize().toString());
+        o.put("rope_theta", model.ropeTheta);
+        o.put("rope_scaling", model.ropeScaling);
+        o.put("max_length", maxLength);
+        o.put("chat", chat);
+        return o;
     }
 
     /** Tokens the chat template adds around a prompt, and a margin for the re-tokenized cut. */
@@ -217,6 +250,7 @@ final class LongBenchCommand implements Callable<Integer> {
             throw new Flags.BadFlag(e.getMessage());
         }
         List<Sample> out = new ArrayList<>();
+        java.util.Set<String> ids = new java.util.HashSet<>();
         String[] lines = text.split("\n", -1);
         for (int i = 0; i < lines.length; i++) {
             String line = lines[i];
@@ -244,6 +278,7 @@ final class LongBenchCommand implements Callable<Integer> {
             JsonNode length = rec.get("length");
             Integer len = length != null && length.canConvertToInt() ? length.intValue() : null;
             String id = rec.path("_id").isTextual() ? rec.get("_id").asText() : String.valueOf(i + 1);
+            if (!ids.add(id)) throw new Flags.BadFlag(at + "_id \"" + id + "\" is there twice");
             out.add(new Sample(i + 1, id, input, context, answers, classes == null ? List.of() : classes, len));
         }
         if (out.isEmpty()) throw new Flags.BadFlag("--data " + file + ": no records");

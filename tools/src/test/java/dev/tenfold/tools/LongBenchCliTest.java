@@ -218,6 +218,44 @@ class LongBenchCliTest {
     }
 
     @Test
+    void predictionsFolderGoesOnWhereARunStopped() throws IOException {
+        Path pred = dir.resolve("pred"), first = dir.resolve("first.json"), fresh = dir.resolve("fresh.json");
+        String[] common = {"eval", "longbench", "--model", model.toString(), "--data", data.toString(), "--tasks", "narrativeqa,trec",
+                "--max-length", "96"};
+        CliTest.Result part = CliTest.run("", concat(common, "--limit", "1", "--predictions", pred.toString()));
+        assertEquals(0, part.code(), part.err());
+        assertEquals(1, Files.readAllLines(pred.resolve("narrativeqa.jsonl")).size());
+        assertTrue(Files.isRegularFile(pred.resolve("run.json")));
+        JsonNode line = JSON.readTree(Files.readAllLines(pred.resolve("trec.jsonl")).get(0));
+        // LongBench's pred format, which its eval.py reads, and what resuming needs
+        for (String f : List.of("pred", "answers", "all_classes", "length", "_id", "prompt_tokens", "truncated")) assertTrue(line.has(f), f);
+        assertEquals(4, line.get("all_classes").size());
+        // a kill in the middle of a write leaves a line without its newline: dropped
+        Files.writeString(pred.resolve("narrativeqa.jsonl"), "{\"pred\": \"cut sho", java.nio.file.StandardOpenOption.APPEND);
+
+        CliTest.Result rest = CliTest.run("", concat(common, "--predictions", pred.toString(), "--json", first.toString()));
+        assertEquals(0, rest.code(), rest.err());
+        assertTrue(rest.err().contains("narrativeqa: answers of 1 records read from"), rest.err());
+        assertEquals(2, Files.readAllLines(pred.resolve("narrativeqa.jsonl")).size());
+        assertEquals(2, Files.readAllLines(pred.resolve("trec.jsonl")).size());
+        CliTest.Result whole = CliTest.run("", concat(common, "--json", fresh.toString()));
+        assertEquals(0, whole.code(), whole.err());
+        assertEquals(JSON.readTree(fresh.toFile()).get("tasks"), JSON.readTree(first.toFile()).get("tasks"), "the same as one whole run");
+        assertEquals(whole.out(), rest.out());
+
+        CliTest.Result other = CliTest.run("", "eval", "longbench", "--model", model.toString(), "--data", data.toString(), "--tasks",
+                "narrativeqa", "--max-length", "64", "--predictions", pred.toString());
+        assertEquals(2, other.code(), other.err());
+        assertTrue(other.err().contains("holds the answers of another run (max_length: 96 there, 64 now)"), other.err());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        List<String> out = new ArrayList<>(List.of(a));
+        out.addAll(List.of(b));
+        return out.toArray(String[]::new);
+    }
+
+    @Test
     void badInputIsOneLineAndExitTwo() throws IOException {
         Path bad = dir.resolve("bad");
         Files.createDirectories(bad);
@@ -227,6 +265,8 @@ class LongBenchCliTest {
         Files.writeString(bad.resolve("hotpotqa.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"musique\"}\n");
         Files.writeString(bad.resolve("musique.jsonl"), "{\"context\": \"c\", \"answers\": [\"a\"]}\n");
         Files.writeString(bad.resolve("lcc.jsonl"), "\n\n");
+        Files.writeString(bad.resolve("qmsum.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"_id\": \"x\"}\n"
+                + "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"_id\": \"x\"}\n");
         String m = model.toString(), d = bad.toString();
         Map<String[], String> cases = new LinkedHashMap<>();
         cases.put(new String[] {"--tasks", "nosuch"}, "--tasks: unknown task \"nosuch\"");
@@ -239,6 +279,7 @@ class LongBenchCliTest {
         cases.put(new String[] {"--tasks", "musique"}, "musique.jsonl:1: \"input\" must be a string");
         cases.put(new String[] {"--tasks", "lcc"}, "lcc.jsonl: no records");
         cases.put(new String[] {"--tasks", "gov_report"}, "no gov_report.jsonl");
+        cases.put(new String[] {"--tasks", "qmsum"}, "qmsum.jsonl:2: _id \"x\" is there twice");
         for (var e : cases.entrySet()) {
             List<String> args = new ArrayList<>(List.of("eval", "longbench", "--model", m, "--data", d, "--max-length", "64"));
             args.addAll(List.of(e.getKey()));
