@@ -76,7 +76,7 @@ final class LongBenchCommand implements Callable<Integer> {
     Path predictionsDir;
 
     /** One line of a LongBench file. */
-    record Sample(int line, String id, String input, String context, List<String> answers, List<String> allClasses, Integer length) {}
+    record Sample(String id, String input, String context, List<String> answers, List<String> allClasses, Integer length) {}
 
     /** One scored answer. */
     record Prediction(Sample sample, int promptTokens, boolean truncated, String text, double score) {}
@@ -141,12 +141,7 @@ final class LongBenchCommand implements Callable<Integer> {
                         promptTokens = p.ids().length;
                         truncated = p.truncated();
                     }
-                    double score;
-                    try {
-                        score = t.score(text, s.answers(), s.allClasses());
-                    } catch (IllegalArgumentException e) {
-                        throw new Flags.BadFlag(where(data.resolve(t.name() + ".jsonl"), s.line()) + e.getMessage());
-                    }
+                    double score = t.score(text, s.answers(), s.allClasses());
                     Prediction pred = new Prediction(s, promptTokens, truncated, text, score);
                     out.add(pred);
                     if (store != null && old == null) store.append(t, pred);
@@ -270,6 +265,13 @@ final class LongBenchCommand implements Callable<Integer> {
             if (task.metric() == LongBenchTasks.Metric.CLASSIFICATION && (classes == null || classes.isEmpty())) {
                 throw new Flags.BadFlag(at + task.name() + " classifies: \"all_classes\" must list the classes");
             }
+            for (String a : answers) {
+                try {
+                    task.metric().score("", a, classes == null ? List.of() : classes); // an answer the metric cannot read fails here, not after the run
+                } catch (IllegalArgumentException e) {
+                    throw new Flags.BadFlag(at + e.getMessage());
+                }
+            }
             JsonNode dataset = rec.get("dataset");
             if (dataset != null && !dataset.isNull() && !dataset.asText().equals(task.name())) {
                 throw new Flags.BadFlag(at + "the record is from \"" + dataset.asText() + "\", not " + task.name()
@@ -279,7 +281,7 @@ final class LongBenchCommand implements Callable<Integer> {
             Integer len = length != null && length.canConvertToInt() ? length.intValue() : null;
             String id = rec.path("_id").isTextual() ? rec.get("_id").asText() : String.valueOf(i + 1);
             if (!ids.add(id)) throw new Flags.BadFlag(at + "_id \"" + id + "\" is there twice");
-            out.add(new Sample(i + 1, id, input, context, answers, classes == null ? List.of() : classes, len));
+            out.add(new Sample(id, input, context, answers, classes == null ? List.of() : classes, len));
         }
         if (out.isEmpty()) throw new Flags.BadFlag("--data " + file + ": no records");
         return out;

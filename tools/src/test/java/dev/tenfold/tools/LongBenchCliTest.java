@@ -265,6 +265,7 @@ class LongBenchCliTest {
         Files.writeString(bad.resolve("hotpotqa.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"musique\"}\n");
         Files.writeString(bad.resolve("musique.jsonl"), "{\"context\": \"c\", \"answers\": [\"a\"]}\n");
         Files.writeString(bad.resolve("lcc.jsonl"), "\n\n");
+        Files.writeString(bad.resolve("passage_retrieval_en.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"the second\"]}\n");
         Files.writeString(bad.resolve("qmsum.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"_id\": \"x\"}\n"
                 + "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"_id\": \"x\"}\n");
         String m = model.toString(), d = bad.toString();
@@ -280,6 +281,7 @@ class LongBenchCliTest {
         cases.put(new String[] {"--tasks", "lcc"}, "lcc.jsonl: no records");
         cases.put(new String[] {"--tasks", "gov_report"}, "no gov_report.jsonl");
         cases.put(new String[] {"--tasks", "qmsum"}, "qmsum.jsonl:2: _id \"x\" is there twice");
+        cases.put(new String[] {"--tasks", "passage_retrieval_en"}, "passage_retrieval_en.jsonl:1: the answer \"the second\" is not of the form \"Paragraph N\"");
         for (var e : cases.entrySet()) {
             List<String> args = new ArrayList<>(List.of("eval", "longbench", "--model", m, "--data", d, "--max-length", "64"));
             args.addAll(List.of(e.getKey()));
