@@ -52,7 +52,8 @@ final class LongBenchCommand implements Callable<Integer> {
     Path data;
 
     @Option(names = "--tasks", split = ",", paramLabel = "NAME,NAME,...",
-            description = "Tasks to run (default: the 16 English tasks, the paper's table). Also supported: lsht, passage_retrieval_zh; "
+            description = "Tasks to run (default: the 16 English tasks, the paper's table). Also: lsht, passage_retrieval_zh, and LongBench-E's NAME_e "
+                    + "(e.g. qasper_e, scored by length too); "
                     + "not: multifieldqa_zh, dureader, vcsum (scored on jieba's Chinese word segmentation).")
     List<String> tasks;
 
@@ -178,7 +179,7 @@ final class LongBenchCommand implements Callable<Integer> {
     static GenerationSettings generationSettings(Tokenizer tok, Task t) {
         int[] stops = IntStream.concat(tok.findTokenId(Tokenizer.EOT_ID).stream(), tok.findTokenId(Tokenizer.END_OF_TEXT).stream()).toArray();
         GenerationSettings settings = GenerationSettings.greedy(t.maxNewTokens()).alsoStopAt(stops);
-        if (t.name().equals("samsum")) {
+        if (t.dataset().equals("samsum")) {
             int[] nl = tok.encode("\n", false);
             settings = settings.alsoStopAt(nl[nl.length - 1]).minNewTokens(1);
         }
@@ -216,9 +217,10 @@ final class LongBenchCommand implements Callable<Integer> {
                         + "does not have (a different cut gives different scores); leave it out (the Chinese tasks lsht and "
                         + "passage_retrieval_zh are supported)");
             }
-            Task t = LongBenchTasks.TASKS.get(n);
+            Task t = LongBenchTasks.find(n);
             if (t == null) {
-                throw new Flags.BadFlag("--tasks: unknown task \"" + n + "\"; LongBench's tasks here are " + String.join(", ", LongBenchTasks.TASKS.keySet()));
+                throw new Flags.BadFlag("--tasks: unknown task \"" + n + "\"; LongBench's tasks here are " + String.join(", ", LongBenchTasks.TASKS.keySet())
+                        + ", and LongBench-E's NAME_e for " + String.join(", ", LongBenchTasks.WITH_LONGBENCH_E));
             }
             if (!out.add(t)) throw new Flags.BadFlag("--tasks: " + n + " is given twice");
         }
@@ -273,12 +275,14 @@ final class LongBenchCommand implements Callable<Integer> {
                 }
             }
             JsonNode dataset = rec.get("dataset");
-            if (dataset != null && !dataset.isNull() && !dataset.asText().equals(task.name())) {
-                throw new Flags.BadFlag(at + "the record is from \"" + dataset.asText() + "\", not " + task.name()
-                        + " (LongBench-E's NAME_e files are not supported)");
+            if (dataset != null && !dataset.isNull() && !dataset.asText().equals(task.name()) && !dataset.asText().equals(task.dataset())) {
+                throw new Flags.BadFlag(at + "the record is from \"" + dataset.asText() + "\", not " + task.name());
             }
             JsonNode length = rec.get("length");
             Integer len = length != null && length.canConvertToInt() ? length.intValue() : null;
+            if (task.isLongBenchE() && (len == null || len < 0)) {
+                throw new Flags.BadFlag(at + "\"length\" must be a whole number >= 0 (LongBench-E scores by it)");
+            }
             String id = rec.path("_id").isTextual() ? rec.get("_id").asText() : String.valueOf(i + 1);
             if (!ids.add(id)) throw new Flags.BadFlag(at + "_id \"" + id + "\" is there twice");
             out.add(new Sample(id, input, context, answers, classes == null ? List.of() : classes, len));
@@ -374,6 +378,24 @@ final class LongBenchCommand implements Callable<Integer> {
         return round2(100 * sum / predictions.size());
     }
 
+    /** LongBench-E's length ranges (the record's "length": words, or characters for Chinese). */
+    static final List<String> LENGTH_BUCKETS = List.of("0-4k", "4-8k", "8k+");
+
+    /** LongBench-E's scores by length, as its eval.py --e: 100 x the mean in each range, rounded; NaN for a range with no record. */
+    static Map<String, Double> lengthBucketScores(List<Prediction> predictions) {
+        double[] sum = new double[3];
+        int[] n = new int[3];
+        for (Prediction p : predictions) {
+            int len = p.sample().length();
+            int b = len < 4000 ? 0 : len < 8000 ? 1 : 2;
+            sum[b] += p.score();
+            n[b]++;
+        }
+        Map<String, Double> out = new java.util.LinkedHashMap<>();
+        for (int b = 0; b < 3; b++) out.put(LENGTH_BUCKETS.get(b), n[b] == 0 ? Double.NaN : round2(100 * sum[b] / n[b]));
+        return out;
+    }
+
     /** Python's round(x, 2): the nearest to the exact binary value, ties to even. */
     static double round2(double x) {
         return new BigDecimal(x).setScale(2, RoundingMode.HALF_EVEN).doubleValue();
@@ -407,9 +429,20 @@ final class LongBenchCommand implements Callable<Integer> {
     static String table(Map<Task, List<Prediction>> results) {
         Map<Task, Double> scores = taskScores(results);
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%-22s %-15s %-14s %7s %7s%n", "task", "category", "metric", "records", "score"));
-        scores.forEach((t, s) -> sb.append(String.format(Locale.ROOT, "%-22s %-15s %-14s %7d %7.2f%n", t.name(), t.category().title,
-                t.metric().label, results.get(t).size(), s)));
+        boolean byLength = scores.keySet().stream().anyMatch(Task::isLongBenchE);
+        sb.append(String.format(Locale.ROOT, "%-22s %-15s %-14s %7s %7s", "task", "category", "metric", "records", "score"));
+        if (byLength) for (String b : LENGTH_BUCKETS) sb.append(String.format(Locale.ROOT, " %7s", b));
+        sb.append(System.lineSeparator());
+        scores.forEach((t, s) -> {
+            sb.append(String.format(Locale.ROOT, "%-22s %-15s %-14s %7d %7.2f", t.name(), t.category().title, t.metric().label,
+                    results.get(t).size(), s));
+            if (t.isLongBenchE()) {
+                for (double v : lengthBucketScores(results.get(t)).values()) {
+                    sb.append(String.format(Locale.ROOT, " %7s", Double.isNaN(v) ? "-" : String.format(Locale.ROOT, "%.2f", v)));
+                }
+            }
+            sb.append(System.lineSeparator());
+        });
         sb.append(System.lineSeparator());
         Map<Category, Double> cats = categoryScores(scores);
         StringBuilder head = new StringBuilder(), row = new StringBuilder();
@@ -433,6 +466,13 @@ final class LongBenchCommand implements Callable<Integer> {
         scores.forEach((t, s) -> {
             ObjectNode o = tasks.addObject().put("task", t.name()).put("category", t.category().title).put("metric", t.metric().label)
                     .put("records", results.get(t).size()).put("score", s);
+            if (t.isLongBenchE()) {
+                ObjectNode buckets = o.putObject("length_buckets");
+                lengthBucketScores(results.get(t)).forEach((b, v) -> {
+                    if (Double.isNaN(v)) buckets.putNull(b);
+                    else buckets.put(b, v);
+                });
+            }
             ArrayNode preds = o.putArray("predictions");
             for (Prediction p : results.get(t)) {
                 ObjectNode po = preds.addObject().put("_id", p.sample().id());

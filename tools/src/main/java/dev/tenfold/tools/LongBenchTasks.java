@@ -69,6 +69,12 @@ final class LongBenchTasks {
             return sb.toString();
         }
 
+        /** The LongBench dataset the task is: its name without LongBench-E's "_e". */
+        String dataset() { return isLongBenchE() ? name.substring(0, name.length() - 2) : name; }
+
+        /** A LongBench-E task (NAME_e.jsonl: the same task, records spread evenly over 0-4k, 4-8k and 8k+ words). */
+        boolean isLongBenchE() { return name.endsWith("_e"); }
+
         /** The score of one prediction: the best over the reference answers (0 when there is none), as eval.py scores it. */
         double score(String prediction, List<String> answers, List<String> allClasses) {
             String p = firstLine ? LongBenchMetrics.stripLeading(prediction, '\n').split("\n", -1)[0] : prediction;
@@ -149,6 +155,20 @@ final class LongBenchTasks {
     /** The English tasks: the ten-fold paper's LongBench table averages these 16. */
     static final List<String> ENGLISH = List.of("narrativeqa", "qasper", "multifieldqa_en", "hotpotqa", "2wikimqa", "musique", "gov_report",
             "qmsum", "multi_news", "trec", "triviaqa", "samsum", "passage_count", "passage_retrieval_en", "lcc", "repobench-p");
+
+    /** The tasks LongBench-E has (as NAME_e), scored by length as well. */
+    static final List<String> WITH_LONGBENCH_E = List.of("qasper", "multifieldqa_en", "hotpotqa", "2wikimqa", "gov_report", "multi_news",
+            "trec", "triviaqa", "samsum", "passage_count", "passage_retrieval_en", "lcc", "repobench-p");
+
+    /** A task by name, LongBench-E's NAME_e included; null if there is none. */
+    static Task find(String name) {
+        Task t = TASKS.get(name);
+        if (t != null || !name.endsWith("_e")) return t;
+        String base = name.substring(0, name.length() - 2);
+        if (!WITH_LONGBENCH_E.contains(base)) return null;
+        Task b = TASKS.get(base);
+        return new Task(name, b.category(), b.template(), b.maxNewTokens(), b.metric(), b.chat(), b.firstLine());
+    }
 
     /**
      * LongBench's Chinese tasks that are scored on words cut by jieba (a dictionary-based Chinese

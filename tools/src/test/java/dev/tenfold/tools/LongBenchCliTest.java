@@ -42,7 +42,7 @@ class LongBenchCliTest {
         model = TinyLlama.writeWithTokenizer(dir.resolve("tiny"), 21);
         data = dir.resolve("data");
         Files.createDirectories(data);
-        for (String t : List.of("narrativeqa", "hotpotqa", "gov_report", "trec", "samsum", "passage_count", "passage_retrieval_en", "lcc")) {
+        for (String t : List.of("narrativeqa", "hotpotqa", "gov_report", "trec", "samsum", "passage_count", "passage_retrieval_en", "lcc", "qasper_e")) {
             Files.writeString(data.resolve(t + ".jsonl"), resource("data/" + t + ".jsonl"));
         }
     }
@@ -106,6 +106,41 @@ class LongBenchCliTest {
         assertEquals(List.of("Single-Doc", "QA", "Multi-Doc", "QA", "Summarization", "Few-shot", "Synthetic", "Code", "Avg"),
                 List.of(lines.get(head).trim().split("\\s+")));
         assertEquals(List.of("83.33", "0.00", "80.00", "75.00", "75.00", "88.00", "68.92"), List.of(lines.get(head + 1).trim().split("\\s+")));
+    }
+
+    @Test
+    void longBenchEScoresByLength() throws IOException {
+        Map<String, JsonNode> preds = new HashMap<>();
+        for (String line : resource("predictions.jsonl").split("\n")) {
+            if (!line.isBlank()) preds.put(JSON.readTree(line).get("_id").asText(), JSON.readTree(line));
+        }
+        Task e = LongBenchCommand.selectedTasks(List.of("qasper_e")).get(0);
+        assertEquals("qasper", e.dataset());
+        assertEquals(LongBenchTasks.TASKS.get("qasper").template(), e.template());
+        List<Prediction> out = new ArrayList<>();
+        for (Sample s : LongBenchCommand.readSamples(data.resolve("qasper_e.jsonl"), e)) {
+            JsonNode p = preds.get(s.id());
+            double score = e.score(p.get("pred").asText(), s.answers(), s.allClasses());
+            assertEquals(p.get("expected").asDouble(), score, 1e-12, s.id() + ": " + p.get("why").asText());
+            out.add(new Prediction(s, 10, false, p.get("pred").asText(), score));
+        }
+        // lengths 120 and 3999: 1 and 0; 4000: 2/3; 12000: 1 (LongBench's eval.py --e gives the same)
+        assertEquals(Map.of("0-4k", 50.0, "4-8k", 66.67, "8k+", 100.0), LongBenchCommand.lengthBucketScores(out));
+        assertEquals(66.67, LongBenchCommand.taskScore(out));
+        Map<Task, List<Prediction>> results = new LinkedHashMap<>(handScored());
+        results.put(e, out);
+        List<String> lines = LongBenchCommand.table(results).lines().toList();
+        assertTrue(lines.get(0).endsWith("0-4k    4-8k     8k+"), lines.get(0));
+        assertTrue(lines.stream().anyMatch(l -> l.matches("qasper_e\\s+Single-Doc QA\\s+qa_f1\\s+4\\s+66\\.67\\s+50\\.00\\s+66\\.67\\s+100\\.00")),
+                String.join("\n", lines));
+        var report = JSON.createObjectNode();
+        LongBenchCommand.fill(report, results);
+        JsonNode last = report.get("tasks").get(8);
+        assertEquals("qasper_e", last.get("task").asText());
+        assertEquals(50.0, last.get("length_buckets").get("0-4k").asDouble());
+        assertFalse(report.get("tasks").get(0).has("length_buckets"));
+        // a range without records: NaN in LongBench, null here
+        assertTrue(LongBenchCommand.lengthBucketScores(out.subList(0, 2)).get("8k+").isNaN());
     }
 
     @Test
@@ -265,12 +300,15 @@ class LongBenchCliTest {
         Files.writeString(bad.resolve("hotpotqa.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"musique\"}\n");
         Files.writeString(bad.resolve("musique.jsonl"), "{\"context\": \"c\", \"answers\": [\"a\"]}\n");
         Files.writeString(bad.resolve("lcc.jsonl"), "\n\n");
+        Files.writeString(bad.resolve("lcc_e.jsonl"), "{\"input\": \"\", \"context\": \"c\", \"answers\": [\"a\"], \"dataset\": \"lcc_e\"}\n");
         Files.writeString(bad.resolve("passage_retrieval_en.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"the second\"]}\n");
         Files.writeString(bad.resolve("qmsum.jsonl"), "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"_id\": \"x\"}\n"
                 + "{\"input\": \"q\", \"context\": \"c\", \"answers\": [\"a\"], \"_id\": \"x\"}\n");
         String m = model.toString(), d = bad.toString();
         Map<String[], String> cases = new LinkedHashMap<>();
         cases.put(new String[] {"--tasks", "nosuch"}, "--tasks: unknown task \"nosuch\"");
+        cases.put(new String[] {"--tasks", "narrativeqa_e"}, "--tasks: unknown task \"narrativeqa_e\"");
+        cases.put(new String[] {"--tasks", "lcc_e"}, "lcc_e.jsonl:1: \"length\" must be a whole number >= 0");
         cases.put(new String[] {"--tasks", "dureader"}, "jieba");
         cases.put(new String[] {"--tasks", "trec,trec"}, "trec is given twice");
         cases.put(new String[] {"--tasks", "narrativeqa"}, "narrativeqa.jsonl:2: not valid JSON");
