@@ -115,20 +115,28 @@ final class LongBenchCommand implements Callable<Integer> {
                 .check();
         Tokenizer tok = model.tokenizer();
         boolean cleanUp = cleanUpTokenizationSpaces(model.model);
+        // the answers a --predictions folder already has; the model loads only if some are missing
+        Map<Task, Map<String, LongBenchPredictions.Stored>> done = new java.util.HashMap<>();
+        boolean allDone = true;
+        for (Task t : selected) {
+            Map<String, LongBenchPredictions.Stored> d = store == null ? Map.of() : store.load(t);
+            done.put(t, d);
+            allDone &= samples.get(t).stream().allMatch(s -> d.containsKey(s.id()));
+        }
         long t0 = System.nanoTime();
         Map<Task, List<Prediction>> results = new java.util.LinkedHashMap<>();
         ObjectNode report = JSON.createObjectNode();
-        try (LlamaModel m = model.load()) {
+        try (LlamaModel m = allDone ? null : model.load()) {
             for (Task t : selected) {
                 List<Sample> list = samples.get(t);
                 note(t.name() + ": " + list.size() + (list.size() == 1 ? " record" : " records"));
                 GenerationSettings settings = generationSettings(tok, t);
                 List<Prediction> out = new ArrayList<>();
-                Map<String, LongBenchPredictions.Stored> done = store == null ? Map.of() : store.load(t);
-                if (!done.isEmpty()) note(t.name() + ": answers of " + done.size() + " records read from " + store.file(t));
-                long tt = System.nanoTime();
+                Map<String, LongBenchPredictions.Stored> answered = done.get(t);
+                if (!answered.isEmpty()) note(t.name() + ": answers of " + answered.size() + " records read from " + store.file(t));
+                long tt = System.nanoTime(), lastNote = tt;
                 for (Sample s : list) {
-                    LongBenchPredictions.Stored old = done.get(s.id());
+                    LongBenchPredictions.Stored old = answered.get(s.id());
                     String text;
                     int promptTokens;
                     boolean truncated;
@@ -146,8 +154,10 @@ final class LongBenchCommand implements Callable<Integer> {
                     Prediction pred = new Prediction(s, promptTokens, truncated, text, score);
                     out.add(pred);
                     if (store != null && old == null) store.append(t, pred);
-                    if (out.size() % 10 == 0 && out.size() < list.size()) {
-                        note(String.format(Locale.ROOT, "%s: %d/%d (%.1f s)", t.name(), out.size(), list.size(), (System.nanoTime() - tt) / 1e9));
+                    long now = System.nanoTime();
+                    if ((out.size() % 10 == 0 || now - lastNote > 30e9) && out.size() < list.size()) {
+                        note(String.format(Locale.ROOT, "%s: %d/%d (%.1f s)", t.name(), out.size(), list.size(), (now - tt) / 1e9));
+                        lastNote = now;
                     }
                 }
                 results.put(t, out);
@@ -155,8 +165,12 @@ final class LongBenchCommand implements Callable<Integer> {
             }
             report.put("eval", "longbench").put("model", model.model.toString());
             if (model.adapter != null) report.put("adapter", model.adapter.toString());
-            report.put("rope_theta", m.config().ropeTheta());
-            if (m.config().ropeScaling() != null) report.put("rope_scaling", String.valueOf(m.config().ropeScaling()));
+            if (m != null) {
+                report.put("rope_theta", m.config().ropeTheta());
+                if (m.config().ropeScaling() != null) report.put("rope_scaling", String.valueOf(m.config().ropeScaling()));
+            } else {
+                note("every answer was in " + predictionsDir + "; the model was not loaded");
+            }
         }
         report.put("max_length", maxLength).put("chat", chat);
         if (limit != null) report.put("limit", limit);

@@ -278,6 +278,12 @@ class LongBenchCliTest {
         assertEquals(JSON.readTree(fresh.toFile()).get("tasks"), JSON.readTree(first.toFile()).get("tasks"), "the same as one whole run");
         assertEquals(whole.out(), rest.out());
 
+        // everything answered: scored from the folder, no model needed
+        CliTest.Result scoredOnly = CliTest.run("", concat(common, "--predictions", pred.toString()));
+        assertEquals(0, scoredOnly.code(), scoredOnly.err());
+        assertTrue(scoredOnly.err().contains("the model was not loaded"), scoredOnly.err());
+        assertEquals(whole.out(), scoredOnly.out());
+
         CliTest.Result other = CliTest.run("", "eval", "longbench", "--model", model.toString(), "--data", data.toString(), "--tasks",
                 "narrativeqa", "--max-length", "64", "--predictions", pred.toString());
         assertEquals(2, other.code(), other.err());
