@@ -114,6 +114,13 @@ final class LongBenchCommand implements Callable<Integer> {
                 .heap("prompt", MemoryCheck.sat(MemoryCheck.HEAP_PER_PROMPT_TOKEN, longest))
                 .check();
         Tokenizer tok = model.tokenizer();
+        if (chat) {
+            try {
+                new ChatTemplate(tok);
+            } catch (IllegalArgumentException e) {
+                throw new Flags.BadFlag("--chat: the tokenizer lacks the Llama-3 chat template's tokens (" + e.getMessage() + ")");
+            }
+        }
         boolean cleanUp = cleanUpTokenizationSpaces(model.model);
         // the answers a --predictions folder already has; the model loads only if some are missing
         Map<Task, Map<String, LongBenchPredictions.Stored>> done = new java.util.HashMap<>();

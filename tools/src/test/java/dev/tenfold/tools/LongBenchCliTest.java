@@ -290,6 +290,23 @@ class LongBenchCliTest {
         assertTrue(other.err().contains("holds the answers of another run (max_length: 96 there, 64 now)"), other.err());
     }
 
+    @Test
+    void chatNeedsTheTemplatesTokens() throws IOException {
+        Path plain = dir.resolve("no-chat-tokens");
+        Files.createDirectories(plain);
+        for (String f : List.of("config.json", "model.safetensors")) Files.copy(model.resolve(f), plain.resolve(f));
+        var tokJson = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(model.resolve("tokenizer.json").toFile());
+        var added = (com.fasterxml.jackson.databind.node.ArrayNode) tokJson.get("added_tokens");
+        for (int i = added.size() - 1; i >= 0; i--) {
+            if (added.get(i).get("content").asText().equals(Tokenizer.START_HEADER_ID)) added.remove(i);
+        }
+        Files.writeString(plain.resolve("tokenizer.json"), JSON.writeValueAsString(tokJson));
+        CliTest.Result r = CliTest.run("", "eval", "longbench", "--model", plain.toString(), "--data", data.toString(), "--tasks", "lcc",
+                "--max-length", "64", "--chat");
+        assertEquals(2, r.code(), r.err());
+        assertTrue(r.err().contains("--chat: the tokenizer lacks the Llama-3 chat template's tokens") && r.err().contains("start_header_id"), r.err());
+    }
+
     private static String[] concat(String[] a, String... b) {
         List<String> out = new ArrayList<>(List.of(a));
         out.addAll(List.of(b));
