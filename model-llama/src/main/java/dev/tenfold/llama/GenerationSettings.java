@@ -14,6 +14,7 @@ import java.util.Set;
  */
 public final class GenerationSettings {
     private int maxNewTokens;
+    private int minNewTokens;
     private float temperature;
     private float topP = 1;
     private long seed;
@@ -29,6 +30,15 @@ public final class GenerationSettings {
     public GenerationSettings maxNewTokens(int n) {
         if (n < 0) throw new IllegalArgumentException("maxNewTokens must be >= 0, got " + n);
         return with(s -> s.maxNewTokens = n);
+    }
+
+    /**
+     * No stop id may end the generation before {@code n} tokens (Hugging Face's min_new_tokens: the
+     * stop ids' logits are masked until then), e.g. 1 so that the answer is never empty.
+     */
+    public GenerationSettings minNewTokens(int n) {
+        if (n < 0) throw new IllegalArgumentException("minNewTokens must be >= 0, got " + n);
+        return with(s -> s.minNewTokens = n);
     }
 
     /** Temperature and top-p sampling with a seed (temperature 0: greedy); see {@link Sampler}. */
@@ -57,6 +67,8 @@ public final class GenerationSettings {
 
     public int maxNewTokens() { return maxNewTokens; }
 
+    public int minNewTokens() { return minNewTokens; }
+
     public float temperature() { return temperature; }
 
     public float topP() { return topP; }
@@ -76,6 +88,7 @@ public final class GenerationSettings {
     private GenerationSettings with(java.util.function.Consumer<GenerationSettings> change) {
         GenerationSettings c = new GenerationSettings();
         c.maxNewTokens = maxNewTokens;
+        c.minNewTokens = minNewTokens;
         c.temperature = temperature;
         c.topP = topP;
         c.seed = seed;
@@ -87,10 +100,10 @@ public final class GenerationSettings {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof GenerationSettings g && maxNewTokens == g.maxNewTokens && Float.compare(temperature, g.temperature) == 0
+        return o instanceof GenerationSettings g && maxNewTokens == g.maxNewTokens && minNewTokens == g.minNewTokens && Float.compare(temperature, g.temperature) == 0
                 && Float.compare(topP, g.topP) == 0 && seed == g.seed && Objects.equals(stopIds, g.stopIds) && extraStopIds.equals(g.extraStopIds);
     }
 
     @Override
-    public int hashCode() { return Objects.hash(maxNewTokens, temperature, topP, seed, stopIds, extraStopIds); }
+    public int hashCode() { return Objects.hash(maxNewTokens, minNewTokens, temperature, topP, seed, stopIds, extraStopIds); }
 }

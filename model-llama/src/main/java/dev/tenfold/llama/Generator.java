@@ -16,10 +16,10 @@ public final class Generator {
 
     /** As {@link #generate(LlamaModel, int[], GenerationSettings)}; {@code onToken} sees each token as it is produced. */
     public static List<Integer> generate(LlamaModel model, int[] prompt, GenerationSettings settings, IntConsumer onToken) {
-        return generate(model, prompt, settings.maxNewTokens(), settings.sampler(), settings.stopIdsFor(model), onToken);
+        return generate(model, prompt, settings.maxNewTokens(), settings.minNewTokens(), settings.sampler(), settings.stopIdsFor(model), onToken);
     }
 
-    private static List<Integer> generate(LlamaModel model, int[] prompt, int maxNewTokens, Sampler sampler, Set<Integer> stopIds,
+    private static List<Integer> generate(LlamaModel model, int[] prompt, int maxNewTokens, int minNewTokens, Sampler sampler, Set<Integer> stopIds,
                                           IntConsumer onToken) {
         if (prompt.length == 0) throw new IllegalArgumentException("generate: empty prompt");
         if (maxNewTokens < 0) throw new IllegalArgumentException("generate: max new tokens must be >= 0");
@@ -28,6 +28,9 @@ public final class Generator {
         try (KvCache cache = new KvCache(model, prompt.length + maxNewTokens)) {
             float[] logits = model.forward(prompt, cache, null);
             for (int step = 0; step < maxNewTokens; step++) {
+                if (step < minNewTokens) {
+                    for (int id : stopIds) if (id >= 0 && id < logits.length) logits[id] = Float.NEGATIVE_INFINITY;
+                }
                 int next = sampler.sample(logits);
                 if (stopIds.contains(next)) break;
                 out.add(next);

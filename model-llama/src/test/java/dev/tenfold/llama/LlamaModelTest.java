@@ -173,6 +173,12 @@ class LlamaModelTest {
             assertEquals(Set.of(2, 3, a.get(2)), GenerationSettings.greedy(12).alsoStopAt(a.get(2)).stopIdsFor(model));
             List<Integer> also = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).alsoStopAt(a.get(2)));
             assertTrue(also.size() <= stopped.size() && !also.contains(2) && !also.contains(3), also.toString());
+            // a stop id as the very first token ends with nothing, unless min new tokens masks it (HF's min_new_tokens)
+            assertEquals(List.of(), Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of(a.get(0)))));
+            List<Integer> atLeastOne = Generator.generate(model, PROMPT, GenerationSettings.greedy(12).stopIds(Set.of(a.get(0))).minNewTokens(1));
+            assertFalse(atLeastOne.isEmpty());
+            assertNotEquals(a.get(0), atLeastOne.get(0), "the stop id is masked on the first step");
+            assertFalse(atLeastOne.subList(1, atLeastOne.size()).contains(a.get(0)), "and stops again after it");
             List<Integer> s1 = Generator.generate(model, PROMPT, GenerationSettings.greedy(8).sampling(1.0f, 0.9f, 42).stopIds(Set.of()));
             List<Integer> s2 = Generator.generate(model, PROMPT, GenerationSettings.greedy(8).sampling(1.0f, 0.9f, 42).stopIds(Set.of()));
             assertEquals(s1, s2, "same seed, same tokens");

@@ -23,7 +23,7 @@ import picocli.CommandLine.Spec;
 /** Evaluations of a model. */
 @Command(name = "eval", mixinStandardHelpOptions = true, description = "Evaluate a model.",
         subcommands = {EvalCommand.Ppl.class, LongContextEvals.PasskeyCommand.class, LongContextEvals.NiahCommand.class,
-                LongContextEvals.RulerNiahCommand.class, LongContextEvals.TopicsCommand.class})
+                LongContextEvals.RulerNiahCommand.class, LongContextEvals.TopicsCommand.class, LongBenchCommand.class})
 final class EvalCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
