@@ -137,10 +137,10 @@ final class GgufExport {
                 addTensor(w, blk + "attn_norm.weight", () -> base.tensor(HfSchema.attnNorm(i)), type, 0, notes);
                 LlamaModel.Layer layer = model.layer(i);
                 for (HfSchema.Projection p : HfSchema.Projection.values()) {
+                    if (p == HfSchema.Projection.GATE) addTensor(w, blk + "ffn_norm.weight", () -> base.tensor(HfSchema.mlpNorm(i)), type, 0, notes);
                     int permuteHeadDim = p == HfSchema.Projection.Q || p == HfSchema.Projection.K ? c.headDim() : 0;
                     addMerged(w, blk + projectionName(p), base, model, layer, i, p, type, permuteHeadDim, notes);
                 }
-                addTensor(w, blk + "ffn_norm.weight", () -> base.tensor(HfSchema.mlpNorm(i)), type, 0, notes);
             }
             addTensor(w, "output_norm.weight", () -> base.tensor(HfSchema.FINAL_NORM), type, 0, notes);
             // a tied model has no output.weight: llama.cpp then uses token_embd for the output too
