@@ -23,8 +23,9 @@ const sequence = context.getSequence();
 const generated = [];
 if (prompt.length > 0) {
     for await (const token of sequence.evaluate(prompt, {temperature: 0})) {
+        if (model.isEogToken(token)) break; // as tenfold, which stops before an end-of-generation token
         generated.push(token);
-        if (generated.length >= maxNew || model.isEogToken(token)) break;
+        if (generated.length >= maxNew) break;
     }
 }
 const out = {

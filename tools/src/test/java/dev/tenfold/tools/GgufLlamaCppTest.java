@@ -1,0 +1,160 @@
+package dev.tenfold.tools;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.GenerationSettings;
+import dev.tenfold.llama.Generator;
+import dev.tenfold.llama.LlamaLoader;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.LoadSpec;
+import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.longcontext.Passkey;
+import dev.tenfold.llama.testing.TinyLlama;
+import dev.tenfold.llama.tokenizer.Tokenizer;
+import dev.tenfold.qlora.Lora;
+import dev.tenfold.qlora.LoraConfig;
+import dev.tenfold.qlora.PeftAdapter;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A GGUF from `tenfold export gguf` run by a real llama.cpp (node-llama-cpp's prebuilt binaries,
+ * through tools/gguf-check/check.mjs): the demo model with its RoPE base raised 400x and a LoRA
+ * adapter merged, a prompt 2.5x its original 256-token context, and the same greedy tokens and text
+ * as tenfold's. Skips, saying why, where node or the npm package is missing.
+ */
+class GgufLlamaCppTest {
+    @TempDir static Path dir;
+    static Path checkDir;
+
+    /** The demo's RoPE base after extension: 400 x 10,000 (Demo.Settings' multiplier). */
+    static final double EXTENDED_THETA = 4e6;
+
+    @BeforeAll
+    static void needsNodeAndTheNpmPackage() throws Exception {
+        Path here = Path.of("").toAbsolutePath();
+        checkDir = Files.isDirectory(here.resolve("gguf-check")) ? here.resolve("gguf-check") : here.resolve("tools/gguf-check");
+        String node;
+        try {
+            Process p = new ProcessBuilder("node", "--version").redirectErrorStream(true).start();
+            node = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            p.waitFor(30, TimeUnit.SECONDS);
+        } catch (java.io.IOException e) {
+            node = null;
+        }
+        Assumptions.assumeTrue(node != null, "skipped: node is not installed (the llama.cpp check runs llama.cpp through node-llama-cpp;"
+                + " install node 20+, then npm install in tools/gguf-check)");
+        Assumptions.assumeTrue(Files.isDirectory(checkDir.resolve("node_modules/node-llama-cpp")),
+                "skipped: node " + node + " is here but node-llama-cpp is not: run npm install in " + checkDir);
+    }
+
+    /** Runs check.mjs and returns its JSON line. */
+    private static JsonNode llamaCpp(Path gguf, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of("node", "check.mjs", gguf.toString()));
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).directory(checkDir.toFile()).redirectError(dir.resolve("node.err").toFile()).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), "node check.mjs took over 5 minutes");
+        assertEquals(0, p.exitValue(), "node check.mjs failed:\n" + out + Files.readString(dir.resolve("node.err")));
+        String last = out.strip().lines().reduce((a, b) -> b).orElse("");
+        return new ObjectMapper().readTree(last);
+    }
+
+    private static int[] ints(JsonNode array) {
+        int[] out = new int[array.size()];
+        for (int i = 0; i < out.length; i++) out[i] = array.get(i).asInt();
+        return out;
+    }
+
+    private static String csv(int[] ids) {
+        return Arrays.stream(ids).mapToObj(Integer::toString).collect(Collectors.joining(","));
+    }
+
+    private static Path shippedDemoModel() throws Exception {
+        Path model = Files.createDirectories(dir.resolve("demo"));
+        for (String f : List.of("config.json", "model.safetensors", "tokenizer.json")) {
+            try (InputStream in = GgufLlamaCppTest.class.getResourceAsStream("/dev/tenfold/tools/demo/model/" + f)) {
+                assertNotNull(in, "the demo model's " + f);
+                Files.copy(in, model.resolve(f));
+            }
+        }
+        return model;
+    }
+
+    @Test
+    void llamaCppGeneratesTenfoldsTokensBeyondTheOriginalContext() throws Exception {
+        Path model = shippedDemoModel();
+        // the extension: RoPE base raised, a LoRA adapter on every projection (perturbed, so merging changes every weight)
+        Path adapter = dir.resolve("adapter");
+        try (LlamaModel m = LlamaLoader.load(model, LoadSpec.defaults().ropeTheta(EXTENDED_THETA).backend(CpuBackend.fast()))) {
+            Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o,gate,up,down").seed(2));
+            SplittableRandom rng = new SplittableRandom(6);
+            for (Parameter p : m.parameters()) {
+                if (!p.name().contains("lora_B")) continue;
+                for (long i = 0; i < p.value().numel(); i++) p.value().setFloat(i, (float) (rng.nextDouble() - 0.5) * 0.02f);
+            }
+            PeftAdapter.save(adapter, m);
+        }
+        Path gguf = dir.resolve("demo.gguf");
+        CliTest.Result r = CliTest.run("", "export", "gguf", "--model", model.toString(), "--adapter", adapter.toString(), "--type", "f32",
+                "--context-length", "2560", "--output", gguf.toString());
+        assertEquals(0, r.code(), r.err());
+
+        StringBuilder haystack = new StringBuilder(Passkey.INSTRUCTION);
+        for (int k = 0; k < 14; k++) haystack.append(' ').append(Passkey.FILLER);
+        haystack.append(' ').append(Passkey.needle(47213));
+        for (int k = 0; k < 14; k++) haystack.append(' ').append(Passkey.FILLER);
+        String prompt = haystack + "\n\n" + Passkey.QUESTION + " " + Passkey.ANSWER_PREFIX;
+        Tokenizer tok = Tokenizer.load(model.resolve("tokenizer.json"));
+        int[] textIds = tok.encode(prompt, false);
+        int[] ids = GenerateCommand.withBos(tok, textIds);
+        assertTrue(ids.length > 2 * 256, "the prompt (" + ids.length + " tokens) goes well past the demo's 256-token context");
+
+        int maxNew = 12;
+        List<Integer> tenfold;
+        try (LlamaModel m = LlamaLoader.load(model, LoadSpec.defaults().ropeTheta(EXTENDED_THETA).backend(CpuBackend.fast()))) {
+            PeftAdapter.load(adapter, m);
+            tenfold = Generator.generate(m, ids, GenerationSettings.greedy(maxNew));
+        }
+        CliTest.Result gen = CliTest.run("", "generate", "--model", model.toString(), "--adapter", adapter.toString(), "--prompt", prompt,
+                "--max-new-tokens", Integer.toString(maxNew));
+        assertEquals(0, gen.code(), gen.err());
+
+        JsonNode cpp = llamaCpp(gguf, "--tokens", csv(ids), "--max-new", Integer.toString(maxNew), "--context", "1024", "--text", prompt);
+        assertEquals(2560, cpp.get("trainContextSize").asInt(), "llama.cpp's n_ctx_train is the extended context");
+        assertEquals("bpe", cpp.get("vocabularyType").asText());
+        assertArrayEquals(textIds, ints(cpp.get("tokenized")), "llama.cpp splits the prompt into tenfold's tokens");
+        assertFalse(tenfold.isEmpty());
+        assertEquals(tenfold, Arrays.stream(ints(cpp.get("tokens"))).boxed().toList(), "greedy tokens, llama.cpp against tenfold");
+        assertEquals(gen.out().strip(), cpp.get("text").asText().strip(), "the text tenfold generate prints");
+    }
+
+    /** The tiny tokenizer has merges (the demo's has none): llama.cpp applies the exported merges as tenfold does. */
+    @Test
+    void llamaCppTokenizesWithTheExportedMerges() throws Exception {
+        Path tiny = TinyLlama.writeWithTokenizer(dir.resolve("tiny"), 8);
+        Path gguf = dir.resolve("tiny.gguf");
+        CliTest.Result r = CliTest.run("", "export", "gguf", "--model", tiny.toString(), "--output", gguf.toString());
+        assertEquals(0, r.code(), r.err());
+        Tokenizer tok = Tokenizer.load(tiny.resolve("tokenizer.json"));
+        String text = "Hello world! The the theme, in 2024: 12345 items.\n\n  Done<|eot_id|>";
+        JsonNode cpp = llamaCpp(gguf, "--text", text);
+        assertArrayEquals(tok.encode(text, true), ints(cpp.get("tokenized")), "special tokens parsed, no BOS");
+        assertEquals(64, cpp.get("trainContextSize").asInt());
+    }
+}
