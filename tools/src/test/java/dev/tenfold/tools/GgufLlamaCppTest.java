@@ -11,6 +11,7 @@ import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
 import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.RopeScaling;
 import dev.tenfold.llama.longcontext.Passkey;
 import dev.tenfold.llama.testing.TinyLlama;
 import dev.tenfold.llama.tokenizer.Tokenizer;
@@ -85,8 +86,10 @@ class GgufLlamaCppTest {
         return Arrays.stream(ids).mapToObj(Integer::toString).collect(Collectors.joining(","));
     }
 
-    private static Path shippedDemoModel() throws Exception {
-        Path model = Files.createDirectories(dir.resolve("demo"));
+    private static synchronized Path shippedDemoModel() throws Exception {
+        Path model = dir.resolve("demo");
+        if (Files.exists(model.resolve("tokenizer.json"))) return model;
+        Files.createDirectories(model);
         for (String f : List.of("config.json", "model.safetensors", "tokenizer.json")) {
             try (InputStream in = GgufLlamaCppTest.class.getResourceAsStream("/dev/tenfold/tools/demo/model/" + f)) {
                 assertNotNull(in, "the demo model's " + f);
@@ -96,10 +99,81 @@ class GgufLlamaCppTest {
         return model;
     }
 
+    /** The pass-key prompt with the key in the middle: about 660 tokens for the demo's tokenizer (a word is a token). */
+    static String prompt() {
+        StringBuilder haystack = new StringBuilder(Passkey.INSTRUCTION);
+        for (int k = 0; k < 14; k++) haystack.append(' ').append(Passkey.FILLER);
+        haystack.append(' ').append(Passkey.needle(47213));
+        for (int k = 0; k < 14; k++) haystack.append(' ').append(Passkey.FILLER);
+        return haystack + "\n\n" + Passkey.QUESTION + " " + Passkey.ANSWER_PREFIX;
+    }
+
+    static final int MAX_NEW = 12;
+
+    /**
+     * Exports the model (with flags such as --adapter, --rope-theta, --rope-scaling), runs llama.cpp
+     * on the prompt and checks what it read and tokenized; returns llama.cpp's greedy tokens and text
+     * beside tenfold's (tokens from the generator that `tenfold generate` runs, text from the command).
+     */
+    private static void compare(Path model, String type, int agreeing, String... flags) throws Exception {
+        Path gguf = dir.resolve("demo-" + type + "-" + Math.abs(Arrays.hashCode(flags)) + ".gguf");
+        List<String> args = new ArrayList<>(List.of("export", "gguf", "--model", model.toString(), "--type", type, "--context-length",
+                "2560", "--output", gguf.toString()));
+        args.addAll(List.of(flags));
+        CliTest.Result r = CliTest.run("", args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+
+        String prompt = prompt();
+        Tokenizer tok = Tokenizer.load(model.resolve("tokenizer.json"));
+        int[] textIds = tok.encode(prompt, false);
+        int[] ids = GenerateCommand.withBos(tok, textIds);
+        assertTrue(ids.length > 2 * 256, "the prompt (" + ids.length + " tokens) goes well past the demo's 256-token context");
+
+        List<String> gen = new ArrayList<>(List.of("generate", "--model", model.toString(), "--prompt", prompt, "--max-new-tokens",
+                Integer.toString(MAX_NEW)));
+        gen.addAll(List.of(flags));
+        CliTest.Result text = CliTest.run("", gen.toArray(String[]::new));
+        assertEquals(0, text.code(), text.err());
+        List<Integer> tenfold = tenfoldTokens(model, ids, flags);
+
+        JsonNode cpp = llamaCpp(gguf, "--tokens", csv(ids), "--max-new", Integer.toString(MAX_NEW), "--context", "1024", "--text", prompt);
+        assertEquals(2560, cpp.get("trainContextSize").asInt(), "llama.cpp's n_ctx_train is the extended context");
+        assertEquals("bpe", cpp.get("vocabularyType").asText());
+        assertArrayEquals(textIds, ints(cpp.get("tokenized")), "llama.cpp splits the prompt into tenfold's tokens");
+        List<Integer> got = Arrays.stream(ints(cpp.get("tokens"))).boxed().toList();
+        assertEquals(MAX_NEW, tenfold.size());
+        String what = type + " " + String.join(" ", flags);
+        if (agreeing == MAX_NEW) {
+            assertEquals(tenfold, got, what + ": greedy tokens, llama.cpp against tenfold");
+            assertEquals(text.out().strip(), cpp.get("text").asText().strip(), what + ": the text tenfold generate prints");
+        } else {
+            assertEquals(tenfold.subList(0, agreeing), got.subList(0, Math.min(agreeing, got.size())), what + ": the first tokens");
+        }
+    }
+
+    /** The ids `tenfold generate` produces for the same flags, from the same loader and generator. */
+    private static List<Integer> tenfoldTokens(Path model, int[] ids, String... flags) throws Exception {
+        LoadSpec spec = LoadSpec.defaults().backend(CpuBackend.fast());
+        Path adapter = null;
+        for (int i = 0; i < flags.length; i += 2) {
+            switch (flags[i]) {
+                case "--adapter" -> adapter = Path.of(flags[i + 1]);
+                case "--rope-theta" -> spec = spec.ropeTheta(Double.parseDouble(flags[i + 1]));
+                case "--rope-scaling" -> spec = spec.ropeScaling(RopeScaling.parse(flags[i + 1], 256, null));
+                default -> throw new IllegalArgumentException(flags[i]);
+            }
+        }
+        if (adapter != null && spec.ropeTheta() == null) spec = spec.ropeTheta(PeftAdapter.readConfig(adapter).ropeTheta());
+        try (LlamaModel m = LlamaLoader.load(model, spec)) {
+            if (adapter != null) PeftAdapter.load(adapter, m);
+            return Generator.generate(m, ids, GenerationSettings.greedy(MAX_NEW));
+        }
+    }
+
+    /** The extension as the recipe does it: RoPE base raised, a LoRA adapter merged (perturbed, so every weight changes). */
     @Test
     void llamaCppGeneratesTenfoldsTokensBeyondTheOriginalContext() throws Exception {
         Path model = shippedDemoModel();
-        // the extension: RoPE base raised, a LoRA adapter on every projection (perturbed, so merging changes every weight)
         Path adapter = dir.resolve("adapter");
         try (LlamaModel m = LlamaLoader.load(model, LoadSpec.defaults().ropeTheta(EXTENDED_THETA).backend(CpuBackend.fast()))) {
             Lora.attach(m, LoraConfig.of(4, 8f).targets("q,k,v,o,gate,up,down").seed(2));
@@ -110,38 +184,19 @@ class GgufLlamaCppTest {
             }
             PeftAdapter.save(adapter, m);
         }
-        Path gguf = dir.resolve("demo.gguf");
-        CliTest.Result r = CliTest.run("", "export", "gguf", "--model", model.toString(), "--adapter", adapter.toString(), "--type", "f32",
-                "--context-length", "2560", "--output", gguf.toString());
-        assertEquals(0, r.code(), r.err());
+        compare(model, "f32", MAX_NEW, "--adapter", adapter.toString());
+        // rounded weights: llama.cpp computes with other numbers than tenfold, so only the first tokens (the key's digits) must agree
+        compare(model, "bf16", 6, "--adapter", adapter.toString());
+        compare(model, "q8_0", 6, "--adapter", adapter.toString());
+    }
 
-        StringBuilder haystack = new StringBuilder(Passkey.INSTRUCTION);
-        for (int k = 0; k < 14; k++) haystack.append(' ').append(Passkey.FILLER);
-        haystack.append(' ').append(Passkey.needle(47213));
-        for (int k = 0; k < 14; k++) haystack.append(' ').append(Passkey.FILLER);
-        String prompt = haystack + "\n\n" + Passkey.QUESTION + " " + Passkey.ANSWER_PREFIX;
-        Tokenizer tok = Tokenizer.load(model.resolve("tokenizer.json"));
-        int[] textIds = tok.encode(prompt, false);
-        int[] ids = GenerateCommand.withBos(tok, textIds);
-        assertTrue(ids.length > 2 * 256, "the prompt (" + ids.length + " tokens) goes well past the demo's 256-token context");
-
-        int maxNew = 12;
-        List<Integer> tenfold;
-        try (LlamaModel m = LlamaLoader.load(model, LoadSpec.defaults().ropeTheta(EXTENDED_THETA).backend(CpuBackend.fast()))) {
-            PeftAdapter.load(adapter, m);
-            tenfold = Generator.generate(m, ids, GenerationSettings.greedy(maxNew));
-        }
-        CliTest.Result gen = CliTest.run("", "generate", "--model", model.toString(), "--adapter", adapter.toString(), "--prompt", prompt,
-                "--max-new-tokens", Integer.toString(maxNew));
-        assertEquals(0, gen.code(), gen.err());
-
-        JsonNode cpp = llamaCpp(gguf, "--tokens", csv(ids), "--max-new", Integer.toString(maxNew), "--context", "1024", "--text", prompt);
-        assertEquals(2560, cpp.get("trainContextSize").asInt(), "llama.cpp's n_ctx_train is the extended context");
-        assertEquals("bpe", cpp.get("vocabularyType").asText());
-        assertArrayEquals(textIds, ints(cpp.get("tokenized")), "llama.cpp splits the prompt into tenfold's tokens");
-        assertFalse(tenfold.isEmpty());
-        assertEquals(tenfold, Arrays.stream(ints(cpp.get("tokens"))).boxed().toList(), "greedy tokens, llama.cpp against tenfold");
-        assertEquals(gen.out().strip(), cpp.get("text").asText().strip(), "the text tenfold generate prints");
+    /** The other extensions llama.cpp runs as transformers does: linear interpolation and Llama 3.1's per-frequency scaling (rope_freqs). */
+    @Test
+    void llamaCppRunsTheTrainedRopeScaling() throws Exception {
+        Path model = shippedDemoModel();
+        compare(model, "f32", MAX_NEW, "--rope-scaling", "{\"rope_type\":\"linear\",\"factor\":10}");
+        compare(model, "f32", MAX_NEW, "--rope-theta", "1e5", "--rope-scaling", "{\"rope_type\":\"llama3\",\"factor\":10,"
+                + "\"original_max_position_embeddings\":256,\"low_freq_factor\":1,\"high_freq_factor\":4}");
     }
 
     /** The tiny tokenizer has merges (the demo's has none): llama.cpp applies the exported merges as tenfold does. */
