@@ -221,6 +221,35 @@ class GgufExportTest {
     }
 
     @Test
+    void ropeScalingAsLlamaCppReadsIt() throws Exception {
+        GgufReader linear = export("f32", "--rope-scaling", "{\"rope_type\":\"linear\",\"factor\":4}");
+        assertEquals("linear", linear.value("llama.rope.scaling.type"));
+        assertEquals(4f, linear.value("llama.rope.scaling.factor"));
+        assertFalse(linear.tensors.stream().anyMatch(t -> t.name().equals("rope_freqs.weight")));
+
+        GgufReader llama3 = export("bf16", "--rope-scaling", "{\"rope_type\":\"llama3\",\"factor\":8,\"original_max_position_embeddings\":16,"
+                + "\"low_freq_factor\":1,\"high_freq_factor\":4}");
+        assertFalse(llama3.metadata.containsKey("llama.rope.scaling.type"));
+        GgufReader.Info f = llama3.info("rope_freqs.weight");
+        assertArrayEquals(new long[] {HD / 2}, f.ne());
+        assertEquals(0, f.type());
+        // llama.cpp divides each angle by its factor: 1 for high frequencies, the factor for low ones, a blend between
+        float[] factors = llama3.floats("rope_freqs.weight");
+        for (int i = 0; i < HD / 2; i++) {
+            double inv = Math.pow(1e4, -2.0 * i / HD), wavelength = 2 * Math.PI / inv;
+            double want = wavelength < 16 / 4.0 ? 1 : wavelength > 16 / 1.0 ? 8 : Double.NaN;
+            if (!Double.isNaN(want)) assertEquals(want, factors[i], 1e-5 * want, "factor " + i);
+            else assertTrue(factors[i] > 1 && factors[i] < 8, "factor " + i + " " + factors[i]);
+        }
+
+        CliTest.Result r = CliTest.run("", "export", "gguf", "--model", base.toString(), "--output", dir.resolve("yarn.gguf").toString(),
+                "--rope-scaling", "{\"rope_type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":16}");
+        assertEquals(1, r.code(), r.err());
+        assertTrue(r.err().contains("rope_scaling yarn") && r.err().contains("GGUF export writes none, linear or llama3"), r.err());
+        assertFalse(Files.exists(dir.resolve("yarn.gguf")));
+    }
+
+    @Test
     void badFlagsAreOneLineAndExitTwo() {
         String out = dir.resolve("bad.gguf").toString();
         String[][] cases = {
