@@ -249,6 +249,29 @@ class GgufExportTest {
         assertFalse(Files.exists(dir.resolve("yarn.gguf")));
     }
 
+    /** A Llama-3-Instruct-like folder: tokenizer_config.json names the special tokens and carries the chat template. */
+    @Test
+    void specialTokensAndTemplateFromTokenizerConfig() throws Exception {
+        Path instruct = TinyLlama.writeWithTokenizer(dir.resolve("instruct"), 5);
+        String template = "{% for m in messages %}{{ m['content'] }}{% endfor %}";
+        Files.writeString(instruct.resolve("tokenizer_config.json"), "{\"bos_token\": \"<|begin_of_text|>\", \"eos_token\": {\"content\":"
+                + " \"<|eot_id|>\"}, \"pad_token\": \"<|end_of_text|>\", \"chat_template\": [{\"name\": \"tool_use\", \"template\": \"x\"},"
+                + " {\"name\": \"default\", \"template\": \"" + template + "\"}]}");
+        Path out = dir.resolve("instruct.gguf");
+        CliTest.Result r = CliTest.run("", "export", "gguf", "--model", instruct.toString(), "--output", out.toString());
+        assertEquals(0, r.code(), r.err());
+        GgufReader g = new GgufReader(out);
+        Map<String, Integer> id = new java.util.HashMap<>();
+        for (JsonNode a : new ObjectMapper().readTree(instruct.resolve("tokenizer.json").toFile()).get("added_tokens")) {
+            id.put(a.get("content").asText(), a.get("id").asInt());
+        }
+        assertEquals((long) id.get("<|begin_of_text|>"), g.value("tokenizer.ggml.bos_token_id"));
+        assertEquals((long) id.get("<|eot_id|>"), g.value("tokenizer.ggml.eos_token_id"));
+        assertEquals((long) id.get("<|eot_id|>"), g.value("tokenizer.ggml.eot_token_id"));
+        assertEquals((long) id.get("<|end_of_text|>"), g.value("tokenizer.ggml.padding_token_id"));
+        assertEquals(template, g.value("tokenizer.chat_template"));
+    }
+
     @Test
     void badFlagsAreOneLineAndExitTwo() {
         String out = dir.resolve("bad.gguf").toString();
