@@ -57,10 +57,10 @@ final class ExportCommand implements Callable<Integer> {
             if (Files.isDirectory(output)) throw new Flags.BadFlag("--output " + output + " is a folder; give a file name ending in .gguf");
             Path parent = output.toAbsolutePath().getParent();
             if (!Files.isDirectory(parent)) throw new Flags.BadFlag("--output " + output + ": folder " + parent + " does not exist");
+            if (!model.onHost()) throw new Flags.BadFlag("--device " + model.device + ": export runs on the CPU (--device cpu)");
+            Integer ctxFlag = contextLength == null ? null : Flags.parseLengths("--context-length", java.util.List.of(contextLength))[0];
             LlamaConfig c = model.config();
-            int ctx = contextLength == null ? c.maxPositionEmbeddings()
-                    : Flags.parseLengths("--context-length", java.util.List.of(contextLength))[0];
-            if (!model.onHost()) throw new Flags.BadFlag("--device: export runs on the CPU (--device cpu)");
+            int ctx = ctxFlag != null ? ctxFlag : c.maxPositionEmbeddings();
             long t0 = System.nanoTime();
             GgufExport.Summary s;
             try (LlamaModel m = model.load()) {

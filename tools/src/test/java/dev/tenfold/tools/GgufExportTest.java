@@ -278,10 +278,10 @@ class GgufExportTest {
         String[][] cases = {
             {"--type", "q4_k", "--output", out}, {"--output", dir.resolve("bad.bin").toString()},
             {"--context-length", "0", "--output", out}, {"--context-length", "lots", "--output", out},
-            {"--output", dir.resolve("no/such/folder/x.gguf").toString()}, {},
+            {"--output", dir.resolve("no/such/folder/x.gguf").toString()}, {}, {"--device", "cuda", "--output", out},
         };
         String[] needles = {"--type q4_k: choose bf16, f16, f32 or q8_0", "--output", "--context-length", "--context-length", "does not exist",
-            "--output"};
+            "--output", "--device cuda: export runs on the CPU"};
         for (int k = 0; k < cases.length; k++) {
             List<String> args = new ArrayList<>(List.of("export", "gguf", "--model", base.toString()));
             args.addAll(List.of(cases[k]));
