@@ -29,7 +29,6 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -46,22 +45,33 @@ class GgufLlamaCppTest {
     /** The demo's RoPE base after extension: 400 x 10,000 (Demo.Settings' multiplier). */
     static final double EXTENDED_THETA = 4e6;
 
-    @BeforeAll
-    static void needsNodeAndTheNpmPackage() throws Exception {
-        Path here = Path.of("").toAbsolutePath();
-        checkDir = Files.isDirectory(here.resolve("gguf-check")) ? here.resolve("gguf-check") : here.resolve("tools/gguf-check");
-        String node;
-        try {
-            Process p = new ProcessBuilder("node", "--version").redirectErrorStream(true).start();
-            node = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-            p.waitFor(30, TimeUnit.SECONDS);
-        } catch (java.io.IOException e) {
-            node = null;
+    /** Why the llama.cpp check cannot run here, or null when it can (node and node-llama-cpp found). */
+    private static String missing;
+    private static boolean looked;
+
+    /** Skips the calling test, with the reason, where node or the npm package is missing. */
+    private static synchronized void requireLlamaCpp() throws Exception {
+        if (!looked) {
+            looked = true;
+            Path here = Path.of("").toAbsolutePath();
+            checkDir = Files.isDirectory(here.resolve("gguf-check")) ? here.resolve("gguf-check") : here.resolve("tools/gguf-check");
+            String node;
+            try {
+                Process p = new ProcessBuilder("node", "--version").redirectErrorStream(true).start();
+                node = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                p.waitFor(30, TimeUnit.SECONDS);
+            } catch (java.io.IOException e) {
+                node = null;
+            }
+            if (node == null) {
+                missing = "node is not installed (the llama.cpp check runs llama.cpp through node-llama-cpp; install node 20+, then"
+                        + " npm install in tools/gguf-check)";
+            } else if (!Files.isDirectory(checkDir.resolve("node_modules/node-llama-cpp"))) {
+                missing = "node " + node + " is here but node-llama-cpp is not: run npm install in " + checkDir;
+            }
+            if (missing != null) System.err.println("GgufLlamaCppTest skipped: " + missing);
         }
-        Assumptions.assumeTrue(node != null, "skipped: node is not installed (the llama.cpp check runs llama.cpp through node-llama-cpp;"
-                + " install node 20+, then npm install in tools/gguf-check)");
-        Assumptions.assumeTrue(Files.isDirectory(checkDir.resolve("node_modules/node-llama-cpp")),
-                "skipped: node " + node + " is here but node-llama-cpp is not: run npm install in " + checkDir);
+        Assumptions.assumeTrue(missing == null, missing);
     }
 
     /** Runs check.mjs and returns its JSON line. */
@@ -173,6 +183,7 @@ class GgufLlamaCppTest {
     /** The extension as the recipe does it: RoPE base raised, a LoRA adapter merged (perturbed, so every weight changes). */
     @Test
     void llamaCppGeneratesTenfoldsTokensBeyondTheOriginalContext() throws Exception {
+        requireLlamaCpp();
         Path model = shippedDemoModel();
         Path adapter = dir.resolve("adapter");
         try (LlamaModel m = LlamaLoader.load(model, LoadSpec.defaults().ropeTheta(EXTENDED_THETA).backend(CpuBackend.fast()))) {
@@ -193,6 +204,7 @@ class GgufLlamaCppTest {
     /** The other extensions llama.cpp runs as transformers does: linear interpolation and Llama 3.1's per-frequency scaling (rope_freqs). */
     @Test
     void llamaCppRunsTheTrainedRopeScaling() throws Exception {
+        requireLlamaCpp();
         Path model = shippedDemoModel();
         compare(model, "f32", MAX_NEW, "--rope-scaling", "{\"rope_type\":\"linear\",\"factor\":10}");
         compare(model, "f32", MAX_NEW, "--rope-theta", "1e5", "--rope-scaling", "{\"rope_type\":\"llama3\",\"factor\":10,"
@@ -202,6 +214,7 @@ class GgufLlamaCppTest {
     /** The tiny tokenizer has merges (the demo's has none): llama.cpp applies the exported merges as tenfold does. */
     @Test
     void llamaCppTokenizesWithTheExportedMerges() throws Exception {
+        requireLlamaCpp();
         Path tiny = TinyLlama.writeWithTokenizer(dir.resolve("tiny"), 8);
         Path gguf = dir.resolve("tiny.gguf");
         CliTest.Result r = CliTest.run("", "export", "gguf", "--model", tiny.toString(), "--output", gguf.toString());
