@@ -3,6 +3,7 @@ package dev.tenfold.tools;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Numerics;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import dev.tenfold.engine.io.SafeTensorsModel;
@@ -14,6 +15,7 @@ import dev.tenfold.qlora.Merge;
 import dev.tenfold.tools.GgufWriter.TensorType;
 import dev.tenfold.tools.GgufWriter.ValueType;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -265,11 +267,26 @@ final class GgufExport {
         if (permuteHeadDim > 0 && rows % permuteHeadDim != 0) {
             throw new IllegalArgumentException(t.describe() + ": rows are not whole heads of " + permuteHeadDim);
         }
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16 && t.dtype() != DType.F16) {
+            throw new IllegalArgumentException(t.describe() + ": export reads F32, BF16 or F16 weights");
+        }
+        MemorySegment data = t.data();
         float[] row = new float[cols];
+        short[] halves = new short[cols];
         for (long r = 0; r < rows; r++) {
             long src = permuteHeadDim > 0 ? hfRow(r, permuteHeadDim) : r;
-            long at = src * cols;
-            for (int j = 0; j < cols; j++) row[j] = t.getFloat(at + j);
+            // a whole row at a time (per-element Tensor.getFloat took about 25 ns an element: minutes for an 8B model)
+            switch (t.dtype()) {
+                case F32 -> MemorySegment.copy(data, Tensor.F32, src * cols * 4, row, 0, cols);
+                case BF16 -> {
+                    MemorySegment.copy(data, Tensor.I16, src * cols * 2, halves, 0, cols);
+                    for (int j = 0; j < cols; j++) row[j] = Numerics.bf16ToFloat(halves[j]);
+                }
+                default -> {
+                    MemorySegment.copy(data, Tensor.I16, src * cols * 2, halves, 0, cols);
+                    for (int j = 0; j < cols; j++) row[j] = Numerics.f16ToFloat(halves[j]);
+                }
+            }
             out.row(row, type);
         }
     }
