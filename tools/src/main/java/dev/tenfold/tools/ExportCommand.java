@@ -68,6 +68,11 @@ final class ExportCommand implements Callable<Integer> {
                 s = GgufExport.write(model.model, m, n, t, ctx, output);
             }
             for (String note : s.notes()) System.err.println("tenfold: note: " + note);
+            if (ctxFlag == null && model.adapter != null) {
+                // the adapter does not record the length it was trained at
+                System.err.println("tenfold: note: llama.context_length is config.json's " + ctx + "; give --context-length with the"
+                        + " length the adapter was trained to (llama.cpp reads it as the model's context)");
+            }
             System.err.printf(Locale.ROOT, "tenfold: wrote %s (%s, %d tensors, context %d, rope_theta %s, rope scaling %s) in %.1f s%n",
                     output, t.name().toLowerCase(Locale.ROOT), s.tensors(), s.contextLength(), s.ropeTheta(), s.ropeScaling(),
                     (System.nanoTime() - t0) / 1e9);

@@ -184,6 +184,10 @@ class GgufExportTest {
     void eachTypeRoundsAsItsSpecificationSays() throws Exception {
         GgufReader f32 = export("f32");
         assertEquals(1e4f, f32.value("llama.rope.freq_base"));
+        CliTest.Result noLength = CliTest.run("", "export", "gguf", "--model", base.toString(), "--adapter", adapter.toString(), "--output",
+                dir.resolve("nolength.gguf").toString());
+        assertEquals(0, noLength.code(), noLength.err());
+        assertTrue(noLength.err().contains("llama.context_length is config.json's 64; give --context-length"), noLength.err());
         assertEquals(64L, f32.value("llama.context_length")); // config.json's max_position_embeddings
         Map<String, long[]> fileTypes = Map.of("bf16", new long[] {32, 30}, "f16", new long[] {1, 1}, "q8_0", new long[] {7, 8});
         for (var e : fileTypes.entrySet()) {
