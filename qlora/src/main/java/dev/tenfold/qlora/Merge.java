@@ -108,19 +108,28 @@ public final class Merge {
     }
 
     private static void merge(Backend b, String module, Linear linear, Map<String, Tensor> out, Options options, List<Tensor> temporaries) {
-        if (!(linear instanceof LoraLinear lora)) return;
+        Tensor merged = mergedWeight(b, module, linear, outDtype(out.get(module + ".weight"), options), temporaries);
+        if (merged != null) out.put(module + ".weight", merged);
+    }
+
+    /**
+     * The merged weight W + s B A of one projection [out, in], computed in F32 and returned as a
+     * host tensor in {@code dtype} (kept in temporaries), or null when the projection has no adapter.
+     * The GGUF export takes one weight at a time from here, so a large model never holds more than one.
+     */
+    public static Tensor mergedWeight(Backend b, String module, Linear linear, DType dtype, List<Tensor> temporaries) {
+        if (!(linear instanceof LoraLinear lora)) return null;
         if (!(lora.base() instanceof DenseLinear dense)) {
             throw new IllegalArgumentException(module + ": merging needs the dense base weights (load the base model unquantized)");
         }
         Tensor w = dense.weight();
-        DType want = outDtype(out.get(module + ".weight"), options);
         try (Tensor delta = b.allocate(DType.F32, w.shape()); Tensor sb = b.allocate(DType.F32, lora.b().value().shape())) {
             b.scale(lora.b().value(), lora.scale(), sb);
             b.matmul(sb, false, lora.a().value(), false, delta, false); // s B A  [out, in]
             try (Tensor wf = b.allocate(DType.F32, w.shape())) {
                 b.cast(w, wf);
                 b.add(wf, delta, wf);
-                out.put(module + ".weight", ModelFolder.hostCopy(b, wf, want, temporaries));
+                return ModelFolder.hostCopy(b, wf, dtype, temporaries);
             }
         }
     }

@@ -19,6 +19,7 @@ import picocli.CommandLine.Spec;
             EvalCommand.class,
             TrainCommand.class,
             MergeCommand.class,
+            ExportCommand.class,
             QuantizeCommand.class,
             InitCommand.class,
             DataCommand.class,
