@@ -199,6 +199,7 @@ public final class Trainer {
     private TrainerState runState; // what this run is, for trainer_state.json (hashes computed on first need)
     private Communicator comm = Communicator.solo();
     private DataParallel.HostGradients hostGradients; // CPU: the F64 sums of the gradients, made on first need
+    private boolean f32Sums; // a test's CPU reference for a device's trainer: the gradients added in f32 as a device adds them
 
     /**
      * A run over {@code examples} in the batches of {@code plan}: {@code settings.epochs()} passes,
@@ -268,6 +269,16 @@ public final class Trainer {
         return this;
     }
 
+    /**
+     * For the tests that hold a device's trainer to the CPU's bits: the CPU adds the sequences'
+     * gradients in f32 as a device does, not in F64 (one rank only).
+     */
+    Trainer sumGradientsInF32() {
+        if (comm.size() > 1) throw new IllegalStateException("f32 sums are for one rank");
+        f32Sums = true;
+        return this;
+    }
+
     /** The ranks this trainer trains with ({@link Communicator#solo()} without data parallelism). */
     public Communicator communicator() { return comm; }
 
@@ -314,7 +325,7 @@ public final class Trainer {
         int[] owners = DataParallel.owners(batch, comm.size());
         // per sequence (its loss) and per rank (its seconds of computing): each rank fills its own, the sum gathers them
         double[] sums = new double[batch.size() + comm.size()];
-        boolean hostSums = b.device().isCpu() && (batch.size() > 1 || comm.size() > 1);
+        boolean hostSums = b.device().isCpu() && !f32Sums && (batch.size() > 1 || comm.size() > 1);
         if (hostSums && hostGradients == null) {
             hostGradients = new DataParallel.HostGradients(params);
             model.own(hostGradients.sums);
