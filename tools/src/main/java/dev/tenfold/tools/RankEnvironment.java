@@ -21,12 +21,12 @@ record RankEnvironment(String launcher, int rank, int size, int localRank, int l
         if (env.containsKey("OMPI_COMM_WORLD_RANK")) {
             int size = number(env, "OMPI_COMM_WORLD_SIZE", 1, null);
             return Optional.of(new RankEnvironment(MPIRUN, number(env, "OMPI_COMM_WORLD_RANK", 0, size),
-                    size, number(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, size), number(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1, size),
+                    size, number(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, size), number(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1, size + 1),
                     env.get("MASTER_ADDR"), port(env)));
         }
         if (env.containsKey("RANK") && env.containsKey("WORLD_SIZE")) {
             int size = number(env, "WORLD_SIZE", 1, null);
-            int localSize = env.containsKey("LOCAL_WORLD_SIZE") ? number(env, "LOCAL_WORLD_SIZE", 1, size) : size;
+            int localSize = env.containsKey("LOCAL_WORLD_SIZE") ? number(env, "LOCAL_WORLD_SIZE", 1, size + 1) : size;
             return Optional.of(new RankEnvironment(TORCHRUN, number(env, "RANK", 0, size), size,
                     env.containsKey("LOCAL_RANK") ? number(env, "LOCAL_RANK", 0, localSize) : 0, localSize,
                     env.get("MASTER_ADDR"), port(env)));
