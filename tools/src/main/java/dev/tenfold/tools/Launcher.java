@@ -6,7 +6,9 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -87,7 +89,7 @@ final class Launcher {
                 ranks.add(pb.start());
             }
         } catch (IOException e) {
-            end(ranks);
+            end(ranks, new LinkedHashSet<>());
             throw e;
         }
         return supervise(ranks);
@@ -95,47 +97,64 @@ final class Launcher {
 
     /**
      * Waits for the processes: 0 when all end with 0; at the first that fails, the others are ended
-     * and its exit code returned. A launcher that is itself ended (Ctrl-C) ends them too.
+     * and its exit code returned. Their children (mpirun's ranks) are watched too: the launcher
+     * returns once every one has gone. A launcher that is itself ended (Ctrl-C) ends them too.
      */
     static int supervise(List<Process> procs) throws InterruptedException {
-        Thread hook = new Thread(() -> end(procs));
+        Set<ProcessHandle> seen = new LinkedHashSet<>();
+        Thread hook = new Thread(() -> end(procs, seen));
         Runtime.getRuntime().addShutdownHook(hook);
         try {
             while (true) {
+                synchronized (seen) {
+                    for (Process p : procs) p.descendants().forEach(seen::add);
+                }
                 boolean allDone = true;
                 for (Process p : procs) {
                     if (p.isAlive()) {
                         allDone = false;
                     } else if (p.exitValue() != 0) {
-                        end(procs);
+                        end(procs, seen);
                         return p.exitValue();
                     }
                 }
-                if (allDone) return 0;
+                if (allDone) {
+                    end(procs, seen); // nothing should be left; a straggler is not left behind
+                    return 0;
+                }
                 Thread.sleep(100);
             }
         } finally {
-            Runtime.getRuntime().removeShutdownHook(hook);
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // the JVM is shutting down: the hook runs
+            }
         }
     }
 
-    /** SIGTERM to every process and its children, SIGKILL after a grace period, and each one reaped. */
-    static void end(List<Process> procs) {
-        for (Process p : procs) {
-            p.descendants().forEach(ProcessHandle::destroy);
-            p.destroy();
+    /** SIGTERM to every process and every child seen, SIGKILL after a grace period; returns once all have gone. */
+    static void end(List<Process> procs, Set<ProcessHandle> seen) {
+        List<ProcessHandle> all = new ArrayList<>();
+        synchronized (seen) {
+            for (Process p : procs) p.descendants().forEach(seen::add);
+            all.addAll(seen);
         }
+        for (Process p : procs) all.add(p.toHandle());
+        for (ProcessHandle h : all) h.destroy();
         long deadline = System.currentTimeMillis() + GRACE_MS;
-        for (Process p : procs) {
-            try {
-                if (!p.waitFor(Math.max(1, deadline - System.currentTimeMillis()), TimeUnit.MILLISECONDS)) {
-                    p.descendants().forEach(ProcessHandle::destroyForcibly);
-                    p.destroyForcibly().waitFor();
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return;
+        try {
+            for (ProcessHandle h : all) {
+                while (h.isAlive() && System.currentTimeMillis() < deadline) Thread.sleep(20);
+                if (h.isAlive()) h.destroyForcibly();
             }
+            for (Process p : procs) p.waitFor(GRACE_MS, TimeUnit.MILLISECONDS); // reaps them
+            for (ProcessHandle h : all) {
+                long until = System.currentTimeMillis() + GRACE_MS;
+                while (h.isAlive() && System.currentTimeMillis() < until) Thread.sleep(20);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
