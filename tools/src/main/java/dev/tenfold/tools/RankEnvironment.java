@@ -20,8 +20,9 @@ record RankEnvironment(String launcher, int rank, int size, int localRank, int l
     static Optional<RankEnvironment> detect(Map<String, String> env) {
         if (env.containsKey("OMPI_COMM_WORLD_RANK")) {
             int size = number(env, "OMPI_COMM_WORLD_SIZE", 1, null);
-            return Optional.of(new RankEnvironment(MPIRUN, number(env, "OMPI_COMM_WORLD_RANK", 0, size),
-                    size, number(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, size), number(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1, size + 1),
+            int localSize = env.containsKey("OMPI_COMM_WORLD_LOCAL_SIZE") ? number(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1, size + 1) : size;
+            return Optional.of(new RankEnvironment(MPIRUN, number(env, "OMPI_COMM_WORLD_RANK", 0, size), size,
+                    env.containsKey("OMPI_COMM_WORLD_LOCAL_RANK") ? number(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0, localSize) : 0, localSize,
                     env.get("MASTER_ADDR"), port(env)));
         }
         if (env.containsKey("RANK") && env.containsKey("WORLD_SIZE")) {
