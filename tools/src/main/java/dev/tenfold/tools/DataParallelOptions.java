@@ -127,8 +127,9 @@ final class DataParallelOptions {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            // not the launcher script's stderr descriptor (a rank does not inherit it), nor a debugger or agent of this JVM
             if (!a.startsWith("-Djava.util.concurrent.ForkJoinPool.common.parallelism") && !a.startsWith("-agentlib")
-                    && !a.startsWith("-javaagent")) {
+                    && !a.startsWith("-javaagent") && !a.startsWith("-Dtenfold.stderr.fd")) {
                 cmd.add(a);
             }
         }
