@@ -54,7 +54,12 @@ final class Rendezvous {
         for (int r = 1; r < size; r++) missing.add(r);
         try (ServerSocket server = new ServerSocket()) {
             server.setReuseAddress(true);
-            server.bind(new InetSocketAddress(port));
+            try {
+                server.bind(new InetSocketAddress(port));
+            } catch (java.net.BindException e) {
+                throw new Failed("rank 0 cannot listen on port " + port + " (" + e.getMessage() + "): another process holds it"
+                        + " (torchrun's own store?); choose a free one with --master-port");
+            }
             while (!missing.isEmpty()) {
                 long left = (deadline - System.nanoTime()) / 1_000_000;
                 if (left <= 0) break;

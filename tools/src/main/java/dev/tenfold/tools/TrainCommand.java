@@ -189,7 +189,7 @@ final class TrainCommand implements Callable<Integer> {
             throw new Flags.BadFlag("--epochs " + s.epochs() + " x " + batches.plan(0).size() + " steps per epoch is " + steps
                     + " steps, more than " + Integer.MAX_VALUE + "; use fewer epochs or --max-steps");
         }
-        checkMemory(config, nf4, lora, maxLen, ds.report().maxLength());
+        checkMemory(config, nf4, lora, maxLen, ds.report().maxLength(), batch > 1 || comm.size() > 1);
         DType act = activations == null ? null : switch (activations.toLowerCase(Locale.ROOT)) {
             case "bf16" -> DType.BF16;
             case "f32" -> DType.F32;
@@ -281,7 +281,7 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /** What training will hold, from config.json, the flags and the longest record, against what this machine has. */
-    private void checkMemory(LlamaConfig c, boolean nf4, LoraConfig lora, int maxLen, int longest) throws java.io.IOException {
+    private void checkMemory(LlamaConfig c, boolean nf4, LoraConfig lora, int maxLen, int longest, boolean sums) throws java.io.IOException {
         long trainable;
         if (full) {
             trainable = MemoryCheck.parameters(c);
@@ -291,12 +291,14 @@ final class TrainCommand implements Callable<Integer> {
             trainable = MemoryCheck.loraParameters(c, lora.rank(), short_);
             if (lora.trainEmbeddings()) trainable = MemoryCheck.add(trainable, (long) c.vocabSize() * c.hiddenSize());
         }
-        new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLen + ")", model.onHost())
+        MemoryCheck check = new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLen + ")", model.onHost())
                 .tensors("weights", model.weightBytes(c, nf4))
                 // F32 value, gradient and AdamW's two moments
                 .tensors("trainable parameters and optimizer state", MemoryCheck.sat(16, trainable))
-                .tensors("activations", MemoryCheck.trainingActivations(c, longest))
-                .check();
+                .tensors("activations", MemoryCheck.trainingActivations(c, longest));
+        // the CPU adds the sequences' gradients in F64 (the same bits for any number of ranks)
+        if (sums && model.onHost()) check.tensors("gradient sums (F64)", MemoryCheck.sat(8, trainable));
+        check.check();
     }
 
     /** The recipe that --recipe names (the RoPE base goes where --rope-theta would), or the defaults. */
