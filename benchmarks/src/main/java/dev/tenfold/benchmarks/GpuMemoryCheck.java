@@ -110,8 +110,8 @@ public final class GpuMemoryCheck {
 
     /** The recipe's step as a plan spec. */
     static MemoryPlan.Spec spec(LlamaConfig c, int tokens, boolean offload) {
-        return new MemoryPlan.Spec(c, tokens, MemoryPlan.Base.NF4, DType.BF16, GpuTrainStep.LORA_RANK, Lora.parseTargets("q,k,v,o"), true,
-                TrainingMemory.lean(offload), false, PlanningBackend.Target.CUDA, Device.cuda(0));
+        return MemoryPlan.Spec.training(c, tokens).withStored(DType.BF16).withLora(GpuTrainStep.LORA_RANK, Lora.parseTargets("q,k,v,o"))
+                .withMemory(TrainingMemory.lean(offload));
     }
 
     /** Every length: one model, then the step without and with offload, each planned and measured. */
@@ -124,12 +124,14 @@ public final class GpuMemoryCheck {
             log.printf(Locale.ROOT, "memory-check: %,d tokens: building the random model%n", t);
             try (LlamaModel model = GpuTrainStep.build(gpu, c, 7)) {
                 MemoryPlan.prepare(model, spec(c, t, false));
+                // one trainer for both cases: its AdamW moments live as long as the model, so a second trainer would count twice
+                Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(5e-5).schedule(LrSchedule.Kind.LINEAR).maxSteps(4).seed(0));
                 for (boolean offload : new boolean[] {false, true}) {
                     MemoryPlan.Spec spec = spec(c, t, offload);
                     long planned = MemoryPlan.plan(spec).peakBytes();
                     model.setTrainingMemory(spec.memory()); // frees the last case's buffers and the allocator's cache
                     allocator.resetPeaks();
-                    double seconds = steps(gpu, model, t);
+                    double seconds = steps(gpu, trainer, t);
                     CudaAllocator.Stats s = allocator.stats();
                     CudaDriver.MemoryInfo mi = gpu.memoryInfo();
                     long used = mi.total() - mi.free();
@@ -144,11 +146,11 @@ public final class GpuMemoryCheck {
     }
 
     /**
-     * Two optimizer steps of the trainer (as the plan runs them: its AdamW moments allocated when it is made, then
+     * Two optimizer steps of the trainer (as the plan runs them: its AdamW moments allocated when it was made, then
      * each step's gradients, norm and update); returns the second's seconds (the first allocates the step's buffers).
      */
-    static double steps(CudaBackend gpu, LlamaModel model, int t) {
-        Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(5e-5).schedule(LrSchedule.Kind.LINEAR).maxSteps(2).seed(0));
+    static double steps(CudaBackend gpu, Trainer trainer, int t) {
+        LlamaModel model = trainer.model();
         int[] ids = DeviceFill.randomInts(t, model.config().vocabSize(), 1), targets = DeviceFill.randomInts(t, model.config().vocabSize(), 2);
         Trainer.Example example = new Trainer.Example(ids, targets, TrainingStep.consecutive(t));
         GpuTrainStep.step(gpu, trainer, example);

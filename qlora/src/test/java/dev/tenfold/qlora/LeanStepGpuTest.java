@@ -74,8 +74,8 @@ class LeanStepGpuTest {
         }
         // the allocator's peak over loading, preparing and two trainer steps is the plan's
         LlamaConfig c = LlamaConfig.load(base);
-        MemoryPlan.Spec spec = new MemoryPlan.Spec(c, t, MemoryPlan.Base.NF4, DType.BF16, 4, Lora.parseTargets("q,k,v,o"), true,
-                TrainingMemory.lean(true), false, PlanningBackend.Target.CUDA, Device.cuda(0));
+        MemoryPlan.Spec spec = MemoryPlan.Spec.training(c, t).withStored(DType.BF16).withLora(4, Lora.parseTargets("q,k,v,o"))
+                .withMemory(TrainingMemory.lean(true));
         long planned = MemoryPlan.plan(spec).peakBytes();
         long before = GpuTests.resetPeaks(cuda); // what other tests keep (cu_seqlens of their lengths)
         try (LlamaModel gpu = dev.tenfold.llama.LlamaLoader.load(base, dev.tenfold.llama.LoadSpec.defaults().quantization(dev.tenfold.llama.Quantization.NF4).backend(cuda))) {

@@ -110,8 +110,8 @@ final class PlanCommand implements Callable<Integer> {
         long budget = deviceMemory != null ? size("--device-memory", deviceMemory) : -1;
         long reserved = reserve != null ? size("--reserve", reserve) : d.isCpu() ? 0 : GiB;
         PlanningBackend.Target target = d.isCpu() ? PlanningBackend.Target.CPU : PlanningBackend.Target.CUDA;
-        MemoryPlan.Spec spec = new MemoryPlan.Spec(c, n, base, MemoryPlan.storedDtype(c), rank, targets, embed, memory, eval, target,
-                d.isCpu() ? Device.cuda(0) : d);
+        MemoryPlan.Spec spec = (eval ? MemoryPlan.Spec.evaluation(c, n) : MemoryPlan.Spec.training(c, n)).withBase(base).withLora(rank, targets)
+                .withTrainEmbedding(embed).withMemory(memory).on(target, d.isCpu() ? Device.cuda(0) : d);
 
         long t0 = System.nanoTime();
         MemoryPlan.Result r = MemoryPlan.plan(spec);

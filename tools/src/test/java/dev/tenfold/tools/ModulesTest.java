@@ -39,12 +39,13 @@ class ModulesTest {
         ModuleDescriptor engine = descriptor(dev.tenfold.engine.Tensor.class);
         assertEquals("tenfold.engine", engine.name());
         assertEquals(Map.of("dev.tenfold.engine", Set.of(), "dev.tenfold.engine.cpu", Set.of(), "dev.tenfold.engine.io", Set.of(),
-                "dev.tenfold.engine.cuda", Set.of("tenfold.tools", "tenfold.benchmarks")), exports(engine));
+                "dev.tenfold.engine.cuda", Set.of("tenfold.tools", "tenfold.benchmarks"),
+                "dev.tenfold.engine.plan", Set.of("tenfold.qlora", "tenfold.tools", "tenfold.benchmarks")), exports(engine));
         ModuleDescriptor llama = descriptor(dev.tenfold.llama.LlamaModel.class);
         assertEquals(Set.of("dev.tenfold.llama", "dev.tenfold.llama.tokenizer", "dev.tenfold.llama.longcontext"), exports(llama).keySet());
         assertEquals(Set.of("dev.tenfold.llama.QuantizedLinears"), llama.uses());
         ModuleDescriptor qlora = descriptor(dev.tenfold.qlora.Trainer.class);
-        assertEquals(Set.of("dev.tenfold.qlora", "dev.tenfold.qlora.data", "dev.tenfold.qlora.nf4"), exports(qlora).keySet());
+        assertEquals(Set.of("dev.tenfold.qlora", "dev.tenfold.qlora.data", "dev.tenfold.qlora.nf4", "dev.tenfold.qlora.plan"), exports(qlora).keySet());
         assertEquals(List.of("dev.tenfold.qlora.nf4.Nf4Checkpoint$Provider"),
                 qlora.provides().iterator().next().providers());
         assertTrue(descriptor(Main.class).exports().isEmpty(), "the CLI is an application");

@@ -45,33 +45,106 @@ public final class MemoryPlan {
     }
 
     /**
-     * What to plan.
-     *
-     * @param stored         the dtype the loader keeps the checkpoint's dense tensors in: BF16, or F32 (F32 and F16
-     *                       checkpoints); see {@link #storedDtype}
-     * @param loraRank       0 for no adapters (then the embedding must be trained)
-     * @param loraTargets    PEFT module names (q_proj, ...) that get adapters
-     * @param evaluation     a forward pass scoring every token (sliding-window perplexity of one window) instead of a
-     *                       training step
+     * What to plan, built fluently from {@link #training} or {@link #evaluation}; each wither returns a new value.
+     * Accessors: {@code config, tokens, base, stored} (the dtype the loader keeps the checkpoint's dense tensors in:
+     * BF16, or F32 for F32 and F16 checkpoints; see {@link #storedDtype}), {@code loraRank} (0: no adapters),
+     * {@code loraTargets} (PEFT module names), {@code trainEmbedding, memory}, {@code evaluation} (a forward pass
+     * scoring every token, as one window of sliding-window perplexity, instead of a training step),
+     * {@code target, device}.
      */
-    public record Spec(LlamaConfig config, int tokens, Base base, DType stored, int loraRank, Set<String> loraTargets,
-                       boolean trainEmbedding, TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device) {
-        public Spec {
+    public static final class Spec {
+        private final LlamaConfig config;
+        private final int tokens;
+        private final Base base;
+        private final DType stored;
+        private final int loraRank;
+        private final Set<String> loraTargets;
+        private final boolean trainEmbedding;
+        private final TrainingMemory memory;
+        private final boolean evaluation;
+        private final PlanningBackend.Target target;
+        private final Device device;
+
+        private Spec(LlamaConfig config, int tokens, Base base, DType stored, int loraRank, Set<String> loraTargets, boolean trainEmbedding,
+                     TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device) {
             if (stored != DType.BF16 && stored != DType.F32) throw new IllegalArgumentException("stored dtype must be BF16 or F32, got " + stored);
             if (tokens < 2) throw new IllegalArgumentException("tokens must be >= 2, got " + tokens);
             if (loraRank < 0) throw new IllegalArgumentException("LoRA rank must be >= 0, got " + loraRank);
-            if (!evaluation && loraRank == 0 && !trainEmbedding) {
-                throw new IllegalArgumentException("nothing to train: give a LoRA rank or train the embedding");
-            }
-            loraTargets = Set.copyOf(loraTargets);
+            this.config = config;
+            this.tokens = tokens;
+            this.base = base;
+            this.stored = stored;
+            this.loraRank = loraRank;
+            this.loraTargets = Set.copyOf(loraTargets);
+            this.trainEmbedding = trainEmbedding;
+            this.memory = memory;
+            this.evaluation = evaluation;
+            this.target = target;
+            this.device = device;
+        }
+
+        /**
+         * A training step of {@code tokens} as the paper's recipe runs it on a GPU: NF4 base, LoRA r=32 on q,k,v,o, the
+         * embedding trained, BF16 activations with checkpoints on the device, on cuda:0.
+         */
+        public static Spec training(LlamaConfig config, int tokens) {
+            return new Spec(config, tokens, Base.NF4, storedDtype(config), 32, Set.of("q_proj", "k_proj", "v_proj", "o_proj"), true,
+                    TrainingMemory.lean(false), false, PlanningBackend.Target.CUDA, Device.cuda(0));
+        }
+
+        /** A forward pass of {@code tokens} scoring every token (one perplexity window), no adapters, on cuda:0. */
+        public static Spec evaluation(LlamaConfig config, int tokens) {
+            return new Spec(config, tokens, Base.NF4, storedDtype(config), 0, Set.of(), false, TrainingMemory.lean(false), true,
+                    PlanningBackend.Target.CUDA, Device.cuda(0));
+        }
+
+        public Spec withTokens(int n) {
+            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+        }
+
+        public Spec withBase(Base b) {
+            return new Spec(config, tokens, b, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+        }
+
+        public Spec withStored(DType d) {
+            return new Spec(config, tokens, base, d, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+        }
+
+        /** LoRA of {@code rank} (0: none) on the PEFT modules {@code targets} (q_proj, ...; see {@link Lora#parseTargets}). */
+        public Spec withLora(int rank, Set<String> targets) {
+            return new Spec(config, tokens, base, stored, rank, targets, trainEmbedding, memory, evaluation, target, device);
+        }
+
+        public Spec withTrainEmbedding(boolean train) {
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, train, memory, evaluation, target, device);
         }
 
         public Spec withMemory(TrainingMemory m) {
             return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, m, evaluation, target, device);
         }
 
-        public Spec withTokens(int n) {
-            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+        /** The backend planned for: its allocator's rules ({@code target}) and the device its tensors name. */
+        public Spec on(PlanningBackend.Target t, Device d) {
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, t, d);
+        }
+
+        public LlamaConfig config() { return config; }
+        public int tokens() { return tokens; }
+        public Base base() { return base; }
+        public DType stored() { return stored; }
+        public int loraRank() { return loraRank; }
+        public Set<String> loraTargets() { return loraTargets; }
+        public boolean trainEmbedding() { return trainEmbedding; }
+        public TrainingMemory memory() { return memory; }
+        public boolean evaluation() { return evaluation; }
+        public PlanningBackend.Target target() { return target; }
+        public Device device() { return device; }
+
+        /** A training step must train something. */
+        void check() {
+            if (!evaluation && loraRank == 0 && !trainEmbedding) {
+                throw new IllegalArgumentException("nothing to train: give a LoRA rank or train the embedding");
+            }
         }
     }
 
@@ -125,6 +198,7 @@ public final class MemoryPlan {
 
     /** As {@link #plan(Spec)} with {@code steps} training steps (1: quicker, for a search; the second's count is then -1). */
     static Result plan(Spec spec, int steps) {
+        spec.check();
         PlanningBackend b = new PlanningBackend(spec.target(), spec.device(), CATEGORIES);
         try (LlamaModel model = build(spec.config(), spec.base(), spec.stored(), b)) {
             prepare(model, spec);

@@ -34,7 +34,8 @@ class MemoryPlanTest {
 
     static MemoryPlan.Spec spec(LlamaConfig c, MemoryPlan.Base base, DType stored, TrainingMemory memory, boolean eval,
                                 PlanningBackend.Target target) {
-        return new MemoryPlan.Spec(c, TOKENS, base, stored, 4, Lora.parseTargets("q,k,v,o,gate"), true, memory, eval, target, Device.cuda(0));
+        return (eval ? MemoryPlan.Spec.evaluation(c, TOKENS) : MemoryPlan.Spec.training(c, TOKENS)).withBase(base).withStored(stored)
+                .withLora(4, Lora.parseTargets("q,k,v,o,gate")).withTrainEmbedding(true).withMemory(memory).on(target, Device.cuda(0));
     }
 
     @Test
@@ -89,8 +90,8 @@ class MemoryPlanTest {
         LlamaConfig c = LlamaConfig.parse(CUDA_SHAPED);
         MemoryPlan.Result kept = null;
         for (boolean offload : new boolean[] {false, true}) {
-            MemoryPlan.Spec spec = new MemoryPlan.Spec(c, 3000, MemoryPlan.Base.NF4, MemoryPlan.storedDtype(c), 8, Lora.parseTargets("q,k,v,o"),
-                    true, TrainingMemory.lean(offload).withMlpTile(1024), false, PlanningBackend.Target.CUDA, Device.cuda(0));
+            MemoryPlan.Spec spec = MemoryPlan.Spec.training(c, 3000).withLora(8, Lora.parseTargets("q,k,v,o"))
+                    .withMemory(TrainingMemory.lean(offload).withMlpTile(1024));
             MemoryPlan.Result r = MemoryPlan.plan(spec);
             assertEquals(0, r.secondStepDeviceAllocations(), "offload " + offload);
             PlanningBackend.Usage p = r.peak();

@@ -51,7 +51,7 @@ public final class Demo {
                            int loraRank, float loraAlpha, double lr, int steps, int batchSize, int trainLength,
                            double shortShare, int shortDocs, long seed) {
         public static Settings standard() {
-            return new Settings(10, 10, new double[] {0, 0.25, 0.5, 0.75, 1}, 2, 400, 32, 64, 2e-3, 360, 4, 0, 0.4, 24, 1);
+            return new Settings(10, 10, new double[] {0, 0.25, 0.5, 0.75, 1}, 2, 400, 32, 64, 2e-3, 540, 4, 0, 0.6, 24, 1);
         }
 
         public static Settings quick() {
