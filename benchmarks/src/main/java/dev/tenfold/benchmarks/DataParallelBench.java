@@ -20,8 +20,10 @@ import java.util.SplittableRandom;
  * The cost of data parallelism on the CPU: trainer steps on the benchmarks' random model (LoRA r 32
  * on q,k,v,o and the trained embedding, as the recipe) over batches of 4 sequences of 512, 384,
  * 256 and 128 tokens, alone or as the ranks of an MPI world (run under mpirun). Rank 0 prints one
- * JSON object: per step the seconds, the tokens/s of the whole batch, the all-reduce's seconds and
- * each rank's seconds of computing; the first step (warm-up) is left out of the means.
+ * JSON object: per step the seconds, the tokens/s of the whole batch, the all-reduce's seconds (rank
+ * 0's, waiting for the slowest rank included) and each rank's seconds of computing; the first step
+ * (warm-up) is left out of the means; then three all-reduces of the gradients' F64 sums alone,
+ * each after a barrier.
  *
  * <pre>java ... DataParallelBench STEPS           (one process)
  * mpirun -n 2 java ... DataParallelBench STEPS    (two ranks)</pre>
@@ -49,7 +51,8 @@ public final class DataParallelBench {
             Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(1e-4).maxSteps(steps)).dataParallel(comm);
             ObjectNode report = new ObjectMapper().createObjectNode();
             report.put("config", RandomLlama.SMALL_DESCRIPTION + ", LoRA r 32 on q,k,v,o + trained embedding");
-            report.put("ranks", comm.size()).put("threads_per_rank", java.util.concurrent.ForkJoinPool.getCommonPoolParallelism() + 1);
+            String pool = System.getProperty("java.util.concurrent.ForkJoinPool.common.parallelism");
+            report.put("ranks", comm.size()).put("threads_per_rank", pool != null ? Integer.parseInt(pool) + 1 : Runtime.getRuntime().availableProcessors());
             report.put("trainable_parameters", trainable).put("allreduce_bytes_per_step", comm.size() > 1 ? 8 * trainable : 0);
             ArrayNode rows = report.putArray("steps");
             double sumSec = 0, sumComm = 0;
@@ -69,6 +72,17 @@ public final class DataParallelBench {
             if (steps > 1) {
                 report.put("mean_tokens_per_s", tokens / sumSec).put("mean_step_seconds", sumSec / (steps - 1))
                         .put("mean_comm_seconds", sumComm / (steps - 1)).put("comm_share", sumComm / sumSec);
+            }
+            if (comm.size() > 1) { // the all-reduce alone, after a barrier: what the step's waiting for the slowest rank hides
+                try (dev.tenfold.engine.Tensor sums = dev.tenfold.engine.Tensor.allocate(dev.tenfold.engine.DType.F64, trainable)) {
+                    ArrayNode alone = report.putArray("allreduce_alone_seconds");
+                    for (int i = 0; i < 3; i++) {
+                        comm.barrier();
+                        long t0 = System.nanoTime();
+                        comm.allReduceSum(List.of(sums));
+                        alone.add((System.nanoTime() - t0) / 1e9);
+                    }
+                }
             }
             float[] first = model.parameters().get(0).value().toFloatArray();
             report.put("first_parameter_checksum", java.util.Arrays.hashCode(first));

@@ -13,30 +13,47 @@ final class DataParallel {
     private DataParallel() {}
 
     /**
-     * The rank that runs each sequence of the batch: the costliest first (a sequence costs its
-     * length squared, as attention does), each to the rank with the least cost so far (the lowest
-     * rank on ties). It depends on the batch and the number of ranks only, so every rank computes
-     * the same shares.
+     * The rank that runs each sequence of the batch: the costliest first, each to the rank with the
+     * least cost so far (the lowest rank on ties). A sequence of n tokens costs
+     * {@code n * (n + tokensPerPair)} ({@link #cost}): the square, attention's share, and a linear
+     * part for the matmuls. It depends on the batch, the number of ranks and the model's shape only,
+     * so every rank computes the same shares.
      */
-    static int[] owners(List<Trainer.Example> batch, int ranks) {
+    static int[] owners(List<Trainer.Example> batch, int ranks, long linearTokens) {
         int[] owner = new int[batch.size()];
         if (ranks == 1) return owner;
         List<Integer> order = new ArrayList<>();
         for (int j = 0; j < batch.size(); j++) order.add(j);
-        order.sort(Comparator.comparingLong((Integer j) -> -cost(batch.get(j))).thenComparingInt(j -> j));
+        order.sort(Comparator.comparingLong((Integer j) -> -cost(batch.get(j), linearTokens)).thenComparingInt(j -> j));
         long[] load = new long[ranks];
         for (int j : order) {
             int best = 0;
             for (int r = 1; r < ranks; r++) if (load[r] < load[best]) best = r;
             owner[j] = best;
-            load[best] += cost(batch.get(j));
+            load[best] += cost(batch.get(j), linearTokens);
         }
         return owner;
     }
 
-    static long cost(Trainer.Example e) {
+    /**
+     * A sequence's training FLOPs in units of attention's per token pair: n squared (attention's
+     * 9 h L n^2 with checkpointing: QK and PV forward, again recomputed, 2.5 times in the backward)
+     * plus n times {@code linearTokens} (the matmuls' 6 P n over the same unit).
+     */
+    static long cost(Trainer.Example e, long linearTokens) {
         long n = e.ids().length;
-        return n * n;
+        return n * (n + linearTokens);
+    }
+
+    /**
+     * The length at which a sequence's attention costs what its matmuls cost: 6 P / (9 h L), P the
+     * weights of the projections, the MLP and the output head (about 38,000 tokens for Llama-3-8B).
+     */
+    static long linearTokens(dev.tenfold.llama.LlamaConfig c) {
+        long h = c.hiddenSize(), q = (long) c.numHeads() * c.headDim(), kv = (long) c.numKvHeads() * c.headDim();
+        long perLayer = 2 * h * q + 2 * h * kv + 3 * h * c.intermediateSize();
+        long p = c.numLayers() * perLayer + (long) c.vocabSize() * h;
+        return Math.max(0, 6 * p / (9 * q * c.numLayers()));
     }
 
     /**

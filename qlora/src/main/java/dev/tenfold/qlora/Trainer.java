@@ -322,7 +322,7 @@ public final class Trainer {
             tokens += e.ids().length;
         }
         Backend b = model.backend();
-        int[] owners = DataParallel.owners(batch, comm.size());
+        int[] owners = DataParallel.owners(batch, comm.size(), DataParallel.linearTokens(model.config()));
         // per sequence (its loss) and per rank (its seconds of computing): each rank fills its own, the sum gathers them
         double[] sums = new double[batch.size() + comm.size()];
         boolean hostSums = b.device().isCpu() && !f32Sums && (batch.size() > 1 || comm.size() > 1);

@@ -30,12 +30,20 @@ class DataParallelTest {
     void sequencesAreSharedByCostTheSameWayForAGivenBatch() {
         List<Trainer.Example> batch = new ArrayList<>();
         for (int len : new int[] {10, 3, 7, 7, 2}) batch.add(new Trainer.Example(new int[len], new int[len], null));
-        // costs 100, 9, 49, 49, 4: 100 alone, then 49 + 49, then 9 and 4 to the lighter rank
-        assertArrayEquals(new int[] {0, 1, 1, 1, 0}, DataParallel.owners(batch, 2));
-        assertArrayEquals(new int[] {0, 3, 1, 2, 3}, DataParallel.owners(batch, 4));
-        assertArrayEquals(new int[] {0, 0, 0, 0, 0}, DataParallel.owners(batch, 1));
+        // attention alone, costs 100, 9, 49, 49, 4: 100 alone, then 49 + 49, then 9 and 4 to the lighter rank
+        assertArrayEquals(new int[] {0, 1, 1, 1, 0}, DataParallel.owners(batch, 2, 0));
+        assertArrayEquals(new int[] {0, 3, 1, 2, 3}, DataParallel.owners(batch, 4, 0));
+        assertArrayEquals(new int[] {0, 0, 0, 0, 0}, DataParallel.owners(batch, 1, 0));
         // more ranks than sequences: the last ranks run nothing
-        assertArrayEquals(new int[] {0, 3, 1, 2, 4}, DataParallel.owners(batch, 8));
+        assertArrayEquals(new int[] {0, 3, 1, 2, 4}, DataParallel.owners(batch, 8, 0));
+        // with a linear part (7 tokens): costs 170, 30, 98, 98, 18: 170 + 30 | 98 + 98 + 18
+        assertArrayEquals(new int[] {0, 0, 1, 1, 1}, DataParallel.owners(batch, 2, 7));
+        // Llama-3-8B: attention costs what the matmuls cost at about 38,000 tokens
+        var llama3 = dev.tenfold.llama.LlamaConfig.parse("""
+                {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+                 "num_key_value_heads": 8, "vocab_size": 128256, "rope_theta": 500000.0}""");
+        long t = DataParallel.linearTokens(llama3);
+        assertTrue(t > 35_000 && t < 40_000, "" + t);
     }
 
     @ParameterizedTest
