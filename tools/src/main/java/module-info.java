@@ -2,6 +2,7 @@
 module tenfold.tools {
     requires tenfold.qlora;
     requires info.picocli;
+    requires java.management; // the launcher starts each rank with this JVM's flags
     requires com.fasterxml.jackson.databind;
     requires static java.desktop; // the charts; a runtime without it (the GPU bundle) skips them
 

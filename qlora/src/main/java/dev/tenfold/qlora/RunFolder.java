@@ -113,6 +113,11 @@ public final class RunFolder implements Trainer.Listener {
         ObjectNode line = JSON.createObjectNode().put("step", s.step()).put("epoch", s.epoch()).put("loss", s.loss())
                 .put("lr", s.lr()).put("grad_norm", s.gradNorm()).put("tokens", s.tokens()).put("scored_tokens", s.scoredTokens())
                 .put("seconds", s.seconds());
+        if (s.ranks() > 1) { // data parallel: each rank's seconds of computing, and rank 0's in the all-reduce
+            line.put("ranks", s.ranks()).put("comm_seconds", s.communicationSeconds());
+            var perRank = line.putArray("rank_seconds");
+            for (double d : s.rankSeconds()) perRank.add(d);
+        }
         if (s.diverged()) line.put("diverged", true); // the step's values, its update not applied
         Files.writeString(dir.resolve(METRICS), line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         if (s.diverged()) throw new TrainingDivergedException(s.step(), s.totalSteps(), s.loss(), s.gradNorm(), null, newestCheckpoint());

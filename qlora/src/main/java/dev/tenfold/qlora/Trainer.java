@@ -3,6 +3,7 @@ package dev.tenfold.qlora;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.collective.Communicator;
 import dev.tenfold.llama.DenseLinear;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaModel;
@@ -37,6 +38,13 @@ import java.util.TreeSet;
  *
  * <p>It runs on the model's backend: gradients, AdamW moments and every op stay on its device; per
  * step only the loss and the gradient norm come back (as doubles).
+ *
+ * <p>Data parallelism ({@link #dataParallel}): one trainer per rank, each with the whole model; each
+ * rank runs its share of every batch's sequences ({@link DataParallel#owners}), one all-reduce sums
+ * the gradients and the losses, and every rank applies the same update. On the CPU the gradients
+ * are summed sequence by sequence in F64 ({@link DataParallel.HostGradients}) with one rank as with
+ * many, so N ranks train the bits one rank trains; on a GPU they add in f32 on the device and NCCL
+ * sums the ranks' in its own order (equal to f32 rounding, not bit-identical).
  */
 public final class Trainer {
 
@@ -109,6 +117,8 @@ public final class Trainer {
         private final double loss, gradNorm, lr, seconds, elapsedSeconds;
         private final long tokens, scoredTokens;
         private final boolean diverged;
+        private double communicationSeconds;
+        private double[] rankSeconds = new double[0];
 
         StepMetrics(int step, int totalSteps, int epoch, double loss, double gradNorm, double lr, long tokens, long scoredTokens,
                     double seconds, double elapsedSeconds, boolean diverged) {
@@ -157,6 +167,15 @@ public final class Trainer {
         /** Whether the loss or the gradient norm was not finite: the step's update was not applied. */
         public boolean diverged() { return diverged; }
 
+        /** The number of data-parallel ranks that ran the step (1 without data parallelism). */
+        public int ranks() { return Math.max(1, rankSeconds.length); }
+
+        /** Seconds this rank spent in the step's all-reduce (waiting for the slowest rank included); 0 for one rank. */
+        public double communicationSeconds() { return communicationSeconds; }
+
+        /** Each rank's seconds of computing (its share of the sequences) before the all-reduce; one value for one rank. */
+        public double[] rankSeconds() { return rankSeconds.length == 0 ? new double[] {seconds} : rankSeconds.clone(); }
+
         @Override
         public String toString() {
             return String.format(Locale.ROOT, "step %d/%d: loss %.4f, lr %.3g, grad norm %.3f%s", step, totalSteps, loss, lr, gradNorm,
@@ -178,6 +197,9 @@ public final class Trainer {
     private int completedSteps;
     private long startNanos;
     private TrainerState runState; // what this run is, for trainer_state.json (hashes computed on first need)
+    private Communicator comm = Communicator.solo();
+    private DataParallel.HostGradients hostGradients; // CPU: the F64 sums of the gradients, made on first need
+    private boolean f32Sums; // a test's CPU reference for a device's trainer: the gradients added in f32 as a device adds them
 
     /**
      * A run over {@code examples} in the batches of {@code plan}: {@code settings.epochs()} passes,
@@ -233,6 +255,33 @@ public final class Trainer {
         }
     }
 
+    /**
+     * Makes this trainer one rank of a data-parallel run over {@code communicator}'s ranks (before
+     * the first step): every rank makes its trainer on the same model, settings and data, and calls
+     * {@link #step} with the same batches (or {@link #fit}); only one rank (rank 0) should have the
+     * listeners that write ({@link RunFolder}), as {@link #fit} gives every rank rank 0's state
+     * after the listeners' {@link Listener#onStart} (a resumed checkpoint, whatever the number of
+     * ranks that wrote it).
+     */
+    public Trainer dataParallel(Communicator communicator) {
+        if (completedSteps > 0 || startNanos != 0) throw new IllegalStateException("data parallelism is set before the first step");
+        this.comm = java.util.Objects.requireNonNull(communicator, "communicator");
+        return this;
+    }
+
+    /**
+     * For the tests that hold a device's trainer to the CPU's bits: the CPU adds the sequences'
+     * gradients in f32 as a device does, not in F64 (one rank only).
+     */
+    Trainer sumGradientsInF32() {
+        if (comm.size() > 1) throw new IllegalStateException("f32 sums are for one rank");
+        f32Sums = true;
+        return this;
+    }
+
+    /** The ranks this trainer trains with ({@link Communicator#solo()} without data parallelism). */
+    public Communicator communicator() { return comm; }
+
     /** Adds a listener of {@link #fit} (see {@link Listener} for the order they hear in). */
     public Trainer addListener(Listener listener) {
         listeners.add(listener);
@@ -273,11 +322,28 @@ public final class Trainer {
             tokens += e.ids().length;
         }
         Backend b = model.backend();
+        int[] owners = DataParallel.owners(batch, comm.size(), DataParallel.linearTokens(model.config()));
+        // per sequence (its loss) and per rank (its seconds of computing): each rank fills its own, the sum gathers them
+        double[] sums = new double[batch.size() + comm.size()];
+        boolean hostSums = b.device().isCpu() && !f32Sums && (batch.size() > 1 || comm.size() > 1);
+        if (hostSums && hostGradients == null) {
+            hostGradients = new DataParallel.HostGradients(params);
+            model.own(hostGradients.sums);
+        }
+        DataParallel.HostGradients host = hostSums ? hostGradients : null;
+        if (host != null) host.zero();
         for (Parameter p : params) b.fill(p.grad(), 0f);
-        double lossSum = forwardBackward(batch, step, scored == 0 ? 0f : 1f / scored);
+        forwardBackward(batch, owners, step, scored == 0 ? 0f : 1f / scored, host, sums);
         List<Tensor> grads = new ArrayList<>();
         for (Parameter p : params) grads.add(p.grad());
-        lossSum = reduce(grads, lossSum);
+        if (comm.size() > 1) b.synchronize();
+        long c0 = System.nanoTime();
+        sums[batch.size() + comm.rank()] = (c0 - s0) / 1e9;
+        reduce(grads, host, sums);
+        long c1 = System.nanoTime();
+        if (host != null) host.roundIntoGradients();
+        double lossSum = 0;
+        for (int j = 0; j < batch.size(); j++) lossSum += sums[j]; // in the batch's order, whatever rank ran each
         double norm = b.globalNorm(grads);
         // a non-finite loss or gradient would make every parameter NaN: stop before the update
         boolean diverged = !Double.isFinite(lossSum) || !Double.isFinite(norm);
@@ -292,38 +358,56 @@ public final class Trainer {
             completedSteps++;
         }
         long now = System.nanoTime();
-        return new StepMetrics(step + 1, totalSteps, step / stepsPerEpoch, scored == 0 ? Double.NaN : lossSum / scored, norm, lr, tokens,
-                scored, (now - s0) / 1e9, (now - startNanos) / 1e9, diverged);
+        StepMetrics sm = new StepMetrics(step + 1, totalSteps, step / stepsPerEpoch, scored == 0 ? Double.NaN : lossSum / scored, norm, lr,
+                tokens, scored, (now - s0) / 1e9, (now - startNanos) / 1e9, diverged);
+        if (comm.size() > 1) {
+            sm.communicationSeconds = (c1 - c0) / 1e9;
+            sm.rankSeconds = Arrays.copyOfRange(sums, batch.size(), sums.length);
+        }
+        return sm;
     }
 
     /**
-     * The batch's summed loss, its gradients added into the parameters' (scaled by
-     * {@code gradScale}), sequence by sequence. Dropout masks depend only on (seed, step, index in
-     * the batch), so a resumed run draws the same ones; a data-parallel rank runs its share of the
-     * indexes.
+     * This rank's sequences of the batch: each one's loss into {@code losses[j]}, its gradients
+     * (scaled by {@code gradScale}) added into the parameters' (or, summing on the host, into the
+     * F64 sums, one sequence at a time). Dropout masks depend only on (seed, step, index in the
+     * batch), never on the rank, so a resumed run and any number of ranks draw the same ones.
      */
-    private double forwardBackward(List<Example> batch, int step, float gradScale) {
-        double lossSum = 0;
+    private void forwardBackward(List<Example> batch, int[] owners, int step, float gradScale, DataParallel.HostGradients host,
+                                 double[] losses) {
+        Backend b = model.backend();
         try {
             for (int j = 0; j < batch.size(); j++) {
+                if (owners[j] != comm.rank()) continue;
                 Example e = batch.get(j);
                 int[] pos = e.positions() != null ? e.positions() : TrainingStep.consecutive(e.ids().length);
                 Lora.setDropoutSeed(model, settings.seed() * 1_000_003L + (long) step * 4099L + j);
-                lossSum += TrainingStep.run(model, e.ids(), e.targets(), pos, gradScale).sum();
+                if (host != null) for (Parameter p : params) b.fill(p.grad(), 0f);
+                losses[j] = TrainingStep.run(model, e.ids(), e.targets(), pos, gradScale).sum();
+                if (host != null) host.add();
             }
         } finally {
             Lora.setDropoutSeed(model, null);
         }
-        return lossSum;
     }
 
     /**
-     * Where the gradients of the sequences run elsewhere join this process's, before the norm and
-     * clipping: one process has them all already. (Data parallelism sums the gradients and the loss
-     * over its ranks here.)
+     * The ranks' gradients and {@code sums} (losses, seconds: each rank's own slots, zero elsewhere)
+     * summed over the ranks, in one all-reduce: the F64 sums on the CPU, the f32 gradients on a
+     * GPU. One rank has them all already.
      */
-    private double reduce(List<Tensor> grads, double lossSum) {
-        return lossSum;
+    private void reduce(List<Tensor> grads, DataParallel.HostGradients host, double[] sums) {
+        if (comm.size() == 1) return;
+        if (host != null) {
+            try (Tensor s = Tensor.allocate(DType.F64, sums.length)) {
+                java.lang.foreign.MemorySegment.copy(sums, 0, s.data(), Tensor.F64, 0, sums.length);
+                comm.allReduceSum(List.of(host.sums, s));
+                java.lang.foreign.MemorySegment.copy(s.data(), Tensor.F64, 0, sums, 0, sums.length);
+            }
+        } else {
+            comm.allReduceSum(grads);
+            comm.allReduceSum(sums);
+        }
     }
 
     // ------------------------------------------------------------------ a run
@@ -340,6 +424,7 @@ public final class Trainer {
         if (examples == null) throw new IllegalStateException("fit needs training data: make the Trainer with examples and a batch plan");
         startNanos = System.nanoTime();
         for (Listener l : listeners) l.onStart(this);
+        if (comm.size() > 1) takeRankZerosState();
         int start = completedSteps;
         List<int[]> epochPlan = null;
         int planEpoch = -1;
@@ -358,6 +443,21 @@ public final class Trainer {
         }
         for (int i = listeners.size() - 1; i >= 0; i--) listeners.get(i).onEnd(this);
         return start;
+    }
+
+    /**
+     * Every rank continues from rank 0's state: its step (where its RunFolder resumed), trainable
+     * weights and AdamW moments (a checkpoint is the same for any number of ranks).
+     */
+    private void takeRankZerosState() {
+        double[] at = {comm.rank() == 0 ? completedSteps : 0};
+        comm.allReduceSum(at);
+        completedSteps = (int) at[0];
+        for (int i = 0; i < params.size(); i++) {
+            comm.broadcast(params.get(i).value(), 0);
+            comm.broadcast(m[i], 0);
+            comm.broadcast(v[i], 0);
+        }
     }
 
     /** Every listener hears the step; the first exception is thrown once all have. */

@@ -2,6 +2,7 @@ package dev.tenfold.tools;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.collective.Communicator;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
@@ -31,7 +32,9 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** Fine-tunes LoRA adapters (and optionally the embedding) on JSON-lines data; the output folder is a PEFT adapter. */
 @Command(name = "train", mixinStandardHelpOptions = true)
@@ -45,6 +48,8 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     @Mixin ModelOptions model;
+    @Mixin DataParallelOptions dataParallel;
+    @Spec CommandSpec spec;
 
     @Option(names = "--data", required = true, paramLabel = "FILE.jsonl", description = "Training data (repeat to mix several files).")
     List<Path> data;
@@ -127,8 +132,41 @@ final class TrainCommand implements Callable<Integer> {
         TrainingSettings s = settings(r.training());
         int batch = batchSize != null ? batchSize : r.batchSize();
         int maxLen = maxLength != null ? maxLength : r.maxLength();
-        // everything that can be checked without the weights, before they load
-        checkOutput();
+        dataParallel.check(model.onHost());
+        java.util.Map<String, String> env = System.getenv();
+        List<String> args = spec.commandLine().getParseResult().originalArgs();
+        if (dataParallel.launches(env)) {
+            checkOutput();
+            return Launcher.run(dataParallel, args, output, model.onHost(), System.err);
+        }
+        RankEnvironment rankEnv = RankEnvironment.detect(env).orElse(null);
+        int rank = rankEnv == null ? 0 : rankEnv.rank();
+        if (rankEnv != null) model.device = DataParallelOptions.deviceOf(model.device, rankEnv, env);
+        // everything that can be checked without the weights, before they load (rank 0 owns the output folder)
+        if (rank == 0) checkOutput();
+        Communicator comm = rankEnv == null ? Communicator.solo()
+                : dataParallel.join(rankEnv, model.backend(), DataParallelOptions.configHash(args, model.model, data));
+        try {
+            if (comm.size() > 1 && rank != 0) logToFile(rank, comm.size());
+            else if (comm.size() > 1) System.err.println("tenfold: rank 0 of " + comm.size() + " (pid " + ProcessHandle.current().pid() + "; "
+                    + comm.describe() + "); the other ranks log to " + output.resolve("logs"));
+            return train(r, s, lora, batch, maxLen, nf4, comm);
+        } finally {
+            comm.close();
+        }
+    }
+
+    /** A rank other than 0 writes what it says to OUTPUT/logs/rank-R.log. */
+    private void logToFile(int rank, int size) throws java.io.IOException {
+        Path logs = output.resolve("logs");
+        Files.createDirectories(logs);
+        var log = new java.io.PrintStream(Files.newOutputStream(logs.resolve("rank-" + rank + ".log")), true, java.nio.charset.StandardCharsets.UTF_8);
+        System.setErr(log);
+        System.err.println("tenfold: rank " + rank + " of " + size + " (pid " + ProcessHandle.current().pid() + ")");
+    }
+
+    private int train(Recipe r, TrainingSettings s, LoraConfig lora, int batch, int maxLen, boolean nf4, Communicator comm) throws Exception {
+        boolean writes = comm.rank() == 0;
         if (initAdapter != null && !Files.isDirectory(initAdapter)) throw new IllegalArgumentException("--init-adapter " + initAdapter + ": not a folder");
         LlamaConfig config = model.config();
         Tokenizer tok = null;
@@ -151,7 +189,7 @@ final class TrainCommand implements Callable<Integer> {
             throw new Flags.BadFlag("--epochs " + s.epochs() + " x " + batches.plan(0).size() + " steps per epoch is " + steps
                     + " steps, more than " + Integer.MAX_VALUE + "; use fewer epochs or --max-steps");
         }
-        checkMemory(config, nf4, lora, maxLen, ds.report().maxLength());
+        checkMemory(config, nf4, lora, maxLen, ds.report().maxLength(), batch > 1 || comm.size() > 1);
         DType act = activations == null ? null : switch (activations.toLowerCase(Locale.ROOT)) {
             case "bf16" -> DType.BF16;
             case "f32" -> DType.F32;
@@ -171,15 +209,20 @@ final class TrainCommand implements Callable<Integer> {
                 Lora.attach(m, lora);
             }
             Path base = model.model;
-            RunFolder folder = resume != null ? RunFolder.resume(output) : RunFolder.create(output);
-            if (full) folder.output((dir, mm) -> FullTraining.save(dir, mm, base, DType.F32));
-            Trainer trainer = new Trainer(m, s, examples, batches::plan);
+            Trainer trainer = new Trainer(m, s, examples, batches::plan).dataParallel(comm);
             long trainable = m.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             System.err.printf("tenfold: %,d trainable parameters, %d steps (%d per epoch), rope_theta %s%n", trainable,
                     trainer.totalSteps(), trainer.stepsPerEpoch(), m.config().ropeTheta());
             List<Double> losses = new ArrayList<>();
-            trainer.addListener(folder).addListener(LossCurve.listener(output)).addListener(new ProgressBar(System.err))
-                    .addListener(step -> {
+            if (writes) { // rank 0 alone writes the run's folder and shows the progress (of the whole run: every rank steps together)
+                RunFolder folder = resume != null ? RunFolder.resume(output) : RunFolder.create(output);
+                if (full) folder.output((dir, mm) -> FullTraining.save(dir, mm, base, DType.F32));
+                trainer.addListener(folder).addListener(LossCurve.listener(output)).addListener(new ProgressBar(System.err));
+            } else {
+                trainer.addListener(step -> System.err.printf(Locale.ROOT, "tenfold: %s; this rank: %.3f s computing, %.3f s in the all-reduce%n",
+                        step, step.rankSeconds()[comm.rank()], step.communicationSeconds()));
+            }
+            trainer.addListener(step -> {
                         losses.add(step.loss());
                         if (stepDelayMs > 0) {
                             try {
@@ -194,7 +237,7 @@ final class TrainCommand implements Callable<Integer> {
             System.err.printf("tenfold: %s written to %s (%s); metrics.jsonl and loss.png beside it; %.1f s%n",
                     full ? "model" : "adapter", output,
                     from > 0 ? "resumed at step " + from : "from scratch", seconds);
-            if (json) {
+            if (json && writes) {
                 var o = new ObjectMapper().createObjectNode().put("output", output.toString()).put("steps", trainer.totalSteps())
                         .put("resumed_from", from).put("seconds", seconds);
                 if (!losses.isEmpty()) o.put("final_loss", losses.get(losses.size() - 1));
@@ -238,7 +281,7 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /** What training will hold, from config.json, the flags and the longest record, against what this machine has. */
-    private void checkMemory(LlamaConfig c, boolean nf4, LoraConfig lora, int maxLen, int longest) throws java.io.IOException {
+    private void checkMemory(LlamaConfig c, boolean nf4, LoraConfig lora, int maxLen, int longest, boolean sums) throws java.io.IOException {
         long trainable;
         if (full) {
             trainable = MemoryCheck.parameters(c);
@@ -248,12 +291,14 @@ final class TrainCommand implements Callable<Integer> {
             trainable = MemoryCheck.loraParameters(c, lora.rank(), short_);
             if (lora.trainEmbeddings()) trainable = MemoryCheck.add(trainable, (long) c.vocabSize() * c.hiddenSize());
         }
-        new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLen + ")", model.onHost())
+        MemoryCheck check = new MemoryCheck("train on records of up to " + longest + " tokens (--max-length " + maxLen + ")", model.onHost())
                 .tensors("weights", model.weightBytes(c, nf4))
                 // F32 value, gradient and AdamW's two moments
                 .tensors("trainable parameters and optimizer state", MemoryCheck.sat(16, trainable))
-                .tensors("activations", MemoryCheck.trainingActivations(c, longest))
-                .check();
+                .tensors("activations", MemoryCheck.trainingActivations(c, longest));
+        // the CPU adds the sequences' gradients in F64 (the same bits for any number of ranks)
+        if (sums && model.onHost()) check.tensors("gradient sums (F64)", MemoryCheck.sat(8, trainable));
+        check.check();
     }
 
     /** The recipe that --recipe names (the RoPE base goes where --rope-theta would), or the defaults. */

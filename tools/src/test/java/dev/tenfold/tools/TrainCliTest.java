@@ -20,6 +20,11 @@ class TrainCliTest {
 
     @BeforeAll
     static void setUp() throws Exception {
+        prepare(dir);
+    }
+
+    /** The tiny model and the data in {@code dir}, for {@link #trainArgs} (the data-parallel CLI test shares them). */
+    static void prepare(Path dir) throws Exception {
         model = TinyLlama.writeWithTokenizer(dir.resolve("tiny"), 31);
         data = dir.resolve("train.jsonl");
         StringBuilder sb = new StringBuilder();

@@ -1,0 +1,75 @@
+package dev.tenfold.engine.collective;
+
+import dev.tenfold.engine.Tensor;
+import java.util.List;
+
+/**
+ * The ranks of a data-parallel run and the collectives the trainer needs: a sum over the ranks, a
+ * broadcast from one rank, a barrier. Every rank calls the same collectives in the same order with
+ * tensors of the same shapes.
+ *
+ * <p>Implementations: {@link #solo()} (one rank, nothing to do), {@link InProcessCommunicator}
+ * (threads as ranks, for tests), {@link MpiCommunicator} (processes under mpirun, host tensors) and
+ * {@link NcclCommunicator} (one process per GPU, device tensors). The host ones sum in rank order
+ * (rank 0's value plus rank 1's plus ...) so that a run is reproducible; NCCL chooses its own order.
+ *
+ * <p>A collective that does not complete within the communicator's timeout (a rank died) ends with
+ * a {@link CollectiveException}, or, where the library cannot be interrupted (MPI, NCCL), ends the
+ * process with a message ({@link Watchdog}).
+ */
+public interface Communicator extends AutoCloseable {
+
+    /** This process's (or thread's) rank, in [0, size). */
+    int rank();
+
+    /** The number of ranks. */
+    int size();
+
+    /** Each tensor becomes the sum over the ranks of its values, in place (F32 or F64). */
+    void allReduceSum(List<Tensor> tensors);
+
+    /** {@code values} becomes the sum over the ranks, in place. */
+    void allReduceSum(double[] values);
+
+    /** {@code tensor} on every rank becomes rank {@code root}'s. */
+    void broadcast(Tensor tensor, int root);
+
+    /** Returns until every rank has called it. */
+    void barrier();
+
+    /** Where the sums are computed, for the docs and the metrics ("in rank order on the host", "NCCL"). */
+    String describe();
+
+    @Override
+    void close();
+
+    /** One rank: every collective leaves its arguments as they are. */
+    static Communicator solo() {
+        return Solo.INSTANCE;
+    }
+
+    /** The one-rank communicator. */
+    final class Solo implements Communicator {
+        static final Solo INSTANCE = new Solo();
+
+        private Solo() {}
+
+        @Override public int rank() { return 0; }
+
+        @Override public int size() { return 1; }
+
+        @Override public void allReduceSum(List<Tensor> tensors) {}
+
+        @Override public void allReduceSum(double[] values) {}
+
+        @Override public void broadcast(Tensor tensor, int root) {
+            if (root != 0) throw new IllegalArgumentException("broadcast: root " + root + " is not in [0, 1)");
+        }
+
+        @Override public void barrier() {}
+
+        @Override public String describe() { return "one rank"; }
+
+        @Override public void close() {}
+    }
+}

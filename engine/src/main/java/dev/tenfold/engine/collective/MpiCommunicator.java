@@ -1,0 +1,152 @@
+package dev.tenfold.engine.collective;
+
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * The ranks of MPI_COMM_WORLD (processes started by mpirun, or srun with Open MPI's PMIx), summing
+ * host tensors through Open MPI's C library ({@link Mpi}). A sum is computed in rank order, the
+ * same on every run: MPI_Gather to rank 0, the ranks' values added 0, 1, 2, ... there, MPI_Bcast of
+ * the result (MPI_Allreduce would let the library choose the order). One process has one MPI
+ * world: {@link #world} initialises it on first use and {@link #close} finalises it.
+ */
+public final class MpiCommunicator implements Communicator {
+    private static final long CHUNK_BYTES = 32L << 20; // per rank and per gather: bounds rank 0's scratch
+    private static MpiCommunicator world;
+
+    private final Mpi mpi;
+    private final int rank, size;
+    private final Watchdog watchdog;
+    private final Arena arena = Arena.ofShared();
+    private MemorySegment scratch; // rank 0: the gathered chunks
+    private boolean closed;
+
+    private MpiCommunicator(Mpi mpi, Duration timeout) {
+        this.mpi = mpi;
+        this.rank = mpi.rank();
+        this.size = mpi.size();
+        this.watchdog = new Watchdog("rank " + rank + " of " + size, timeout);
+    }
+
+    /**
+     * This process's MPI world, initialised on the first call; a collective that takes longer than
+     * {@code timeout} ends the process ({@link Watchdog}).
+     *
+     * @throws CollectiveException when Open MPI's library is missing or MPI was already finalised
+     */
+    public static synchronized MpiCommunicator world(Duration timeout) {
+        if (world != null && !world.closed) return world;
+        Mpi mpi = Mpi.get();
+        if (mpi.isFinalized()) throw new CollectiveException("MPI was finalised in this process: its world cannot start again");
+        if (!mpi.isInitialized()) {
+            int provided = mpi.initThread();
+            if (provided < Mpi.THREAD_SERIALIZED) {
+                throw new CollectiveException("MPI provides thread level " + provided + "; tenfold needs MPI_THREAD_SERIALIZED ("
+                        + Mpi.THREAD_SERIALIZED + ")");
+            }
+        }
+        world = new MpiCommunicator(mpi, timeout);
+        return world;
+    }
+
+    /** Why MPI cannot be used here (its library is missing), or null when it can be loaded. */
+    public static String unavailableReason() {
+        try {
+            Mpi.get();
+            return null;
+        } catch (CollectiveException e) {
+            return e.getMessage();
+        }
+    }
+
+    @Override public int rank() { return rank; }
+
+    @Override public int size() { return size; }
+
+    @Override
+    public synchronized void allReduceSum(List<Tensor> tensors) {
+        HostSums.checkSum("allReduceSum", tensors);
+        watchdog.begin("allReduceSum");
+        try {
+            for (Tensor t : tensors) sum(t.data(), t.dtype());
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    @Override
+    public synchronized void allReduceSum(double[] values) {
+        watchdog.begin("allReduceSum");
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment buf = a.allocate(8L * Math.max(1, values.length), 8).asSlice(0, 8L * values.length);
+            MemorySegment.copy(values, 0, buf, Tensor.F64, 0, values.length);
+            sum(buf, DType.F64);
+            MemorySegment.copy(buf, Tensor.F64, 0, values, 0, values.length);
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    /** data = the sum over the ranks, chunk by chunk: gather to rank 0, add in rank order there, broadcast. */
+    private void sum(MemorySegment data, DType dtype) {
+        long elem = dtype.byteSize(1), n = data.byteSize() / elem, chunk = CHUNK_BYTES / elem;
+        MemorySegment type = dtype == DType.F64 ? mpi.typeDouble : mpi.typeFloat;
+        for (long start = 0; start < n; start += chunk) {
+            int count = (int) Math.min(chunk, n - start);
+            MemorySegment part = data.asSlice(start * elem, count * elem);
+            MemorySegment gathered = rank == 0 ? scratch(size * part.byteSize()) : MemorySegment.NULL;
+            mpi.gather(part, count, type, gathered, 0);
+            if (rank == 0) {
+                MemorySegment.copy(gathered, 0, part, 0, part.byteSize()); // rank 0's own values first
+                for (int r = 1; r < size; r++) HostSums.add(part, gathered.asSlice(r * part.byteSize(), part.byteSize()), dtype, count);
+            }
+            mpi.bcast(part, count, type, 0);
+        }
+    }
+
+    private MemorySegment scratch(long bytes) {
+        if (scratch == null || scratch.byteSize() < bytes) scratch = arena.allocate(bytes, 8);
+        return scratch.asSlice(0, bytes);
+    }
+
+    @Override
+    public synchronized void broadcast(Tensor tensor, int root) {
+        HostSums.checkRoot("broadcast", root, size);
+        if (!tensor.device().isCpu()) throw new IllegalArgumentException("broadcast: host tensors only, got " + tensor.describe());
+        watchdog.begin("broadcast");
+        try {
+            MemorySegment data = tensor.data();
+            for (long start = 0; start < data.byteSize(); start += 1L << 30) {
+                int count = (int) Math.min(1L << 30, data.byteSize() - start);
+                mpi.bcast(data.asSlice(start, count), count, mpi.typeByte, root);
+            }
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    @Override
+    public synchronized void barrier() {
+        watchdog.begin("barrier");
+        try {
+            mpi.barrier();
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    @Override public String describe() { return size + " MPI ranks (Open MPI), sums in rank order on rank 0"; }
+
+    /** Finalises MPI (once per process; every rank must close). */
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        closed = true;
+        if (!mpi.isFinalized()) mpi.finalizeMpi();
+        arena.close();
+    }
+}

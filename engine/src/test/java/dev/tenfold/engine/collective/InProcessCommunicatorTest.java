@@ -1,0 +1,91 @@
+package dev.tenfold.engine.collective;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class InProcessCommunicatorTest {
+
+    /** Runs {@code body} on every rank, one thread each; rethrows the first failure. */
+    static void onRanks(List<Communicator> ranks, Consumer<Communicator> body) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(ranks.size());
+        try {
+            List<Future<?>> done = new ArrayList<>();
+            for (Communicator c : ranks) done.add(pool.submit(() -> body.accept(c)));
+            for (Future<?> f : done) f.get();
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 4})
+    void sumsInRankOrderAndBroadcasts(int size) throws Exception {
+        int n = 10_001;
+        onRanks(InProcessCommunicator.group(size, Duration.ofSeconds(30)), c -> {
+            try (Tensor f = Tensor.allocate(DType.F32, n); Tensor d = Tensor.allocate(DType.F64, 3); Tensor b = Tensor.allocate(DType.F32, 4)) {
+                for (int i = 0; i < n; i++) f.setFloat(i, MpiWorldMain.value(c.rank(), i));
+                for (int i = 0; i < 3; i++) d.data().setAtIndex(Tensor.F64, i, c.rank() + 0.25 * i);
+                c.allReduceSum(List.of(f, d));
+                for (int i = 0; i < n; i++) {
+                    float expect = MpiWorldMain.value(0, i);
+                    for (int r = 1; r < size; r++) expect += MpiWorldMain.value(r, i);
+                    assertEquals(Float.floatToRawIntBits(expect), Float.floatToRawIntBits(f.getFloat(i)), "element " + i);
+                }
+                for (int i = 0; i < 3; i++) assertEquals(size * (size - 1) / 2.0 + size * 0.25 * i, d.data().getAtIndex(Tensor.F64, i));
+                double[] v = {c.rank(), 1};
+                c.allReduceSum(v);
+                assertArrayEquals(new double[] {size * (size - 1) / 2.0, size}, v);
+                for (int i = 0; i < 4; i++) b.setFloat(i, c.rank() * 10 + i);
+                c.broadcast(b, size - 1);
+                assertArrayEquals(new float[] {(size - 1) * 10, (size - 1) * 10 + 1, (size - 1) * 10 + 2, (size - 1) * 10 + 3}, b.toFloatArray());
+                c.barrier();
+            }
+        });
+    }
+
+    @Test
+    void aRankThatDoesNotArriveFailsTheCollectiveAfterTheTimeout() {
+        Communicator rank0 = InProcessCommunicator.group(2, Duration.ofMillis(200)).get(0);
+        CollectiveException e = assertThrows(CollectiveException.class, () -> rank0.allReduceSum(new double[] {1}));
+        assertEquals("rank 0: allReduceSum timed out after 0 s waiting for the other ranks (a rank died or hangs)", e.getMessage());
+    }
+
+    @Test
+    void mismatchedShapesAndBadArgumentsAreNamed() throws Exception {
+        List<Communicator> ranks = InProcessCommunicator.group(2, Duration.ofSeconds(30));
+        List<Throwable> errors = new ArrayList<>();
+        onRanks(ranks, c -> {
+            try (Tensor t = Tensor.allocate(DType.F32, 3 + c.rank())) {
+                c.allReduceSum(List.of(t));
+            } catch (CollectiveException e) {
+                synchronized (errors) {
+                    errors.add(e);
+                }
+                c.close();
+            }
+        });
+        assertFalse(errors.isEmpty());
+        assertTrue(errors.get(0).getMessage().contains("F32[3] on rank 0 but F32[4] on rank 1")
+                || errors.get(0).getMessage().contains("F32[4] on rank 1 but F32[3] on rank 0")
+                || errors.get(0).getMessage().contains("another rank left"), errors.get(0).getMessage());
+        try (Tensor i32 = Tensor.allocate(DType.I32, 2)) {
+            assertEquals("allReduceSum: F32 or F64 tensors only, got I32[2]",
+                    assertThrows(IllegalArgumentException.class, () -> ranks.get(0).allReduceSum(List.of(i32))).getMessage());
+            assertEquals("broadcast: root 2 is not in [0, 2)",
+                    assertThrows(IllegalArgumentException.class, () -> ranks.get(0).broadcast(i32, 2)).getMessage());
+        }
+        assertEquals(1, Communicator.solo().size());
+    }
+}

@@ -1,0 +1,68 @@
+package dev.tenfold.engine.collective;
+
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One rank of {@link MpiCommunicatorTest}'s worlds: checks each collective against what every rank
+ * can compute alone (the sum in rank order of the values each rank makes from its rank), prints
+ * "rank R ok" or throws. "hangR" makes rank R hang before a barrier (the others' watchdog must end them).
+ */
+public final class MpiWorldMain {
+    public static void main(String[] args) {
+        Duration timeout = Duration.ofSeconds(args.length > 1 ? Integer.parseInt(args[1]) : 60);
+        MpiCommunicator comm = MpiCommunicator.world(timeout);
+        int rank = comm.rank(), size = comm.size();
+        if (args.length > 0 && args[0].startsWith("hang")) {
+            if (rank == Integer.parseInt(args[0].substring(4))) {
+                System.out.println("rank " + rank + " hangs before the collective");
+                System.out.flush();
+                try {
+                    Thread.sleep(600_000); // mpirun ends it once another rank's watchdog has ended that rank
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            comm.barrier(); // never completes: the watchdog ends this rank
+            throw new AssertionError("a barrier without one rank completed");
+        }
+        // values whose f32 sums depend on the order: the ranks must still agree with the rank-order sum
+        int n = 1_000_003;
+        try (Tensor f = Tensor.allocate(DType.F32, n); Tensor d = Tensor.allocate(DType.F64, 7); Tensor b = Tensor.allocate(DType.F32, 5)) {
+            for (int i = 0; i < n; i++) f.setFloat(i, value(rank, i));
+            for (int i = 0; i < 7; i++) d.data().setAtIndex(Tensor.F64, i, rank * 1e-17 + i + 1);
+            comm.allReduceSum(List.of(f, d));
+            for (int i = 0; i < n; i++) {
+                float expect = value(0, i);
+                for (int r = 1; r < size; r++) expect += value(r, i);
+                if (Float.floatToRawIntBits(expect) != Float.floatToRawIntBits(f.getFloat(i))) {
+                    throw new AssertionError("rank " + rank + ": element " + i + " is " + f.getFloat(i) + ", the rank-order sum " + expect);
+                }
+            }
+            for (int i = 0; i < 7; i++) {
+                double expect = 0 * 1e-17 + i + 1;
+                for (int r = 1; r < size; r++) expect += r * 1e-17 + i + 1;
+                if (d.data().getAtIndex(Tensor.F64, i) != expect) throw new AssertionError("rank " + rank + ": f64 element " + i);
+            }
+            double[] values = {rank, 1.5, -rank};
+            comm.allReduceSum(values);
+            double ranksSum = size * (size - 1) / 2.0;
+            if (!Arrays.equals(values, new double[] {ranksSum, 1.5 * size, -ranksSum})) throw new AssertionError(Arrays.toString(values));
+            for (int i = 0; i < 5; i++) b.setFloat(i, rank * 10 + i);
+            comm.broadcast(b, size - 1);
+            for (int i = 0; i < 5; i++) if (b.getFloat(i) != (size - 1) * 10 + i) throw new AssertionError("broadcast: " + b.getFloat(i));
+            comm.barrier();
+        }
+        System.out.println("rank " + rank + " of " + size + " ok");
+        comm.close();
+    }
+
+    /** Values of very different magnitudes, so that f32 sums in another order would differ. */
+    static float value(int rank, int i) {
+        long h = (rank * 0x9E3779B97F4A7C15L + i * 0xBF58476D1CE4E5B9L) >>> 11;
+        return (float) ((h % 2001 - 1000) * Math.pow(2, (int) (h % 40) - 20));
+    }
+}
