@@ -40,12 +40,20 @@ import java.util.TreeSet;
  */
 public final class Trainer {
 
-    /** One training sequence: input ids and, per position, the id to predict (-100 = no loss). */
-    public record Example(int[] ids, int[] targets, int[] positions) {
+    /**
+     * One training sequence: input ids and, per position, the id to predict (-100 = no loss); the RoPE
+     * positions (null: 0, 1, 2, ...); and, for several records packed into one sequence (see
+     * {@link Packing}), the index of each record's first token (null: one record).
+     */
+    public record Example(int[] ids, int[] targets, int[] positions, int[] recordStarts) {
         public Example {
             if (ids.length == 0 || targets.length != ids.length || (positions != null && positions.length != ids.length)) {
                 throw new IllegalArgumentException("example: ids, targets and positions must have one non-zero length");
             }
+        }
+
+        public Example(int[] ids, int[] targets, int[] positions) {
+            this(ids, targets, positions, null);
         }
 
         /**
@@ -274,6 +282,7 @@ public final class Trainer {
         }
         Backend b = model.backend();
         for (Parameter p : params) b.fill(p.grad(), 0f);
+        if (settings.packTokens() > 0) batch = Packing.pack(batch, settings.packTokens());
         double lossSum = forwardBackward(batch, step, scored == 0 ? 0f : 1f / scored);
         List<Tensor> grads = new ArrayList<>();
         for (Parameter p : params) grads.add(p.grad());
@@ -309,7 +318,7 @@ public final class Trainer {
                 Example e = batch.get(j);
                 int[] pos = e.positions() != null ? e.positions() : TrainingStep.consecutive(e.ids().length);
                 Lora.setDropoutSeed(model, settings.seed() * 1_000_003L + (long) step * 4099L + j);
-                lossSum += TrainingStep.run(model, e.ids(), e.targets(), pos, gradScale).sum();
+                lossSum += TrainingStep.run(model, e.ids(), e.targets(), pos, e.recordStarts(), gradScale).sum();
             }
         } finally {
             Lora.setDropoutSeed(model, null);
