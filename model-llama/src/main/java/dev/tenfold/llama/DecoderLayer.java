@@ -14,7 +14,8 @@ import dev.tenfold.engine.Tensor;
  *   m  = rmsnorm(x2, mlpNorm);  g, u = m Wg^T, m Wu^T;  y = x2 + Wd · (silu(g) * u)
  * </pre>
  * Inference passes a {@link KvCache}: the chunk's keys and values are appended to it and the
- * queries attend to everything cached. Training passes none: the chunk is the whole sequence.
+ * queries attend to everything cached. Training passes none: the chunk is the whole sequence, or
+ * several records packed back to back ({@code recordStarts}), each attending only within itself.
  *
  * <p>Memory (what makes long sequences fit): activations are stored in the pass's dtype (F32, or
  * BF16 on a GPU; arithmetic is F32 either way); the MLP block runs on tiles of at most
@@ -40,6 +41,8 @@ final class DecoderLayer {
     final float eps, scale, ropeScale;
     final DType act;
     final Tensor invFreq, positions;
+    // packed records: the first token of each, then t (null: one record); attention stays inside each
+    private final int[] bounds;
     // the attention block's working set: a (then x2), the slab (q, k, v, att, dAtt; later dA, tmpA), lse, rstd1
     private final Tensor aOrX2, slab, lse, rstd1;
     final Tensor q, k, v, att;
@@ -49,8 +52,9 @@ final class DecoderLayer {
     private final Buffers buffers;
     private Tensor dS, dU, dM, tmpM, dX2part, dqkv;
 
-    DecoderLayer(LlamaModel model, Buffers buffers, int t, Tensor invFreq, Tensor positions, DType act, int mlpTile) {
+    DecoderLayer(LlamaModel model, Buffers buffers, int t, Tensor invFreq, Tensor positions, DType act, int mlpTile, int[] recordStarts) {
         this.model = model;
+        this.bounds = recordStarts == null || recordStarts.length <= 1 ? null : bounds(recordStarts, t);
         this.b = model.backend();
         this.c = model.config();
         this.t = t;
@@ -89,7 +93,57 @@ final class DecoderLayer {
 
     /** An inference pass: F32, one MLP tile for the whole chunk. */
     DecoderLayer(LlamaModel model, Buffers buffers, int t, Tensor invFreq, Tensor positions) {
-        this(model, buffers, t, invFreq, positions, DType.F32, t);
+        this(model, buffers, t, invFreq, positions, DType.F32, t, null);
+    }
+
+    /** {@code starts} (0 first, increasing, each < t) followed by t. */
+    private static int[] bounds(int[] starts, int t) {
+        if (starts[0] != 0) throw new IllegalArgumentException("packed records: the first starts at 0, got " + starts[0]);
+        int[] out = java.util.Arrays.copyOf(starts, starts.length + 1);
+        out[starts.length] = t;
+        for (int i = 1; i < out.length; i++) {
+            if (out[i] <= out[i - 1]) {
+                throw new IllegalArgumentException("packed records: starts must increase and stay below " + t + ", got "
+                        + java.util.Arrays.toString(starts));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Causal attention of the pass's t tokens (q, k, v, att as [t, heads * d]); packed, one call per
+     * record on its rows, its lse rows a contiguous [heads, n] block of lse at heads x its first token.
+     */
+    private void attend(Tensor q, Tensor k, Tensor v, Tensor att) {
+        if (bounds == null) {
+            b.attention(q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d), scale, att.view(1, t, hq, d), lse);
+            return;
+        }
+        for (int r = 0; r + 1 < bounds.length; r++) {
+            int s0 = bounds[r], e = bounds[r + 1], n = e - s0;
+            b.attention(q.slice(s0, e).view(1, n, hq, d), k.slice(s0, e).view(1, n, hkv, d), v.slice(s0, e).view(1, n, hkv, d),
+                    scale, att.slice(s0, e).view(1, n, hq, d), lseOf(s0, n));
+        }
+    }
+
+    /** The backward of {@link #attend}, record by record as it ran. */
+    private void attendBackward(Tensor dAtt, Tensor dq, Tensor dk, Tensor dv) {
+        if (bounds == null) {
+            b.attentionBackward(dAtt.view(1, t, hq, d), q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d),
+                    att.view(1, t, hq, d), lse, scale, dq.view(1, t, hq, d), dk.view(1, t, hkv, d), dv.view(1, t, hkv, d));
+            return;
+        }
+        for (int r = 0; r + 1 < bounds.length; r++) {
+            int s0 = bounds[r], e = bounds[r + 1], n = e - s0;
+            b.attentionBackward(dAtt.slice(s0, e).view(1, n, hq, d), q.slice(s0, e).view(1, n, hq, d), k.slice(s0, e).view(1, n, hkv, d),
+                    v.slice(s0, e).view(1, n, hkv, d), att.slice(s0, e).view(1, n, hq, d), lseOf(s0, n), scale,
+                    dq.slice(s0, e).view(1, n, hq, d), dk.slice(s0, e).view(1, n, hkv, d), dv.slice(s0, e).view(1, n, hkv, d));
+        }
+    }
+
+    /** Rows [start, start + n) of lse, laid out record after record. */
+    private Tensor lseOf(int start, int n) {
+        return Tensor.wrap(lse.data().asSlice((long) hq * start * 4, (long) hq * n * 4), lse.device(), DType.F32, 1, hq, n);
     }
 
     private static long aligned(long bytes) { return Math.ceilDiv(bytes, ALIGN) * ALIGN; }
@@ -147,7 +201,7 @@ final class DecoderLayer {
         b.rope(q3, invFreq, positions, ropeScale, q3);
         b.rope(k3, invFreq, positions, ropeScale, k3);
         if (cache == null) {
-            b.attention(q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d), scale, att.view(1, t, hq, d), lse);
+            attend(q, k, v, att);
         } else {
             int p0 = cache.length(), tk = p0 + t;
             Tensor kc = cache.keys[l], vc = cache.values[l];
@@ -203,8 +257,7 @@ final class DecoderLayer {
         Tensor dv = view(where, aligned(t * qw * es) + aligned(t * kvw * es), act, t, kvw);
         Tensor dAtt = view(slab, aligned(t * qw * es) * 2 + aligned(t * kvw * es) * 2, act, t, qw);
         layer.o.backward(b, att, dX2, dAtt);
-        b.attentionBackward(dAtt.view(1, t, hq, d), q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d),
-                att.view(1, t, hq, d), lse, scale, dq.view(1, t, hq, d), dk.view(1, t, hkv, d), dv.view(1, t, hkv, d));
+        attendBackward(dAtt, dq, dk, dv);
         Tensor dq3 = dq.view(t, hq, d), dk3 = dk.view(t, hkv, d);
         b.ropeBackward(dq3, invFreq, positions, ropeScale, dq3);
         b.ropeBackward(dk3, invFreq, positions, ropeScale, dk3);

@@ -30,6 +30,16 @@ public final class TrainingStep {
      * @return the summed loss and the number of scored tokens
      */
     public static Backend.LossSum run(LlamaModel model, int[] ids, int[] targets, int[] positions, float gradScale) {
+        return run(model, ids, targets, positions, null, gradScale);
+    }
+
+    /**
+     * As {@link #run(LlamaModel, int[], int[], int[], float)} for several records packed into one sequence:
+     * {@code recordStarts} holds the index of each record's first token (0 first, increasing; null or one
+     * entry: a single record). Attention stays inside each record; the positions (given per record) and the
+     * targets are the caller's, so the loss is the sum of the records' own losses.
+     */
+    public static Backend.LossSum run(LlamaModel model, int[] ids, int[] targets, int[] positions, int[] recordStarts, float gradScale) {
         LlamaConfig c = model.config();
         int t = ids.length;
         if (t == 0 || targets.length != t || positions.length != t) {
@@ -48,7 +58,7 @@ public final class TrainingStep {
         arena.begin();
         Tensor invFreq = arena.floats(c.ropeInverseFrequencies(maxPos + 1));
         Tensor idsT = arena.ints(ids), posT = arena.ints(positions), targetsT = arena.ints(targets);
-        DecoderLayer pass = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, memory.mlpTileTokens());
+        DecoderLayer pass = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, memory.mlpTileTokens(), recordStarts);
         Checkpoints saved = new Checkpoints(b, arena, layers, t, h, act, memory.offloadCheckpoints());
         Tensor dy = arena.tensor(DType.F32, t, h), dx = arena.tensor(DType.F32, t, h); // gradients of the residual stream
         Tensor rstd = arena.tensor(DType.F32, t);

@@ -48,12 +48,20 @@ import java.util.TreeSet;
  */
 public final class Trainer {
 
-    /** One training sequence: input ids and, per position, the id to predict (-100 = no loss). */
-    public record Example(int[] ids, int[] targets, int[] positions) {
+    /**
+     * One training sequence: input ids and, per position, the id to predict (-100 = no loss); the RoPE
+     * positions (null: 0, 1, 2, ...); and, for several records packed into one sequence (see
+     * {@link Packing}), the index of each record's first token (null: one record).
+     */
+    public record Example(int[] ids, int[] targets, int[] positions, int[] recordStarts) {
         public Example {
             if (ids.length == 0 || targets.length != ids.length || (positions != null && positions.length != ids.length)) {
                 throw new IllegalArgumentException("example: ids, targets and positions must have one non-zero length");
             }
+        }
+
+        public Example(int[] ids, int[] targets, int[] positions) {
+            this(ids, targets, positions, null);
         }
 
         /**
@@ -322,6 +330,8 @@ public final class Trainer {
             tokens += e.ids().length;
         }
         Backend b = model.backend();
+        // packed, the sequences are the packs: shared among ranks, each its own dropout seed (its index)
+        if (settings.packTokens() > 0) batch = Packing.pack(batch, settings.packTokens());
         int[] owners = DataParallel.owners(batch, comm.size(), DataParallel.linearTokens(model.config()));
         // per sequence (its loss) and per rank (its seconds of computing): each rank fills its own, the sum gathers them
         double[] sums = new double[batch.size() + comm.size()];
@@ -383,7 +393,7 @@ public final class Trainer {
                 int[] pos = e.positions() != null ? e.positions() : TrainingStep.consecutive(e.ids().length);
                 Lora.setDropoutSeed(model, settings.seed() * 1_000_003L + (long) step * 4099L + j);
                 if (host != null) for (Parameter p : params) b.fill(p.grad(), 0f);
-                losses[j] = TrainingStep.run(model, e.ids(), e.targets(), pos, gradScale).sum();
+                losses[j] = TrainingStep.run(model, e.ids(), e.targets(), pos, e.recordStarts(), gradScale).sum();
                 if (host != null) host.add();
             }
         } finally {

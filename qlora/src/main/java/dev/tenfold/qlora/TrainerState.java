@@ -51,7 +51,7 @@ record TrainerState(int step, int totalSteps, int stepsPerEpoch, TrainingSetting
         if (s.maxSteps() != null) so.put("max_steps", s.maxSteps());
         else so.putNull("max_steps");
         so.put("beta1", s.beta1()).put("beta2", s.beta2()).put("eps", s.eps()).put("weight_decay", s.weightDecay())
-                .put("max_grad_norm", s.maxGradNorm()).put("seed", s.seed());
+                .put("max_grad_norm", s.maxGradNorm()).put("seed", s.seed()).put("packing", s.packTokens());
         ObjectNode mo = o.putObject("model").put("rope_theta", ropeTheta);
         frozenWeights.forEach(mo.putArray("frozen_weights")::add);
         loraScales.forEach(mo.putArray("lora_scale")::add);
@@ -94,7 +94,8 @@ record TrainerState(int step, int totalSteps, int stepsPerEpoch, TrainingSetting
                         .maxSteps(so.path("max_steps").isNull() ? null : intField(so, "settings.max_steps", 1, Integer.MAX_VALUE))
                         .beta1(floatField(so, "settings.beta1")).beta2(floatField(so, "settings.beta2")).eps(floatField(so, "settings.eps"))
                         .weightDecay(floatField(so, "settings.weight_decay")).maxGradNorm(number(so, "settings.max_grad_norm"))
-                        .seed(longField(so, "settings.seed"));
+                        .seed(longField(so, "settings.seed"))
+                        .packing(so.has("packing") ? intField(so, "settings.packing", 0, Integer.MAX_VALUE) : 0); // absent before packing existed
             } catch (InvalidSettingException e) {
                 // named as this file names it: warmupSteps is settings.warmup_steps
                 String key = e.setting().replaceAll("([A-Z])", "_$1").toLowerCase(Locale.ROOT);
@@ -233,6 +234,7 @@ record TrainerState(int step, int totalSteps, int stepsPerEpoch, TrainingSetting
         differ(out, "weight_decay", a.weightDecay(), b.weightDecay());
         differ(out, "max_grad_norm", a.maxGradNorm(), b.maxGradNorm());
         differ(out, "seed", a.seed(), b.seed());
+        differ(out, "packing", a.packTokens(), b.packTokens());
         differ(out, "rope_theta", ropeTheta, run.ropeTheta);
         differ(out, "frozen weights", frozenWeights, run.frozenWeights);
         differ(out, "LoRA scale", loraScales, run.loraScales);

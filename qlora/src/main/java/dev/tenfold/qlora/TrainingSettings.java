@@ -24,6 +24,7 @@ public final class TrainingSettings {
     private int saveEvery;
     private int keepCheckpoints = 2;
     private long seed;
+    private int packTokens;
 
     private TrainingSettings() {}
 
@@ -107,6 +108,17 @@ public final class TrainingSettings {
     /** The seed of the run's randomness (LoRA dropout masks). */
     public TrainingSettings seed(long v) { return with(s -> s.seed = v); }
 
+    /**
+     * Packs each batch's records into sequences of up to {@code v} tokens (0: off, one record per
+     * sequence), attention kept inside each record, positions restarting per record: the loss and
+     * gradients are the unpacked batch's (up to the order of float sums), in fewer, longer passes. A
+     * record longer than {@code v} runs alone. With LoRA dropout the masks are drawn per packed sequence.
+     */
+    public TrainingSettings packing(int v) {
+        require(v >= 0, "packing", "must be >= 0 tokens (0: off)", v);
+        return with(s -> s.packTokens = v);
+    }
+
     public double lr() { return lr; }
 
     public LrSchedule.Kind schedule() { return schedule; }
@@ -133,6 +145,9 @@ public final class TrainingSettings {
 
     public long seed() { return seed; }
 
+    /** The longest packed sequence, or 0 when records are not packed. */
+    public int packTokens() { return packTokens; }
+
     private static void require(boolean ok, String setting, String range, Object value) {
         if (!ok) throw new InvalidSettingException(setting, setting + " " + range + ", got " + value);
     }
@@ -152,6 +167,7 @@ public final class TrainingSettings {
         c.saveEvery = saveEvery;
         c.keepCheckpoints = keepCheckpoints;
         c.seed = seed;
+        c.packTokens = packTokens;
         change.accept(c);
         return c;
     }
@@ -162,19 +178,20 @@ public final class TrainingSettings {
                 && epochs == s.epochs && Objects.equals(maxSteps, s.maxSteps) && Float.compare(beta1, s.beta1) == 0
                 && Float.compare(beta2, s.beta2) == 0 && Float.compare(eps, s.eps) == 0 && Float.compare(weightDecay, s.weightDecay) == 0
                 && Double.compare(maxGradNorm, s.maxGradNorm) == 0 && saveEvery == s.saveEvery && keepCheckpoints == s.keepCheckpoints
-                && seed == s.seed;
+                && seed == s.seed && packTokens == s.packTokens;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(lr, schedule, warmupSteps, epochs, maxSteps, beta1, beta2, eps, weightDecay, maxGradNorm, saveEvery,
-                keepCheckpoints, seed);
+                keepCheckpoints, seed, packTokens);
     }
 
     @Override
     public String toString() {
         return "lr " + lr + " " + schedule.name().toLowerCase(Locale.ROOT) + (warmupSteps > 0 ? " (warmup " + warmupSteps + ")" : "")
                 + ", " + (maxSteps != null ? maxSteps + " steps" : epochs + " epoch" + (epochs == 1 ? "" : "s")) + ", AdamW(" + beta1 + ", "
-                + beta2 + ", " + eps + ", decay " + weightDecay + "), clip " + maxGradNorm;
+                + beta2 + ", " + eps + ", decay " + weightDecay + "), clip " + maxGradNorm
+                + (packTokens > 0 ? ", packed into " + packTokens + " tokens" : "");
     }
 }

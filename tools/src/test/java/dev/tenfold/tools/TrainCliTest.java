@@ -75,6 +75,25 @@ class TrainCliTest {
         assertEquals(0, genMerged.code(), genMerged.err());
     }
 
+    /** The first step's loss of a run, from its metrics.jsonl. */
+    static double firstLoss(Path out) throws Exception {
+        String line = Files.readAllLines(out.resolve("metrics.jsonl")).getFirst();
+        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(line).get("loss").asDouble();
+    }
+
+    @Test
+    void packingGivesTheUnpackedLoss() throws Exception {
+        // at step 1 LoRA's B is zero, so dropout does not touch the loss: packed and unpacked must agree
+        Path plain = dir.resolve("unpacked"), packed = dir.resolve("packed");
+        CliTest.Result a = CliTest.run("", trainArgs(plain, "--max-steps", "1"));
+        assertEquals(0, a.code(), a.err());
+        CliTest.Result b = CliTest.run("", trainArgs(packed, "--max-steps", "1", "--packing"));
+        assertEquals(0, b.code(), b.err());
+        assertEquals(firstLoss(plain), firstLoss(packed), 1e-6 * firstLoss(plain));
+        assertTrue(Files.readString(packed.resolve("trainer_state.json")).contains("\"packing\" : 64"),
+                Files.readString(packed.resolve("trainer_state.json")));
+    }
+
     @Test
     void theMemoryFlagsTrainAndOffloadChangesNoBit() throws Exception {
         Path kept = dir.resolve("lean-kept"), offloaded = dir.resolve("lean-offloaded");
