@@ -161,7 +161,15 @@ final class Launcher {
     private static String onPath(String name) {
         for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
             Path p = Path.of(dir.isEmpty() ? "." : dir, name);
-            if (Files.isExecutable(p)) return p.toString();
+            // the real file: Open MPI takes its install prefix from the path it was started by, and on a
+            // merged-/usr system /bin/mpirun gives the prefix "/", which it refuses ("only contained slashes")
+            if (Files.isExecutable(p)) {
+                try {
+                    return p.toRealPath().toString();
+                } catch (java.io.IOException e) {
+                    return p.toString();
+                }
+            }
         }
         return null;
     }
