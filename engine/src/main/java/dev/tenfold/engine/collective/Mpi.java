@@ -32,7 +32,8 @@ final class Mpi {
     private static volatile Mpi instance;
 
     final MemorySegment commWorld, typeDouble, typeFloat, typeByte;
-    private final MethodHandle initialized, initThread, finalized, finalizeMpi, commRank, commSize, gather, bcast, barrier, errorString;
+    private final MethodHandle initialized, initThread, finalized, finalizeMpi, commRank, commSize, gather, bcast, barrier, errorString,
+            allgather, alltoall;
 
     private Mpi(SymbolLookup l) {
         commWorld = symbol(l, "ompi_mpi_comm_world");
@@ -50,6 +51,9 @@ final class Mpi {
         // buffer, count, datatype, root, comm
         bcast = function(l, "MPI_Bcast", PTR, INT, PTR, INT, PTR);
         barrier = function(l, "MPI_Barrier", PTR);
+        // sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm
+        allgather = function(l, "MPI_Allgather", PTR, INT, PTR, PTR, INT, PTR, PTR);
+        alltoall = function(l, "MPI_Alltoall", PTR, INT, PTR, PTR, INT, PTR, PTR);
         errorString = function(l, "MPI_Error_string", INT, PTR, PTR);
     }
 
@@ -167,6 +171,24 @@ final class Mpi {
     void bcast(MemorySegment buffer, int count, MemorySegment type, int root) {
         try {
             check((int) bcast.invokeExact(buffer, count, type, root, commWorld), "MPI_Bcast(" + count + " elements)");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** MPI_Allgather of {@code count} bytes per rank on MPI_COMM_WORLD. */
+    void allgatherBytes(MemorySegment send, int count, MemorySegment recv) {
+        try {
+            check((int) allgather.invokeExact(send, count, typeByte, recv, count, typeByte, commWorld), "MPI_Allgather(" + count + " bytes)");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** MPI_Alltoall of {@code count} bytes per pair of ranks on MPI_COMM_WORLD. */
+    void alltoallBytes(MemorySegment send, int count, MemorySegment recv) {
+        try {
+            check((int) alltoall.invokeExact(send, count, typeByte, recv, count, typeByte, commWorld), "MPI_Alltoall(" + count + " bytes)");
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -139,6 +139,37 @@ public final class MpiCommunicator implements Communicator {
         }
     }
 
+    @Override
+    public synchronized void allGather(Tensor mine, Tensor all) {
+        long block = HostSums.checkMove("allGather", mine, all, size, true);
+        watchdog.begin("allGather");
+        try {
+            mpi.allgatherBytes(mine.data(), blockCount("allGather", block), all.data());
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    @Override
+    public synchronized void allToAll(Tensor send, Tensor recv) {
+        long block = HostSums.checkMove("allToAll", send, recv, size, false);
+        watchdog.begin("allToAll");
+        try {
+            mpi.alltoallBytes(send.data(), blockCount("allToAll", block), recv.data());
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    /** MPI counts are ints: one block (a rank's share) of at most 2^31 - 1 bytes. */
+    private static int blockCount(String op, long bytes) {
+        if (bytes > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(op + ": " + bytes + " bytes per rank; MPI moves at most " + Integer.MAX_VALUE
+                    + " per call (use more ranks or a shorter sequence)");
+        }
+        return (int) bytes;
+    }
+
     @Override public String describe() { return size + " MPI ranks (Open MPI), sums in rank order on rank 0"; }
 
     /** Finalises MPI (once per process; every rank must close). */
