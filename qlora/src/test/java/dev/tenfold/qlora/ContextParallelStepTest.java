@@ -1,0 +1,151 @@
+package dev.tenfold.qlora;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.collective.Communicator;
+import dev.tenfold.engine.collective.InProcessCommunicator;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.ContextParallelStep;
+import dev.tenfold.llama.LlamaLoader;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.TrainingStep;
+import dev.tenfold.llama.UlyssesAttention;
+import dev.tenfold.llama.testing.TinyLlama;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * A whole training step (LoRA on every projection, trained embedding, norms and lm_head) with the
+ * sequence split over CP = 2 and 4 in-process ranks against the one-rank step: the same loss and,
+ * once summed over the group, the same gradients (to 1e-6 of each parameter's gradient norm: the
+ * shards' partial sums add in another order). A length of 37 tokens is uneven for both.
+ */
+class ContextParallelStepTest {
+    static final int T = 37;
+    @TempDir static Path dir;
+    static Path modelDir;
+
+    /** TinyLlama's weights read as 8 query and 4 key/value heads of 4 dimensions (the same matrices), so CP = 4 divides them. */
+    static synchronized Path modelDir() throws Exception {
+        if (modelDir == null) {
+            Path m = TinyLlama.write(dir.resolve("m"), 21, DType.F32, false);
+            String config = Files.readString(m.resolve("config.json"));
+            String heads = config.replace("\"num_attention_heads\": 4", "\"num_attention_heads\": 8").replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4");
+            assertNotEquals(config, heads);
+            Files.writeString(m.resolve("config.json"), heads);
+            modelDir = m;
+        }
+        return modelDir;
+    }
+
+    static LlamaModel model() throws Exception {
+        LlamaModel model = LlamaLoader.load(modelDir(), CpuBackend.fast());
+        Lora.attach(model, LoraConfig.of(3, 6f).targets("q,k,v,o,gate,up,down").seed(5));
+        model.trainEmbedding();
+        model.trainNorms();
+        model.trainOutput();
+        SplittableRandom rng = new SplittableRandom(3); // B starts at zero: give it values so A's gradient is not zero
+        for (Parameter p : model.parameters()) {
+            if (p.name().contains("lora_B")) for (long i = 0; i < p.value().numel(); i++) p.value().setFloat(i, (float) (rng.nextDouble() - 0.5));
+        }
+        return model;
+    }
+
+    static int[] ids() {
+        SplittableRandom rng = new SplittableRandom(18);
+        int[] ids = new int[T];
+        for (int i = 0; i < T; i++) ids[i] = rng.nextInt(TinyLlama.VOCAB);
+        return ids;
+    }
+
+    /** ids shifted by one (the last predicts nothing), a few positions unscored. */
+    static int[] targets(int[] ids) {
+        int[] t = new int[T];
+        for (int i = 0; i < T; i++) t[i] = i + 1 < T && i % 7 != 3 ? ids[i + 1] : -100;
+        return t;
+    }
+
+    static float gradScale(int[] targets) {
+        int scored = 0;
+        for (int x : targets) if (x != -100) scored++;
+        return 1f / scored;
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 4})
+    void lossAndGradientsEqualTheOneRankStep(int cp) throws Exception {
+        int[] ids = ids(), targets = targets(ids), positions = TrainingStep.consecutive(T);
+        List<float[]> reference = new ArrayList<>();
+        Backend.LossSum one;
+        try (LlamaModel m = model()) {
+            one = TrainingStep.run(m, ids, targets, positions, gradScale(targets));
+            for (Parameter p : m.parameters()) reference.add(p.grad().toFloatArray());
+        }
+        List<List<float[]>> grads = new ArrayList<>();
+        Backend.LossSum[] losses = new Backend.LossSum[cp];
+        for (int r = 0; r < cp; r++) grads.add(null);
+        List<Communicator> group = InProcessCommunicator.group(cp, Duration.ofSeconds(120));
+        ExecutorService pool = Executors.newFixedThreadPool(cp);
+        try {
+            List<Future<?>> done = new ArrayList<>();
+            for (Communicator c : group) {
+                done.add(pool.submit(() -> {
+                    try (LlamaModel m = model(); UlyssesAttention attention = UlyssesAttention.over(c, m.backend())) {
+                        losses[c.rank()] = ContextParallelStep.run(m, attention, c, ids, targets, positions, gradScale(targets));
+                        ContextParallelStep.allReduceGradients(m, c);
+                        List<float[]> mine = new ArrayList<>();
+                        for (Parameter p : m.parameters()) mine.add(p.grad().toFloatArray());
+                        grads.set(c.rank(), mine);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) f.get();
+        } finally {
+            pool.shutdownNow();
+        }
+        for (int r = 0; r < cp; r++) {
+            assertEquals(one.count(), losses[r].count(), "scored tokens on rank " + r);
+            assertEquals(one.sum(), losses[r].sum(), 1e-6 * Math.abs(one.sum()), "loss on rank " + r);
+            assertEquals(reference.size(), grads.get(r).size());
+            for (int i = 0; i < reference.size(); i++) {
+                float[] ref = reference.get(i), got = grads.get(r).get(i);
+                double diff = 0, norm = 0;
+                for (int k = 0; k < ref.length; k++) {
+                    diff += (double) (ref[k] - got[k]) * (ref[k] - got[k]);
+                    norm += (double) ref[k] * ref[k];
+                }
+                assertTrue(norm > 0, "parameter " + i + " has a zero gradient: the test would not see it");
+                assertTrue(Math.sqrt(diff) <= 1e-6 * Math.sqrt(norm),
+                        "rank " + r + ", parameter " + i + ": |diff| " + Math.sqrt(diff) + " vs |grad| " + Math.sqrt(norm));
+            }
+        }
+    }
+
+    @Test
+    void oneRankIsTheOrdinaryStepBitForBit() throws Exception {
+        int[] ids = ids(), targets = targets(ids), positions = TrainingStep.consecutive(T);
+        try (LlamaModel a = model(); LlamaModel b = model(); UlyssesAttention attention = UlyssesAttention.over(Communicator.solo(), b.backend())) {
+            Backend.LossSum one = TrainingStep.run(a, ids, targets, positions, gradScale(targets));
+            Backend.LossSum cp = ContextParallelStep.run(b, attention, Communicator.solo(), ids, targets, positions, gradScale(targets));
+            assertEquals(one, cp);
+            for (int i = 0; i < a.parameters().size(); i++) {
+                assertArrayEquals(a.parameters().get(i).grad().toFloatArray(), b.parameters().get(i).grad().toFloatArray(), "parameter " + i);
+            }
+        }
+    }
+}
