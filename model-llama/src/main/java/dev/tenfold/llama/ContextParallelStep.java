@@ -34,6 +34,18 @@ public final class ContextParallelStep {
      */
     public static Backend.LossSum run(LlamaModel model, UlyssesAttention attention, Communicator group,
                                       int[] ids, int[] targets, int[] positions, float gradScale) {
+        Backend.LossSum mine = runShard(model, attention, group, ids, targets, positions, gradScale);
+        double[] sums = {mine.sum(), mine.count()};
+        group.allReduceSum(sums); // in rank order on the host communicators
+        return new Backend.LossSum(sums[0], (long) sums[1]);
+    }
+
+    /**
+     * As {@link #run} but returns this rank's shard's loss only (for a caller that sums the losses with
+     * the gradients, as the trainer's one all-reduce does).
+     */
+    public static Backend.LossSum runShard(LlamaModel model, UlyssesAttention attention, Communicator group,
+                                           int[] ids, int[] targets, int[] positions, float gradScale) {
         int n = group.size(), r = group.rank(), total = ids.length;
         if (attention.ranks() != n) {
             throw new IllegalArgumentException("context parallelism: the attention spans " + attention.ranks() + " ranks, the group " + n);
@@ -46,10 +58,7 @@ public final class ContextParallelStep {
         int maxPos = 0;
         for (int p : positions) maxPos = Math.max(maxPos, p);
         int[] myIds = shard(ids, r, t, 0), myTargets = shard(targets, r, t, -100), myPositions = shard(positions, r, t, positions[total - 1]);
-        Backend.LossSum mine = TrainingStep.run(model, myIds, myTargets, myPositions, null, gradScale, attention, maxPos + 1);
-        double[] sums = {mine.sum(), mine.count()};
-        group.allReduceSum(sums); // in rank order on the host communicators
-        return new Backend.LossSum(sums[0], (long) sums[1]);
+        return TrainingStep.run(model, myIds, myTargets, myPositions, null, gradScale, attention, maxPos + 1);
     }
 
     /** Entries [r t, (r + 1) t) of a whole-sequence array, {@code pad} past its end. */

@@ -148,4 +148,88 @@ class ContextParallelStepTest {
             }
         }
     }
+
+    /** The trainer's run (DataParallelRuns' data and settings, no dropout) as one world rank; null communicators: one rank. */
+    static List<float[]> train(Communicator world, Communicator group) throws Exception {
+        try (LlamaModel model = LlamaLoader.load(modelDir(), CpuBackend.fast())) {
+            Lora.attach(model, LoraConfig.of(4, 8f).targets("q,k,v,o,gate").trainEmbeddings(true).seed(5));
+            Trainer t = DataParallelRuns.trainer(model);
+            if (world != null) t.dataParallel(world);
+            if (group != null) t.contextParallel(group);
+            List<float[]> steps = new ArrayList<>();
+            t.addListener(m -> steps.add(DataParallelRuns.weights(model)));
+            t.fit();
+            return steps;
+        }
+    }
+
+    /** DP x CP = 1 x 2, 1 x 4 and 2 x 2 in-process ranks train the adapter of one rank (to f32 rounding of the shards' sums). */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"1, 2", "1, 4", "2, 2"})
+    void theTrainerWithContextParallelismTrainsOneRanksAdapter(int dp, int cp) throws Exception {
+        List<float[]> alone = train(null, null);
+        List<Communicator> world = InProcessCommunicator.group(dp * cp, Duration.ofMinutes(2));
+        List<Communicator> groups = new ArrayList<>();
+        for (int g = 0; g < dp; g++) groups.addAll(InProcessCommunicator.group(cp, Duration.ofMinutes(2)));
+        ExecutorService pool = Executors.newFixedThreadPool(dp * cp);
+        List<List<float[]>> perRank = new ArrayList<>();
+        List<Counting> counters = new ArrayList<>();
+        try {
+            List<Future<List<float[]>>> runs = new ArrayList<>();
+            for (int r = 0; r < dp * cp; r++) {
+                Communicator w = world.get(r);
+                Counting g = new Counting(groups.get(r));
+                counters.add(g);
+                runs.add(pool.submit(() -> train(w, g)));
+            }
+            for (Future<List<float[]>> f : runs) perRank.add(f.get());
+        } finally {
+            pool.shutdownNow();
+        }
+        assertFalse(java.util.Arrays.equals(alone.get(0), alone.get(alone.size() - 1)), "the weights must change");
+        for (Counting c : counters) assertTrue(c.allToAlls > 0, "the sequences were not shared: no all-to-all");
+        for (int r = 0; r < perRank.size(); r++) {
+            assertEquals(alone.size(), perRank.get(r).size());
+            for (int s = 0; s < alone.size(); s++) {
+                assertArrayEquals(perRank.get(0).get(s), perRank.get(r).get(s), "rank " + r + " differs from rank 0 after step " + (s + 1));
+                float[] a = alone.get(s), b = perRank.get(r).get(s);
+                double diff = 0, norm = 0;
+                for (int k = 0; k < a.length; k++) {
+                    diff = Math.max(diff, Math.abs(a[k] - b[k]));
+                    norm = Math.max(norm, Math.abs(a[k]));
+                }
+                assertTrue(diff <= 1e-5 * norm, "after step " + (s + 1) + ": max |diff| " + diff + ", max |w| " + norm);
+            }
+        }
+    }
+
+    @Test
+    void aGroupThatIsNotTheWorldsNeighboursIsRefused() throws Exception {
+        try (LlamaModel model = LlamaLoader.load(modelDir(), CpuBackend.fast())) {
+            Lora.attach(model, LoraConfig.of(4, 8f).targets("q").seed(5));
+            Trainer t = DataParallelRuns.trainer(model);
+            assertEquals("context parallelism: the world of 1 ranks (rank 0) must be groups of 2 consecutive ranks, this one rank 0 of its group;"
+                    + " call dataParallel(world) first",
+                    assertThrows(IllegalArgumentException.class, () -> t.contextParallel(InProcessCommunicator.group(2, Duration.ofSeconds(5)).get(0))).getMessage());
+        }
+    }
+
+    /** A group that counts its all-to-alls (the sequences went through Ulysses) and otherwise is its delegate. */
+    static final class Counting implements Communicator {
+        final Communicator c;
+        volatile int allToAlls;
+
+        Counting(Communicator c) { this.c = c; }
+
+        @Override public int rank() { return c.rank(); }
+        @Override public int size() { return c.size(); }
+        @Override public void allReduceSum(List<dev.tenfold.engine.Tensor> tensors) { c.allReduceSum(tensors); }
+        @Override public void allReduceSum(double[] values) { c.allReduceSum(values); }
+        @Override public void broadcast(dev.tenfold.engine.Tensor tensor, int root) { c.broadcast(tensor, root); }
+        @Override public void barrier() { c.barrier(); }
+        @Override public void allGather(dev.tenfold.engine.Tensor mine, dev.tenfold.engine.Tensor all) { c.allGather(mine, all); }
+        @Override public void allToAll(dev.tenfold.engine.Tensor send, dev.tenfold.engine.Tensor recv) { allToAlls++; c.allToAll(send, recv); }
+        @Override public String describe() { return c.describe(); }
+        @Override public void close() { c.close(); }
+    }
 }
