@@ -57,6 +57,15 @@ public final class MpiWorldMain {
             comm.barrier();
         }
         checkMoves(comm);
+        // groups of 2 consecutive ranks (context parallelism's): ranked as in the world, collectives inside the group only
+        try (MpiCommunicator group = comm.split(2)) {
+            if (group.size() != 2 || group.rank() != rank % 2) throw new AssertionError("group: rank " + group.rank() + " of " + group.size());
+            checkMoves(group);
+            double[] ranks = {rank};
+            group.allReduceSum(ranks);
+            if (ranks[0] != 2 * (rank - rank % 2) + 1) throw new AssertionError("group sum " + ranks[0] + " on world rank " + rank);
+        }
+        comm.barrier(); // the world still works after its group is freed
         System.out.println("rank " + rank + " of " + size + " ok");
         comm.close();
     }
