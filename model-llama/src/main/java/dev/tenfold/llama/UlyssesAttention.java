@@ -20,6 +20,8 @@ import java.lang.foreign.MemorySegment;
  * shard has the same t (the caller pads the sequence's end to a multiple of N: causal attention
  * makes padding at the end invisible to the real tokens); host tensors (the CPU backend): the
  * re-layout of head blocks is a host copy, a GPU needs a permute kernel that is not written yet.
+ * On the memory plan's backend (which computes nothing) the buffers are allocated as on a device
+ * and nothing moves.
  * The backward uses the head-sharded tensors of the forward that ran last (DecoderLayer's backward
  * recomputes the attention block, and so this forward, just before).
  */
@@ -32,11 +34,14 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
     // the whole sequence for this rank's heads, [N t, heads / N, d]; staging takes a shard's re-laid-out blocks
     private Tensor qh, kh, vh, atth, dAtth, dqh, dkh, dvh, staging;
     private long lastAtt; // the forward's output address: the backward must follow it
+    // the memory plan's backend computes nothing: the buffers are allocated, nothing is moved
+    private final boolean planning;
 
     private UlyssesAttention(Communicator group, Backend backend) {
         this.group = group;
         this.b = backend;
         this.n = group.size();
+        this.planning = backend instanceof dev.tenfold.engine.plan.PlanningBackend;
     }
 
     /** Ulysses over the ranks of {@code group} (one sequence), computing on {@code backend}. */
@@ -64,10 +69,10 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
             throw new IllegalStateException("Ulysses attention: the backward must follow the forward of the same tensors");
         }
         if (dAtth == null) {
-            dAtth = Tensor.allocate(dtype, (long) n * t, hq / n, d);
-            dqh = Tensor.allocate(dtype, (long) n * t, hq / n, d);
-            dkh = Tensor.allocate(dtype, (long) n * t, hkv / n, d);
-            dvh = Tensor.allocate(dtype, (long) n * t, hkv / n, d);
+            dAtth = b.allocate(dtype, (long) n * t, hq / n, d);
+            dqh = b.allocate(dtype, (long) n * t, hq / n, d);
+            dkh = b.allocate(dtype, (long) n * t, hkv / n, d);
+            dvh = b.allocate(dtype, (long) n * t, hkv / n, d);
         }
         toHeads(dAtt, hq, dAtth);
         b.attentionBackward(whole(dAtth, hq), whole(qh, hq), whole(kh, hkv), whole(vh, hkv), whole(atth, hq), headLse(lse), scale,
@@ -79,7 +84,7 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
 
     /** Takes the shard's shape from q [1, t, Hq, d] and k [1, t, Hkv, d]; (re)allocates the head-sharded buffers. */
     private void shapes(Tensor q, Tensor k) {
-        if (!q.device().isCpu()) {
+        if (!q.device().isCpu() && !planning) {
             throw new UnsupportedOperationException("Ulysses attention: host tensors (the CPU backend) only, got " + q.describe()
                     + "; on a GPU the head blocks need a permute kernel");
         }
@@ -96,11 +101,11 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
         this.d = d;
         this.dtype = q.dtype();
         long tokens = (long) n * t;
-        qh = Tensor.allocate(dtype, tokens, hq / n, d);
-        kh = Tensor.allocate(dtype, tokens, hkv / n, d);
-        vh = Tensor.allocate(dtype, tokens, hkv / n, d);
-        atth = Tensor.allocate(dtype, tokens, hq / n, d);
-        staging = Tensor.allocate(dtype, (long) t * hq * d);
+        qh = b.allocate(dtype, tokens, hq / n, d);
+        kh = b.allocate(dtype, tokens, hkv / n, d);
+        vh = b.allocate(dtype, tokens, hkv / n, d);
+        atth = b.allocate(dtype, tokens, hq / n, d);
+        staging = b.allocate(dtype, (long) t * hq * d);
     }
 
     /** A head-sharded buffer as attention's [1, N t, heads / N, d]. */
@@ -119,6 +124,7 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
      * staging buffer is x's head group j for the shard's t tokens, then all-to-all.
      */
     private void toHeads(Tensor x, int heads, Tensor out) {
+        if (planning) return;
         long row = (long) heads / n * d * dtype.byteSize(1); // one token's heads of one group, in bytes
         MemorySegment src = x.data(), st = staging.data();
         for (int j = 0; j < n; j++) {
@@ -129,6 +135,7 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
 
     /** The reverse of {@link #toHeads}: xh [N t, heads / N, d] (block i: shard i's tokens) to out [1, t, heads, d] of this shard. */
     private void toTokens(Tensor xh, int heads, Tensor out) {
+        if (planning) return;
         long row = (long) heads / n * d * dtype.byteSize(1);
         Tensor st = stage(heads);
         group.allToAll(xh, st);
@@ -141,7 +148,7 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
     /** The staging buffer as one shard's t x heads x d elements. */
     private Tensor stage(int heads) {
         long numel = (long) t * heads * d;
-        return Tensor.wrap(staging.data().asSlice(0, dtype.byteSize(numel)), dtype, numel);
+        return Tensor.wrap(staging.data().asSlice(0, dtype.byteSize(numel)), staging.device(), dtype, numel);
     }
 
     /** Frees the head-sharded buffers (the next forward allocates them again). */
