@@ -136,6 +136,30 @@ class ContextParallelStepTest {
         }
     }
 
+    /** A rank that leaves (here: closes its communicator instead of stepping) ends its group's step with an error, not a hang. */
+    @Test
+    void aRankThatLeavesEndsTheGroupsStep() throws Exception {
+        int[] ids = ids(), targets = targets(ids), positions = TrainingStep.consecutive(T);
+        List<Communicator> group = InProcessCommunicator.group(2, Duration.ofMinutes(2));
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            Future<Throwable> survivor = pool.submit(() -> {
+                try (LlamaModel m = model(); UlyssesAttention attention = UlyssesAttention.over(group.get(0), m.backend())) {
+                    ContextParallelStep.run(m, attention, group.get(0), ids, targets, positions, gradScale(targets));
+                    return null;
+                } catch (dev.tenfold.engine.collective.CollectiveException e) {
+                    return e;
+                }
+            });
+            pool.submit(() -> group.get(1).close()).get();
+            Throwable e = survivor.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertNotNull(e, "the step completed without its other rank");
+            assertTrue(e.getMessage().contains("another rank left the group"), e.getMessage());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     @Test
     void oneRankIsTheOrdinaryStepBitForBit() throws Exception {
         int[] ids = ids(), targets = targets(ids), positions = TrainingStep.consecutive(T);

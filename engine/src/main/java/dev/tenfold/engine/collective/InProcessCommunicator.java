@@ -26,6 +26,7 @@ public final class InProcessCommunicator implements Communicator {
         final Duration timeout;
         final CyclicBarrier barrier;
         final Object[] slots;
+        volatile boolean left; // a rank closed: every collective from then on fails
 
         Group(int size, Duration timeout) {
             this.size = size;
@@ -141,9 +142,13 @@ public final class InProcessCommunicator implements Communicator {
     @Override public String describe() { return group.size + " in-process ranks, sums in rank order"; }
 
     /** Breaks the group: the other ranks' pending and later collectives fail at once. */
-    @Override public void close() { group.barrier.reset(); }
+    @Override public void close() {
+        group.left = true; // a reset alone would let later collectives wait for the rank that left
+        group.barrier.reset();
+    }
 
     private void await(String op) {
+        if (group.left) throw new CollectiveException("rank " + rank + ": " + op + " failed: another rank left the group");
         try {
             group.barrier.await(group.timeout.toNanos(), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
