@@ -21,12 +21,14 @@ import jdk.incubator.vector.FloatVector;
  * One LoRA training step side by side with transformers + peft on the CPU ({@code ./tenfold bench
  * step-peer}): the same model folder (written by the peer's script, F32 weights) and the same token
  * ids, LoRA r=8, alpha 16 on q, k, v, o, AdamW at lr 2e-4 with the gradient norm clipped at 1. Per
- * shape and length: the peer, then tenfold, then the peer again, each in a fresh process, one
- * untimed first step then {@code --steps} timed ones; the medians of the steps, and the ratio
- * tenfold / peer (against the median of both peer runs) printed last.
+ * shape and length: the peer, then {@code --rounds} times tenfold and the peer again (the peer
+ * before and after every tenfold run), each in a fresh process, with one untimed first step then
+ * {@code --steps} timed ones. Each run's figure is its median step; each side's is the median of
+ * its runs (a run slowed by the shared machine's load does not decide it), and the ratio tenfold /
+ * peer is printed last.
  *
  * <pre>
- * ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps 3]
+ * ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps 3] [--rounds 2]
  *                           [--python PATH] [--dir target/step-peer]
  * </pre>
  *
@@ -63,14 +65,14 @@ public final class StepPeer {
         }
         List<String> shapeNames = List.of("h256", "h512", "hd128");
         int[] tokens = {1024, 4096, 16384};
-        int steps = 3;
+        int steps = 3, rounds = 2;
         String python = System.getenv("TENFOLD_PEER_PYTHON");
         if (python == null) python = System.getProperty("user.home") + "/.cache/tenfold-hf-venv/bin/python";
         Path dir = Path.of("target/step-peer");
         for (int i = 0; i < args.length; i++) {
             String flag = args[i];
             if (flag.equals("--help")) {
-                System.out.println("usage: ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps N] "
+                System.out.println("usage: ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps N] [--rounds R] "
                         + "[--python PATH] [--dir DIR]");
                 return;
             }
@@ -80,12 +82,14 @@ public final class StepPeer {
                 case "--shapes" -> shapeNames = Arrays.asList(v.split(","));
                 case "--tokens" -> tokens = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
                 case "--steps" -> steps = Integer.parseInt(v);
+                case "--rounds" -> rounds = Integer.parseInt(v);
                 case "--python" -> python = v;
                 case "--dir" -> dir = Path.of(v);
                 default -> usage("unknown flag " + flag);
             }
         }
         if (steps < 1 || steps > 100) usage("--steps must be in [1, 100], got " + steps);
+        if (rounds < 1 || rounds > 20) usage("--rounds must be in [1, 20], got " + rounds);
         for (int t : tokens) if (t < 2 || t > 1 << 20) usage("--tokens must each be in [2, 1048576], got " + t);
         if (!Files.isExecutable(Path.of(python))) usage("no peer python at " + python + " (build it with ../shared/tools/hf-venv.sh, or give --python)");
         int maxTokens = Arrays.stream(tokens).max().orElseThrow();
@@ -107,25 +111,31 @@ public final class StepPeer {
             for (int t : tokens) {
                 List<String> peerCmd = List.of(python, SCRIPT, "step", folder.toString(), "--tokens", "" + t, "--steps", "" + steps,
                         "--threads", "2");
-                JsonNode before = json(run(peerCmd));
-                JsonNode ours = json(run(tenfoldCommand(folder, t, steps)));
-                JsonNode after = json(run(peerCmd));
-                versions = "torch " + before.get("torch").asText() + ", transformers " + before.get("transformers").asText() + ", peft "
-                        + before.get("peft").asText() + " (" + before.get("threads").asInt() + " threads)";
-                double[] peerTimes = concat(seconds(before), seconds(after));
-                double peer = t / median(peerTimes), tf = t / median(seconds(ours));
-                String row = String.format(Locale.ROOT, "| %s | %,d | %,.0f / %,.0f | %,.0f (first step %.1fx) | %.2fx |", shape.describe(), t,
-                        t / median(seconds(before)), t / median(seconds(after)), tf, ours.get("first_seconds").asDouble() / median(seconds(ours)),
-                        tf / peer);
-                System.out.println(row + String.format(Locale.ROOT, "   loss peer %.4f, tenfold %.4f", after.get("loss").asDouble(),
-                        ours.get("loss").asDouble()));
+                // peer, tenfold, peer, ..., peer: each side's figure is the median over its runs of each run's median step
+                List<JsonNode> peerRuns = new ArrayList<>(), ourRuns = new ArrayList<>();
+                peerRuns.add(json(run(peerCmd)));
+                for (int r = 0; r < rounds; r++) {
+                    ourRuns.add(json(run(tenfoldCommand(folder, t, steps))));
+                    peerRuns.add(json(run(peerCmd)));
+                }
+                JsonNode p0 = peerRuns.get(0);
+                versions = "torch " + p0.get("torch").asText() + ", transformers " + p0.get("transformers").asText() + ", peft "
+                        + p0.get("peft").asText() + " (" + p0.get("threads").asInt() + " threads)";
+                double[] peerRates = peerRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
+                double[] ourRates = ourRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
+                double[] firstRatio = ourRuns.stream().mapToDouble(n -> n.get("first_seconds").asDouble() / median(seconds(n))).toArray();
+                double peer = median(peerRates), tf = median(ourRates);
+                String row = String.format(Locale.ROOT, "| %s | %,d | %,.0f (%s) | %,.0f (%s) | %.1fx | %.2fx |", shape.describe(), t,
+                        peer, rates(peerRates), tf, rates(ourRates), median(firstRatio), tf / peer);
+                System.out.println(row + String.format(Locale.ROOT, "   loss peer %.4f, tenfold %.4f", p0.get("loss").asDouble(),
+                        ourRuns.get(0).get("loss").asDouble()));
                 rows.add(row);
             }
         }
         System.out.println();
         System.out.println("peer: " + versions);
-        System.out.println("| shape | tokens | peer before / after (tok/s) | tenfold (tok/s) | tenfold / peer |");
-        System.out.println("|---|---|---|---|---|");
+        System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold first step / steady | tenfold / peer |");
+        System.out.println("|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
     }
 
@@ -189,10 +199,10 @@ public final class StepPeer {
         return s;
     }
 
-    private static double[] concat(double[] a, double[] b) {
-        double[] c = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, c, a.length, b.length);
-        return c;
+    private static String rates(double[] r) {
+        StringBuilder s = new StringBuilder();
+        for (double x : r) s.append(s.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%,.0f", x));
+        return s.toString();
     }
 
     static double median(double[] v) {
