@@ -25,11 +25,13 @@ import jdk.incubator.vector.FloatVector;
  * before and after every tenfold run), each in a fresh process, with one untimed first step then
  * {@code --steps} timed ones. Each run's figure is its median step; each side's is the median of
  * its runs (a run slowed by the shared machine's load does not decide it), and the ratio tenfold /
- * peer is printed last.
+ * peer is printed last. {@code --other-build} names the class path of another tenfold build (e.g.
+ * a copy of the jars before a change) run after this one in every round: a before/after comparison
+ * that the shared machine's load cannot tilt.
  *
  * <pre>
  * ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps 3] [--rounds 2]
- *                           [--python PATH] [--dir target/step-peer]
+ *                           [--python PATH] [--dir target/step-peer] [--other-build CLASSPATH]
  * </pre>
  *
  * The peer's python is {@code --python}, else {@code $TENFOLD_PEER_PYTHON}, else the venv that
@@ -69,11 +71,12 @@ public final class StepPeer {
         String python = System.getenv("TENFOLD_PEER_PYTHON");
         if (python == null) python = System.getProperty("user.home") + "/.cache/tenfold-hf-venv/bin/python";
         Path dir = Path.of("target/step-peer");
+        String otherBuild = null; // the class path of another tenfold build, measured alternately with this one
         for (int i = 0; i < args.length; i++) {
             String flag = args[i];
             if (flag.equals("--help")) {
                 System.out.println("usage: ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps N] [--rounds R] "
-                        + "[--python PATH] [--dir DIR]");
+                        + "[--python PATH] [--dir DIR] [--other-build CLASSPATH]");
                 return;
             }
             if (i + 1 >= args.length) usage(flag + " needs a value");
@@ -85,6 +88,7 @@ public final class StepPeer {
                 case "--rounds" -> rounds = Integer.parseInt(v);
                 case "--python" -> python = v;
                 case "--dir" -> dir = Path.of(v);
+                case "--other-build" -> otherBuild = v;
                 default -> usage("unknown flag " + flag);
             }
         }
@@ -112,10 +116,11 @@ public final class StepPeer {
                 List<String> peerCmd = List.of(python, SCRIPT, "step", folder.toString(), "--tokens", "" + t, "--steps", "" + steps,
                         "--threads", "2");
                 // peer, tenfold, peer, ..., peer: each side's figure is the median over its runs of each run's median step
-                List<JsonNode> peerRuns = new ArrayList<>(), ourRuns = new ArrayList<>();
+                List<JsonNode> peerRuns = new ArrayList<>(), ourRuns = new ArrayList<>(), otherRuns = new ArrayList<>();
                 peerRuns.add(json(run(peerCmd)));
                 for (int r = 0; r < rounds; r++) {
-                    ourRuns.add(json(run(tenfoldCommand(folder, t, steps))));
+                    ourRuns.add(json(run(tenfoldCommand(System.getProperty("java.class.path"), folder, t, steps))));
+                    if (otherBuild != null) otherRuns.add(json(run(tenfoldCommand(otherBuild, folder, t, steps))));
                     peerRuns.add(json(run(peerCmd)));
                 }
                 JsonNode p0 = peerRuns.get(0);
@@ -127,6 +132,11 @@ public final class StepPeer {
                 double peer = median(peerRates), tf = median(ourRates);
                 String row = String.format(Locale.ROOT, "| %s | %,d | %,.0f (%s) | %,.0f (%s) | %.1fx | %.2fx |", shape.describe(), t,
                         peer, rates(peerRates), tf, rates(ourRates), median(firstRatio), tf / peer);
+                if (otherBuild != null) {
+                    double[] otherRates = otherRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
+                    double other = median(otherRates);
+                    row += String.format(Locale.ROOT, " %,.0f (%s) | %.2fx |", other, rates(otherRates), other / peer);
+                }
                 System.out.println(row + String.format(Locale.ROOT, "   loss peer %.4f, tenfold %.4f", p0.get("loss").asDouble(),
                         ourRuns.get(0).get("loss").asDouble()));
                 rows.add(row);
@@ -134,8 +144,8 @@ public final class StepPeer {
         }
         System.out.println();
         System.out.println("peer: " + versions);
-        System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold first step / steady | tenfold / peer |");
-        System.out.println("|---|---|---|---|---|---|");
+        System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold first step / steady | tenfold / peer |" + (otherBuild != null ? " other build tok/s (each run) | other build / peer |" : ""));
+        System.out.println("|---|---|---|---|---|---|" + (otherBuild != null ? "---|---|" : ""));
         rows.forEach(System.out::println);
     }
 
@@ -145,11 +155,11 @@ public final class StepPeer {
     }
 
     /** tenfold's side, in its own process: the same JVM flags and class path as this one. */
-    private static List<String> tenfoldCommand(Path folder, int t, int steps) {
+    private static List<String> tenfoldCommand(String classPath, Path folder, int t, int steps) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), StepPeer.class.getName(), "tenfold", folder.toString(), "" + t,
+        cmd.addAll(List.of("-cp", classPath, StepPeer.class.getName(), "tenfold", folder.toString(), "" + t,
                 "" + steps));
         return cmd;
     }
