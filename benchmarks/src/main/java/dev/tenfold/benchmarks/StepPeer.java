@@ -83,9 +83,9 @@ public final class StepPeer {
             String v = args[++i];
             switch (flag) {
                 case "--shapes" -> shapeNames = Arrays.asList(v.split(","));
-                case "--tokens" -> tokens = Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
-                case "--steps" -> steps = Integer.parseInt(v);
-                case "--rounds" -> rounds = Integer.parseInt(v);
+                case "--tokens" -> tokens = Arrays.stream(v.split(",")).mapToInt(x -> integer(flag, x)).toArray();
+                case "--steps" -> steps = integer(flag, v);
+                case "--rounds" -> rounds = integer(flag, v);
                 case "--python" -> python = v;
                 case "--dir" -> dir = Path.of(v);
                 case "--other-build" -> otherBuild = v;
@@ -147,6 +147,15 @@ public final class StepPeer {
         System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold first step / steady | tenfold / peer |" + (otherBuild != null ? " other build tok/s (each run) | other build / peer |" : ""));
         System.out.println("|---|---|---|---|---|---|" + (otherBuild != null ? "---|---|" : ""));
         rows.forEach(System.out::println);
+    }
+
+    private static int integer(String flag, String v) {
+        try {
+            return Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            usage(flag + " must be a whole number, got '" + v + "'");
+            return 0;
+        }
     }
 
     private static void usage(String message) {
