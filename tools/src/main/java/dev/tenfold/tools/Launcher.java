@@ -1,6 +1,6 @@
 package dev.tenfold.tools;
 
-import java.io.File;
+import dev.tenfold.engine.collective.MpiCommunicator;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -59,7 +59,7 @@ final class Launcher {
     }
 
     private static int runUnderMpirun(DataParallelOptions dp, List<String> args) throws IOException, InterruptedException {
-        String mpirun = onPath("mpirun");
+        String mpirun = MpiCommunicator.mpirun();
         if (mpirun == null) {
             throw new IllegalArgumentException("--nproc-per-node " + dp.nprocPerNode + " --device cpu starts the ranks through mpirun, which is"
                     + " not on the PATH: install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin)");
@@ -156,21 +156,5 @@ final class Launcher {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-    }
-
-    private static String onPath(String name) {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path p = Path.of(dir.isEmpty() ? "." : dir, name);
-            // the real file: Open MPI takes its install prefix from the path it was started by, and on a
-            // merged-/usr system /bin/mpirun gives the prefix "/", which it refuses ("only contained slashes")
-            if (Files.isExecutable(p)) {
-                try {
-                    return p.toRealPath().toString();
-                } catch (java.io.IOException e) {
-                    return p.toString();
-                }
-            }
-        }
-        return null;
     }
 }

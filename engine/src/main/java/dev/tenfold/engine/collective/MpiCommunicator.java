@@ -76,6 +76,25 @@ public final class MpiCommunicator implements Communicator {
         return world;
     }
 
+    /**
+     * The real path of the first {@code mpirun} on the PATH, or null. The real file, because Open MPI takes
+     * its install prefix from the path it was started by, and on a merged-/usr system /bin/mpirun gives the
+     * prefix "/", which it refuses ("a prefix ... that only contained slashes").
+     */
+    public static String mpirun() {
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+            java.nio.file.Path p = java.nio.file.Path.of(dir.isEmpty() ? "." : dir, "mpirun");
+            if (java.nio.file.Files.isExecutable(p)) {
+                try {
+                    return p.toRealPath().toString();
+                } catch (java.io.IOException e) {
+                    return p.toString();
+                }
+            }
+        }
+        return null;
+    }
+
     /** Why MPI cannot be used here (its library is missing), or null when it can be loaded. */
     public static String unavailableReason() {
         try {

@@ -547,10 +547,35 @@ final class Attention {
      * operand (P^T, dS^T) needs no copy.
      */
     static void gemm(float[] c, int ldc, float[] a, int ars, int acs, float[] b, int ldb, int n, int k, int w, boolean acc) {
+        gemm(c, ldc, a, ars, acs, b, ldb, n, k, w, acc, WIDE_TILE);
+    }
+
+    /**
+     * Whether the 4 x 4-vector tile fits the vector registers: its 16 accumulators, 4 B vectors and a
+     * broadcast need 21, which 32-register machines have (AVX-512, AArch64); with 16 (AVX2) the JIT
+     * spills them on every step of the loop, so the tile there is 6 x 2 vectors (15 registers), then 4 x 2.
+     */
+    static final boolean WIDE_TILE = SP.vectorBitSize() >= 512 || System.getProperty("os.arch", "").equals("aarch64");
+
+    /** {@link #gemm} with the micro-tile chosen explicitly (tests reach both on any machine). */
+    static void gemm(float[] c, int ldc, float[] a, int ars, int acs, float[] b, int ldb, int n, int k, int w, boolean acc,
+                     boolean wide) {
         int i = 0;
+        if (!wide) {
+            for (; i + 6 <= n; i += 6) {
+                int j = 0;
+                for (; j + 2 * L <= w; j += 2 * L) kernel6x2(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                for (; j < w; j += L) {
+                    kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                    int i4 = i + 4; // the tile's last two rows, one vector wide: two rows of the 4-row kernel's work
+                    kernel4x1Rows2(c, ldc, a, i4 * ars, ars, acs, b, ldb, k, i4 * ldc + j, j, acc);
+                }
+            }
+        }
         for (; i + 4 <= n; i += 4) {
             int j = 0;
-            for (; j + 4 * L <= w; j += 4 * L) kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+            if (wide) for (; j + 4 * L <= w; j += 4 * L) kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+            for (; j + 2 * L <= w; j += 2 * L) kernel4x2(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
             for (; j < w; j += L) kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
         }
         for (; i < n; i++) {
@@ -599,6 +624,93 @@ final class Attention {
         x10.intoArray(c, c1); x11.intoArray(c, c1 + L); x12.intoArray(c, c1 + 2 * L); x13.intoArray(c, c1 + 3 * L);
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
         x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
+    }
+
+    /** 6 rows x 2 vectors: 12 accumulators, 2 B vectors and a broadcast fill 15 of AVX2's 16 registers. */
+    private static void kernel6x2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
+        FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51;
+        if (acc) {
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L);
+            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L);
+        } else {
+            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars;
+        for (int p = 0; p < k; p++) {
+            int bo = p * ldb + j, ao = p * acs;
+            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
+            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
+            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
+            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
+            av = FloatVector.broadcast(SP, a[a4 + ao]);
+            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
+            av = FloatVector.broadcast(SP, a[a5 + ao]);
+            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
+        }
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
+    }
+
+    /** Two rows x 1 vector (the column remainder of the 6-row tile's last two rows). */
+    private static void kernel4x1Rows2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+                                       int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, a1 = a0 + ars;
+        FloatVector x0 = acc ? FloatVector.fromArray(SP, c, c0) : FloatVector.zero(SP);
+        FloatVector x1 = acc ? FloatVector.fromArray(SP, c, c1) : FloatVector.zero(SP);
+        for (int p = 0; p < k; p++) {
+            FloatVector bv = FloatVector.fromArray(SP, b, p * ldb + j);
+            int ao = p * acs;
+            x0 = FloatVector.broadcast(SP, a[a0 + ao]).fma(bv, x0);
+            x1 = FloatVector.broadcast(SP, a[a1 + ao]).fma(bv, x1);
+        }
+        x0.intoArray(c, c0);
+        x1.intoArray(c, c1);
+    }
+
+    private static void kernel4x2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        FloatVector x00, x01, x10, x11, x20, x21, x30, x31;
+        if (acc) {
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+        } else {
+            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
+        for (int p = 0; p < k; p++) {
+            int bo = p * ldb + j, ao = p * acs;
+            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
+            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
+            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
+            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
+        }
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
     }
 
     private static void kernel4x1(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,

@@ -148,6 +148,47 @@ class AttentionTest {
         }
     }
 
+    /**
+     * The tile kernel (both micro-tiles: 4 x 4 vectors for 32 registers, 4 x 2 for 16) against a plain
+     * triple loop, with a strided (transposed) a, rows that are not a multiple of 4 and widths that
+     * leave every column remainder, storing and accumulating.
+     */
+    @Test
+    void tileKernelMatchesPlainLoop() {
+        int l = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        SplittableRandom rng = new SplittableRandom(9);
+        for (boolean wide : new boolean[] {true, false}) {
+            for (int n : new int[] {1, 4, 7, 13}) {
+                for (int w : new int[] {l, 2 * l, 3 * l, 4 * l, 7 * l}) {
+                    for (boolean acc : new boolean[] {false, true}) {
+                        int k = 19, ldc = w + l, ldb = w + 2 * l;
+                        boolean trans = n % 2 == 1; // a as [k][n] (ars 1, acs n) or [n][k]
+                        int ars = trans ? 1 : k, acs = trans ? n : 1;
+                        float[] a = new float[n * k], b = new float[k * ldb], c = new float[n * ldc];
+                        for (int i = 0; i < a.length; i++) a[i] = (float) rng.nextDouble(-1, 1);
+                        for (int i = 0; i < b.length; i++) b[i] = (float) rng.nextDouble(-1, 1);
+                        for (int i = 0; i < c.length; i++) c[i] = (float) rng.nextDouble(-1, 1);
+                        float[] expect = c.clone();
+                        for (int i = 0; i < n; i++) {
+                            for (int j = 0; j < w; j++) {
+                                double s = acc ? c[i * ldc + j] : 0;
+                                for (int p = 0; p < k; p++) s += (double) a[i * ars + p * acs] * b[p * ldb + j];
+                                expect[i * ldc + j] = (float) s;
+                            }
+                        }
+                        Attention.gemm(c, ldc, a, ars, acs, b, ldb, n, k, w, acc, wide);
+                        for (int i = 0; i < c.length; i++) {
+                            if (Math.abs(c[i] - expect[i]) > 1e-4f) {
+                                throw new AssertionError("wide " + wide + " n " + n + " w " + w + " acc " + acc + " at " + i + ": "
+                                        + c[i] + " != " + expect[i]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /** The fast forward and backward give identical bits on every run (no order depends on scheduling). */
     @Test
     void fastIsDeterministic() {

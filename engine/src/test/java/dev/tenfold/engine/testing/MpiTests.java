@@ -1,7 +1,6 @@
 package dev.tenfold.engine.testing;
 
 import dev.tenfold.engine.collective.MpiCommunicator;
-import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -28,7 +27,7 @@ public final class MpiTests {
 
     /** mpirun's path, or the test is skipped (failed where MPI is required) saying what is missing. */
     public static String mpirunOrSkip() {
-        String mpirun = onPath("mpirun");
+        String mpirun = MpiCommunicator.mpirun();
         String missing = mpirun == null ? "mpirun is not on the PATH" : MpiCommunicator.unavailableReason();
         if (missing != null) {
             String reason = "no MPI for this test (" + missing + "); install openmpi-bin";
@@ -75,21 +74,5 @@ public final class MpiTests {
         } finally {
             Files.deleteIfExists(log);
         }
-    }
-
-    private static String onPath(String name) {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path p = Path.of(dir.isEmpty() ? "." : dir, name);
-            // the real file: Open MPI takes its install prefix from the path it was started by, and on a
-            // merged-/usr system /bin/mpirun gives the prefix "/", which it refuses ("only contained slashes")
-            if (Files.isExecutable(p)) {
-                try {
-                    return p.toRealPath().toString();
-                } catch (java.io.IOException e) {
-                    return p.toString();
-                }
-            }
-        }
-        return null;
     }
 }
