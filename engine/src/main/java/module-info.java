@@ -13,7 +13,7 @@ module tenfold.engine {
     exports dev.tenfold.engine;
     exports dev.tenfold.engine.cpu;
     exports dev.tenfold.engine.io;
-    exports dev.tenfold.engine.plan to tenfold.qlora, tenfold.tools, tenfold.benchmarks;
+    exports dev.tenfold.engine.plan to tenfold.llama, tenfold.qlora, tenfold.tools, tenfold.benchmarks;
     exports dev.tenfold.engine.collective; // Trainer.dataParallel takes a Communicator: a library user makes one
     exports dev.tenfold.engine.cuda to tenfold.tools, tenfold.benchmarks;
 }

@@ -518,6 +518,26 @@ int ncclBroadcast(const void* s, void* r, size_t count, int type, int root, void
     memmove(r, s, count * (type == 9 || type == 6 ? 2 : type == 8 || type == 4 || type == 5 ? 8 : type <= 1 ? 1 : 4));
     return 0;
 }
+// one rank: an all-gather is a copy; an all-to-all is a send to itself and the receive of it, in one group
+int ncclAllGather(const void* s, void* r, size_t count, int type, void* comm, void* stream) {
+    if (comm != &comm_token || stream != &stream_token || type != 1) return 4;
+    memmove(r, s, count);
+    return 0;
+}
+static const void* pending_send;
+static size_t pending_count;
+int ncclSend(const void* s, size_t count, int type, int peer, void* comm, void* stream) {
+    if (comm != &comm_token || stream != &stream_token || type != 1 || peer != 0) return 4;
+    pending_send = s;
+    pending_count = count;
+    return 0;
+}
+int ncclRecv(void* r, size_t count, int type, int peer, void* comm, void* stream) {
+    if (comm != &comm_token || stream != &stream_token || type != 1 || peer != 0 || pending_send == NULL || count != pending_count) return 4;
+    memmove(r, pending_send, count);
+    pending_send = NULL;
+    return 0;
+}
 int ncclGroupStart(void) { return 0; }
 int ncclGroupEnd(void) { return 0; }
 const char* ncclGetErrorString(int r) { return r == 4 ? "invalid argument" : r == 5 ? "invalid usage" : "unknown"; }

@@ -51,6 +51,8 @@ final class DecoderLayer {
     // gradients (allocated by the first backward)
     private final Buffers buffers;
     private Tensor dS, dU, dM, tmpM, dX2part, dqkv;
+    // context parallelism: the pass's tokens are one shard of the sequence and attention spans the group (null: local)
+    private ShardedAttention sharded;
 
     DecoderLayer(LlamaModel model, Buffers buffers, int t, Tensor invFreq, Tensor positions, DType act, int mlpTile, int[] recordStarts) {
         this.model = model;
@@ -96,6 +98,13 @@ final class DecoderLayer {
         this(model, buffers, t, invFreq, positions, DType.F32, t, null);
     }
 
+    /** Attention over a sequence sharded across ranks ({@link ShardedAttention}) instead of over this pass's tokens alone. */
+    DecoderLayer shardedAttention(ShardedAttention attention) {
+        if (attention != null && bounds != null) throw new IllegalArgumentException("context parallelism does not take packed records");
+        this.sharded = attention;
+        return this;
+    }
+
     /** {@code starts} (0 first, increasing, each < t) followed by t. */
     private static int[] bounds(int[] starts, int t) {
         if (starts[0] != 0) throw new IllegalArgumentException("packed records: the first starts at 0, got " + starts[0]);
@@ -115,6 +124,10 @@ final class DecoderLayer {
      * record on its rows, its lse rows a contiguous [heads, n] block of lse at heads x its first token.
      */
     private void attend(Tensor q, Tensor k, Tensor v, Tensor att) {
+        if (sharded != null) {
+            sharded.forward(q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d), scale, att.view(1, t, hq, d), lse);
+            return;
+        }
         if (bounds == null) {
             b.attention(q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d), scale, att.view(1, t, hq, d), lse);
             return;
@@ -128,6 +141,11 @@ final class DecoderLayer {
 
     /** The backward of {@link #attend}, record by record as it ran. */
     private void attendBackward(Tensor dAtt, Tensor dq, Tensor dk, Tensor dv) {
+        if (sharded != null) {
+            sharded.backward(dAtt.view(1, t, hq, d), q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d),
+                    att.view(1, t, hq, d), lse, scale, dq.view(1, t, hq, d), dk.view(1, t, hkv, d), dv.view(1, t, hkv, d));
+            return;
+        }
         if (bounds == null) {
             b.attentionBackward(dAtt.view(1, t, hq, d), q.view(1, t, hq, d), k.view(1, t, hkv, d), v.view(1, t, hkv, d),
                     att.view(1, t, hq, d), lse, scale, dq.view(1, t, hq, d), dk.view(1, t, hkv, d), dv.view(1, t, hkv, d));

@@ -40,6 +40,16 @@ public final class TrainingStep {
      * targets are the caller's, so the loss is the sum of the records' own losses.
      */
     public static Backend.LossSum run(LlamaModel model, int[] ids, int[] targets, int[] positions, int[] recordStarts, float gradScale) {
+        return run(model, ids, targets, positions, recordStarts, gradScale, null, 0);
+    }
+
+    /**
+     * The step, with context parallelism when {@code sharded} is not null: the tokens are one shard of a
+     * longer sequence, attention spans the group, and the RoPE frequencies are those of a sequence of
+     * {@code ropeLength} positions (the whole sequence's, not the shard's: dynamic scalings depend on it).
+     */
+    static Backend.LossSum run(LlamaModel model, int[] ids, int[] targets, int[] positions, int[] recordStarts, float gradScale,
+                               ShardedAttention sharded, int ropeLength) {
         LlamaConfig c = model.config();
         int t = ids.length;
         if (t == 0 || targets.length != t || positions.length != t) {
@@ -56,9 +66,10 @@ public final class TrainingStep {
         // RoPE frequencies are its only uploads, the loss (two numbers) its only download
         StepArena arena = model.stepArena();
         arena.begin();
-        Tensor invFreq = arena.floats(c.ropeInverseFrequencies(maxPos + 1));
+        Tensor invFreq = arena.floats(c.ropeInverseFrequencies(Math.max(maxPos + 1, ropeLength)));
         Tensor idsT = arena.ints(ids), posT = arena.ints(positions), targetsT = arena.ints(targets);
-        DecoderLayer pass = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, memory.mlpTileTokens(), recordStarts);
+        DecoderLayer pass = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, memory.mlpTileTokens(), recordStarts)
+                .shardedAttention(sharded);
         Checkpoints saved = new Checkpoints(b, arena, layers, t, h, act, memory.offloadCheckpoints());
         Tensor dy = arena.tensor(DType.F32, t, h), dx = arena.tensor(DType.F32, t, h); // gradients of the residual stream
         Tensor rstd = arena.tensor(DType.F32, t);

@@ -206,6 +206,7 @@ public final class Trainer {
     private long startNanos;
     private TrainerState runState; // what this run is, for trainer_state.json (hashes computed on first need)
     private Communicator comm = Communicator.solo();
+    private ContextParallel cp; // null: each sequence on one rank
     private DataParallel.HostGradients hostGradients; // CPU: the F64 sums of the gradients, made on first need
     private boolean f32Sums; // a test's CPU reference for a device's trainer: the gradients added in f32 as a device adds them
 
@@ -278,6 +279,17 @@ public final class Trainer {
     }
 
     /**
+     * Shares each sequence among the ranks of {@code group} (context parallelism, {@link ContextParallel}), after
+     * {@link #dataParallel} with the run's world: world = DP groups x CP ranks, the group being this rank and its
+     * neighbours (world ranks g N .. g N + N - 1 form group g).
+     */
+    public Trainer contextParallel(Communicator group) {
+        if (completedSteps > 0 || startNanos != 0) throw new IllegalStateException("context parallelism is set before the first step");
+        this.cp = ContextParallel.of(model, comm, group);
+        return this;
+    }
+
+    /**
      * For the tests that hold a device's trainer to the CPU's bits: the CPU adds the sequences'
      * gradients in f32 as a device does, not in F64 (one rank only).
      */
@@ -332,7 +344,8 @@ public final class Trainer {
         Backend b = model.backend();
         // packed, the sequences are the packs: shared among ranks, each its own dropout seed (its index)
         if (settings.packTokens() > 0) batch = Packing.pack(batch, settings.packTokens());
-        int[] owners = DataParallel.owners(batch, comm.size(), DataParallel.linearTokens(model.config()));
+        int groups = cp == null ? comm.size() : cp.groups();
+        int[] owners = DataParallel.owners(batch, groups, DataParallel.linearTokens(model.config()));
         // per sequence (its loss) and per rank (its seconds of computing): each rank fills its own, the sum gathers them
         double[] sums = new double[batch.size() + comm.size()];
         boolean hostSums = b.device().isCpu() && !f32Sums && (batch.size() > 1 || comm.size() > 1);
@@ -388,12 +401,13 @@ public final class Trainer {
         Backend b = model.backend();
         try {
             for (int j = 0; j < batch.size(); j++) {
-                if (owners[j] != comm.rank()) continue;
+                if (owners[j] != (cp == null ? comm.rank() : cp.groupIndex())) continue;
                 Example e = batch.get(j);
                 int[] pos = e.positions() != null ? e.positions() : TrainingStep.consecutive(e.ids().length);
                 Lora.setDropoutSeed(model, settings.seed() * 1_000_003L + (long) step * 4099L + j);
                 if (host != null) for (Parameter p : params) b.fill(p.grad(), 0f);
-                losses[j] = TrainingStep.run(model, e.ids(), e.targets(), pos, e.recordStarts(), gradScale).sum();
+                losses[j] = cp != null ? cp.step(e, pos, gradScale).sum() // this rank's shard: the all-reduce sums the group's
+                        : TrainingStep.run(model, e.ids(), e.targets(), pos, e.recordStarts(), gradScale).sum();
                 if (host != null) host.add();
             }
         } finally {

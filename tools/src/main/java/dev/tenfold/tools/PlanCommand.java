@@ -62,6 +62,9 @@ final class PlanCommand implements Callable<Integer> {
             + " counted against --device-memory (default 1GiB on cuda, 0 on cpu).") String reserve;
     @Option(names = "--max-tokens", paramLabel = "N", description = "The longest sequence searched (default " + Flags.MAX_TOKENS + ").")
     @Range(min = 2, max = Flags.MAX_TOKENS) Integer maxTokens;
+    @Option(names = {"--cp", "--context-parallel"}, paramLabel = "N", defaultValue = "1",
+            description = "Plan one rank of N sharing each sequence (Ulysses context parallelism; N divides the key/value heads; default 1).")
+    @Range(min = 1, max = 1024) int contextParallel = 1;
     @Option(names = "--json", description = "Print one JSON object on standard output instead of the table.") boolean json;
 
     @Override
@@ -110,8 +113,12 @@ final class PlanCommand implements Callable<Integer> {
         long budget = deviceMemory != null ? size("--device-memory", deviceMemory) : -1;
         long reserved = reserve != null ? size("--reserve", reserve) : d.isCpu() ? 0 : GiB;
         PlanningBackend.Target target = d.isCpu() ? PlanningBackend.Target.CPU : PlanningBackend.Target.CUDA;
+        if (contextParallel > 1 && eval) throw new Flags.BadFlag("--cp plans a training step; leave out --eval");
+        if (c.numKvHeads() % contextParallel != 0) {
+            throw new Flags.BadFlag("--cp " + contextParallel + " must divide the model's " + c.numKvHeads() + " key/value heads");
+        }
         MemoryPlan.Spec spec = (eval ? MemoryPlan.Spec.evaluation(c, n) : MemoryPlan.Spec.training(c, n)).withBase(base).withLora(rank, targets)
-                .withTrainEmbedding(embed).withMemory(memory).on(target, d.isCpu() ? Device.cuda(0) : d);
+                .withTrainEmbedding(embed).withMemory(memory).on(target, d.isCpu() ? Device.cuda(0) : d).withContextParallel(contextParallel);
 
         long t0 = System.nanoTime();
         MemoryPlan.Result r = MemoryPlan.plan(spec);
@@ -188,9 +195,11 @@ final class PlanCommand implements Callable<Integer> {
         String memory = s.evaluation() ? "F32 activations and KV cache, chunks of 256 tokens"
                 : m.activations() + " activations, " + (m.offloadCheckpoints() ? "checkpoints offloaded to host memory" : "checkpoints on the device")
                 + ", MLP tiles of " + m.mlpTileTokens() + " tokens";
-        return String.format(Locale.ROOT, "Llama (hidden %d, %d layers, %d/%d heads of %d, MLP %d, vocab %d)%n  %s, %,d tokens; %s%n  %s",
+        String tokens = String.format(Locale.ROOT, "%,d tokens", s.tokens())
+                + (s.contextParallel() > 1 ? " shared by " + s.contextParallel() + " ranks (Ulysses), this rank's memory" : "");
+        return String.format(Locale.ROOT, "Llama (hidden %d, %d layers, %d/%d heads of %d, MLP %d, vocab %d)%n  %s, %s; %s%n  %s",
                 c.hiddenSize(), c.numLayers(), c.numHeads(), c.numKvHeads(), c.headDim(), c.intermediateSize(), c.vocabSize(),
-                step, s.tokens(), what, memory);
+                step, tokens, what, memory);
     }
 
     static void print(PrintStream out, MemoryPlan.Result r, long budget, long reserved, Integer longest, Integer longestOther) {
@@ -237,6 +246,7 @@ final class PlanCommand implements Callable<Integer> {
         o.put("device", s.target() == PlanningBackend.Target.CUDA ? s.device().toString() : "cpu");
         o.put("step", s.evaluation() ? "evaluation" : "training");
         o.put("tokens", s.tokens());
+        if (s.contextParallel() > 1) o.put("context_parallel", s.contextParallel());
         o.put("base", s.base() == MemoryPlan.Base.NF4 ? "nf4" : s.stored().lower());
         o.put("lora_r", s.loraRank());
         o.putPOJO("lora_targets", s.loraTargets().stream().sorted().toList());

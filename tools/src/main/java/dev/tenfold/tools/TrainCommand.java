@@ -84,6 +84,10 @@ final class TrainCommand implements Callable<Integer> {
     @Range(min = 2, max = Flags.MAX_TOKENS) Integer maxLength;
     @Option(names = "--packing", description = "Pack each batch's records into sequences of up to --max-length tokens, attention kept "
             + "inside each record: the same loss and gradients in fewer, longer passes (faster on short records).") boolean packing;
+    @Option(names = {"--cp", "--context-parallel"}, paramLabel = "N", defaultValue = "1",
+            description = "Share each sequence among N ranks (Ulysses context parallelism; CPU ranks, N dividing the key/value heads);"
+                    + " the ranks form groups of N, data parallelism runs across the groups (default 1).")
+    @Range(min = 1, max = 1024) int contextParallel = 1;
     @Option(names = "--seed", defaultValue = "42") long seed;
     @Option(names = "--weight-decay", description = "AdamW's weight decay (default 0).") @Range(min = 0) Float weightDecay;
     @Option(names = "--adam-beta1", description = "(default 0.9)") @Range(min = 0, max = 1, maxExclusive = true) Float beta1;
@@ -136,6 +140,7 @@ final class TrainCommand implements Callable<Integer> {
         int maxLen = maxLength != null ? maxLength : r.maxLength();
         if (packing) s = s.packing(maxLen);
         dataParallel.check(model.onHost());
+        checkContextParallel(lora);
         java.util.Map<String, String> env = System.getenv();
         List<String> args = spec.commandLine().getParseResult().originalArgs();
         if (dataParallel.launches(env)) {
@@ -153,9 +158,33 @@ final class TrainCommand implements Callable<Integer> {
             if (comm.size() > 1 && rank != 0) logToFile(rank, comm.size());
             else if (comm.size() > 1) System.err.println("tenfold: rank 0 of " + comm.size() + " (pid " + ProcessHandle.current().pid() + "; "
                     + comm.describe() + "); the other ranks log to " + output.resolve("logs"));
+            if (contextParallel > 1) {
+                cpGroup = ContextParallelGroups.split(comm, contextParallel);
+                System.err.println("tenfold: context parallelism: each sequence split over " + contextParallel + " ranks (Ulysses attention), "
+                        + comm.size() / contextParallel + " data-parallel group" + (comm.size() / contextParallel > 1 ? "s" : ""));
+            }
             return train(r, s, lora, batch, maxLen, nf4, comm);
         } finally {
+            if (cpGroup != null) cpGroup.close();
             comm.close();
+        }
+    }
+
+    private Communicator cpGroup; // --cp N: this rank's group of N
+
+    /** --cp against the other flags, before anything starts. */
+    private void checkContextParallel(LoraConfig lora) {
+        if (contextParallel == 1) return;
+        int world = dataParallel.nprocPerNode * dataParallel.nnodes;
+        if (world % contextParallel != 0) {
+            throw new Flags.BadFlag("--cp " + contextParallel + " must divide the ranks (--nproc-per-node x --nnodes = " + world + ")");
+        }
+        if (!model.onHost()) {
+            throw new Flags.BadFlag("--cp " + contextParallel + " runs on CPU ranks only so far (--device cpu): Ulysses' head re-layout is a host copy");
+        }
+        if (packing) throw new Flags.BadFlag("--cp does not take --packing (attention inside each packed record is not sharded)");
+        if (lora.dropout() > 0) {
+            throw new Flags.BadFlag("--cp does not take --lora-dropout " + lora.dropout() + " (a shard would draw other masks than one rank); use 0");
         }
     }
 
@@ -214,6 +243,7 @@ final class TrainCommand implements Callable<Integer> {
             }
             Path base = model.model;
             Trainer trainer = new Trainer(m, s, examples, batches::plan).dataParallel(comm);
+            if (cpGroup != null) trainer.contextParallel(cpGroup);
             long trainable = m.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             System.err.printf("tenfold: %,d trainable parameters, %d steps (%d per epoch), rope_theta %s%n", trainable,
                     trainer.totalSteps(), trainer.stepsPerEpoch(), m.config().ropeTheta());

@@ -40,7 +40,7 @@ class ModulesTest {
         assertEquals("tenfold.engine", engine.name());
         assertEquals(Map.of("dev.tenfold.engine", Set.of(), "dev.tenfold.engine.cpu", Set.of(), "dev.tenfold.engine.io", Set.of(),
                 "dev.tenfold.engine.cuda", Set.of("tenfold.tools", "tenfold.benchmarks"),
-                "dev.tenfold.engine.plan", Set.of("tenfold.qlora", "tenfold.tools", "tenfold.benchmarks"),
+                "dev.tenfold.engine.plan", Set.of("tenfold.llama", "tenfold.qlora", "tenfold.tools", "tenfold.benchmarks"),
                 "dev.tenfold.engine.collective", Set.of()), exports(engine));
         ModuleDescriptor llama = descriptor(dev.tenfold.llama.LlamaModel.class);
         assertEquals(Set.of("dev.tenfold.llama", "dev.tenfold.llama.tokenizer", "dev.tenfold.llama.longcontext"), exports(llama).keySet());

@@ -4,8 +4,9 @@ import dev.tenfold.engine.Tensor;
 import java.util.List;
 
 /**
- * The ranks of a data-parallel run and the collectives the trainer needs: a sum over the ranks, a
- * broadcast from one rank, a barrier. Every rank calls the same collectives in the same order with
+ * The ranks of a data-parallel or context-parallel run and the collectives the trainer needs: a sum
+ * over the ranks, a broadcast from one rank, a barrier, and the moves of context parallelism
+ * (all-gather, all-to-all). Every rank calls the same collectives in the same order with
  * tensors of the same shapes.
  *
  * <p>Implementations: {@link #solo()} (one rank, nothing to do), {@link InProcessCommunicator}
@@ -37,6 +38,19 @@ public interface Communicator extends AutoCloseable {
     /** Returns until every rank has called it. */
     void barrier();
 
+    /**
+     * {@code all} becomes every rank's {@code mine} side by side, rank 0's first ({@code all} holds
+     * size x mine's bytes, same dtype; any dtype: bytes are moved, not summed). Context parallelism.
+     */
+    void allGather(Tensor mine, Tensor all);
+
+    /**
+     * {@code send} is cut into size equal blocks, block j for rank j; {@code recv}'s block i becomes
+     * what rank i sent to this rank (same dtype and size as send, a different buffer; any dtype).
+     * Ulysses attention's exchange of sequence shards for head shards.
+     */
+    void allToAll(Tensor send, Tensor recv);
+
     /** Where the sums are computed, for the docs and the metrics ("in rank order on the host", "NCCL"). */
     String describe();
 
@@ -67,6 +81,10 @@ public interface Communicator extends AutoCloseable {
         }
 
         @Override public void barrier() {}
+
+        @Override public void allGather(Tensor mine, Tensor all) { HostSums.copyOneBlock("allGather", mine, all); }
+
+        @Override public void allToAll(Tensor send, Tensor recv) { HostSums.copyOneBlock("allToAll", send, recv); }
 
         @Override public String describe() { return "one rank"; }
 

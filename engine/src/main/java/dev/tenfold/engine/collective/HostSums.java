@@ -31,4 +31,36 @@ final class HostSums {
             for (long i = 0; i < n; i++) acc.setAtIndex(Tensor.F32, i, acc.getAtIndex(Tensor.F32, i) + x.getAtIndex(Tensor.F32, i));
         }
     }
+
+    /**
+     * Checks an all-gather's or all-to-all's buffers: host tensors of one dtype, {@code out} holding
+     * {@code outBlocks} x the bytes of {@code in} (all-gather: size blocks; all-to-all: 1, the same size
+     * as in, which it cuts into size blocks itself), different memory. Returns the bytes of one block.
+     */
+    static long checkMove(String op, Tensor in, Tensor out, int size, boolean gather) {
+        for (Tensor t : new Tensor[] {in, out}) {
+            if (t == null) throw new IllegalArgumentException(op + ": a buffer is null");
+            if (!t.device().isCpu()) throw new IllegalArgumentException(op + ": host tensors only, got " + t.describe());
+        }
+        if (in.dtype() != out.dtype()) throw new IllegalArgumentException(op + ": " + in.describe() + " and " + out.describe() + " differ in dtype");
+        long expect = gather ? in.byteSize() * size : in.byteSize();
+        if (out.byteSize() != expect) {
+            throw new IllegalArgumentException(op + ": the output " + out.describe() + " must hold " + expect + " bytes ("
+                    + (gather ? size + " x the input " : "the input ") + in.describe() + "), got " + out.byteSize());
+        }
+        if (!gather && in.numel() % size != 0) {
+            throw new IllegalArgumentException(op + ": " + in.describe() + " does not cut into " + size + " equal blocks");
+        }
+        if (in.data().asOverlappingSlice(out.data()).isPresent() && in.byteSize() > 0) {
+            throw new IllegalArgumentException(op + ": the input and output overlap");
+        }
+        return gather ? in.byteSize() : in.byteSize() / size;
+    }
+
+    /** One rank's all-gather or all-to-all: out = in (host tensors, or the same tensor). */
+    static void copyOneBlock(String op, Tensor in, Tensor out) {
+        if (in.data().equals(out.data())) return;
+        checkMove(op, in, out, 1, true);
+        MemorySegment.copy(in.data(), 0, out.data(), 0, in.byteSize());
+    }
 }

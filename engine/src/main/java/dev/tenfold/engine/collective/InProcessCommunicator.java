@@ -26,6 +26,7 @@ public final class InProcessCommunicator implements Communicator {
         final Duration timeout;
         final CyclicBarrier barrier;
         final Object[] slots;
+        volatile boolean left; // a rank closed: every collective from then on fails
 
         Group(int size, Duration timeout) {
             this.size = size;
@@ -112,12 +113,42 @@ public final class InProcessCommunicator implements Communicator {
 
     @Override public void barrier() { await("barrier"); }
 
+    @Override
+    public void allGather(Tensor mine, Tensor all) {
+        long block = HostSums.checkMove("allGather", mine, all, group.size, true);
+        group.slots[rank] = mine;
+        await("allGather");
+        for (int r = 0; r < group.size; r++) {
+            Tensor t = (Tensor) group.slots[r];
+            if (t.byteSize() != block) throw new CollectiveException("allGather: " + mine.describe() + " on rank " + rank + " but " + t.describe() + " on rank " + r);
+            MemorySegment.copy(t.data(), 0, all.data(), r * block, block);
+        }
+        await("allGather"); // every rank has read every rank's tensor
+    }
+
+    @Override
+    public void allToAll(Tensor send, Tensor recv) {
+        long block = HostSums.checkMove("allToAll", send, recv, group.size, false);
+        group.slots[rank] = send;
+        await("allToAll");
+        for (int r = 0; r < group.size; r++) {
+            Tensor t = (Tensor) group.slots[r];
+            if (t.byteSize() != send.byteSize()) throw new CollectiveException("allToAll: " + send.describe() + " on rank " + rank + " but " + t.describe() + " on rank " + r);
+            MemorySegment.copy(t.data(), rank * block, recv.data(), r * block, block);
+        }
+        await("allToAll");
+    }
+
     @Override public String describe() { return group.size + " in-process ranks, sums in rank order"; }
 
     /** Breaks the group: the other ranks' pending and later collectives fail at once. */
-    @Override public void close() { group.barrier.reset(); }
+    @Override public void close() {
+        group.left = true; // a reset alone would let later collectives wait for the rank that left
+        group.barrier.reset();
+    }
 
     private void await(String op) {
+        if (group.left) throw new CollectiveException("rank " + rank + ": " + op + " failed: another rank left the group");
         try {
             group.barrier.await(group.timeout.toNanos(), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {

@@ -32,7 +32,8 @@ final class Mpi {
     private static volatile Mpi instance;
 
     final MemorySegment commWorld, typeDouble, typeFloat, typeByte;
-    private final MethodHandle initialized, initThread, finalized, finalizeMpi, commRank, commSize, gather, bcast, barrier, errorString;
+    private final MethodHandle initialized, initThread, finalized, finalizeMpi, commRank, commSize, gather, bcast, barrier, errorString,
+            allgather, alltoall, commSplit, commFree;
 
     private Mpi(SymbolLookup l) {
         commWorld = symbol(l, "ompi_mpi_comm_world");
@@ -50,6 +51,12 @@ final class Mpi {
         // buffer, count, datatype, root, comm
         bcast = function(l, "MPI_Bcast", PTR, INT, PTR, INT, PTR);
         barrier = function(l, "MPI_Barrier", PTR);
+        // sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm
+        allgather = function(l, "MPI_Allgather", PTR, INT, PTR, PTR, INT, PTR, PTR);
+        alltoall = function(l, "MPI_Alltoall", PTR, INT, PTR, PTR, INT, PTR, PTR);
+        // comm, color, key, newcomm (out)
+        commSplit = function(l, "MPI_Comm_split", PTR, INT, INT, PTR);
+        commFree = function(l, "MPI_Comm_free", PTR);
         errorString = function(l, "MPI_Error_string", INT, PTR, PTR);
     }
 
@@ -141,40 +148,80 @@ final class Mpi {
         }
     }
 
-    int rank() { return intOut(commRank, "MPI_Comm_rank"); }
+    int rank(MemorySegment comm) { return intOut(commRank, comm, "MPI_Comm_rank"); }
 
-    int size() { return intOut(commSize, "MPI_Comm_size"); }
+    int size(MemorySegment comm) { return intOut(commSize, comm, "MPI_Comm_size"); }
 
-    private int intOut(MethodHandle h, String name) {
+    private int intOut(MethodHandle h, MemorySegment comm, String name) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(INT);
-            check((int) h.invokeExact(commWorld, out), name);
+            check((int) h.invokeExact(comm, out), name);
             return out.get(ValueLayout.JAVA_INT, 0);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    /** MPI_Gather on MPI_COMM_WORLD: {@code count} elements of every rank into root's {@code recv}, in rank order. */
-    void gather(MemorySegment send, int count, MemorySegment type, MemorySegment recv, int root) {
+    /** MPI_Gather on {@code comm}: {@code count} elements of every rank into root's {@code recv}, in rank order. */
+    void gather(MemorySegment comm, MemorySegment send, int count, MemorySegment type, MemorySegment recv, int root) {
         try {
-            check((int) gather.invokeExact(send, count, type, recv, count, type, root, commWorld), "MPI_Gather(" + count + " elements)");
+            check((int) gather.invokeExact(send, count, type, recv, count, type, root, comm), "MPI_Gather(" + count + " elements)");
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    void bcast(MemorySegment buffer, int count, MemorySegment type, int root) {
+    void bcast(MemorySegment comm, MemorySegment buffer, int count, MemorySegment type, int root) {
         try {
-            check((int) bcast.invokeExact(buffer, count, type, root, commWorld), "MPI_Bcast(" + count + " elements)");
+            check((int) bcast.invokeExact(buffer, count, type, root, comm), "MPI_Bcast(" + count + " elements)");
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    void barrier() {
+    /** MPI_Allgather of {@code count} bytes per rank on {@code comm}. */
+    void allgatherBytes(MemorySegment comm, MemorySegment send, int count, MemorySegment recv) {
         try {
-            check((int) barrier.invokeExact(commWorld), "MPI_Barrier");
+            check((int) allgather.invokeExact(send, count, typeByte, recv, count, typeByte, comm), "MPI_Allgather(" + count + " bytes)");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** MPI_Alltoall of {@code count} bytes per pair of ranks on {@code comm}. */
+    void alltoallBytes(MemorySegment comm, MemorySegment send, int count, MemorySegment recv) {
+        try {
+            check((int) alltoall.invokeExact(send, count, typeByte, recv, count, typeByte, comm), "MPI_Alltoall(" + count + " bytes)");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    void barrier(MemorySegment comm) {
+        try {
+            check((int) barrier.invokeExact(comm), "MPI_Barrier");
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** MPI_Comm_split of {@code comm}: the ranks of one {@code color}, ordered by {@code key}; returns the new handle. */
+    MemorySegment split(MemorySegment comm, int color, int key) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(PTR);
+            check((int) commSplit.invokeExact(comm, color, key, out), "MPI_Comm_split(color " + color + ")");
+            return out.get(ValueLayout.ADDRESS, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** MPI_Comm_free of a communicator made by {@link #split}. */
+    void free(MemorySegment comm) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment handle = a.allocate(PTR);
+            handle.set(ValueLayout.ADDRESS, 0, comm);
+            check((int) commFree.invokeExact(handle), "MPI_Comm_free");
         } catch (Throwable t) {
             throw rethrow(t);
         }

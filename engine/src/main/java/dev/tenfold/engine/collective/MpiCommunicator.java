@@ -19,17 +19,40 @@ public final class MpiCommunicator implements Communicator {
     private static MpiCommunicator world;
 
     private final Mpi mpi;
+    private final MemorySegment comm; // MPI_COMM_WORLD, or a group split from it
+    private final boolean isWorld;
+    private final Duration timeout;
     private final int rank, size;
     private final Watchdog watchdog;
     private final Arena arena = Arena.ofShared();
     private MemorySegment scratch; // rank 0: the gathered chunks
     private boolean closed;
 
-    private MpiCommunicator(Mpi mpi, Duration timeout) {
+    private MpiCommunicator(Mpi mpi, MemorySegment comm, boolean world, Duration timeout) {
         this.mpi = mpi;
-        this.rank = mpi.rank();
-        this.size = mpi.size();
-        this.watchdog = new Watchdog("rank " + rank + " of " + size, timeout);
+        this.comm = comm;
+        this.isWorld = world;
+        this.timeout = timeout;
+        this.rank = mpi.rank(comm);
+        this.size = mpi.size(comm);
+        this.watchdog = new Watchdog((world ? "" : "group ") + "rank " + rank + " of " + size, timeout);
+    }
+
+    /**
+     * The world's ranks in groups of {@code groupSize} consecutive ranks (MPI_Comm_split): this rank's
+     * group, ranked as in the world. Context parallelism's group. Every rank must call it (a collective);
+     * closing the group frees it and leaves the world open.
+     */
+    public synchronized MpiCommunicator split(int groupSize) {
+        if (groupSize < 1 || size % groupSize != 0) {
+            throw new IllegalArgumentException("split: groups of " + groupSize + " ranks do not divide the " + size + " ranks");
+        }
+        watchdog.begin("MPI_Comm_split");
+        try {
+            return new MpiCommunicator(mpi, mpi.split(comm, rank / groupSize, rank), false, timeout);
+        } finally {
+            watchdog.end();
+        }
     }
 
     /**
@@ -49,7 +72,7 @@ public final class MpiCommunicator implements Communicator {
                         + Mpi.THREAD_SERIALIZED + ")");
             }
         }
-        world = new MpiCommunicator(mpi, timeout);
+        world = new MpiCommunicator(mpi, mpi.commWorld, true, timeout);
         return world;
     }
 
@@ -118,12 +141,12 @@ public final class MpiCommunicator implements Communicator {
             int count = (int) Math.min(chunk, n - start);
             MemorySegment part = data.asSlice(start * elem, count * elem);
             MemorySegment gathered = rank == 0 ? scratch(size * part.byteSize()) : MemorySegment.NULL;
-            mpi.gather(part, count, type, gathered, 0);
+            mpi.gather(comm, part, count, type, gathered, 0);
             if (rank == 0) {
                 MemorySegment.copy(gathered, 0, part, 0, part.byteSize()); // rank 0's own values first
                 for (int r = 1; r < size; r++) HostSums.add(part, gathered.asSlice(r * part.byteSize(), part.byteSize()), dtype, count);
             }
-            mpi.bcast(part, count, type, 0);
+            mpi.bcast(comm, part, count, type, 0);
         }
     }
 
@@ -141,7 +164,7 @@ public final class MpiCommunicator implements Communicator {
             MemorySegment data = tensor.data();
             for (long start = 0; start < data.byteSize(); start += 1L << 30) {
                 int count = (int) Math.min(1L << 30, data.byteSize() - start);
-                mpi.bcast(data.asSlice(start, count), count, mpi.typeByte, root);
+                mpi.bcast(comm, data.asSlice(start, count), count, mpi.typeByte, root);
             }
         } finally {
             watchdog.end();
@@ -152,20 +175,53 @@ public final class MpiCommunicator implements Communicator {
     public synchronized void barrier() {
         watchdog.begin("barrier");
         try {
-            mpi.barrier();
+            mpi.barrier(comm);
         } finally {
             watchdog.end();
         }
     }
 
+    @Override
+    public synchronized void allGather(Tensor mine, Tensor all) {
+        long block = HostSums.checkMove("allGather", mine, all, size, true);
+        watchdog.begin("allGather");
+        try {
+            mpi.allgatherBytes(comm, mine.data(), blockCount("allGather", block), all.data());
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    @Override
+    public synchronized void allToAll(Tensor send, Tensor recv) {
+        long block = HostSums.checkMove("allToAll", send, recv, size, false);
+        watchdog.begin("allToAll");
+        try {
+            mpi.alltoallBytes(comm, send.data(), blockCount("allToAll", block), recv.data());
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    /** MPI counts are ints: one block (a rank's share) of at most 2^31 - 1 bytes. */
+    private static int blockCount(String op, long bytes) {
+        if (bytes > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(op + ": " + bytes + " bytes per rank; MPI moves at most " + Integer.MAX_VALUE
+                    + " per call (use more ranks or a shorter sequence)");
+        }
+        return (int) bytes;
+    }
+
     @Override public String describe() { return size + " MPI ranks (Open MPI), sums in rank order on rank 0"; }
 
-    /** Finalises MPI (once per process; every rank must close). */
+    /** The world: finalises MPI (once per process; every rank must close). A group: frees it. */
     @Override
     public synchronized void close() {
         if (closed) return;
         closed = true;
-        if (!mpi.isFinalized()) mpi.finalizeMpi();
+        if (!isWorld) {
+            if (!mpi.isFinalized()) mpi.free(comm);
+        } else if (!mpi.isFinalized()) mpi.finalizeMpi();
         arena.close();
     }
 }

@@ -112,6 +112,30 @@ public final class NcclCommunicator implements Communicator {
         }
     }
 
+    /** Device tensors (any dtype: bytes). */
+    @Override
+    public void allGather(Tensor mine, Tensor all) {
+        watchdog.begin("allGather");
+        try {
+            comm.allGather(mine, all);
+            backend.synchronize();
+        } finally {
+            watchdog.end();
+        }
+    }
+
+    /** Device tensors (any dtype: bytes), one ncclSend and ncclRecv per peer in one group. */
+    @Override
+    public void allToAll(Tensor send, Tensor recv) {
+        watchdog.begin("allToAll");
+        try {
+            comm.allToAll(send, recv);
+            backend.synchronize();
+        } finally {
+            watchdog.end();
+        }
+    }
+
     @Override public String describe() { return size() + " NCCL ranks (GPU), sums in NCCL's order"; }
 
     @Override public void close() { comm.close(); }

@@ -48,7 +48,7 @@ public final class Nccl {
 
     private final String loaded;
     private final MethodHandle ncclGetVersion, ncclGetUniqueId, ncclCommInitRank, ncclCommDestroy, ncclAllReduce, ncclBroadcast,
-            ncclGroupStart, ncclGroupEnd;
+            ncclGroupStart, ncclGroupEnd, ncclAllGather, ncclSend, ncclRecv;
     private final MethodHandle ncclGetErrorString;
 
     private Nccl(SymbolLookup l, String loaded) {
@@ -61,6 +61,11 @@ public final class Nccl {
         ncclAllReduce = Native.function(l, LIB, "ncclAllReduce", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
         // sendbuff, recvbuff, count, datatype, root, comm, stream
         ncclBroadcast = Native.function(l, LIB, "ncclBroadcast", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
+        // sendbuff, recvbuff, sendcount, datatype, comm, stream
+        ncclAllGather = Native.function(l, LIB, "ncclAllGather", PTR, PTR, SIZE_T, INT, PTR, PTR);
+        // buff, count, datatype, peer, comm, stream
+        ncclSend = Native.function(l, LIB, "ncclSend", PTR, SIZE_T, INT, INT, PTR, PTR);
+        ncclRecv = Native.function(l, LIB, "ncclRecv", PTR, SIZE_T, INT, INT, PTR, PTR);
         ncclGroupStart = Native.function(l, LIB, "ncclGroupStart");
         ncclGroupEnd = Native.function(l, LIB, "ncclGroupEnd");
         ncclGetErrorString = Native.pointerFunction(l, "ncclGetErrorString", INT).orElse(null);
@@ -210,6 +215,42 @@ public final class Nccl {
                     "ncclBroadcast(" + count + " elements, root " + root + ", rank " + rank + ")");
         }
 
+        /** recv = every rank's send side by side, rank 0's first (bytes: recv holds ranks x send's bytes). Queued on the stream. */
+        public void allGather(Tensor send, Tensor recv) {
+            checkMove("allGather", send, recv, backend.device(), ranks, true);
+            long count = send.byteSize();
+            if (count == 0) return;
+            backend.makeCurrent();
+            MemorySegment s = Native.pointer(send.data().address()), r = Native.pointer(recv.data().address());
+            MemorySegment stream = backend.stream();
+            check(invoke(() -> (int) ncclAllGather.invokeExact(s, r, count, UINT8, comm, stream)),
+                    "ncclAllGather(" + count + " bytes, rank " + rank + ")");
+        }
+
+        /**
+         * send cut into ranks equal blocks, block j to rank j; recv's block i from rank i: one ncclSend and
+         * one ncclRecv per peer inside one NCCL group (NCCL has no all-to-all call). Queued on the stream.
+         */
+        public void allToAll(Tensor send, Tensor recv) {
+            checkMove("allToAll", send, recv, backend.device(), ranks, false);
+            long block = send.byteSize() / ranks;
+            if (block == 0) return;
+            backend.makeCurrent();
+            long s = send.data().address(), r = recv.data().address();
+            MemorySegment stream = backend.stream();
+            groupStart();
+            try {
+                for (int peer = 0; peer < ranks; peer++) {
+                    int p = peer;
+                    MemorySegment out = Native.pointer(s + p * block), in = Native.pointer(r + p * block);
+                    check(invoke(() -> (int) ncclSend.invokeExact(out, block, UINT8, p, comm, stream)), "ncclSend(" + block + " bytes to " + p + ")");
+                    check(invoke(() -> (int) ncclRecv.invokeExact(in, block, UINT8, p, comm, stream)), "ncclRecv(" + block + " bytes from " + p + ")");
+                }
+            } finally {
+                groupEnd();
+            }
+        }
+
         @Override
         public void close() {
             if (closed) return;
@@ -230,6 +271,20 @@ public final class Nccl {
 
     static void checkRoot(int root, int ranks) {
         if (root < 0 || root >= ranks) throw new IllegalArgumentException("broadcast: root " + root + " is not in [0, " + ranks + ")");
+    }
+
+    /** An all-gather's (recv = ranks x send) or all-to-all's (recv = send, cut in ranks blocks) buffers, in bytes, on device. */
+    static void checkMove(String op, Tensor send, Tensor recv, dev.tenfold.engine.Device device, int ranks, boolean gather) {
+        Check.notNull(op, "send", send);
+        Check.notNull(op, "recv", recv);
+        for (Tensor t : new Tensor[] {send, recv}) {
+            if (!t.device().equals(device)) throw Check.fail(op, "buffers must be on " + device, t);
+        }
+        long expect = gather ? send.byteSize() * ranks : send.byteSize();
+        if (send.dtype() != recv.dtype() || recv.byteSize() != expect) {
+            throw Check.fail(op, "recv must be of send's dtype and hold " + (gather ? ranks + " x " : "") + "send's bytes", send, recv);
+        }
+        if (!gather && send.numel() % ranks != 0) throw Check.fail(op, "send does not cut into " + ranks + " equal blocks", send);
     }
 
     /**

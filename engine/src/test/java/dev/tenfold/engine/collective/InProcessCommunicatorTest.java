@@ -88,4 +88,25 @@ class InProcessCommunicatorTest {
         }
         assertEquals(1, Communicator.solo().size());
     }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 4})
+    void gathersAndExchangesBlocksInRankOrder(int size) throws Exception {
+        onRanks(InProcessCommunicator.group(size, Duration.ofSeconds(30)), c -> MpiWorldMain.checkMoves(c));
+    }
+
+    @Test
+    void soloMovesAreCopiesAndBadMovesAreNamed() {
+        Communicator solo = Communicator.solo();
+        MpiWorldMain.checkMoves(solo);
+        List<Communicator> two = InProcessCommunicator.group(2, Duration.ofSeconds(30));
+        try (Tensor a = Tensor.allocate(DType.BF16, 3); Tensor b = Tensor.allocate(DType.BF16, 5); Tensor c = Tensor.allocate(DType.BF16, 6)) {
+            assertEquals("allToAll: BF16[3] does not cut into 2 equal blocks",
+                    assertThrows(IllegalArgumentException.class, () -> two.get(0).allToAll(a, a.copy())).getMessage());
+            assertEquals("allGather: the output BF16[5] must hold 12 bytes (2 x the input BF16[3]), got 10",
+                    assertThrows(IllegalArgumentException.class, () -> two.get(0).allGather(a, b)).getMessage());
+            assertEquals("allToAll: the input and output overlap",
+                    assertThrows(IllegalArgumentException.class, () -> two.get(0).allToAll(c, c)).getMessage());
+        }
+    }
 }

@@ -56,6 +56,16 @@ public final class MpiWorldMain {
             for (int i = 0; i < 5; i++) if (b.getFloat(i) != (size - 1) * 10 + i) throw new AssertionError("broadcast: " + b.getFloat(i));
             comm.barrier();
         }
+        checkMoves(comm);
+        // groups of 2 consecutive ranks (context parallelism's): ranked as in the world, collectives inside the group only
+        try (MpiCommunicator group = comm.split(2)) {
+            if (group.size() != 2 || group.rank() != rank % 2) throw new AssertionError("group: rank " + group.rank() + " of " + group.size());
+            checkMoves(group);
+            double[] ranks = {rank};
+            group.allReduceSum(ranks);
+            if (ranks[0] != 2 * (rank - rank % 2) + 1) throw new AssertionError("group sum " + ranks[0] + " on world rank " + rank);
+        }
+        comm.barrier(); // the world still works after its group is freed
         System.out.println("rank " + rank + " of " + size + " ok");
         comm.close();
     }
@@ -65,4 +75,34 @@ public final class MpiWorldMain {
         long h = (rank * 0x9E3779B97F4A7C15L + i * 0xBF58476D1CE4E5B9L) >>> 11;
         return (float) ((h % 2001 - 1000) * Math.pow(2, (int) (h % 40) - 20));
     }
+
+    /**
+     * All-gather and all-to-all of BF16 and I32 blocks whose values name the sending rank, the
+     * receiving rank and the element: every rank checks what arrived where. Throws on the first error.
+     */
+    static void checkMoves(Communicator comm) {
+        int rank = comm.rank(), size = comm.size(), n = 1001;
+        try (Tensor mine = Tensor.allocate(DType.I32, n); Tensor all = Tensor.allocate(DType.I32, (long) size * n);
+             Tensor send = Tensor.allocate(DType.BF16, (long) size * n); Tensor recv = Tensor.allocate(DType.BF16, (long) size * n)) {
+            for (int i = 0; i < n; i++) mine.setInt(i, rank * 1_000_000 + i);
+            comm.allGather(mine, all);
+            for (int r = 0; r < size; r++) {
+                for (int i = 0; i < n; i++) {
+                    if (all.getInt((long) r * n + i) != r * 1_000_000 + i) throw new AssertionError("rank " + rank + ": allGather block " + r + " element " + i);
+                }
+            }
+            // bf16 as raw 16-bit patterns: block j (for rank j) holds (rank, j, i)
+            for (int j = 0; j < size; j++) for (int i = 0; i < n; i++) send.data().setAtIndex(Tensor.I16, (long) j * n + i, pattern(rank, j, i));
+            comm.allToAll(send, recv);
+            for (int r = 0; r < size; r++) {
+                for (int i = 0; i < n; i++) {
+                    if (recv.data().getAtIndex(Tensor.I16, (long) r * n + i) != pattern(r, rank, i)) {
+                        throw new AssertionError("rank " + rank + ": allToAll block " + r + " element " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    private static short pattern(int from, int to, int i) { return (short) (from * 8000 + to * 1000 + i); }
 }

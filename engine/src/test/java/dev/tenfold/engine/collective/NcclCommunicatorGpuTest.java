@@ -40,6 +40,13 @@ class NcclCommunicatorGpuTest {
             comm.broadcast(x, 0);
             assertArrayEquals(values, GpuTests.toHost(gpu, x).toFloatArray());
             comm.barrier();
+            // one rank: an all-gather and an all-to-all are copies (ncclAllGather; ncclSend/ncclRecv to itself in a group)
+            try (Tensor g = gpu.allocate(DType.F32, values.length); Tensor a = gpu.allocate(DType.F32, values.length)) {
+                comm.allGather(x, g);
+                assertArrayEquals(values, GpuTests.toHost(gpu, g).toFloatArray());
+                comm.allToAll(x, a);
+                assertArrayEquals(values, GpuTests.toHost(gpu, a).toFloatArray());
+            }
             assertThrows(IllegalArgumentException.class, () -> comm.broadcast(x, 1));
         }
     }

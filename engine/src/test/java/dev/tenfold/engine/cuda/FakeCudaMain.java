@@ -59,6 +59,13 @@ final class FakeCudaMain {
             try (Tensor db = gpu.toDevice(hb)) {
                 comm.broadcast(db, db, 0); // bf16 in place
             }
+            // context parallelism's moves, one rank: copies (ncclAllGather; ncclSend and ncclRecv to itself in a group)
+            try (Tensor g = gpu.allocate(DType.F32, 3); Tensor a = gpu.allocate(DType.F32, 3)) {
+                comm.allGather(x, g);
+                expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(g).toFloatArray()), "allGather of one rank");
+                comm.allToAll(x, a);
+                expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(a).toFloatArray()), "allToAll of one rank");
+            }
         }
         // a kernel the fatbin lacks is named
         try {

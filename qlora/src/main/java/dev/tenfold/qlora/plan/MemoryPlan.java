@@ -64,9 +64,14 @@ public final class MemoryPlan {
         private final boolean evaluation;
         private final PlanningBackend.Target target;
         private final Device device;
+        private final int contextParallel;
 
         private Spec(LlamaConfig config, int tokens, Base base, DType stored, int loraRank, Set<String> loraTargets, boolean trainEmbedding,
-                     TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device) {
+                     TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device, int contextParallel) {
+            if (contextParallel < 1 || config.numKvHeads() % contextParallel != 0) {
+                throw new IllegalArgumentException("context parallelism: " + contextParallel + " ranks must divide the " + config.numKvHeads()
+                        + " key/value heads");
+            }
             if (stored != DType.BF16 && stored != DType.F32) throw new IllegalArgumentException("stored dtype must be BF16 or F32, got " + stored);
             if (tokens < 2) throw new IllegalArgumentException("tokens must be >= 2, got " + tokens);
             if (loraRank < 0) throw new IllegalArgumentException("LoRA rank must be >= 0, got " + loraRank);
@@ -81,6 +86,7 @@ public final class MemoryPlan {
             this.evaluation = evaluation;
             this.target = target;
             this.device = device;
+            this.contextParallel = contextParallel;
         }
 
         /**
@@ -89,43 +95,43 @@ public final class MemoryPlan {
          */
         public static Spec training(LlamaConfig config, int tokens) {
             return new Spec(config, tokens, Base.NF4, storedDtype(config), 32, Set.of("q_proj", "k_proj", "v_proj", "o_proj"), true,
-                    TrainingMemory.lean(false), false, PlanningBackend.Target.CUDA, Device.cuda(0));
+                    TrainingMemory.lean(false), false, PlanningBackend.Target.CUDA, Device.cuda(0), 1);
         }
 
         /** A forward pass of {@code tokens} scoring every token (one perplexity window), no adapters, on cuda:0. */
         public static Spec evaluation(LlamaConfig config, int tokens) {
             return new Spec(config, tokens, Base.NF4, storedDtype(config), 0, Set.of(), false, TrainingMemory.lean(false), true,
-                    PlanningBackend.Target.CUDA, Device.cuda(0));
+                    PlanningBackend.Target.CUDA, Device.cuda(0), 1);
         }
 
         public Spec withTokens(int n) {
-            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel);
         }
 
         public Spec withBase(Base b) {
-            return new Spec(config, tokens, b, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+            return new Spec(config, tokens, b, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel);
         }
 
         public Spec withStored(DType d) {
-            return new Spec(config, tokens, base, d, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device);
+            return new Spec(config, tokens, base, d, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel);
         }
 
         /** LoRA of {@code rank} (0: none) on the PEFT modules {@code targets} (q_proj, ...; see {@link Lora#parseTargets}). */
         public Spec withLora(int rank, Set<String> targets) {
-            return new Spec(config, tokens, base, stored, rank, targets, trainEmbedding, memory, evaluation, target, device);
+            return new Spec(config, tokens, base, stored, rank, targets, trainEmbedding, memory, evaluation, target, device, contextParallel);
         }
 
         public Spec withTrainEmbedding(boolean train) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, train, memory, evaluation, target, device);
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, train, memory, evaluation, target, device, contextParallel);
         }
 
         public Spec withMemory(TrainingMemory m) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, m, evaluation, target, device);
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, m, evaluation, target, device, contextParallel);
         }
 
         /** The backend planned for: its allocator's rules ({@code target}) and the device its tensors name. */
         public Spec on(PlanningBackend.Target t, Device d) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, t, d);
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, t, d, contextParallel);
         }
 
         public LlamaConfig config() { return config; }
@@ -139,9 +145,17 @@ public final class MemoryPlan {
         public boolean evaluation() { return evaluation; }
         public PlanningBackend.Target target() { return target; }
         public Device device() { return device; }
+        /** Ranks sharing the sequence (Ulysses context parallelism; 1: none): the plan is one rank's. */
+        public int contextParallel() { return contextParallel; }
+
+        /** The step of one rank of {@code n} sharing each sequence (context parallelism): its share of the tokens, attention over all. */
+        public Spec withContextParallel(int n) {
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, n);
+        }
 
         /** A training step must train something. */
         void check() {
+            if (evaluation && contextParallel > 1) throw new IllegalArgumentException("context parallelism plans a training step, not --eval");
             if (!evaluation && loraRank == 0 && !trainEmbedding) {
                 throw new IllegalArgumentException("nothing to train: give a LoRA rank or train the embedding");
             }
@@ -168,7 +182,7 @@ public final class MemoryPlan {
     /** Row names of the plan's table, in the order the table shows them. */
     public static final List<String> ROWS = List.of("weights", "trained parameters and gradients", "optimizer state", "checkpoints",
             "layer working set", "residual gradients and loss", "attention scratch", "loss scratch", "dequantized NF4 weight",
-            "adapter scratch", "op scratch", "KV cache", "evaluation scratch", "other");
+            "adapter scratch", "op scratch", "KV cache", "evaluation scratch", "context-parallel attention", "other");
 
     private static Map<String, String> categories() {
         Map<String, String> m = new LinkedHashMap<>();
@@ -188,6 +202,7 @@ public final class MemoryPlan {
         m.put("Checkpoints", "checkpoints");
         m.put("DecoderLayer", "layer working set");
         m.put("TrainingStep", "residual gradients and loss");
+        m.put("UlyssesAttention", "context-parallel attention");
         m.put("KvCache", "KV cache");
         m.put("Perplexity", "evaluation scratch");
         return m;
@@ -204,7 +219,7 @@ public final class MemoryPlan {
             prepare(model, spec);
             long before = b.now().inUse();
             long[] afterFirst = {-1};
-            run(model, spec.tokens(), spec.evaluation(), steps, () -> afterFirst[0] = b.deviceAllocations());
+            run(model, spec.tokens(), spec.evaluation(), steps, spec.contextParallel(), () -> afterFirst[0] = b.deviceAllocations());
             long second = spec.evaluation() || steps < 2 ? -1 : b.deviceAllocations() - afterFirst[0];
             return new Result(spec, b.peak(), before, b.peakHost(), second);
         }
@@ -224,10 +239,10 @@ public final class MemoryPlan {
      * window of {@code tokens}.
      */
     public static void run(LlamaModel model, int tokens, boolean evaluation, Runnable afterFirstStep) {
-        run(model, tokens, evaluation, 2, afterFirstStep);
+        run(model, tokens, evaluation, 2, 1, afterFirstStep);
     }
 
-    private static void run(LlamaModel model, int tokens, boolean evaluation, int steps, Runnable afterFirstStep) {
+    private static void run(LlamaModel model, int tokens, boolean evaluation, int steps, int contextParallel, Runnable afterFirstStep) {
         if (evaluation) {
             Perplexity.evaluate(model, List.of(new int[tokens]), tokens, tokens);
             return;
@@ -235,6 +250,10 @@ public final class MemoryPlan {
         int[] ids = new int[tokens], targets = new int[tokens];
         List<Trainer.Example> batch = List.of(new Trainer.Example(ids, targets, TrainingStep.consecutive(tokens)));
         Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(5e-5).schedule(LrSchedule.Kind.LINEAR).maxSteps(steps).seed(0));
+        if (contextParallel > 1) { // rank 0 of the group: its share of the tokens; the group's moves are nothing where nothing is computed
+            PlanningGroup group = new PlanningGroup(contextParallel);
+            trainer.dataParallel(group).contextParallel(group);
+        }
         for (int step = 1; step <= steps; step++) {
             trainer.step(batch);
             if (step == 1 && afterFirstStep != null) afterFirstStep.run();

@@ -1,0 +1,19 @@
+package dev.tenfold.llama;
+
+import dev.tenfold.engine.Tensor;
+
+/**
+ * Causal attention over a sequence of which this rank holds one contiguous shard of tokens (context
+ * parallelism): the other ranks of its group hold the rest and call the same methods at the same
+ * time. Arguments as {@link dev.tenfold.engine.Backend#attention}'s for the shard: q, att [1, t, Hq, d];
+ * k, v [1, t, Hkv, d]; lse holds Hq x t floats, laid out as the implementation needs.
+ * {@link UlyssesAttention} is the one implementation.
+ */
+public interface ShardedAttention {
+
+    /** att = causal attention of the shard's queries over the sequence's keys and values up to each query. */
+    void forward(Tensor q, Tensor k, Tensor v, float scale, Tensor att, Tensor lse);
+
+    /** The backward of the {@link #forward} that just ran on these tensors: dq, dk, dv for the shard. */
+    void backward(Tensor dAtt, Tensor q, Tensor k, Tensor v, Tensor att, Tensor lse, float scale, Tensor dq, Tensor dk, Tensor dv);
+}

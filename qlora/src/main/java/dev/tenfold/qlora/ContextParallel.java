@@ -1,0 +1,61 @@
+package dev.tenfold.qlora;
+
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.collective.Communicator;
+import dev.tenfold.llama.ContextParallelStep;
+import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.UlyssesAttention;
+
+/**
+ * The trainer's context parallelism: the world's ranks in groups of N consecutive ranks, each group
+ * training its share of the batch's sequences (as data parallelism shares them among ranks), each
+ * sequence's tokens split over the group's ranks ({@link ContextParallelStep}, Ulysses attention
+ * over {@code group}). Each rank adds the gradients and the loss of its shard; the trainer's one
+ * all-reduce over the world sums the shards and the groups at once.
+ *
+ * <p>Not with packed records (attention inside each record is not sharded) nor with LoRA dropout
+ * (a shard would draw its masks for other token indices than one rank does).
+ */
+final class ContextParallel {
+    private final LlamaModel model;
+    private final Communicator group;
+    private final UlyssesAttention attention;
+    private final int groups, groupIndex;
+
+    private ContextParallel(LlamaModel model, Communicator group, int groups, int groupIndex) {
+        this.model = model;
+        this.group = group;
+        this.attention = UlyssesAttention.over(group, model.backend());
+        model.own(attention);
+        this.groups = groups;
+        this.groupIndex = groupIndex;
+    }
+
+    static ContextParallel of(LlamaModel model, Communicator world, Communicator group) {
+        int n = group.size(), kv = model.config().numKvHeads();
+        if (n < 2) throw new IllegalArgumentException("context parallelism: the group needs >= 2 ranks, got " + n);
+        if (kv % n != 0) {
+            throw new IllegalArgumentException("context parallelism: --cp " + n + " must divide the model's " + kv + " key/value heads");
+        }
+        if (world.size() % n != 0 || world.rank() % n != group.rank()) {
+            throw new IllegalArgumentException("context parallelism: the world of " + world.size() + " ranks (rank " + world.rank()
+                    + ") must be groups of " + n + " consecutive ranks, this one rank " + group.rank() + " of its group;"
+                    + " call dataParallel(world) first");
+        }
+        return new ContextParallel(model, group, world.size() / n, world.rank() / n);
+    }
+
+    /** The number of groups (the data-parallel degree). */
+    int groups() { return groups; }
+
+    /** This rank's group, in [0, groups). */
+    int groupIndex() { return groupIndex; }
+
+    /** This rank's shard of one sequence: its loss (the shard's tokens only) and gradients. */
+    Backend.LossSum step(Trainer.Example e, int[] positions, float gradScale) {
+        if (e.recordStarts() != null && e.recordStarts().length > 1) {
+            throw new IllegalArgumentException("context parallelism does not take packed records (--packing)");
+        }
+        return ContextParallelStep.runShard(model, attention, group, e.ids(), e.targets(), positions, gradScale);
+    }
+}
