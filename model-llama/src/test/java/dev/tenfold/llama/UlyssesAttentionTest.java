@@ -1,5 +1,6 @@
 package dev.tenfold.llama;
 
+import dev.tenfold.engine.testing.InProcessRanks;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.tenfold.engine.DType;
@@ -12,10 +13,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -46,7 +43,7 @@ class UlyssesAttentionTest {
         b.attentionBackward(rows(dOut, 0, realTokens), rows(q, 0, realTokens), rows(k, 0, realTokens), rows(v, 0, realTokens), att, lse, scale, dq, dk, dv);
 
         Tensor[] cpAtt = new Tensor[ranks], cpDq = new Tensor[ranks], cpDk = new Tensor[ranks], cpDv = new Tensor[ranks], cpLse = new Tensor[ranks];
-        onRanks(InProcessCommunicator.group(ranks, Duration.ofSeconds(60)), c -> {
+        InProcessRanks.run(InProcessCommunicator.group(ranks, Duration.ofSeconds(60)), c -> {
             int r = c.rank();
             try (UlyssesAttention ulysses = UlyssesAttention.over(c, b)) {
                 Tensor a = Tensor.allocate(DType.F32, 1, t, HQ, D), l = Tensor.allocate(DType.F32, 1, HQ, t);
@@ -80,7 +77,7 @@ class UlyssesAttentionTest {
     @Test
     void aGroupThatDoesNotDivideTheKvHeadsIsRefused() throws Exception {
         List<String> errors = new ArrayList<>();
-        onRanks(InProcessCommunicator.group(3, Duration.ofSeconds(30)), c -> {
+        InProcessRanks.run(InProcessCommunicator.group(3, Duration.ofSeconds(30)), c -> {
             try (UlyssesAttention u = UlyssesAttention.over(c, CpuBackend.fast())) {
                 Tensor q = Tensor.allocate(DType.F32, 1, 2, HQ, D), k = Tensor.allocate(DType.F32, 1, 2, HKV, D);
                 u.forward(q, k, k.copy(), 1f, q.copy(), Tensor.allocate(DType.F32, 1, HQ, 2));
@@ -118,14 +115,4 @@ class UlyssesAttentionTest {
         }
     }
 
-    static void onRanks(List<Communicator> ranks, Consumer<Communicator> body) throws Exception {
-        ExecutorService pool = Executors.newFixedThreadPool(ranks.size());
-        try {
-            List<Future<?>> done = new ArrayList<>();
-            for (Communicator c : ranks) done.add(pool.submit(() -> body.accept(c)));
-            for (Future<?> f : done) f.get();
-        } finally {
-            pool.shutdownNow();
-        }
-    }
 }

@@ -1,5 +1,6 @@
 package dev.tenfold.engine.collective;
 
+import dev.tenfold.engine.testing.InProcessRanks;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.tenfold.engine.DType;
@@ -7,33 +8,18 @@ import dev.tenfold.engine.Tensor;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class InProcessCommunicatorTest {
 
-    /** Runs {@code body} on every rank, one thread each; rethrows the first failure. */
-    static void onRanks(List<Communicator> ranks, Consumer<Communicator> body) throws Exception {
-        ExecutorService pool = Executors.newFixedThreadPool(ranks.size());
-        try {
-            List<Future<?>> done = new ArrayList<>();
-            for (Communicator c : ranks) done.add(pool.submit(() -> body.accept(c)));
-            for (Future<?> f : done) f.get();
-        } finally {
-            pool.shutdownNow();
-        }
-    }
 
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 4})
     void sumsInRankOrderAndBroadcasts(int size) throws Exception {
         int n = 10_001;
-        onRanks(InProcessCommunicator.group(size, Duration.ofSeconds(30)), c -> {
+        InProcessRanks.run(InProcessCommunicator.group(size, Duration.ofSeconds(30)), c -> {
             try (Tensor f = Tensor.allocate(DType.F32, n); Tensor d = Tensor.allocate(DType.F64, 3); Tensor b = Tensor.allocate(DType.F32, 4)) {
                 for (int i = 0; i < n; i++) f.setFloat(i, MpiWorldMain.value(c.rank(), i));
                 for (int i = 0; i < 3; i++) d.data().setAtIndex(Tensor.F64, i, c.rank() + 0.25 * i);
@@ -66,7 +52,7 @@ class InProcessCommunicatorTest {
     void mismatchedShapesAndBadArgumentsAreNamed() throws Exception {
         List<Communicator> ranks = InProcessCommunicator.group(2, Duration.ofSeconds(30));
         List<Throwable> errors = new ArrayList<>();
-        onRanks(ranks, c -> {
+        InProcessRanks.run(ranks, c -> {
             try (Tensor t = Tensor.allocate(DType.F32, 3 + c.rank())) {
                 c.allReduceSum(List.of(t));
             } catch (CollectiveException e) {
@@ -92,7 +78,7 @@ class InProcessCommunicatorTest {
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 4})
     void gathersAndExchangesBlocksInRankOrder(int size) throws Exception {
-        onRanks(InProcessCommunicator.group(size, Duration.ofSeconds(30)), c -> MpiWorldMain.checkMoves(c));
+        InProcessRanks.run(InProcessCommunicator.group(size, Duration.ofSeconds(30)), c -> MpiWorldMain.checkMoves(c));
     }
 
     @Test
