@@ -129,9 +129,10 @@ public final class StepPeer {
                 double[] peerRates = peerRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
                 double[] ourRates = ourRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
                 double[] firstRatio = ourRuns.stream().mapToDouble(n -> n.get("first_seconds").asDouble() / median(seconds(n))).toArray();
+                double[] warmUps = ourRuns.stream().mapToDouble(n -> n.path("warm_up_seconds").asDouble(0)).toArray();
                 double peer = median(peerRates), tf = median(ourRates);
-                String row = String.format(Locale.ROOT, "| %s | %,d | %,.0f (%s) | %,.0f (%s) | %.1fx | %.2fx |", shape.describe(), t,
-                        peer, rates(peerRates), tf, rates(ourRates), median(firstRatio), tf / peer);
+                String row = String.format(Locale.ROOT, "| %s | %,d | %,.0f (%s) | %,.0f (%s) | %.1f s | %.1fx | %.2fx |", shape.describe(), t,
+                        peer, rates(peerRates), tf, rates(ourRates), median(warmUps), median(firstRatio), tf / peer);
                 if (otherBuild != null) {
                     double[] otherRates = otherRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
                     double other = median(otherRates);
@@ -144,8 +145,8 @@ public final class StepPeer {
         }
         System.out.println();
         System.out.println("peer: " + versions);
-        System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold first step / steady | tenfold / peer |" + (otherBuild != null ? " other build tok/s (each run) | other build / peer |" : ""));
-        System.out.println("|---|---|---|---|---|---|" + (otherBuild != null ? "---|---|" : ""));
+        System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold warm-up | tenfold first step / steady | tenfold / peer |" + (otherBuild != null ? " other build tok/s (each run) | other build / peer |" : ""));
+        System.out.println("|---|---|---|---|---|---|---|" + (otherBuild != null ? "---|---|" : ""));
         rows.forEach(System.out::println);
     }
 
@@ -190,8 +191,8 @@ public final class StepPeer {
                 times.append(i == 0 ? "" : ", ").append(m.seconds());
                 loss = m.loss();
             }
-            System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"first_seconds\": %s, \"loss\": %s}%n", t, times,
-                    first.seconds(), loss);
+            System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"first_seconds\": %s, \"warm_up_seconds\": %s, \"loss\": %s}%n",
+                    t, times, first.seconds(), first.warmUpSeconds(), loss);
         }
     }
 

@@ -51,6 +51,14 @@ public interface Backend {
     default void releaseCachedMemory() {}
 
     /**
+     * Brings this backend's kernels to their steady speed before a run's first step, once per process,
+     * and returns the seconds it took (0 where there is nothing to do: a GPU's kernels are compiled ahead).
+     * On the CPU the JIT needs to see each kernel run many times before its vector code is compiled;
+     * without this, the first steps of a run are many times slower than the later ones.
+     */
+    default double warmUp() { return 0; }
+
+    /**
      * The dtype a training step stores its activations in unless told otherwise: F32 where memory is
      * plentiful and the step is the reference (the CPU), BF16 on a GPU.
      */

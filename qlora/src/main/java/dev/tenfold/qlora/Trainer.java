@@ -126,6 +126,7 @@ public final class Trainer {
         private final long tokens, scoredTokens;
         private final boolean diverged;
         private double communicationSeconds;
+        private double warmUpSeconds;
         private double[] rankSeconds = new double[0];
 
         StepMetrics(int step, int totalSteps, int epoch, double loss, double gradNorm, double lr, long tokens, long scoredTokens,
@@ -145,6 +146,12 @@ public final class Trainer {
 
         /** The step's number, from 1 (as metrics.jsonl counts). */
         public int step() { return step; }
+
+        /**
+         * Seconds the backend spent before this step bringing its kernels to speed ({@link Backend#warmUp}):
+         * only a run's first step on the CPU has any; not part of {@link #seconds}.
+         */
+        public double warmUpSeconds() { return warmUpSeconds; }
 
         public int totalSteps() { return totalSteps; }
 
@@ -330,18 +337,24 @@ public final class Trainer {
      * or the norm is not finite no update is applied and the result says {@code diverged} (the step
      * can then not be continued from: the caller stops, as {@link #fit} does).
      */
+    /** A first batch of fewer tokens than this does not warm the backend's kernels up ({@link Backend#warmUp}). */
+    static final int WARM_UP_MIN_TOKENS = 1024;
+
     public StepMetrics step(List<Example> batch) {
         if (batch.isEmpty()) throw new IllegalArgumentException("a step needs at least one sequence");
         if (completedSteps >= totalSteps) throw new IllegalStateException("the run's " + totalSteps + " steps are done");
-        long s0 = System.nanoTime();
-        if (startNanos == 0) startNanos = s0;
-        int step = completedSteps;
         long scored = 0, tokens = 0;
         for (Example e : batch) {
             scored += e.scoredTokens();
             tokens += e.ids().length;
         }
         Backend b = model.backend();
+        // Kernels at speed before the first step is timed: on the CPU its first steps would otherwise run
+        // 5 to 15 times slower than the rest while the JIT compiles. Tiny steps (tests) are not worth it.
+        double warmUp = startNanos == 0 && tokens >= WARM_UP_MIN_TOKENS ? b.warmUp() : 0;
+        long s0 = System.nanoTime();
+        if (startNanos == 0) startNanos = s0;
+        int step = completedSteps;
         // packed, the sequences are the packs: shared among ranks, each its own dropout seed (its index)
         if (settings.packTokens() > 0) batch = Packing.pack(batch, settings.packTokens());
         int groups = cp == null ? comm.size() : cp.groups();
@@ -383,6 +396,7 @@ public final class Trainer {
         long now = System.nanoTime();
         StepMetrics sm = new StepMetrics(step + 1, totalSteps, step / stepsPerEpoch, scored == 0 ? Double.NaN : lossSum / scored, norm, lr,
                 tokens, scored, (now - s0) / 1e9, (now - startNanos) / 1e9, diverged);
+        sm.warmUpSeconds = warmUp;
         if (comm.size() > 1) {
             sm.communicationSeconds = (c1 - c0) / 1e9;
             sm.rankSeconds = Arrays.copyOfRange(sums, batch.size(), sums.length);

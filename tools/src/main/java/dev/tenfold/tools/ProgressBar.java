@@ -37,7 +37,12 @@ public final class ProgressBar implements Trainer.Listener {
     }
 
     @Override
-    public void onStep(Trainer.StepMetrics m) { show(m.step(), m.totalSteps(), m.loss(), m.lr(), m.tokens(), m.seconds()); }
+    public void onStep(Trainer.StepMetrics m) {
+        if (m.warmUpSeconds() > 0) {
+            err.printf("tenfold: CPU kernels compiled before the first step (JIT warm-up): %.1f s%n", m.warmUpSeconds());
+        }
+        show(m.step(), m.totalSteps(), m.loss(), m.lr(), m.tokens(), m.seconds());
+    }
 
     /** Takes in step {@code step} of {@code totalSteps} (its loss, rate, tokens and seconds) and prints the line when due. */
     void show(int step, int totalSteps, double loss, double lr, long stepTokens, double seconds) {

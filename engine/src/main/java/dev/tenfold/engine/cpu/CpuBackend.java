@@ -50,6 +50,23 @@ public final class CpuBackend implements Backend {
 
     @Override public String name() { return fast ? "cpu" : "cpu-reference"; }
 
+    /** Whether this process's fast kernels were warmed up already ({@link #warmUp}). */
+    private static volatile boolean warm;
+
+    /**
+     * Runs the fast kernels on small tensors until the JIT has compiled them (at most a few seconds,
+     * once per process; {@link CpuWarmup}). The reference backend has nothing to warm up: its loops are
+     * plain Java that the interpreter runs at a tolerable speed.
+     */
+    @Override public synchronized double warmUp() {
+        if (!fast || warm) return 0;
+        warm = true;
+        return CpuWarmup.run(this, WARMUP_BUDGET_SECONDS).seconds();
+    }
+
+    /** The longest a warm-up runs: on a quiet 2-core machine the JIT is done with the kernels in 2 to 4 seconds. */
+    private static final double WARMUP_BUDGET_SECONDS = 6;
+
     @Override public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         host("matmul", a, b, out);
         if (out != null && out.dtype() == DType.BF16) {
