@@ -241,7 +241,7 @@ class ContextParallelStepTest {
     /** A group that counts its all-to-alls (the sequences went through Ulysses) and otherwise is its delegate. */
     static final class Counting implements Communicator {
         final Communicator c;
-        volatile int allToAlls;
+        volatile int allToAlls, allGathers, reduceScatters;
 
         Counting(Communicator c) { this.c = c; }
 
@@ -251,7 +251,8 @@ class ContextParallelStepTest {
         @Override public void allReduceSum(double[] values) { c.allReduceSum(values); }
         @Override public void broadcast(dev.tenfold.engine.Tensor tensor, int root) { c.broadcast(tensor, root); }
         @Override public void barrier() { c.barrier(); }
-        @Override public void allGather(dev.tenfold.engine.Tensor mine, dev.tenfold.engine.Tensor all) { c.allGather(mine, all); }
+        @Override public void allGather(dev.tenfold.engine.Tensor mine, dev.tenfold.engine.Tensor all) { allGathers++; c.allGather(mine, all); }
+        @Override public void reduceScatter(dev.tenfold.engine.Tensor send, dev.tenfold.engine.Tensor recv) { reduceScatters++; c.reduceScatter(send, recv); }
         @Override public void allToAll(dev.tenfold.engine.Tensor send, dev.tenfold.engine.Tensor recv) { allToAlls++; c.allToAll(send, recv); }
         @Override public String describe() { return c.describe(); }
         @Override public void close() { c.close(); }
