@@ -119,12 +119,7 @@ final class PlanCommand implements Callable<Integer> {
         long reserved = reserve != null ? size("--reserve", reserve) : d.isCpu() ? 0 : GiB;
         PlanningBackend.Target target = d.isCpu() ? PlanningBackend.Target.CPU : PlanningBackend.Target.CUDA;
         if (contextParallel > 1 && eval) throw new Flags.BadFlag("--cp plans a training step; leave out --eval");
-        ContextParallelScheme scheme;
-        try {
-            scheme = ContextParallelScheme.fromFlag(cpScheme).resolve(contextParallel, c.numKvHeads());
-        } catch (IllegalArgumentException e) {
-            throw new Flags.BadFlag("--cp " + contextParallel + " --cp-scheme " + cpScheme + ": " + e.getMessage());
-        }
+        ContextParallelScheme scheme = ContextParallelGroups.scheme(cpScheme, contextParallel, c.numKvHeads());
         MemoryPlan.Spec spec = (eval ? MemoryPlan.Spec.evaluation(c, n) : MemoryPlan.Spec.training(c, n)).withBase(base).withLora(rank, targets)
                 .withTrainEmbedding(embed).withMemory(memory).on(target, d.isCpu() ? Device.cuda(0) : d).withContextParallel(contextParallel, scheme);
 

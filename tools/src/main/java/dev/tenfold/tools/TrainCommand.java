@@ -182,18 +182,11 @@ final class TrainCommand implements Callable<Integer> {
 
     /** --cp against the other flags, before anything starts. */
     private void checkContextParallel(LoraConfig lora) throws java.io.IOException {
-        ContextParallelScheme setting;
-        try {
-            setting = ContextParallelScheme.fromFlag(cpScheme);
-        } catch (IllegalArgumentException e) {
-            throw new Flags.BadFlag("--cp-scheme " + cpScheme + ": choose auto, ulysses or allgather");
+        if (contextParallel == 1) {
+            ContextParallelGroups.scheme(cpScheme, 1, 1); // a bad name is still a bad flag
+            return;
         }
-        if (contextParallel == 1) return;
-        try {
-            cpSchemeResolved = setting.resolve(contextParallel, model.config().numKvHeads());
-        } catch (IllegalArgumentException e) {
-            throw new Flags.BadFlag("--cp " + contextParallel + " --cp-scheme " + cpScheme + ": " + e.getMessage());
-        }
+        cpSchemeResolved = ContextParallelGroups.scheme(cpScheme, contextParallel, model.config().numKvHeads());
         int world = dataParallel.nprocPerNode * dataParallel.nnodes;
         if (world % contextParallel != 0) {
             throw new Flags.BadFlag("--cp " + contextParallel + " must divide the ranks (--nproc-per-node x --nnodes = " + world + ")");
