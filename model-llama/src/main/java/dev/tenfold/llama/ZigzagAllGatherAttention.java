@@ -106,9 +106,12 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
             throw new UnsupportedOperationException("all-gather attention: host tensors (the CPU backend) only, got " + q.describe());
         }
         int t = (int) q.dim(1), hq = (int) q.dim(2), hkv = (int) k.dim(2), d = (int) q.dim(3);
-        if (t % 2 != 0 || hq % hkv != 0) {
-            throw new IllegalArgumentException("all-gather attention: a rank holds two chunks of the same length (an even number of tokens, got "
-                    + t + ") and " + hkv + " key/value heads must divide the " + hq + " query heads");
+        if (t % 2 != 0) {
+            throw new IllegalArgumentException("all-gather attention: a rank holds two chunks of the same length, so an even number of tokens,"
+                    + " got " + t + " (the zigzag layout: ContextParallelScheme.ALL_GATHER.tokens)");
+        }
+        if (hq % hkv != 0) {
+            throw new IllegalArgumentException("all-gather attention: the " + hkv + " key/value heads must divide the " + hq + " query heads");
         }
         if (lse.numel() != (long) hq * t) throw new IllegalArgumentException("all-gather attention: lse needs " + (long) hq * t + " floats, got " + lse.describe());
         if (kSeq != null && t == 2 * c && hq == this.hq && hkv == this.hkv && d == this.d && q.dtype() == dtype) return;

@@ -92,6 +92,17 @@ class ZigzagAllGatherAttentionTest {
                 assertThrows(IllegalArgumentException.class, () -> ContextParallelScheme.fromFlag("ring")).getMessage());
     }
 
+    @Test
+    void aShardOfAnOddLengthIsRefused() {
+        try (ZigzagAllGatherAttention a = ZigzagAllGatherAttention.over(dev.tenfold.engine.collective.Communicator.solo(), CpuBackend.fast())) {
+            Tensor q = Tensor.allocate(DType.F32, 1, 3, HQ, D), k = Tensor.allocate(DType.F32, 1, 3, 2, D);
+            assertEquals("all-gather attention: a rank holds two chunks of the same length, so an even number of tokens, got 3"
+                            + " (the zigzag layout: ContextParallelScheme.ALL_GATHER.tokens)",
+                    assertThrows(IllegalArgumentException.class, () -> a.forward(q, k, k.copy(), 1f, q.copy(), Tensor.allocate(DType.F32, 1, HQ, 3)))
+                            .getMessage());
+        }
+    }
+
     /** [T, heads, d] of uniform values in [-2, 2) for the first {@code real} rows, zeros after. */
     static Tensor random(Random rnd, int tokens, int heads, int real) {
         return UlyssesAttentionTest.random(rnd, tokens, heads, real);
