@@ -18,7 +18,9 @@ import java.lang.foreign.MemorySegment;
  * them over the group and leaves each rank its own chunks' share.
  *
  * <p>Unlike Ulysses, any N works (N need not divide the key/value heads); each rank holds the whole
- * sequence's k and v (and their gradients in the backward), the memory the plan counts.
+ * sequence's k and v (and their gradients in the backward), the memory the plan counts: per rank
+ * 4 x the sequence's k in the activations' dtype (k, v, dk, dv) and one F32 staging buffer of the
+ * same elements (the gathered blocks, then the first chunk's dk and dv, then the reduce-scatter's).
  *
  * <p>Limits as {@link UlyssesAttention}'s: host tensors (the CPU backend; the moves are host copies);
  * on the memory plan's backend the buffers are allocated and nothing moves; the backward uses the
@@ -32,10 +34,13 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
     private final boolean planning; // the memory plan's backend computes nothing
     private int c, hq, hkv, d;
     private DType dtype;
-    // gathered: the ranks' k (or v) side by side, rank 0's first; kSeq, vSeq: the same in sequence order [2N c, Hkv, d]
-    private Tensor gathered, kSeq, vSeq;
-    // the backward: dk, dv of the whole sequence; the first chunk's (a prefix of at most N c rows); the F32 sums' buffers
-    private Tensor dkSeq, dvSeq, dkFirst, dvFirst, send32, recv32;
+    // staging, F32 of the whole sequence's [2N c, Hkv, d], holds in turn: the ranks' k (or v) side by side as gathered
+    // (rank 0's first), the first chunk's dk and dv in the backward, and the F32 blocks of the reduce-scatter
+    private Tensor staging;
+    // the whole sequence's k, v in sequence order [2N c, Hkv, d], and in the backward their gradients
+    private Tensor kSeq, vSeq, dkSeq, dvSeq;
+    private Tensor recv32; // BF16 activations: the reduce-scatter's F32 result
+
     private long lastAtt; // the forward's output address: the backward must follow it
 
     private ZigzagAllGatherAttention(Communicator group, Backend backend) {
@@ -76,28 +81,25 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
             long rows = 2L * n * c;
             dkSeq = b.allocate(dtype, rows, hkv, d);
             dvSeq = b.allocate(dtype, rows, hkv, d);
-            dkFirst = b.allocate(dtype, (long) n * c, hkv, d);
-            dvFirst = b.allocate(dtype, (long) n * c, hkv, d);
-            if (dtype != DType.F32) {
-                send32 = b.allocate(DType.F32, rows * hkv * d);
-                recv32 = b.allocate(DType.F32, 2L * c * hkv * d);
-            }
+            if (dtype != DType.F32) recv32 = b.allocate(DType.F32, 2L * c * hkv * d);
         }
-        // the second chunk's prefix holds the first's: its backward writes dk, dv of its prefix (zeros after it),
-        // the first chunk's goes beside and is added
+        // the second chunk's prefix holds the first's: its backward writes dk, dv of its prefix (zeros after it);
+        // the first chunk's (at most N c rows each) go to the staging buffer's two halves and are added
         int second = prefix(1), first = prefix(0);
+        Tensor dkFirst = gathered().slice(0, first), dvFirst = gathered().slice((long) n * c, (long) n * c + first);
         b.attentionBackward(local(dAtt, 1, hq), local(q, 1, hq), whole(kSeq, second), whole(vSeq, second), local(att, 1, hq), lseOf(lse, 1),
                 scale, local(dq, 1, hq), whole(dkSeq, second), whole(dvSeq, second));
         b.attentionBackward(local(dAtt, 0, hq), local(q, 0, hq), whole(kSeq, first), whole(vSeq, first), local(att, 0, hq), lseOf(lse, 0),
-                scale, local(dq, 0, hq), whole(dkFirst, first), whole(dvFirst, first));
+                scale, local(dq, 0, hq), dkFirst.view(1, first, hkv, d), dvFirst.view(1, first, hkv, d));
         if (planning) return;
-        for (Tensor[] g : new Tensor[][] {{dkSeq, dkFirst, dk}, {dvSeq, dvFirst, dv}}) {
+        for (Tensor[] g : new Tensor[][] {{dkSeq, dkFirst}, {dvSeq, dvFirst}}) {
             Tensor seq = g[0];
             seq.data().asSlice(rowBytes() * second).fill((byte) 0);
             Tensor head = seq.slice(0, first);
-            b.add(head, g[1].slice(0, first), head);
-            scatter(seq, g[2]);
+            b.add(head, g[1], head);
         }
+        scatter(dkSeq, dk); // the staging buffer is free again: it takes the blocks of the reduce-scatter
+        scatter(dvSeq, dv);
     }
 
     /** Takes the shard's shape from q [1, 2c, Hq, d] and k [1, 2c, Hkv, d]; (re)allocates the buffers. */
@@ -122,7 +124,7 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
         this.d = d;
         this.dtype = q.dtype();
         long rows = 2L * n * c;
-        gathered = b.allocate(dtype, rows, hkv, d);
+        staging = b.allocate(DType.F32, rows * hkv * d); // F32: the reduce-scatter's blocks; BF16 k or v take its first half
         kSeq = b.allocate(dtype, rows, hkv, d);
         vSeq = b.allocate(dtype, rows, hkv, d);
     }
@@ -139,9 +141,16 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
 
     private long rowBytes() { return dtype.byteSize((long) hkv * d); }
 
+    /** The staging buffer as the whole sequence's [2N c, Hkv, d] in the activations' dtype. */
+    private Tensor gathered() {
+        long rows = 2L * n * c;
+        return Tensor.wrap(staging.data().asSlice(0, rowBytes() * rows), staging.device(), dtype, rows, hkv, d);
+    }
+
     /** x [1, 2c, heads, d] of this rank to the whole sequence's [2N c, Hkv, d] in sequence order. */
     private void gather(Tensor x, Tensor seq) {
         if (planning) return;
+        Tensor gathered = gathered();
         group.allGather(x, gathered);
         long chunk = rowBytes() * c;
         for (int j = 0; j < 2 * n; j++) MemorySegment.copy(gathered.data(), rowBytes() * gatheredRow(j), seq.data(), chunk * j, chunk);
@@ -149,14 +158,18 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
 
     /** The whole sequence's gradient [2N c, Hkv, d] in sequence order, summed over the group: this rank's chunks into out. */
     private void scatter(Tensor seq, Tensor out) {
-        long chunk = rowBytes() * c;
-        // rank-major for the reduce-scatter: block j is rank j's two chunks
-        for (int j = 0; j < 2 * n; j++) MemorySegment.copy(seq.data(), chunk * j, gathered.data(), rowBytes() * gatheredRow(j), chunk);
+        // rank-major F32 for the reduce-scatter: block j is rank j's two chunks
+        long chunk = (long) c * hkv * d, rowElems = (long) hkv * d;
+        for (int j = 0; j < 2 * n; j++) {
+            Tensor from = seq.view(seq.numel()).slice(chunk * j, chunk * (j + 1));
+            Tensor to = staging.slice(rowElems * gatheredRow(j), rowElems * gatheredRow(j) + chunk);
+            if (dtype == DType.F32) MemorySegment.copy(from.data(), 0, to.data(), 0, to.byteSize());
+            else b.cast(from, to);
+        }
         if (dtype == DType.F32) {
-            group.reduceScatter(gathered.view(gathered.numel()), out.view(out.numel()));
+            group.reduceScatter(staging, out.view(out.numel()));
         } else {
-            b.cast(gathered.view(gathered.numel()), send32);
-            group.reduceScatter(send32, recv32);
+            group.reduceScatter(staging, recv32);
             b.cast(recv32, out.view(out.numel()));
         }
     }
@@ -179,7 +192,7 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
     /** Frees the buffers (the next forward allocates them again). */
     @Override
     public void close() {
-        for (Tensor x : new Tensor[] {gathered, kSeq, vSeq, dkSeq, dvSeq, dkFirst, dvFirst, send32, recv32}) if (x != null) x.close();
-        gathered = kSeq = vSeq = dkSeq = dvSeq = dkFirst = dvFirst = send32 = recv32 = null;
+        for (Tensor x : new Tensor[] {staging, kSeq, vSeq, dkSeq, dvSeq, recv32}) if (x != null) x.close();
+        staging = kSeq = vSeq = dkSeq = dvSeq = recv32 = null;
     }
 }

@@ -69,6 +69,82 @@ class ZigzagAllGatherAttentionTest {
         assertSameRows("dv", dv, cpDv, tokens, realTokens);
     }
 
+    /**
+     * BF16 activations (the GPU recipe's): the same against one rank's BF16 attention, to BF16 rounding (dk and dv are
+     * rounded to BF16 per chunk before their sum, which runs in F32).
+     */
+    @Test
+    void bf16ActivationsEqualOneRanksToBf16Rounding() throws Exception {
+        int ranks = 4, hkv = 2, realTokens = 37;
+        ContextParallelScheme zigzag = ContextParallelScheme.ALL_GATHER;
+        int t = zigzag.shardLength(realTokens, ranks), total = t * ranks;
+        CpuBackend b = CpuBackend.fast();
+        Random rnd = new Random(5);
+        Tensor q = bf16(random(rnd, total, HQ, realTokens)), k = bf16(random(rnd, total, hkv, realTokens)), v = bf16(random(rnd, total, hkv, realTokens));
+        Tensor dOut = bf16(random(rnd, total, HQ, realTokens));
+        float scale = (float) (1 / Math.sqrt(D));
+        Tensor att = Tensor.allocate(DType.BF16, 1, realTokens, HQ, D), lse = Tensor.allocate(DType.F32, 1, HQ, realTokens);
+        Tensor dq = Tensor.allocate(DType.BF16, 1, realTokens, HQ, D), dk = Tensor.allocate(DType.BF16, 1, realTokens, hkv, D);
+        Tensor dv = Tensor.allocate(DType.BF16, 1, realTokens, hkv, D);
+        b.attention(bf16Rows(q, realTokens), bf16Rows(k, realTokens), bf16Rows(v, realTokens), scale, att, lse);
+        b.attentionBackward(bf16Rows(dOut, realTokens), bf16Rows(q, realTokens), bf16Rows(k, realTokens), bf16Rows(v, realTokens), att, lse, scale, dq, dk, dv);
+        Tensor[] cpAtt = new Tensor[ranks], cpDq = new Tensor[ranks], cpDk = new Tensor[ranks], cpDv = new Tensor[ranks];
+        int[][] tokens = new int[ranks][];
+        InProcessRanks.run(InProcessCommunicator.group(ranks, Duration.ofSeconds(60)), c -> {
+            int r = c.rank();
+            tokens[r] = zigzag.tokens(realTokens, ranks, r);
+            try (ShardedAttention attention = zigzag.attention(c, b)) {
+                Tensor a = Tensor.allocate(DType.BF16, 1, t, HQ, D), l = Tensor.allocate(DType.F32, 1, HQ, t);
+                Tensor gq = Tensor.allocate(DType.BF16, 1, t, HQ, D), gk = Tensor.allocate(DType.BF16, 1, t, hkv, D), gv = Tensor.allocate(DType.BF16, 1, t, hkv, D);
+                Tensor qs = bf16(pick(f32(q), tokens[r])), ks = bf16(pick(f32(k), tokens[r])), vs = bf16(pick(f32(v), tokens[r]));
+                attention.forward(qs, ks, vs, scale, a, l);
+                attention.backward(bf16(pick(f32(dOut), tokens[r])), qs, ks, vs, a, l, scale, gq, gk, gv);
+                cpAtt[r] = f32(a);
+                cpDq[r] = f32(gq);
+                cpDk[r] = f32(gk);
+                cpDv[r] = f32(gv);
+            }
+        });
+        assertClose("att", f32(att), cpAtt, tokens, realTokens, 0);
+        assertClose("dq", f32(dq), cpDq, tokens, realTokens, 0);
+        assertClose("dk", f32(dk), cpDk, tokens, realTokens, 1e-2);
+        assertClose("dv", f32(dv), cpDv, tokens, realTokens, 1e-2);
+    }
+
+    static Tensor bf16(Tensor x) {
+        Tensor out = Tensor.allocate(DType.BF16, x.shape());
+        CpuBackend.fast().cast(x, out);
+        return out;
+    }
+
+    static Tensor f32(Tensor x) {
+        Tensor out = Tensor.allocate(DType.F32, x.shape());
+        CpuBackend.fast().cast(x, out);
+        return out;
+    }
+
+    /** The first n rows of a BF16 [1, T, heads, d]. */
+    static Tensor bf16Rows(Tensor x, long n) {
+        long row = x.dim(2) * x.dim(3) * 2;
+        return Tensor.wrap(x.data().asSlice(0, n * row), DType.BF16, 1, n, x.dim(2), x.dim(3));
+    }
+
+    /** As assertSameRows with {@code relative} x the largest element as the tolerance (0: bit for bit). */
+    static void assertClose(String what, Tensor whole, Tensor[] shards, int[][] tokens, int real, double relative) {
+        long row = whole.dim(2) * whole.dim(3);
+        double largest = 0;
+        for (long i = 0; i < (long) real * row; i++) largest = Math.max(largest, Math.abs(whole.getFloat(i)));
+        for (int r = 0; r < shards.length; r++) {
+            for (int i = 0; i < tokens[r].length; i++) {
+                if (tokens[r][i] >= real) continue;
+                for (long e = 0; e < row; e++) {
+                    assertEquals(whole.getFloat(tokens[r][i] * row + e), shards[r].getFloat(i * row + e), relative * largest,
+                            what + " of token " + tokens[r][i] + " element " + e);
+                }
+            }
+        }
+    }
+
     @Test
     void theZigzagLayoutBalancesTheChunks() {
         // 2N = 8 chunks of 2 tokens: rank 0 holds chunks 0 and 7, rank 3 chunks 3 and 4
