@@ -2,19 +2,20 @@ package dev.tenfold.llama;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.collective.Communicator;
-import java.util.Arrays;
 
 /**
  * One sequence's loss and gradients with its tokens shared by the ranks of a group (context
- * parallelism, Ulysses): rank r of N computes {@link TrainingStep}'s step on tokens [r t, (r + 1) t)
- * of the sequence, t = ceil(T / N). Every op but attention is local to the shard; attention spans
- * the group ({@link UlyssesAttention}). Positions stay global (RoPE sees the token's place in the
- * whole sequence) and the targets are the caller's, shifted before the split, so a shard's last token
- * predicts the next shard's first. The returned loss (sum and count) spans the group.
+ * parallelism): rank r of N computes {@link TrainingStep}'s step on the tokens its attention's scheme
+ * gives it ({@link ContextParallelScheme#tokens}: Ulysses the contiguous [r t, (r + 1) t), t = ceil(T / N);
+ * the all-gather the zigzag chunks r and 2N - 1 - r of ceil(T / 2N) tokens). Every op but attention is
+ * local to the shard; attention spans the group ({@link ShardedAttention}). Positions stay global (RoPE
+ * sees the token's place in the whole sequence) and the targets are the caller's, shifted before the
+ * split, so a shard's last token predicts the next token of the sequence wherever it is. The returned
+ * loss (sum and count) spans the group.
  *
- * <p>An uneven length is padded at the end to N t tokens: id 0, no target (-100), the last real
- * position. Causal attention keeps the padding out of every real token's forward, and with no target
- * its gradient is zero, so padding changes neither the loss nor the gradients.
+ * <p>An uneven length is padded at the end to the shards' length times N: id 0, no target (-100), the
+ * last real position. Causal attention keeps the padding out of every real token's forward, and with
+ * no target its gradient is zero, so padding changes neither the loss nor the gradients.
  *
  * <p>Gradients: each rank's {@link Parameter}s receive the gradient of its shard's tokens only; the
  * group's sum is the sequence's gradient. Sum them once per optimiser step over every rank of the run
@@ -32,7 +33,7 @@ public final class ContextParallelStep {
      * @param gradScale multiplies the gradient of the summed loss (e.g. 1 / scored tokens of the whole batch)
      * @return the group's summed loss and scored tokens (the same on every rank)
      */
-    public static Backend.LossSum run(LlamaModel model, UlyssesAttention attention, Communicator group,
+    public static Backend.LossSum run(LlamaModel model, ShardedAttention attention, Communicator group,
                                       int[] ids, int[] targets, int[] positions, float gradScale) {
         Backend.LossSum mine = runShard(model, attention, group, ids, targets, positions, gradScale);
         double[] sums = {mine.sum(), mine.count()};
@@ -44,7 +45,7 @@ public final class ContextParallelStep {
      * As {@link #run} but returns this rank's shard's loss only (for a caller that sums the losses with
      * the gradients, as the trainer's one all-reduce does).
      */
-    public static Backend.LossSum runShard(LlamaModel model, UlyssesAttention attention, Communicator group,
+    public static Backend.LossSum runShard(LlamaModel model, ShardedAttention attention, Communicator group,
                                            int[] ids, int[] targets, int[] positions, float gradScale) {
         int n = group.size(), r = group.rank(), total = ids.length;
         if (attention.ranks() != n) {
@@ -54,19 +55,17 @@ public final class ContextParallelStep {
             throw new IllegalArgumentException("context parallelism: ids, targets and positions must have the same non-zero length, got "
                     + total + ", " + targets.length + ", " + positions.length);
         }
-        int t = Math.ceilDiv(total, n);
+        int[] mine = attention.scheme().tokens(total, n, r);
         int maxPos = 0;
         for (int p : positions) maxPos = Math.max(maxPos, p);
-        int[] myIds = shard(ids, r, t, 0), myTargets = shard(targets, r, t, -100), myPositions = shard(positions, r, t, positions[total - 1]);
+        int[] myIds = shard(ids, mine, 0), myTargets = shard(targets, mine, -100), myPositions = shard(positions, mine, positions[total - 1]);
         return TrainingStep.run(model, myIds, myTargets, myPositions, null, gradScale, attention, maxPos + 1);
     }
 
-    /** Entries [r t, (r + 1) t) of a whole-sequence array, {@code pad} past its end. */
-    static int[] shard(int[] whole, int r, int t, int pad) {
-        int[] out = new int[t];
-        Arrays.fill(out, pad);
-        int from = Math.min(whole.length, r * t), to = Math.min(whole.length, (r + 1) * t);
-        System.arraycopy(whole, from, out, 0, to - from);
+    /** The entries of a whole-sequence array at the indices {@code tokens}, {@code pad} past its end. */
+    static int[] shard(int[] whole, int[] tokens, int pad) {
+        int[] out = new int[tokens.length];
+        for (int i = 0; i < tokens.length; i++) out[i] = tokens[i] < whole.length ? whole[tokens[i]] : pad;
         return out;
     }
 

@@ -25,7 +25,7 @@ import java.lang.foreign.MemorySegment;
  * The backward uses the head-sharded tensors of the forward that ran last (DecoderLayer's backward
  * recomputes the attention block, and so this forward, just before).
  */
-public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
+public final class UlyssesAttention implements ShardedAttention {
     private final Communicator group;
     private final Backend b;
     private final int n;
@@ -49,8 +49,9 @@ public final class UlyssesAttention implements ShardedAttention, AutoCloseable {
         return new UlyssesAttention(group, backend);
     }
 
-    /** The ranks sharing the sequence. */
-    public int ranks() { return n; }
+    @Override public int ranks() { return n; }
+
+    @Override public ContextParallelScheme scheme() { return ContextParallelScheme.ULYSSES; }
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, float scale, Tensor att, Tensor lse) {

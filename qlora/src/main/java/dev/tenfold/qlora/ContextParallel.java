@@ -2,15 +2,16 @@ package dev.tenfold.qlora;
 
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.collective.Communicator;
+import dev.tenfold.llama.ContextParallelScheme;
 import dev.tenfold.llama.ContextParallelStep;
 import dev.tenfold.llama.LlamaModel;
-import dev.tenfold.llama.UlyssesAttention;
+import dev.tenfold.llama.ShardedAttention;
 
 /**
  * The trainer's context parallelism: the world's ranks in groups of N consecutive ranks, each group
  * training its share of the batch's sequences (as data parallelism shares them among ranks), each
- * sequence's tokens split over the group's ranks ({@link ContextParallelStep}, Ulysses attention
- * over {@code group}). Each rank adds the gradients and the loss of its shard; the trainer's one
+ * sequence's tokens split over the group's ranks ({@link ContextParallelStep}, with the scheme's
+ * attention over {@code group}: Ulysses or the zigzag all-gather, {@link ContextParallelScheme}). Each rank adds the gradients and the loss of its shard; the trainer's one
  * all-reduce over the world sums the shards and the groups at once.
  *
  * <p>Not with packed records (attention inside each record is not sharded) nor with LoRA dropout
@@ -19,31 +20,32 @@ import dev.tenfold.llama.UlyssesAttention;
 final class ContextParallel {
     private final LlamaModel model;
     private final Communicator group;
-    private final UlyssesAttention attention;
+    private final ShardedAttention attention;
     private final int groups, groupIndex;
 
-    private ContextParallel(LlamaModel model, Communicator group, int groups, int groupIndex) {
+    private ContextParallel(LlamaModel model, Communicator group, ContextParallelScheme scheme, int groups, int groupIndex) {
         this.model = model;
         this.group = group;
-        this.attention = UlyssesAttention.over(group, model.backend());
+        this.attention = scheme.attention(group, model.backend());
         model.own(attention);
         this.groups = groups;
         this.groupIndex = groupIndex;
     }
 
-    static ContextParallel of(LlamaModel model, Communicator world, Communicator group) {
+    static ContextParallel of(LlamaModel model, Communicator world, Communicator group, ContextParallelScheme setting) {
         int n = group.size(), kv = model.config().numKvHeads();
         if (n < 2) throw new IllegalArgumentException("context parallelism: the group needs >= 2 ranks, got " + n);
-        if (kv % n != 0) {
-            throw new IllegalArgumentException("context parallelism: --cp " + n + " must divide the model's " + kv + " key/value heads");
-        }
+        ContextParallelScheme scheme = setting.resolve(n, kv);
         if (world.size() % n != 0 || world.rank() % n != group.rank()) {
             throw new IllegalArgumentException("context parallelism: the world of " + world.size() + " ranks (rank " + world.rank()
                     + ") must be groups of " + n + " consecutive ranks, this one rank " + group.rank() + " of its group;"
                     + " call dataParallel(world) first");
         }
-        return new ContextParallel(model, group, world.size() / n, world.rank() / n);
+        return new ContextParallel(model, group, scheme, world.size() / n, world.rank() / n);
     }
+
+    /** The scheme the group runs (Ulysses or the all-gather). */
+    ContextParallelScheme scheme() { return attention.scheme(); }
 
     /** The number of groups (the data-parallel degree). */
     int groups() { return groups; }

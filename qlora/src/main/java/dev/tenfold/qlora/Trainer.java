@@ -4,6 +4,7 @@ import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.collective.Communicator;
+import dev.tenfold.llama.ContextParallelScheme;
 import dev.tenfold.llama.DenseLinear;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaModel;
@@ -288,13 +289,22 @@ public final class Trainer {
     /**
      * Shares each sequence among the ranks of {@code group} (context parallelism, {@link ContextParallel}), after
      * {@link #dataParallel} with the run's world: world = DP groups x CP ranks, the group being this rank and its
-     * neighbours (world ranks g N .. g N + N - 1 form group g).
+     * neighbours (world ranks g N .. g N + N - 1 form group g). The scheme is chosen as {@link ContextParallelScheme#AUTO}
+     * does: Ulysses when N divides the key/value heads, else the zigzag all-gather.
      */
     public Trainer contextParallel(Communicator group) {
+        return contextParallel(group, ContextParallelScheme.AUTO);
+    }
+
+    /** As {@link #contextParallel(Communicator)} with the scheme given (Ulysses where N does not divide the key/value heads is refused). */
+    public Trainer contextParallel(Communicator group, ContextParallelScheme scheme) {
         if (completedSteps > 0 || startNanos != 0) throw new IllegalStateException("context parallelism is set before the first step");
-        this.cp = ContextParallel.of(model, comm, group);
+        this.cp = ContextParallel.of(model, comm, group, java.util.Objects.requireNonNull(scheme, "scheme"));
         return this;
     }
+
+    /** The context-parallel scheme this trainer runs, or null without context parallelism. */
+    public ContextParallelScheme contextParallelScheme() { return cp == null ? null : cp.scheme(); }
 
     /**
      * For the tests that hold a device's trainer to the CPU's bits: the CPU adds the sequences'

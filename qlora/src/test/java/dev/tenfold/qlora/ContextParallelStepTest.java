@@ -7,10 +7,12 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.collective.Communicator;
 import dev.tenfold.engine.collective.InProcessCommunicator;
 import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.ContextParallelScheme;
 import dev.tenfold.llama.ContextParallelStep;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.Parameter;
+import dev.tenfold.llama.ShardedAttention;
 import dev.tenfold.llama.TrainingStep;
 import dev.tenfold.llama.UlyssesAttention;
 import dev.tenfold.llama.testing.TinyLlama;
@@ -30,9 +32,10 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A whole training step (LoRA on every projection, trained embedding, norms and lm_head) with the
- * sequence split over CP = 2 and 4 in-process ranks against the one-rank step: the same loss and,
- * once summed over the group, the same gradients (to 1e-6 of each parameter's gradient norm: the
- * shards' partial sums add in another order). A length of 37 tokens is uneven for both.
+ * sequence split over CP = 2 and 4 in-process ranks against the one-rank step, with Ulysses and with
+ * the zigzag all-gather (also over 3 ranks, which do not divide the 4 key/value heads): the same loss
+ * and, once summed over the group, the same gradients (to 1e-6 of each parameter's gradient norm: the
+ * shards' partial sums add in another order). A length of 37 tokens is uneven for all.
  */
 class ContextParallelStepTest {
     static final int T = 37;
@@ -86,8 +89,9 @@ class ContextParallelStepTest {
     }
 
     @ParameterizedTest
-    @ValueSource(ints = {2, 4})
-    void lossAndGradientsEqualTheOneRankStep(int cp) throws Exception {
+    @org.junit.jupiter.params.provider.CsvSource({"ulysses, 2", "ulysses, 4", "allgather, 2", "allgather, 4", "allgather, 3"})
+    void lossAndGradientsEqualTheOneRankStep(String schemeName, int cp) throws Exception {
+        ContextParallelScheme scheme = ContextParallelScheme.fromFlag(schemeName);
         int[] ids = ids(), targets = targets(ids), positions = TrainingStep.consecutive(T);
         List<float[]> reference = new ArrayList<>();
         Backend.LossSum one;
@@ -104,7 +108,7 @@ class ContextParallelStepTest {
             List<Future<?>> done = new ArrayList<>();
             for (Communicator c : group) {
                 done.add(pool.submit(() -> {
-                    try (LlamaModel m = model(); UlyssesAttention attention = UlyssesAttention.over(c, m.backend())) {
+                    try (LlamaModel m = model(); ShardedAttention attention = scheme.attention(c, m.backend())) {
                         losses[c.rank()] = ContextParallelStep.run(m, attention, c, ids, targets, positions, gradScale(targets));
                         ContextParallelStep.allReduceGradients(m, c);
                         List<float[]> mine = new ArrayList<>();
@@ -175,11 +179,15 @@ class ContextParallelStepTest {
 
     /** The trainer's run (DataParallelRuns' data and settings, no dropout) as one world rank; null communicators: one rank. */
     static List<float[]> train(Communicator world, Communicator group) throws Exception {
+        return train(world, group, ContextParallelScheme.AUTO);
+    }
+
+    static List<float[]> train(Communicator world, Communicator group, ContextParallelScheme scheme) throws Exception {
         try (LlamaModel model = LlamaLoader.load(modelDir(), CpuBackend.fast())) {
             Lora.attach(model, LoraConfig.of(4, 8f).targets("q,k,v,o,gate").trainEmbeddings(true).seed(5));
             Trainer t = DataParallelRuns.trainer(model);
             if (world != null) t.dataParallel(world);
-            if (group != null) t.contextParallel(group);
+            if (group != null) t.contextParallel(group, scheme);
             List<float[]> steps = new ArrayList<>();
             t.addListener(m -> steps.add(DataParallelRuns.weights(model)));
             t.fit();
@@ -187,10 +195,15 @@ class ContextParallelStepTest {
         }
     }
 
-    /** DP x CP = 1 x 2, 1 x 4 and 2 x 2 in-process ranks train the adapter of one rank (to f32 rounding of the shards' sums). */
+    /**
+     * DP x CP = 1 x 2, 1 x 4 and 2 x 2 in-process ranks train the adapter of one rank (to f32 rounding of the shards'
+     * sums), with Ulysses and the all-gather (auto picks it for 3 ranks over 4 key/value heads).
+     */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.CsvSource({"1, 2", "1, 4", "2, 2"})
-    void theTrainerWithContextParallelismTrainsOneRanksAdapter(int dp, int cp) throws Exception {
+    @org.junit.jupiter.params.provider.CsvSource({"1, 2, auto", "1, 4, auto", "2, 2, auto", "1, 3, auto", "2, 2, allgather"})
+    void theTrainerWithContextParallelismTrainsOneRanksAdapter(int dp, int cp, String schemeName) throws Exception {
+        ContextParallelScheme scheme = ContextParallelScheme.fromFlag(schemeName);
+        boolean ulysses = scheme.resolve(cp, 4) == ContextParallelScheme.ULYSSES;
         List<float[]> alone = train(null, null);
         List<Communicator> world = InProcessCommunicator.group(dp * cp, Duration.ofMinutes(2));
         List<Communicator> groups = new ArrayList<>();
@@ -204,14 +217,17 @@ class ContextParallelStepTest {
                 Communicator w = world.get(r);
                 Counting g = new Counting(groups.get(r));
                 counters.add(g);
-                runs.add(pool.submit(() -> train(w, g)));
+                runs.add(pool.submit(() -> train(w, g, scheme)));
             }
             for (Future<List<float[]>> f : runs) perRank.add(f.get());
         } finally {
             pool.shutdownNow();
         }
         assertFalse(java.util.Arrays.equals(alone.get(0), alone.get(alone.size() - 1)), "the weights must change");
-        for (Counting c : counters) assertTrue(c.allToAlls > 0, "the sequences were not shared: no all-to-all");
+        for (Counting c : counters) {
+            if (ulysses) assertTrue(c.allToAlls > 0 && c.allGathers == 0, "the sequences did not go through Ulysses: no all-to-all");
+            else assertTrue(c.allGathers > 0 && c.reduceScatters > 0 && c.allToAlls == 0, "the sequences did not go through the all-gather");
+        }
         for (int r = 0; r < perRank.size(); r++) {
             assertEquals(alone.size(), perRank.get(r).size());
             for (int s = 0; s < alone.size(); s++) {
@@ -238,10 +254,22 @@ class ContextParallelStepTest {
         }
     }
 
+    @Test
+    void ulyssesOverRanksThatDoNotDivideTheKvHeadsIsRefused() throws Exception {
+        List<Communicator> world = InProcessCommunicator.group(3, Duration.ofSeconds(5));
+        try (LlamaModel model = LlamaLoader.load(modelDir(), CpuBackend.fast())) {
+            Lora.attach(model, LoraConfig.of(4, 8f).targets("q").seed(5));
+            Trainer t = DataParallelRuns.trainer(model).dataParallel(world.get(0));
+            assertEquals("context parallelism: Ulysses needs the 3 ranks to divide the model's 4 key/value heads; use --cp-scheme allgather"
+                    + " (or auto) for 3 ranks",
+                    assertThrows(IllegalArgumentException.class, () -> t.contextParallel(world.get(0), ContextParallelScheme.ULYSSES)).getMessage());
+        }
+    }
+
     /** A group that counts its all-to-alls (the sequences went through Ulysses) and otherwise is its delegate. */
     static final class Counting implements Communicator {
         final Communicator c;
-        volatile int allToAlls;
+        volatile int allToAlls, allGathers, reduceScatters;
 
         Counting(Communicator c) { this.c = c; }
 
@@ -251,7 +279,8 @@ class ContextParallelStepTest {
         @Override public void allReduceSum(double[] values) { c.allReduceSum(values); }
         @Override public void broadcast(dev.tenfold.engine.Tensor tensor, int root) { c.broadcast(tensor, root); }
         @Override public void barrier() { c.barrier(); }
-        @Override public void allGather(dev.tenfold.engine.Tensor mine, dev.tenfold.engine.Tensor all) { c.allGather(mine, all); }
+        @Override public void allGather(dev.tenfold.engine.Tensor mine, dev.tenfold.engine.Tensor all) { allGathers++; c.allGather(mine, all); }
+        @Override public void reduceScatter(dev.tenfold.engine.Tensor send, dev.tenfold.engine.Tensor recv) { reduceScatters++; c.reduceScatter(send, recv); }
         @Override public void allToAll(dev.tenfold.engine.Tensor send, dev.tenfold.engine.Tensor recv) { allToAlls++; c.allToAll(send, recv); }
         @Override public String describe() { return c.describe(); }
         @Override public void close() { c.close(); }

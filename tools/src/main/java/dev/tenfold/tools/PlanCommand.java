@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Device;
 import dev.tenfold.engine.plan.PlanningBackend;
+import dev.tenfold.llama.ContextParallelScheme;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.TrainingMemory;
 import dev.tenfold.qlora.Lora;
@@ -63,8 +64,12 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", paramLabel = "N", description = "The longest sequence searched (default " + Flags.MAX_TOKENS + ").")
     @Range(min = 2, max = Flags.MAX_TOKENS) Integer maxTokens;
     @Option(names = {"--cp", "--context-parallel"}, paramLabel = "N", defaultValue = "1",
-            description = "Plan one rank of N sharing each sequence (Ulysses context parallelism; N divides the key/value heads; default 1).")
+            description = "Plan one rank of N sharing each sequence (context parallelism; default 1).")
     @Range(min = 1, max = 1024) int contextParallel = 1;
+    @Option(names = "--cp-scheme", paramLabel = "SCHEME", defaultValue = "auto",
+            description = "The scheme of --cp N: ulysses (N must divide the key/value heads), allgather (the whole sequence's keys and"
+                    + " values on every rank, counted in the plan) or auto (ulysses when N divides the key/value heads; the default).")
+    String cpScheme = "auto";
     @Option(names = "--json", description = "Print one JSON object on standard output instead of the table.") boolean json;
 
     @Override
@@ -114,11 +119,9 @@ final class PlanCommand implements Callable<Integer> {
         long reserved = reserve != null ? size("--reserve", reserve) : d.isCpu() ? 0 : GiB;
         PlanningBackend.Target target = d.isCpu() ? PlanningBackend.Target.CPU : PlanningBackend.Target.CUDA;
         if (contextParallel > 1 && eval) throw new Flags.BadFlag("--cp plans a training step; leave out --eval");
-        if (c.numKvHeads() % contextParallel != 0) {
-            throw new Flags.BadFlag("--cp " + contextParallel + " must divide the model's " + c.numKvHeads() + " key/value heads");
-        }
+        ContextParallelScheme scheme = ContextParallelGroups.scheme(cpScheme, contextParallel, c.numKvHeads());
         MemoryPlan.Spec spec = (eval ? MemoryPlan.Spec.evaluation(c, n) : MemoryPlan.Spec.training(c, n)).withBase(base).withLora(rank, targets)
-                .withTrainEmbedding(embed).withMemory(memory).on(target, d.isCpu() ? Device.cuda(0) : d).withContextParallel(contextParallel);
+                .withTrainEmbedding(embed).withMemory(memory).on(target, d.isCpu() ? Device.cuda(0) : d).withContextParallel(contextParallel, scheme);
 
         long t0 = System.nanoTime();
         MemoryPlan.Result r = MemoryPlan.plan(spec);
@@ -196,7 +199,8 @@ final class PlanCommand implements Callable<Integer> {
                 : m.activations() + " activations, " + (m.offloadCheckpoints() ? "checkpoints offloaded to host memory" : "checkpoints on the device")
                 + ", MLP tiles of " + m.mlpTileTokens() + " tokens";
         String tokens = String.format(Locale.ROOT, "%,d tokens", s.tokens())
-                + (s.contextParallel() > 1 ? " shared by " + s.contextParallel() + " ranks (Ulysses), this rank's memory" : "");
+                + (s.contextParallel() > 1 ? " shared by " + s.contextParallel() + " ranks ("
+                        + (s.contextParallelScheme() == ContextParallelScheme.ULYSSES ? "Ulysses" : "all-gather of keys and values") + "), this rank's memory" : "");
         return String.format(Locale.ROOT, "Llama (hidden %d, %d layers, %d/%d heads of %d, MLP %d, vocab %d)%n  %s, %s; %s%n  %s",
                 c.hiddenSize(), c.numLayers(), c.numHeads(), c.numKvHeads(), c.headDim(), c.intermediateSize(), c.vocabSize(),
                 step, tokens, what, memory);
@@ -246,7 +250,10 @@ final class PlanCommand implements Callable<Integer> {
         o.put("device", s.target() == PlanningBackend.Target.CUDA ? s.device().toString() : "cpu");
         o.put("step", s.evaluation() ? "evaluation" : "training");
         o.put("tokens", s.tokens());
-        if (s.contextParallel() > 1) o.put("context_parallel", s.contextParallel());
+        if (s.contextParallel() > 1) {
+            o.put("context_parallel", s.contextParallel());
+            o.put("context_parallel_scheme", s.contextParallelScheme().flag());
+        }
         o.put("base", s.base() == MemoryPlan.Base.NF4 ? "nf4" : s.stored().lower());
         o.put("lora_r", s.loraRank());
         o.putPOJO("lora_targets", s.loraTargets().stream().sorted().toList());

@@ -3,6 +3,7 @@ package dev.tenfold.tools;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.collective.Communicator;
+import dev.tenfold.llama.ContextParallelScheme;
 import dev.tenfold.llama.LlamaConfig;
 import dev.tenfold.llama.LlamaModel;
 import dev.tenfold.llama.LoadSpec;
@@ -85,9 +86,14 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--packing", description = "Pack each batch's records into sequences of up to --max-length tokens, attention kept "
             + "inside each record: the same loss and gradients in fewer, longer passes (faster on short records).") boolean packing;
     @Option(names = {"--cp", "--context-parallel"}, paramLabel = "N", defaultValue = "1",
-            description = "Share each sequence among N ranks (Ulysses context parallelism; CPU ranks, N dividing the key/value heads);"
-                    + " the ranks form groups of N, data parallelism runs across the groups (default 1).")
+            description = "Share each sequence among N ranks (context parallelism; CPU ranks); the ranks form groups of N, data"
+                    + " parallelism runs across the groups (default 1).")
     @Range(min = 1, max = 1024) int contextParallel = 1;
+    @Option(names = "--cp-scheme", paramLabel = "SCHEME", defaultValue = "auto",
+            description = "How --cp N ranks share attention: ulysses (all-to-all of heads; N must divide the key/value heads), allgather"
+                    + " (all-gather of keys and values, zigzag chunks; any N) or auto (ulysses when N divides the key/value heads,"
+                    + " else allgather; the default).")
+    String cpScheme = "auto";
     @Option(names = "--seed", defaultValue = "42") long seed;
     @Option(names = "--weight-decay", description = "AdamW's weight decay (default 0).") @Range(min = 0) Float weightDecay;
     @Option(names = "--adam-beta1", description = "(default 0.9)") @Range(min = 0, max = 1, maxExclusive = true) Float beta1;
@@ -160,7 +166,8 @@ final class TrainCommand implements Callable<Integer> {
                     + comm.describe() + "); the other ranks log to " + output.resolve("logs"));
             if (contextParallel > 1) {
                 cpGroup = ContextParallelGroups.split(comm, contextParallel);
-                System.err.println("tenfold: context parallelism: each sequence split over " + contextParallel + " ranks (Ulysses attention), "
+                System.err.println("tenfold: context parallelism: each sequence split over " + contextParallel + " ranks ("
+                        + (cpSchemeResolved == ContextParallelScheme.ULYSSES ? "Ulysses attention" : "all-gather attention, zigzag chunks") + "), "
                         + comm.size() / contextParallel + " data-parallel group" + (comm.size() / contextParallel > 1 ? "s" : ""));
             }
             return train(r, s, lora, batch, maxLen, nf4, comm);
@@ -171,16 +178,21 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private Communicator cpGroup; // --cp N: this rank's group of N
+    private ContextParallelScheme cpSchemeResolved; // --cp N: the scheme its group runs
 
     /** --cp against the other flags, before anything starts. */
-    private void checkContextParallel(LoraConfig lora) {
-        if (contextParallel == 1) return;
+    private void checkContextParallel(LoraConfig lora) throws java.io.IOException {
+        if (contextParallel == 1) {
+            ContextParallelGroups.scheme(cpScheme, 1, 1); // a bad name is still a bad flag
+            return;
+        }
+        cpSchemeResolved = ContextParallelGroups.scheme(cpScheme, contextParallel, model.config().numKvHeads());
         int world = dataParallel.nprocPerNode * dataParallel.nnodes;
         if (world % contextParallel != 0) {
             throw new Flags.BadFlag("--cp " + contextParallel + " must divide the ranks (--nproc-per-node x --nnodes = " + world + ")");
         }
         if (!model.onHost()) {
-            throw new Flags.BadFlag("--cp " + contextParallel + " runs on CPU ranks only so far (--device cpu): Ulysses' head re-layout is a host copy");
+            throw new Flags.BadFlag("--cp " + contextParallel + " runs on CPU ranks only so far (--device cpu): the attention's re-layouts are host copies");
         }
         if (packing) throw new Flags.BadFlag("--cp does not take --packing (attention inside each packed record is not sharded)");
         if (lora.dropout() > 0) {
@@ -243,7 +255,7 @@ final class TrainCommand implements Callable<Integer> {
             }
             Path base = model.model;
             Trainer trainer = new Trainer(m, s, examples, batches::plan).dataParallel(comm);
-            if (cpGroup != null) trainer.contextParallel(cpGroup);
+            if (cpGroup != null) trainer.contextParallel(cpGroup, cpSchemeResolved);
             long trainable = m.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             System.err.printf("tenfold: %,d trainable parameters, %d steps (%d per epoch), rope_theta %s%n", trainable,
                     trainer.totalSteps(), trainer.stepsPerEpoch(), m.config().ropeTheta());

@@ -21,11 +21,32 @@ class PlanContextParallelCliTest {
                 && table.out().contains("context-parallel attention"), table.out());
     }
 
+    /** 16 ranks do not divide Llama-3-8B's 8 key/value heads: auto plans the all-gather, whose gathered keys and values cost more. */
     @Test
-    void aGroupThatDoesNotDivideTheKeyValueHeadsIsABadFlag() {
-        CliTest.Result r = CliTest.run("", "plan", "--config", PlanCliTest.LLAMA3_8B.toString(), "--cp", "3");
+    void sixteenRanksPlanTheAllGatherAndCountItsKeysAndValues() {
+        String c = PlanCliTest.LLAMA3_8B.toString();
+        CliTest.Result auto = CliTest.run("", "plan", "--config", c, "--tokens", "32k", "--cp", "16", "--json");
+        assertEquals(0, auto.code(), auto.err());
+        assertTrue(auto.out().contains("\"context_parallel\":16") && auto.out().contains("\"context_parallel_scheme\":\"allgather\""), auto.out());
+        CliTest.Result ulysses = CliTest.run("", "plan", "--config", c, "--tokens", "32k", "--cp", "8", "--json");
+        CliTest.Result allgather = CliTest.run("", "plan", "--config", c, "--tokens", "32k", "--cp", "8", "--cp-scheme", "allgather", "--json");
+        assertEquals(0, allgather.code(), allgather.err());
+        assertTrue(ulysses.out().contains("\"context_parallel_scheme\":\"ulysses\""), ulysses.out());
+        assertTrue(peak(allgather.out()) > peak(ulysses.out()), allgather.out() + "\n" + ulysses.out());
+        CliTest.Result table = CliTest.run("", "plan", "--config", c, "--tokens", "32k", "--cp", "16");
+        assertTrue(table.out().contains("32,768 tokens shared by 16 ranks (all-gather of keys and values), this rank's memory")
+                && table.out().contains("context-parallel attention"), table.out());
+    }
+
+    @Test
+    void ulyssesOverRanksThatDoNotDivideTheKeyValueHeadsIsABadFlag() {
+        CliTest.Result r = CliTest.run("", "plan", "--config", PlanCliTest.LLAMA3_8B.toString(), "--cp", "3", "--cp-scheme", "ulysses");
         assertEquals(2, r.code(), r.err());
-        assertTrue(r.err().contains("--cp 3 must divide the model's 8 key/value heads"), r.err());
+        assertTrue(r.err().contains("--cp 3 --cp-scheme ulysses: context parallelism: Ulysses needs the 3 ranks to divide the model's 8"
+                + " key/value heads; use --cp-scheme allgather (or auto) for 3 ranks"), r.err());
+        CliTest.Result s = CliTest.run("", "plan", "--config", PlanCliTest.LLAMA3_8B.toString(), "--cp", "2", "--cp-scheme", "ring");
+        assertEquals(2, s.code(), s.err());
+        assertTrue(s.err().contains("--cp-scheme ring: choose auto, ulysses or allgather"), s.err());
     }
 
     private static long peak(String json) {

@@ -15,7 +15,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * `tenfold train --nproc-per-node 2 --cp 2 --device cpu`: each sequence split over the two ranks
- * (mpirun underneath) trains the adapter of one process, to f32 rounding of the shards' sums.
+ * (mpirun underneath) trains the adapter of one process, to f32 rounding of the shards' sums; with
+ * Ulysses, with the all-gather (--cp-scheme allgather), and with two data-parallel groups of two
+ * (--nproc-per-node 4 --cp 2).
  */
 class TrainContextParallelCliTest {
     @TempDir static Path dir;
@@ -40,8 +42,35 @@ class TrainContextParallelCliTest {
     @Test
     void twoRanksSharingEachSequenceTrainTheAdapterOfOneProcess() throws Exception {
         MpiTests.mpirunOrSkip();
-        Path out = dir.resolve("cp2"), log = dir.resolve("cp2.log");
-        Process p = TrainDataParallelCliTest.start(log, args(out, "--nproc-per-node", "2", "--cp", "2"));
+        Path out = dir.resolve("cp2");
+        String text = trainAndCompare(out, "--nproc-per-node", "2", "--cp", "2");
+        assertTrue(text.contains("context parallelism: each sequence split over 2 ranks (Ulysses attention), 1 data-parallel group"), text);
+        assertTrue(Files.readString(out.resolve("logs/rank-1.log")).contains("step 12/12"));
+    }
+
+    @Test
+    void twoRanksWithTheAllGatherTrainTheAdapterOfOneProcess() throws Exception {
+        MpiTests.mpirunOrSkip();
+        Path out = dir.resolve("cp2-allgather");
+        String text = trainAndCompare(out, "--nproc-per-node", "2", "--cp", "2", "--cp-scheme", "allgather");
+        assertTrue(text.contains("context parallelism: each sequence split over 2 ranks (all-gather attention, zigzag chunks), 1 data-parallel group"), text);
+        assertTrue(Files.readString(out.resolve("logs/rank-1.log")).contains("step 12/12"));
+    }
+
+    /** DP x CP = 2 x 2 through mpirun: world ranks 0, 1 share one group's sequences, ranks 2, 3 the other's. */
+    @Test
+    void twoGroupsOfTwoRanksTrainTheAdapterOfOneProcess() throws Exception {
+        MpiTests.mpirunOrSkip();
+        Path out = dir.resolve("dp2-cp2");
+        String text = trainAndCompare(out, "--nproc-per-node", "4", "--cp", "2");
+        assertTrue(text.contains("context parallelism: each sequence split over 2 ranks (Ulysses attention), 2 data-parallel groups"), text);
+        for (int r = 1; r < 4; r++) assertTrue(Files.readString(out.resolve("logs/rank-" + r + ".log")).contains("step 12/12"), "rank " + r);
+    }
+
+    /** Trains with {@code extra} under mpirun; checks the adapter against one process's; returns rank 0's log. */
+    static String trainAndCompare(Path out, String... extra) throws Exception {
+        Path log = out.resolveSibling(out.getFileName() + ".log");
+        Process p = TrainDataParallelCliTest.start(log, args(out, extra));
         String text = TrainDataParallelCliTest.finish(p, log);
         assertEquals(0, p.exitValue(), text);
         try (SafeTensorsFile a = SafeTensorsFile.open(straight.resolve("adapter_model.safetensors"));
@@ -56,9 +85,8 @@ class TrainContextParallelCliTest {
                 }
                 assertTrue(diff <= 1e-4 * max, name + ": max |diff| " + diff + ", max |w| " + max + "\n" + text);
             }
-            assertTrue(text.contains("context parallelism: each sequence split over 2 ranks (Ulysses attention), 1 data-parallel group"), text);
         }
-        assertTrue(Files.readString(out.resolve("logs/rank-1.log")).contains("step 12/12"));
+        return text;
     }
 
     @Test
@@ -69,5 +97,13 @@ class TrainContextParallelCliTest {
         CliTest.Result d = CliTest.run("", TrainCliTest.trainArgs(dir.resolve("bad2"), "--nproc-per-node", "2", "--cp", "2"));
         assertEquals(2, d.code(), d.err());
         assertTrue(d.err().contains("--cp does not take --lora-dropout 0.1"), d.err());
+        // the tiny model has 2 key/value heads: Ulysses cannot run over 4 ranks
+        CliTest.Result u = CliTest.run("", args(dir.resolve("bad3"), "--nproc-per-node", "4", "--cp", "4", "--cp-scheme", "ulysses"));
+        assertEquals(2, u.code(), u.err());
+        assertTrue(u.err().contains("--cp 4 --cp-scheme ulysses: context parallelism: Ulysses needs the 4 ranks to divide the model's 2"
+                + " key/value heads; use --cp-scheme allgather (or auto) for 4 ranks"), u.err());
+        CliTest.Result s = CliTest.run("", args(dir.resolve("bad4"), "--nproc-per-node", "2", "--cp", "2", "--cp-scheme", "ring"));
+        assertEquals(2, s.code(), s.err());
+        assertTrue(s.err().contains("--cp-scheme ring: choose auto, ulysses or allgather"), s.err());
     }
 }

@@ -6,7 +6,7 @@ import java.util.List;
 /**
  * The ranks of a data-parallel or context-parallel run and the collectives the trainer needs: a sum
  * over the ranks, a broadcast from one rank, a barrier, and the moves of context parallelism
- * (all-gather, all-to-all). Every rank calls the same collectives in the same order with
+ * (all-gather, all-to-all, reduce-scatter). Every rank calls the same collectives in the same order with
  * tensors of the same shapes.
  *
  * <p>Implementations: {@link #solo()} (one rank, nothing to do), {@link InProcessCommunicator}
@@ -51,6 +51,13 @@ public interface Communicator extends AutoCloseable {
      */
     void allToAll(Tensor send, Tensor recv);
 
+    /**
+     * {@code send} is cut into size equal blocks, block j for rank j; {@code recv} (one block, a different
+     * buffer) becomes the sum over the ranks of the block each sent to this rank (F32 or F64). The
+     * all-gather context parallelism's return of the key/value gradients to the ranks that own them.
+     */
+    void reduceScatter(Tensor send, Tensor recv);
+
     /** Where the sums are computed, for the docs and the metrics ("in rank order on the host", "NCCL"). */
     String describe();
 
@@ -85,6 +92,11 @@ public interface Communicator extends AutoCloseable {
         @Override public void allGather(Tensor mine, Tensor all) { HostSums.copyOneBlock("allGather", mine, all); }
 
         @Override public void allToAll(Tensor send, Tensor recv) { HostSums.copyOneBlock("allToAll", send, recv); }
+
+        @Override public void reduceScatter(Tensor send, Tensor recv) {
+            HostSums.checkScatter("reduceScatter", send, recv, 1);
+            java.lang.foreign.MemorySegment.copy(send.data(), 0, recv.data(), 0, recv.byteSize());
+        }
 
         @Override public String describe() { return "one rank"; }
 

@@ -57,6 +57,24 @@ final class HostSums {
         return gather ? in.byteSize() : in.byteSize() / size;
     }
 
+    /**
+     * Checks a reduce-scatter's buffers: host tensors, F32 or F64, one dtype, {@code send} holding {@code size}
+     * x the bytes of {@code recv}, different memory. Returns the bytes of one block.
+     */
+    static long checkScatter(String op, Tensor send, Tensor recv, int size) {
+        if (send == null || recv == null) throw new IllegalArgumentException(op + ": a buffer is null");
+        checkSum(op, List.of(send, recv));
+        if (send.dtype() != recv.dtype()) throw new IllegalArgumentException(op + ": " + send.describe() + " and " + recv.describe() + " differ in dtype");
+        if (send.byteSize() != recv.byteSize() * size) {
+            throw new IllegalArgumentException(op + ": the input " + send.describe() + " must hold " + size + " x the output "
+                    + recv.describe() + " (one block per rank)");
+        }
+        if (send.data().asOverlappingSlice(recv.data()).isPresent() && recv.byteSize() > 0) {
+            throw new IllegalArgumentException(op + ": the input and output overlap");
+        }
+        return recv.byteSize();
+    }
+
     /** One rank's all-gather or all-to-all: out = in (host tensors, or the same tensor). */
     static void copyOneBlock(String op, Tensor in, Tensor out) {
         if (in.data().equals(out.data())) return;

@@ -139,6 +139,24 @@ public final class InProcessCommunicator implements Communicator {
         await("allToAll");
     }
 
+    @Override
+    public void reduceScatter(Tensor send, Tensor recv) {
+        long block = HostSums.checkScatter("reduceScatter", send, recv, group.size);
+        group.slots[rank] = send;
+        await("reduceScatter");
+        MemorySegment out = recv.data();
+        for (int r = 0; r < group.size; r++) { // rank 0's block first, then the others added in rank order
+            Tensor t = (Tensor) group.slots[r];
+            if (t.dtype() != send.dtype() || t.byteSize() != send.byteSize()) {
+                throw new CollectiveException("reduceScatter: " + send.describe() + " on rank " + rank + " but " + t.describe() + " on rank " + r);
+            }
+            MemorySegment mine = t.data().asSlice(rank * block, block);
+            if (r == 0) MemorySegment.copy(mine, 0, out, 0, block);
+            else HostSums.add(out, mine, recv.dtype(), recv.numel());
+        }
+        await("reduceScatter"); // every rank has read every rank's send
+    }
+
     @Override public String describe() { return group.size + " in-process ranks, sums in rank order"; }
 
     /** Breaks the group: the other ranks' pending and later collectives fail at once. */

@@ -203,6 +203,25 @@ public final class MpiCommunicator implements Communicator {
         }
     }
 
+    /**
+     * recv = the sum of the ranks' blocks for this rank, in rank order: an all-to-all brings every rank's block
+     * here (MPI_Reduce_scatter_block would let the library choose the order), then they are added 0, 1, 2, ...
+     */
+    @Override
+    public synchronized void reduceScatter(Tensor send, Tensor recv) {
+        long block = HostSums.checkScatter("reduceScatter", send, recv, size);
+        watchdog.begin("reduceScatter");
+        try {
+            MemorySegment blocks = scratch(send.byteSize());
+            mpi.alltoallBytes(comm, send.data(), blockCount("reduceScatter", block), blocks);
+            MemorySegment out = recv.data();
+            MemorySegment.copy(blocks, 0, out, 0, block);
+            for (int r = 1; r < size; r++) HostSums.add(out, blocks.asSlice(r * block, block), recv.dtype(), recv.numel());
+        } finally {
+            watchdog.end();
+        }
+    }
+
     /** MPI counts are ints: one block (a rank's share) of at most 2^31 - 1 bytes. */
     private static int blockCount(String op, long bytes) {
         if (bytes > Integer.MAX_VALUE) {

@@ -136,6 +136,18 @@ public final class NcclCommunicator implements Communicator {
         }
     }
 
+    /** Device F32 tensors: ncclReduceScatter (NCCL's order of the sum). */
+    @Override
+    public void reduceScatter(Tensor send, Tensor recv) {
+        watchdog.begin("reduceScatter");
+        try {
+            comm.reduceScatterSum(send, recv);
+            backend.synchronize();
+        } finally {
+            watchdog.end();
+        }
+    }
+
     @Override public String describe() { return size() + " NCCL ranks (GPU), sums in NCCL's order"; }
 
     @Override public void close() { comm.close(); }

@@ -48,7 +48,7 @@ public final class Nccl {
 
     private final String loaded;
     private final MethodHandle ncclGetVersion, ncclGetUniqueId, ncclCommInitRank, ncclCommDestroy, ncclAllReduce, ncclBroadcast,
-            ncclGroupStart, ncclGroupEnd, ncclAllGather, ncclSend, ncclRecv;
+            ncclGroupStart, ncclGroupEnd, ncclAllGather, ncclReduceScatter, ncclSend, ncclRecv;
     private final MethodHandle ncclGetErrorString;
 
     private Nccl(SymbolLookup l, String loaded) {
@@ -63,6 +63,8 @@ public final class Nccl {
         ncclBroadcast = Native.function(l, LIB, "ncclBroadcast", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
         // sendbuff, recvbuff, sendcount, datatype, comm, stream
         ncclAllGather = Native.function(l, LIB, "ncclAllGather", PTR, PTR, SIZE_T, INT, PTR, PTR);
+        // sendbuff, recvbuff, recvcount, datatype, op, comm, stream
+        ncclReduceScatter = Native.function(l, LIB, "ncclReduceScatter", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
         // buff, count, datatype, peer, comm, stream
         ncclSend = Native.function(l, LIB, "ncclSend", PTR, SIZE_T, INT, INT, PTR, PTR);
         ncclRecv = Native.function(l, LIB, "ncclRecv", PTR, SIZE_T, INT, INT, PTR, PTR);
@@ -225,6 +227,29 @@ public final class Nccl {
             MemorySegment stream = backend.stream();
             check(invoke(() -> (int) ncclAllGather.invokeExact(s, r, count, UINT8, comm, stream)),
                     "ncclAllGather(" + count + " bytes, rank " + rank + ")");
+        }
+
+        /**
+         * send cut into ranks equal blocks, block j for rank j; recv (one block) = the sum over the ranks of
+         * their block for this rank (F32). Queued on the stream.
+         */
+        public void reduceScatterSum(Tensor send, Tensor recv) {
+            Check.notNull("reduceScatter", "send", send);
+            Check.notNull("reduceScatter", "recv", recv);
+            Check.dtype("reduceScatter", "send", send, DType.F32);
+            if (recv.dtype() != DType.F32 || send.numel() != recv.numel() * ranks) {
+                throw Check.fail("reduceScatter", "recv must be F32 and hold send's elements / " + ranks, send, recv);
+            }
+            for (Tensor t : new Tensor[] {send, recv}) {
+                if (!t.device().equals(backend.device())) throw Check.fail("reduceScatter", "buffers must be on " + backend.device(), t);
+            }
+            long count = recv.numel();
+            if (count == 0) return;
+            backend.makeCurrent();
+            MemorySegment s = Native.pointer(send.data().address()), r = Native.pointer(recv.data().address());
+            MemorySegment stream = backend.stream();
+            check(invoke(() -> (int) ncclReduceScatter.invokeExact(s, r, count, FLOAT32, SUM, comm, stream)),
+                    "ncclReduceScatter(" + count + " elements per rank, rank " + rank + ")");
         }
 
         /**

@@ -94,5 +94,13 @@ class InProcessCommunicatorTest {
             assertEquals("allToAll: the input and output overlap",
                     assertThrows(IllegalArgumentException.class, () -> two.get(0).allToAll(c, c)).getMessage());
         }
+        try (Tensor a = Tensor.allocate(DType.F32, 6); Tensor b = Tensor.allocate(DType.F32, 4); Tensor i = Tensor.allocate(DType.I32, 6)) {
+            assertEquals("reduceScatter: the input F32[6] must hold 2 x the output F32[4] (one block per rank)",
+                    assertThrows(IllegalArgumentException.class, () -> two.get(0).reduceScatter(a, b)).getMessage());
+            assertEquals("reduceScatter: F32 or F64 tensors only, got I32[6]",
+                    assertThrows(IllegalArgumentException.class, () -> two.get(0).reduceScatter(i, b)).getMessage());
+            assertEquals("reduceScatter: the input and output overlap",
+                    assertThrows(IllegalArgumentException.class, () -> two.get(0).reduceScatter(a, a.slice(0, 3))).getMessage());
+        }
     }
 }

@@ -77,7 +77,7 @@ public final class MpiWorldMain {
     }
 
     /**
-     * All-gather and all-to-all of BF16 and I32 blocks whose values name the sending rank, the
+     * All-gather, all-to-all and reduce-scatter: BF16 and I32 blocks whose values name the sending rank, the
      * receiving rank and the element: every rank checks what arrived where. Throws on the first error.
      */
     static void checkMoves(Communicator comm) {
@@ -100,6 +100,34 @@ public final class MpiWorldMain {
                         throw new AssertionError("rank " + rank + ": allToAll block " + r + " element " + i);
                     }
                 }
+            }
+        }
+        checkReduceScatter(comm);
+    }
+
+    /**
+     * Reduce-scatter of F32 (values whose sum depends on the order: it must be the rank-order sum) and F64
+     * blocks: block j of rank r's send holds values made from (r, j, i); rank j receives their sum over r.
+     */
+    static void checkReduceScatter(Communicator comm) {
+        int rank = comm.rank(), size = comm.size(), n = 1003;
+        try (Tensor send = Tensor.allocate(DType.F32, (long) size * n); Tensor recv = Tensor.allocate(DType.F32, n);
+             Tensor send64 = Tensor.allocate(DType.F64, (long) size * 3); Tensor recv64 = Tensor.allocate(DType.F64, 3)) {
+            for (int j = 0; j < size; j++) for (int i = 0; i < n; i++) send.setFloat((long) j * n + i, value(rank, j * n + i));
+            for (int j = 0; j < size; j++) for (int i = 0; i < 3; i++) send64.data().setAtIndex(Tensor.F64, (long) j * 3 + i, rank * 100.0 + j * 10 + i);
+            comm.reduceScatter(send, recv);
+            comm.reduceScatter(send64, recv64);
+            for (int i = 0; i < n; i++) {
+                float expect = value(0, rank * n + i);
+                for (int r = 1; r < size; r++) expect += value(r, rank * n + i);
+                if (Float.floatToRawIntBits(expect) != Float.floatToRawIntBits(recv.getFloat(i))) {
+                    throw new AssertionError("rank " + rank + ": reduceScatter element " + i + " is " + recv.getFloat(i) + ", the rank-order sum " + expect);
+                }
+            }
+            for (int i = 0; i < 3; i++) {
+                double expect = 0;
+                for (int r = 0; r < size; r++) expect += r * 100.0 + rank * 10 + i;
+                if (recv64.data().getAtIndex(Tensor.F64, i) != expect) throw new AssertionError("rank " + rank + ": f64 reduceScatter element " + i);
             }
         }
     }

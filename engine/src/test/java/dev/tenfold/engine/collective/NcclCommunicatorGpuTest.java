@@ -46,6 +46,8 @@ class NcclCommunicatorGpuTest {
                 assertArrayEquals(values, GpuTests.toHost(gpu, g).toFloatArray());
                 comm.allToAll(x, a);
                 assertArrayEquals(values, GpuTests.toHost(gpu, a).toFloatArray());
+                comm.reduceScatter(x, g); // one rank: a copy (ncclReduceScatter)
+                assertArrayEquals(values, GpuTests.toHost(gpu, g).toFloatArray());
             }
             assertThrows(IllegalArgumentException.class, () -> comm.broadcast(x, 1));
         }

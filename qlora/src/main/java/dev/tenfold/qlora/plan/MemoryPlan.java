@@ -4,6 +4,7 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Device;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.plan.PlanningBackend;
+import dev.tenfold.llama.ContextParallelScheme;
 import dev.tenfold.llama.DenseLinear;
 import dev.tenfold.llama.Linear;
 import dev.tenfold.llama.LlamaConfig;
@@ -65,13 +66,19 @@ public final class MemoryPlan {
         private final PlanningBackend.Target target;
         private final Device device;
         private final int contextParallel;
+        private final ContextParallelScheme scheme; // resolved: Ulysses or the all-gather (Ulysses for no context parallelism)
 
         private Spec(LlamaConfig config, int tokens, Base base, DType stored, int loraRank, Set<String> loraTargets, boolean trainEmbedding,
                      TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device, int contextParallel) {
-            if (contextParallel < 1 || config.numKvHeads() % contextParallel != 0) {
-                throw new IllegalArgumentException("context parallelism: " + contextParallel + " ranks must divide the " + config.numKvHeads()
-                        + " key/value heads");
-            }
+            this(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel,
+                    ContextParallelScheme.AUTO);
+        }
+
+        private Spec(LlamaConfig config, int tokens, Base base, DType stored, int loraRank, Set<String> loraTargets, boolean trainEmbedding,
+                     TrainingMemory memory, boolean evaluation, PlanningBackend.Target target, Device device, int contextParallel,
+                     ContextParallelScheme scheme) {
+            if (contextParallel < 1) throw new IllegalArgumentException("context parallelism: the group needs >= 1 rank, got " + contextParallel);
+            this.scheme = scheme.resolve(contextParallel, config.numKvHeads());
             if (stored != DType.BF16 && stored != DType.F32) throw new IllegalArgumentException("stored dtype must be BF16 or F32, got " + stored);
             if (tokens < 2) throw new IllegalArgumentException("tokens must be >= 2, got " + tokens);
             if (loraRank < 0) throw new IllegalArgumentException("LoRA rank must be >= 0, got " + loraRank);
@@ -105,33 +112,33 @@ public final class MemoryPlan {
         }
 
         public Spec withTokens(int n) {
-            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel);
+            return new Spec(config, n, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel, scheme);
         }
 
         public Spec withBase(Base b) {
-            return new Spec(config, tokens, b, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel);
+            return new Spec(config, tokens, b, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel, scheme);
         }
 
         public Spec withStored(DType d) {
-            return new Spec(config, tokens, base, d, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel);
+            return new Spec(config, tokens, base, d, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, contextParallel, scheme);
         }
 
         /** LoRA of {@code rank} (0: none) on the PEFT modules {@code targets} (q_proj, ...; see {@link Lora#parseTargets}). */
         public Spec withLora(int rank, Set<String> targets) {
-            return new Spec(config, tokens, base, stored, rank, targets, trainEmbedding, memory, evaluation, target, device, contextParallel);
+            return new Spec(config, tokens, base, stored, rank, targets, trainEmbedding, memory, evaluation, target, device, contextParallel, scheme);
         }
 
         public Spec withTrainEmbedding(boolean train) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, train, memory, evaluation, target, device, contextParallel);
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, train, memory, evaluation, target, device, contextParallel, scheme);
         }
 
         public Spec withMemory(TrainingMemory m) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, m, evaluation, target, device, contextParallel);
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, m, evaluation, target, device, contextParallel, scheme);
         }
 
         /** The backend planned for: its allocator's rules ({@code target}) and the device its tensors name. */
         public Spec on(PlanningBackend.Target t, Device d) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, t, d, contextParallel);
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, t, d, contextParallel, scheme);
         }
 
         public LlamaConfig config() { return config; }
@@ -145,12 +152,23 @@ public final class MemoryPlan {
         public boolean evaluation() { return evaluation; }
         public PlanningBackend.Target target() { return target; }
         public Device device() { return device; }
-        /** Ranks sharing the sequence (Ulysses context parallelism; 1: none): the plan is one rank's. */
+        /** Ranks sharing the sequence (context parallelism; 1: none): the plan is one rank's. */
         public int contextParallel() { return contextParallel; }
 
-        /** The step of one rank of {@code n} sharing each sequence (context parallelism): its share of the tokens, attention over all. */
+        /** The context-parallel scheme planned (resolved: Ulysses or the all-gather). */
+        public ContextParallelScheme contextParallelScheme() { return scheme; }
+
+        /**
+         * The step of one rank of {@code n} sharing each sequence (context parallelism): its share of the tokens, attention over
+         * all, with the scheme {@link ContextParallelScheme#AUTO} picks.
+         */
         public Spec withContextParallel(int n) {
-            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, n);
+            return withContextParallel(n, ContextParallelScheme.AUTO);
+        }
+
+        /** As {@link #withContextParallel(int)} with the scheme given (the all-gather's gathered keys and values are planned too). */
+        public Spec withContextParallel(int n, ContextParallelScheme scheme) {
+            return new Spec(config, tokens, base, stored, loraRank, loraTargets, trainEmbedding, memory, evaluation, target, device, n, scheme);
         }
 
         /** A training step must train something. */
@@ -203,6 +221,7 @@ public final class MemoryPlan {
         m.put("DecoderLayer", "layer working set");
         m.put("TrainingStep", "residual gradients and loss");
         m.put("UlyssesAttention", "context-parallel attention");
+        m.put("ZigzagAllGatherAttention", "context-parallel attention");
         m.put("KvCache", "KV cache");
         m.put("Perplexity", "evaluation scratch");
         return m;
@@ -219,7 +238,7 @@ public final class MemoryPlan {
             prepare(model, spec);
             long before = b.now().inUse();
             long[] afterFirst = {-1};
-            run(model, spec.tokens(), spec.evaluation(), steps, spec.contextParallel(), () -> afterFirst[0] = b.deviceAllocations());
+            run(model, spec.tokens(), spec.evaluation(), steps, spec.contextParallel(), spec.contextParallelScheme(), () -> afterFirst[0] = b.deviceAllocations());
             long second = spec.evaluation() || steps < 2 ? -1 : b.deviceAllocations() - afterFirst[0];
             return new Result(spec, b.peak(), before, b.peakHost(), second);
         }
@@ -239,10 +258,11 @@ public final class MemoryPlan {
      * window of {@code tokens}.
      */
     public static void run(LlamaModel model, int tokens, boolean evaluation, Runnable afterFirstStep) {
-        run(model, tokens, evaluation, 2, 1, afterFirstStep);
+        run(model, tokens, evaluation, 2, 1, ContextParallelScheme.AUTO, afterFirstStep);
     }
 
-    private static void run(LlamaModel model, int tokens, boolean evaluation, int steps, int contextParallel, Runnable afterFirstStep) {
+    private static void run(LlamaModel model, int tokens, boolean evaluation, int steps, int contextParallel, ContextParallelScheme scheme,
+                            Runnable afterFirstStep) {
         if (evaluation) {
             Perplexity.evaluate(model, List.of(new int[tokens]), tokens, tokens);
             return;
@@ -252,7 +272,7 @@ public final class MemoryPlan {
         Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(5e-5).schedule(LrSchedule.Kind.LINEAR).maxSteps(steps).seed(0));
         if (contextParallel > 1) { // rank 0 of the group: its share of the tokens; the group's moves are nothing where nothing is computed
             PlanningGroup group = new PlanningGroup(contextParallel);
-            trainer.dataParallel(group).contextParallel(group);
+            trainer.dataParallel(group).contextParallel(group, scheme);
         }
         for (int step = 1; step <= steps; step++) {
             trainer.step(batch);

@@ -30,6 +30,8 @@ final class PlanningGroup implements Communicator {
 
     @Override public void allToAll(Tensor send, Tensor recv) {}
 
+    @Override public void reduceScatter(Tensor send, Tensor recv) {}
+
     @Override public String describe() { return "rank 0 of " + size + " in a memory plan (nothing moves)"; }
 
     @Override public void close() {}
