@@ -171,6 +171,35 @@ final class DecoderLayer {
         return Tensor.wrap(buffer.data().asSlice(offset, dtype.byteSize(rows * cols)), buffer.device(), dtype, rows, cols);
     }
 
+    /**
+     * Lets this pass use {@code other}'s gradient buffers (allocating them first if needed): passes that run
+     * their backwards one after the other need only one set.
+     */
+    DecoderLayer shareGradientsOf(DecoderLayer other) {
+        if (other.t != t || other.tile != tile || other.act != act) throw new IllegalArgumentException("passes of different shapes");
+        if (other.dS == null) other.allocateGradients();
+        dS = other.dS;
+        dU = other.dU;
+        dM = other.dM;
+        tmpM = other.tmpM;
+        dX2part = other.dX2part;
+        dqkv = other.dqkv;
+        return this;
+    }
+
+    /**
+     * Bytes of the buffers one pass of t tokens keeps, with an MLP tile of {@code tile} tokens (the
+     * forward's working set: what a backward without recomputing needs per layer).
+     */
+    static long workingSetBytes(LlamaConfig c, int t, int tile, DType act) {
+        long es = act.byteSize(1), h = c.hiddenSize(), qw = (long) c.numHeads() * c.headDim(), kvw = (long) c.numKvHeads() * c.headDim();
+        long forward = aligned(t * qw * es) * 2 + aligned(t * kvw * es) * 2 + aligned(t * qw * es);
+        long backward = aligned(t * h * 4) + aligned(t * h * es);
+        long tl = Math.min(t, tile);
+        return t * h * es + Math.max(forward, backward) + 4L * c.numHeads() * t + 4L * t
+                + tl * h * es + 4L * tl + 3 * tl * c.intermediateSize() * es;
+    }
+
     private void allocateGradients() {
         dS = buffers.tensor(act, tile, inter);
         dU = buffers.tensor(act, tile, inter);
@@ -248,14 +277,24 @@ final class DecoderLayer {
      * pass's dtype; dy and dx are F32 [t, hidden], dy is overwritten (it becomes the gradient of x2).
      */
     void backward(int l, Tensor x, Tensor dy, Tensor dx) {
+        backward(l, x, dy, dx, true);
+    }
+
+    /**
+     * As {@link #backward(int, Tensor, Tensor, Tensor)}; with {@code recompute} false, this pass's buffers
+     * must still hold layer l's forward (its last {@link #forward} was layer l on x, with one MLP tile of
+     * all t tokens): the backward starts from them instead of computing them again.
+     */
+    void backward(int l, Tensor x, Tensor dy, Tensor dx, boolean recompute) {
         LlamaModel.Layer layer = model.layer(l);
+        if (!recompute && tile < t) throw new IllegalStateException("a backward without recomputing needs one MLP tile of all " + t + " tokens");
         if (dS == null) allocateGradients();
-        Tensor x2 = attentionBlock(layer, l, x, null); // recompute the attention block's activations
+        Tensor x2 = recompute ? attentionBlock(layer, l, x, null) : aOrX2; // the attention block's activations
         // MLP block, a tile at a time: y = x2 + down(silu(g) * u), m = rmsnorm(x2); dy becomes dy + dy/dx2
         for (int t0 = 0; t0 < t; t0 += tile) {
             int n = Math.min(tile, t - t0);
             Tensor x2t = x2.slice(t0, t0 + n), dyt = dy.slice(t0, t0 + n);
-            mlpForward(layer, x2t, n);
+            if (recompute) mlpForward(layer, x2t, n);
             Tensor mt = m.slice(0, n), gt = g.slice(0, n), ut = u.slice(0, n), st = s.slice(0, n);
             Tensor dSt = dS.slice(0, n), dUt = dU.slice(0, n), dMt = dM.slice(0, n), tmpMt = tmpM.slice(0, n);
             layer.down.backward(b, st, dyt, dSt);

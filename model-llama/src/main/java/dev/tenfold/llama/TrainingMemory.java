@@ -25,7 +25,12 @@ public record TrainingMemory(DType activations, boolean offloadCheckpoints, int 
         if (mlpTileTokens < 1) throw new IllegalArgumentException("mlpTileTokens must be >= 1, got " + mlpTileTokens);
     }
 
-    /** F32 activations kept on the device: the CPU's default, and the reference the lean step is checked against. */
+    /**
+     * F32 activations kept on the device: the CPU's default, and the reference the lean step is checked against.
+     * With these settings a CPU step whose layers' activations all fit in an eighth of the host's memory keeps
+     * them and recomputes nothing (the same numbers, a quarter less work); any other settings recompute each
+     * layer in the backward.
+     */
     public static TrainingMemory f32() { return new TrainingMemory(DType.F32, false, DEFAULT_MLP_TILE); }
 
     /** BF16 activations, with or without offloaded checkpoints: a GPU's lean step. */

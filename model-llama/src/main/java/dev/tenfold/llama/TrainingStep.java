@@ -8,7 +8,8 @@ import dev.tenfold.engine.Tensor;
 /**
  * One sequence's loss and gradients: the forward pass with gradient checkpointing per decoder
  * layer (only each layer's input is kept, in {@link Checkpoints}; the layer is recomputed in the
- * backward), the chunked cross-entropy (no sequence x vocabulary logits), and the backward pass
+ * backward; on the CPU, when every layer's activations fit in an eighth of the host's memory, they are
+ * kept instead and nothing is recomputed), the chunked cross-entropy (no sequence x vocabulary logits), and the backward pass
  * through every layer. Gradients are added into the model's {@link Parameter}s; frozen weights pass
  * input gradients through. Each decoder layer's forward and backward are side by side in
  * {@link DecoderLayer}.
@@ -68,8 +69,16 @@ public final class TrainingStep {
         arena.begin();
         Tensor invFreq = arena.floats(c.ropeInverseFrequencies(Math.max(maxPos + 1, ropeLength)));
         Tensor idsT = arena.ints(ids), posT = arena.ints(positions), targetsT = arena.ints(targets);
-        DecoderLayer pass = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, memory.mlpTileTokens(), recordStarts)
-                .shardedAttention(sharded);
+        // Small enough (a small model, or a short sequence, on the CPU): every layer keeps its forward's
+        // working set and the backward starts from it, skipping the recompute (a quarter of the step's work).
+        boolean keep = sharded == null && keepsLayerActivations(model, t);
+        DecoderLayer[] passes = new DecoderLayer[keep ? layers : 1];
+        for (int l = 0; l < passes.length; l++) {
+            passes[l] = new DecoderLayer(model, arena::tensor, t, invFreq, posT, act, keep ? t : memory.mlpTileTokens(), recordStarts)
+                    .shardedAttention(sharded);
+            if (l > 0) passes[l].shareGradientsOf(passes[0]);
+        }
+        DecoderLayer pass = passes[0];
         Checkpoints saved = new Checkpoints(b, arena, layers, t, h, act, memory.offloadCheckpoints());
         Tensor dy = arena.tensor(DType.F32, t, h), dx = arena.tensor(DType.F32, t, h); // gradients of the residual stream
         Tensor rstd = arena.tensor(DType.F32, t);
@@ -80,14 +89,14 @@ public final class TrainingStep {
             saved.written(0);
             for (int l = 0; l < layers; l++) {
                 Tensor y = saved.forwardBuffer(l + 1);
-                pass.forward(l, x, y, null);
+                passes[keep ? l : 0].forward(l, x, y, null);
                 saved.written(l + 1);
                 x = y;
             }
 
             // final norm and loss (the norm's output in the layer's spare buffer, its gradient in dx);
             // the output matrix's gradient goes to the embedding when tied and trained
-            Tensor xn = pass.spare();
+            Tensor xn = keep ? arena.tensor(act, t, h) : pass.spare(); // kept, every layer's buffers are taken
             b.rmsnorm(saved.last(), model.finalNorm(), (float) c.rmsNormEps(), xn, rstd);
             Parameter emb = model.embeddingParameter();
             Tensor dOutput = model.outputIsEmbedding() ? (emb != null ? emb.grad() : null)
@@ -97,7 +106,7 @@ public final class TrainingStep {
             // backward, layer by layer from the top, recomputing each layer from its saved input
             b.rmsnormBackward(dx, saved.last(), model.finalNorm(), rstd, dy, DecoderLayer.grad(model.finalNormParameter()));
             for (int l = layers - 1; l >= 0; l--) {
-                pass.backward(l, saved.backwardInput(l), dy, dx);
+                passes[keep ? l : 0].backward(l, saved.backwardInput(l), dy, dx, !keep);
                 Tensor swap = dy;
                 dy = dx;
                 dx = swap;
@@ -108,6 +117,25 @@ public final class TrainingStep {
             saved.finish();
         }
     }
+
+    /**
+     * Whether a step of t tokens keeps every layer's activations instead of recomputing them in the backward:
+     * on the CPU with the default {@link TrainingMemory#f32()}, when all layers' working sets take at most
+     * {@link #KEPT_SHARE_OF_MEMORY} of the host's memory. A device's step, and a step whose memory settings
+     * were chosen to save memory, recompute (the memory plan counts that step).
+     */
+    public static boolean keepsLayerActivations(LlamaModel model, int t) {
+        if (!(model.backend() instanceof dev.tenfold.engine.cpu.CpuBackend) || !model.trainingMemory().equals(TrainingMemory.f32())) {
+            return false;
+        }
+        long host = dev.tenfold.engine.Machine.physicalMemory();
+        if (host <= 0) return false;
+        long kept = (long) model.config().numLayers() * DecoderLayer.workingSetBytes(model.config(), t, t, model.trainingMemory().activations());
+        return kept <= host * KEPT_SHARE_OF_MEMORY;
+    }
+
+    /** The share of the host's memory a CPU step may spend on keeping every layer's activations. */
+    static final double KEPT_SHARE_OF_MEMORY = 0.125;
 
     /** Positions 0..n-1. */
     public static int[] consecutive(int n) {

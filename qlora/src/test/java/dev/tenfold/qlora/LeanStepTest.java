@@ -120,4 +120,19 @@ class LeanStepTest {
             assertTrue(worst > 0, what + ": BF16 activations round something");
         }
     }
+
+    @Test
+    void keptLayerActivationsGiveTheRecomputedStepsBits(@TempDir Path dir) throws Exception {
+        // f32() on the CPU keeps every layer's activations (a tiny model fits); an MLP tile larger than the
+        // sequence is the same arithmetic with recomputation: the two must agree to the last bit, in both
+        // steps (the second reuses every buffer, kept ones included).
+        Path base = TinyLlama.write(dir.resolve("base"), 24, DType.BF16, false);
+        try (LlamaModel m = model(base, CpuBackend.fast(), false, TrainingMemory.f32())) {
+            assertTrue(TrainingStep.keepsLayerActivations(m, IDS.length), "a tiny model's step keeps its activations");
+            m.setTrainingMemory(TrainingMemory.f32().withMlpTile(64));
+            assertFalse(TrainingStep.keepsLayerActivations(m, IDS.length), "other memory settings recompute");
+        }
+        assertSameBits("kept vs recomputed", run(base, CpuBackend.fast(), false, TrainingMemory.f32()),
+                run(base, CpuBackend.fast(), false, TrainingMemory.f32().withMlpTile(64)));
+    }
 }
