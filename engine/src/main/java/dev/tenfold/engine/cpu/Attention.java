@@ -364,23 +364,66 @@ final class Attention {
     // =================================================================== fast backward
 
     /**
-     * Flash-attention-2 backward in two race-free passes: pass 1, parallel over (b, kv head, key tile),
-     * owns its dk/dv rows and loops over every query tile that sees them; pass 2, parallel over
-     * (b, kv head, query tile), owns its dq rows and loops over the key tiles. Both recompute
-     * P = exp(S - lse) and dS = P (dP - D); no task writes what another writes, and each sum runs in
-     * a fixed order, so the result is the same on every run.
+     * Flash-attention-2 backward. One pass where memory allows ({@link #dqStripes}): parallel over (b, kv
+     * head, stripe of key tiles), each task owns its key tiles' dk/dv rows and adds dS k into a dq
+     * partial of its own (one per stripe), and the stripes' partials are summed at the end in stripe
+     * order. Otherwise two passes: pass 1 as above without dq; pass 2, parallel over (b, kv head, query
+     * tile), owns its dq rows and loops over the key tiles, computing P and dS again. Either way no task
+     * writes what another writes and each sum runs in an order fixed by the shapes alone, so the result
+     * is the same on every run and with any number of threads.
      */
     static void fastBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
                              MemorySegment out, MemorySegment lse, float scale,
                              MemorySegment dq, MemorySegment dk, MemorySegment dv) {
+        fastBackward(g, dOut, q, k, v, out, lse, scale, dq, dk, dv, dqStripes(g));
+    }
+
+    /** Most stripes of key tiles, each with its own dq partial, in the one-pass backward. */
+    static final int MAX_DQ_STRIPES = 8;
+    /** The most memory the one-pass backward's dq partials take; above it, fewer stripes, then two passes. */
+    static final long DQ_PARTIALS_BYTES = 256L << 20;
+
+    /**
+     * Stripes of key tiles for the one-pass backward: up to {@link #MAX_DQ_STRIPES} (enough tasks for the
+     * cores when there are few kv heads), as many as fit {@link #DQ_PARTIALS_BYTES}; 0 (two passes) when not
+     * even one partial of the queries' dq fits.
+     */
+    static int dqStripes(Dims g) {
+        long partial = (long) g.batch() * g.tq() * g.hq() * roundUp(g.d(), L) * Float.BYTES;
+        int nkt = Math.ceilDiv(g.tk(), BC);
+        return (int) Math.min(Math.min(MAX_DQ_STRIPES, nkt), DQ_PARTIALS_BYTES / Math.max(1, partial));
+    }
+
+    /** {@link #fastBackward} with the number of dq stripes given (0: two passes); tests reach both. */
+    static void fastBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                             MemorySegment out, MemorySegment lse, float scale,
+                             MemorySegment dq, MemorySegment dk, MemorySegment dv, int stripes) {
         int grp = g.group(), br = queryTile(grp), dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
         float[] rowD = rowDots(g, dOut, out);
         int nkt = Math.ceilDiv(g.tk(), BC);
+        if (stripes > 0) {
+            // partials[(b * hkv + kvh) * stripes + s]: [grp][tq][dp], the dq of the group's heads from stripe s
+            float[][] partials = new float[g.batch() * g.hkv() * stripes][];
+            Parallel.forRange(partials.length, 1, (start, end) -> {
+                KeyScratch sc = new KeyScratch(grp * br, g.d(), dp);
+                for (int u = start; u < end; u++) {
+                    int s = u % stripes, kvh = (u / stripes) % g.hkv(), b = u / stripes / g.hkv();
+                    float[] part = new float[grp * g.tq() * dp];
+                    // stripe s: key tiles s, s + stripes, ...: every stripe gets early (heavy) and late (light) tiles
+                    for (int kt = s; kt < nkt; kt += stripes) {
+                        keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc, part);
+                    }
+                    partials[u] = part;
+                }
+            });
+            sumDqPartials(g, partials, stripes, scale, dp, dq);
+            return;
+        }
         Parallel.forRange(g.batch() * g.hkv() * nkt, 1, (start, end) -> {
             KeyScratch sc = new KeyScratch(grp * br, g.d(), dp);
             for (int t = start; t < end; t++) {
                 int kt = zigzag(t % nkt, nkt), kvh = (t / nkt) % g.hkv(), b = t / nkt / g.hkv();
-                keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc);
+                keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc, null);
             }
         });
         int nqt = Math.ceilDiv(g.tq(), br);
@@ -390,6 +433,27 @@ final class Attention {
                 int qt = zigzag(t % nqt, nqt), kvh = (t / nqt) % g.hkv(), b = t / nqt / g.hkv();
                 queryTileBackward(g, dOut, q, k, v, lse, rowD, scale, dq, b, kvh, qt * br,
                         Math.min(br, g.tq() - qt * br), dp, sc);
+            }
+        });
+    }
+
+    /** dq = scale * the sum of the stripes' partials, stripe 0 first, for every (b, query, head). */
+    private static void sumDqPartials(Dims g, float[][] partials, int stripes, float scale, int dp, MemorySegment dq) {
+        int grp = g.group(), d = g.d();
+        Parallel.forRange(g.batch() * g.tq(), 16, (start, end) -> {
+            float[] row = new float[dp];
+            for (int bi = start; bi < end; bi++) {
+                int b = bi / g.tq(), i = bi % g.tq();
+                for (int h = 0; h < g.hq(); h++) {
+                    int kvh = h / grp, gi = h % grp, at = (gi * g.tq() + i) * dp;
+                    int u0 = (b * g.hkv() + kvh) * stripes;
+                    for (int c = 0; c < dp; c += L) {
+                        FloatVector x = FloatVector.fromArray(SP, partials[u0], at + c);
+                        for (int s = 1; s < stripes; s++) x = x.add(FloatVector.fromArray(SP, partials[u0 + s], at + c));
+                        x.mul(scale).intoArray(row, c);
+                    }
+                    MemorySegment.copy(row, 0, dq, Tensor.F32, g.qRow(b, i, h) * 4, d);
+                }
             }
         });
     }
@@ -428,10 +492,12 @@ final class Attention {
 
     /** Pass-1 scratch: one key tile (transposed, reused by every query tile) and its dk/dv sums. */
     private static final class KeyScratch {
-        final float[] kt, vt, qs, dos, s, ds, dkAcc, dvAcc, ls, dd, tmp;
+        final float[] kt, vt, qs, dos, s, ds, dkAcc, dvAcc, ls, dd, tmp, ks, dqTile;
 
         KeyScratch(int rows, int d, int dp) {
             kt = new float[d * BC];        // key tile transposed, [d][BC]
+            ks = new float[BC * dp];       // key tile rows (one pass: dS k)
+            dqTile = new float[rows * dp]; // dS k of one query tile (one pass)
             vt = new float[d * BC];        // value tile transposed
             qs = new float[rows * dp];     // scale * q rows
             dos = new float[rows * dp];    // dOut rows
@@ -445,14 +511,18 @@ final class Attention {
         }
     }
 
-    /** dk, dv rows of keys j0 .. j0+BC of kv head kvh: sums over the group's heads and every query that sees them. */
+    /**
+     * dk, dv rows of keys j0 .. j0+BC of kv head kvh: sums over the group's heads and every query that sees
+     * them. With {@code dqPart} ([grp][tq][dp]) also adds dS k, these keys' share of dq (unscaled), into it.
+     */
     private static void keyTileBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
                                         MemorySegment lse, float[] rowD, float scale, MemorySegment dk, MemorySegment dv,
-                                        int b, int kvh, int j0, int br, int dp, KeyScratch sc) {
+                                        int b, int kvh, int j0, int br, int dp, KeyScratch sc, float[] dqPart) {
         int d = g.d(), nc = Math.min(BC, g.tk() - j0), grp = g.group();
         float[] s = sc.s, ds = sc.ds;
         packKeysTransposed(g, k, b, kvh, j0, nc, sc.kt, sc.tmp);
         packKeysTransposed(g, v, b, kvh, j0, nc, sc.vt, sc.tmp);
+        if (dqPart != null) packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
         Arrays.fill(sc.dkAcc, 0f);
         Arrays.fill(sc.dvAcc, 0f);
         // Queries before j0 - offset see none of these keys.
@@ -474,6 +544,15 @@ final class Attention {
             }
             gemm(sc.dvAcc, dp, s, 1, BC, sc.dos, dp, nc, rows, dp, true);  // dv += P^T dO
             gemm(sc.dkAcc, dp, ds, 1, BC, sc.qs, dp, nc, rows, dp, true);  // dk += dS^T (scale q)
+            if (dqPart != null) {
+                gemm(sc.dqTile, dp, ds, BC, 1, sc.ks, dp, rows, nc, dp, false); // dS k: only the nc real keys
+                for (int r = 0; r < rows; r++) {
+                    int from = r * dp, to = ((r / nr) * g.tq() + i0 + r % nr) * dp;
+                    for (int c = 0; c < dp; c += L) {
+                        FloatVector.fromArray(SP, dqPart, to + c).add(FloatVector.fromArray(SP, sc.dqTile, from + c)).intoArray(dqPart, to + c);
+                    }
+                }
+            }
         }
         for (int c = 0; c < nc; c++) {
             MemorySegment.copy(sc.dkAcc, c * dp, dk, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, d);

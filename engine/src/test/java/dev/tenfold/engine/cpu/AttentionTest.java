@@ -88,6 +88,36 @@ class AttentionTest {
         }
     }
 
+    /** The one-pass backward (dq from per-stripe partials) against the two-pass one, at every stripe count that can occur. */
+    @ParameterizedTest(name = "B={0} Tq={1} Tk={2} Hq={3} Hkv={4} d={5}")
+    @MethodSource("shapes")
+    void onePassBackwardMatchesTwoPasses(int b, int tq, int tk, int hq, int hkv, int d) {
+        try (Problem pr = Problem.of(7L * tq + tk + d, b, tq, tk, hq, hkv, d)) {
+            Attention.Dims g = new Attention.Dims(b, tq, tk, hq, hkv, d);
+            float[][] two = backward(pr, g, 0);
+            int nkt = Math.ceilDiv(tk, Attention.BC);
+            for (int stripes = 1; stripes <= Math.min(Attention.MAX_DQ_STRIPES, nkt); stripes++) {
+                float[][] one = backward(pr, g, stripes);
+                // dk and dv come from the same sums in the same order: the same bits
+                assertArrayEquals(two[1], one[1], "dk, " + stripes + " stripes, " + pr);
+                assertArrayEquals(two[2], one[2], "dv, " + stripes + " stripes, " + pr);
+                try (Tensor a = Tensor.of(two[0], b, tq, hq, d); Tensor c = Tensor.of(one[0], b, tq, hq, d)) {
+                    assertClose("dq, " + stripes + " stripes, " + pr, a, c, 1e-5, 1e-4);
+                }
+            }
+            assertTrue(Attention.dqStripes(g) > 0, "small shapes take the one-pass backward");
+        }
+    }
+
+    private static float[][] backward(Problem pr, Attention.Dims g, int stripes) {
+        try (Tensor dq = poisoned(pr.b, pr.tq, pr.hq, pr.d); Tensor dk = poisoned(pr.b, pr.tk, pr.hkv, pr.d);
+             Tensor dv = poisoned(pr.b, pr.tk, pr.hkv, pr.d)) {
+            Attention.fastBackward(g, pr.dOut.data(), pr.q.data(), pr.k.data(), pr.v.data(), pr.out.data(), pr.lse.data(), pr.scale,
+                    dq.data(), dk.data(), dv.data(), stripes);
+            return new float[][] {dq.toFloatArray(), dk.toFloatArray(), dv.toFloatArray()};
+        }
+    }
+
     /** The oracle's backward against finite differences of loss = sum(out * w), for q, k and v. */
     @ParameterizedTest(name = "Tq={0} Tk={1}")
     @MethodSource("gradShapes")
