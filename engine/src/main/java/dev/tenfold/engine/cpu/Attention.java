@@ -284,12 +284,12 @@ final class Attention {
 
     /** Per-thread forward scratch, tile-sized (nothing here grows with Tq or Tk). */
     private static final class ForwardScratch {
-        final float[] qt, st, o, ks, vs, m, l, alpha, tmp;
+        final float[] qt, st, ot, ks, vs, m, l, alpha, tmp;
 
         ForwardScratch(int rows, int rp, int d, int dp) {
             qt = new float[d * rp];      // scale * q, transposed: [d][rp]
             st = new float[BC * rp];     // scores, then probabilities, transposed: [BC][rp]
-            o = new float[rows * dp];    // unnormalized output rows
+            ot = new float[d * rp];      // unnormalized output, transposed: [d][rp]
             ks = new float[BC * dp];     // key tile rows
             vs = new float[BC * dp];     // value tile rows
             m = new float[rp];           // running max per query row
@@ -323,9 +323,9 @@ final class Attention {
                                     ForwardScratch sc) {
         int d = g.d(), grp = g.group(), rows = grp * nr, rp = roundUp(rows, L);
         int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
-        float[] st = sc.st, o = sc.o, m = sc.m, l = sc.l, alpha = sc.alpha;
+        float[] st = sc.st, ot = sc.ot, m = sc.m, l = sc.l, alpha = sc.alpha;
         packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp); // scale folded into q once
-        Arrays.fill(o, 0, rows * dp, 0f);
+        Arrays.fill(ot, 0, d * rp, 0f);
         Arrays.fill(m, 0, rp, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0, rp, 0f);
         for (int j0 = 0; j0 <= lastPos; j0 += BC) { // tiles past the last row's position are fully masked: skipped
@@ -350,13 +350,22 @@ final class Attention {
                 FloatVector.fromArray(SP, l, r).fma(a, sum).intoArray(l, r);
                 mx.intoArray(m, r);
             }
-            for (int r = 0; r < rows; r++) if (alpha[r] != 1f) scaleRow(o, r * dp, dp, alpha[r]);
-            gemm(o, dp, st, 1, rp, sc.vs, dp, rows, nc, dp, true); // O += P v
+            // O kept transposed too ([d][rp], a lane per query row): the rescale is one vector multiply per
+            // lane group, and O^T += v^T P^T broadcasts an element of v for every L query rows instead of an
+            // element of P for every L head dims (4 times fewer broadcasts at head dim 32)
+            for (int p = 0; p < d; p++) {
+                for (int r = 0; r < rp; r += L) {
+                    FloatVector.fromArray(SP, ot, p * rp + r).mul(FloatVector.fromArray(SP, alpha, r)).intoArray(ot, p * rp + r);
+                }
+            }
+            gemm(ot, rp, sc.vs, 1, dp, st, rp, d, nc, rp, true); // O^T += v^T P^T
         }
+        float[] row = sc.tmp;
         for (int r = 0; r < rows; r++) {
             int h = kvh * grp + r / nr, i = i0 + r % nr;
-            scaleRow(o, r * dp, dp, 1f / l[r]);
-            MemorySegment.copy(o, r * dp, out, Tensor.F32, g.qRow(b, i, h) * 4, d);
+            float inv = 1f / l[r];
+            for (int p = 0; p < d; p++) row[p] = ot[p * rp + r] * inv;
+            MemorySegment.copy(row, 0, out, Tensor.F32, g.qRow(b, i, h) * 4, d);
             set(lse, g.lseIndex(b, h, i), m[r] + (float) Math.log(l[r]));
         }
     }
@@ -651,6 +660,24 @@ final class Attention {
                 }
             }
         }
+        if (wide && w % (4 * L) != 0) {
+            // A width of 2 vectors (head dim 32 on AVX-512) left over: 8 rows at a time there, so that each
+            // pair of B vectors loaded feeds 16 accumulators instead of 8. Each element's sum runs in the same
+            // order as in the 4-row kernels: the same bits.
+            int w4 = w - w % (4 * L);
+            for (; i + 8 <= n && w - w4 >= 2 * L; i += 8) {
+                int j = 0;
+                for (; j < w4; j += 4 * L) {
+                    kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                    kernel4x4(c, ldc, a, (i + 4) * ars, ars, acs, b, ldb, k, (i + 4) * ldc + j, j, acc);
+                }
+                for (; j + 2 * L <= w; j += 2 * L) kernel8x2(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                for (; j < w; j += L) {
+                    kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                    kernel4x1(c, ldc, a, (i + 4) * ars, ars, acs, b, ldb, k, (i + 4) * ldc + j, j, acc);
+                }
+            }
+        }
         for (; i + 4 <= n; i += 4) {
             int j = 0;
             if (wide) for (; j + 4 * L <= w; j += 4 * L) kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
@@ -790,6 +817,54 @@ final class Attention {
         x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
         x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
+    }
+
+    /** 8 rows x 2 vectors: 16 accumulators, 2 B vectors and a broadcast (19 of 32 registers). */
+    private static void kernel8x2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+        FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51, x60, x61, x70, x71;
+        if (acc) {
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L);
+            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L);
+            x60 = FloatVector.fromArray(SP, c, c6); x61 = FloatVector.fromArray(SP, c, c6 + L);
+            x70 = FloatVector.fromArray(SP, c, c7); x71 = FloatVector.fromArray(SP, c, c7 + L);
+        } else {
+            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = x60 = x61 = x70 = x71 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars, a6 = a5 + ars, a7 = a6 + ars;
+        for (int p = 0; p < k; p++) {
+            int bo = p * ldb + j, ao = p * acs;
+            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
+            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
+            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
+            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
+            av = FloatVector.broadcast(SP, a[a4 + ao]);
+            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
+            av = FloatVector.broadcast(SP, a[a5 + ao]);
+            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
+            av = FloatVector.broadcast(SP, a[a6 + ao]);
+            x60 = av.fma(b0, x60); x61 = av.fma(b1, x61);
+            av = FloatVector.broadcast(SP, a[a7 + ao]);
+            x70 = av.fma(b0, x70); x71 = av.fma(b1, x71);
+        }
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
+        x60.intoArray(c, c6); x61.intoArray(c, c6 + L);
+        x70.intoArray(c, c7); x71.intoArray(c, c7 + L);
     }
 
     private static void kernel4x1(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,

@@ -188,7 +188,7 @@ class AttentionTest {
         int l = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
         SplittableRandom rng = new SplittableRandom(9);
         for (boolean wide : new boolean[] {true, false}) {
-            for (int n : new int[] {1, 4, 7, 13}) {
+            for (int n : new int[] {1, 4, 7, 13, 17}) {
                 for (int w : new int[] {l, 2 * l, 3 * l, 4 * l, 7 * l}) {
                     for (boolean acc : new boolean[] {false, true}) {
                         int k = 19, ldc = w + l, ldb = w + 2 * l;
