@@ -524,6 +524,12 @@ int ncclAllGather(const void* s, void* r, size_t count, int type, void* comm, vo
     memmove(r, s, count);
     return 0;
 }
+// one rank: a reduce-scatter (sum, float32) is a copy of the one block
+int ncclReduceScatter(const void* s, void* r, size_t count, int type, int op, void* comm, void* stream) {
+    if (comm != &comm_token || stream != &stream_token || type != 7 || op != 0) return 4;
+    memmove(r, s, count * 4);
+    return 0;
+}
 static const void* pending_send;
 static size_t pending_count;
 int ncclSend(const void* s, size_t count, int type, int peer, void* comm, void* stream) {

@@ -65,6 +65,10 @@ final class FakeCudaMain {
                 expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(g).toFloatArray()), "allGather of one rank");
                 comm.allToAll(x, a);
                 expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(a).toFloatArray()), "allToAll of one rank");
+                try (Tensor rs = gpu.allocate(DType.F32, 3)) {
+                    comm.reduceScatterSum(x, rs);
+                    expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(rs).toFloatArray()), "reduceScatter of one rank");
+                }
             }
         }
         // a kernel the fatbin lacks is named
