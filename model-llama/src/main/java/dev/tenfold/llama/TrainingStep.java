@@ -125,9 +125,11 @@ public final class TrainingStep {
      * were chosen to save memory, recompute (the memory plan counts that step).
      */
     public static boolean keepsLayerActivations(LlamaModel model, int t) {
-        if (!(model.backend() instanceof dev.tenfold.engine.cpu.CpuBackend) || !model.trainingMemory().equals(TrainingMemory.f32())) {
-            return false;
-        }
+        Backend b = model.backend();
+        // a plan of a CPU step (the planning backend with the CPU as its target) makes the same choice, so that it counts what runs
+        boolean cpu = b instanceof dev.tenfold.engine.cpu.CpuBackend
+                || b instanceof dev.tenfold.engine.plan.PlanningBackend plan && plan.target() == dev.tenfold.engine.plan.PlanningBackend.Target.CPU;
+        if (!cpu || !model.trainingMemory().equals(TrainingMemory.f32())) return false;
         long host = dev.tenfold.engine.Machine.physicalMemory();
         if (host <= 0) return false;
         long kept = (long) model.config().numLayers() * DecoderLayer.workingSetBytes(model.config(), t, t, model.trainingMemory().activations());

@@ -240,6 +240,15 @@ final class TrainCommand implements Callable<Integer> {
             case "f32" -> DType.F32;
             default -> throw new Flags.BadFlag("--activations " + activations + ": choose bf16 or f32");
         };
+        // The CPU kernels' JIT warm-up (the trainer's first step would run it) while the model loads: it is
+        // then done when training starts, and a real checkpoint's load hides it.
+        dev.tenfold.engine.Backend backend = model.backend();
+        if (backend.device().isCpu() && (packing ? maxLen : ds.report().maxLength()) >= 1024) {
+            Thread.ofPlatform().daemon().name("tenfold-warm-up").start(() -> {
+                double seconds = backend.warmUp();
+                if (seconds > 0) System.err.printf(Locale.ROOT, "tenfold: CPU kernels compiled while the model loads (JIT warm-up): %.1f s%n", seconds);
+            });
+        }
         try (LlamaModel m = model.load(nf4)) {
             TrainingMemory memory = m.trainingMemory(); // the backend's default: BF16 activations on a GPU, F32 on the CPU
             if (act != null) memory = new TrainingMemory(act, memory.offloadCheckpoints(), memory.mlpTileTokens());
