@@ -14,7 +14,8 @@ import dev.tenfold.engine.collective.Communicator;
  * <li>{@link #ALL_GATHER}: the sequence is cut into 2N chunks of c = ceil(T / 2N) tokens and rank r holds
  *     chunks r and 2N - 1 - r (the zigzag layout of the Llama 3 paper: every rank has as much causal work);
  *     each attention all-gathers the keys and values ({@link ZigzagAllGatherAttention}). Any N.
- * <li>{@link #AUTO}: Ulysses when N divides the key/value heads, else the all-gather.
+ * <li>{@link #AUTO}: Ulysses when N divides the key/value heads and the group is on one machine, else
+ *     the all-gather.
  * </ul>
  */
 public enum ContextParallelScheme {
@@ -38,9 +39,18 @@ public enum ContextParallelScheme {
      * {@link #AUTO} Ulysses when it can run, else the all-gather. Ulysses asked for where it cannot run is refused.
      */
     public ContextParallelScheme resolve(int ranks, int kvHeads) {
+        return resolve(ranks, kvHeads, false);
+    }
+
+    /**
+     * As {@link #resolve(int, int)} for a group whose ranks may sit on several machines: there {@link #AUTO}
+     * takes the all-gather, whose traffic per layer is one all-gather of k, v and one reduce-scatter of their
+     * gradients, where Ulysses' four all-to-alls per layer would all cross the slower network between machines.
+     */
+    public ContextParallelScheme resolve(int ranks, int kvHeads, boolean acrossMachines) {
         if (ranks < 1) throw new IllegalArgumentException("context parallelism: the group needs >= 1 rank, got " + ranks);
         return switch (this) {
-            case AUTO -> kvHeads % ranks == 0 ? ULYSSES : ALL_GATHER;
+            case AUTO -> kvHeads % ranks == 0 && !acrossMachines ? ULYSSES : ALL_GATHER;
             case ULYSSES -> {
                 if (kvHeads % ranks != 0) {
                     throw new IllegalArgumentException("context parallelism: Ulysses needs the " + ranks + " ranks to divide the model's " + kvHeads

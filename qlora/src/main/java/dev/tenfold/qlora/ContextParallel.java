@@ -35,13 +35,37 @@ final class ContextParallel {
     static ContextParallel of(LlamaModel model, Communicator world, Communicator group, ContextParallelScheme setting) {
         int n = group.size(), kv = model.config().numKvHeads();
         if (n < 2) throw new IllegalArgumentException("context parallelism: the group needs >= 2 ranks, got " + n);
-        ContextParallelScheme scheme = setting.resolve(n, kv);
         if (world.size() % n != 0 || world.rank() % n != group.rank()) {
             throw new IllegalArgumentException("context parallelism: the world of " + world.size() + " ranks (rank " + world.rank()
                     + ") must be groups of " + n + " consecutive ranks, this one rank " + group.rank() + " of its group;"
                     + " call dataParallel(world) first");
         }
+        ContextParallelScheme scheme = setting.resolve(n, kv, setting == ContextParallelScheme.AUTO && !oneMachine(group));
         return new ContextParallel(model, group, scheme, world.size() / n, world.rank() / n);
+    }
+
+    /** Whether every rank of the group runs on this machine: each rank's host id, gathered by one all-reduce of a slot each. */
+    static boolean oneMachine(Communicator group) {
+        double[] hosts = new double[group.size()];
+        hosts[group.rank()] = hostId();
+        group.allReduceSum(hosts);
+        for (double h : hosts) if (h != hosts[0]) return false;
+        return true;
+    }
+
+    /** This machine's name as a 31-bit number (exact in a double, so the sum of one slot is the number). */
+    private static int hostId() {
+        String name;
+        try {
+            name = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/sys/kernel/hostname")).strip();
+        } catch (java.io.IOException | RuntimeException e) {
+            try {
+                name = java.net.InetAddress.getLocalHost().getHostName();
+            } catch (java.io.IOException e2) {
+                name = "";
+            }
+        }
+        return name.hashCode() & 0x7fffffff;
     }
 
     /** The scheme the group runs (Ulysses or the all-gather). */

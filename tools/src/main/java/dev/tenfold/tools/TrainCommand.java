@@ -91,8 +91,8 @@ final class TrainCommand implements Callable<Integer> {
     @Range(min = 1, max = 1024) int contextParallel = 1;
     @Option(names = "--cp-scheme", paramLabel = "SCHEME", defaultValue = "auto",
             description = "How --cp N ranks share attention: ulysses (all-to-all of heads; N must divide the key/value heads), allgather"
-                    + " (all-gather of keys and values, zigzag chunks; any N) or auto (ulysses when N divides the key/value heads,"
-                    + " else allgather; the default).")
+                    + " (all-gather of keys and values, zigzag chunks; any N) or auto (ulysses when N divides the key/value heads"
+                    + " and the group is on one machine, else allgather; the default).")
     String cpScheme = "auto";
     @Option(names = "--seed", defaultValue = "42") long seed;
     @Option(names = "--weight-decay", description = "AdamW's weight decay (default 0).") @Range(min = 0) Float weightDecay;
