@@ -28,7 +28,7 @@ public final class DemoCommand implements Callable<Integer> {
     Path output;
     @Option(names = "--model", paramLabel = "DIR", description = "Another small Llama folder to extend (default: the shipped model).")
     Path model;
-    @Option(names = "--steps", paramLabel = "N", description = "Training steps (default 360).")
+    @Option(names = "--steps", paramLabel = "N", description = "Training steps (default 540).")
     @Range(min = 1, max = 10_000_000) Integer steps;
     @Option(names = "--batch-size", paramLabel = "N", description = "Documents per step (default 4).")
     @Range(min = 1, max = 100_000) Integer batchSize;
@@ -42,7 +42,7 @@ public final class DemoCommand implements Callable<Integer> {
     @Range(min = 2, max = Flags.MAX_TOKENS) Integer trainLength;
     @Option(names = "--keys", paramLabel = "N", description = "Keys per (length, depth) cell (default 2).")
     @Range(min = 1, max = 1000) Integer keys;
-    @Option(names = "--short-share", paramLabel = "P", description = "Share of training documents within the original context (default 0.4).")
+    @Option(names = "--short-share", paramLabel = "P", description = "Share of training documents within the original context (default 0.6).")
     @Range(min = 0, max = 1) Double shortShare;
     @Option(names = "--quick", description = "A short run of the whole pipeline (3 lengths, 2 steps): checks that it works, not that it extends.")
     boolean quick;
