@@ -347,8 +347,13 @@ public final class Trainer {
      * or the norm is not finite no update is applied and the result says {@code diverged} (the step
      * can then not be continued from: the caller stops, as {@link #fit} does).
      */
-    /** A first batch of fewer tokens than this does not warm the backend's kernels up ({@link Backend#warmUp}). */
+    /**
+     * The backend's kernels are warmed up ({@link Backend#warmUp}) before a run's first step when that step has
+     * at least this many tokens, or the run at least {@link #WARM_UP_MIN_RUN_TOKENS} (its steps times the first
+     * step's tokens): not for the few tiny steps of a test, where the warm-up would cost more than it saves.
+     */
     static final int WARM_UP_MIN_TOKENS = 1024;
+    static final long WARM_UP_MIN_RUN_TOKENS = 32_768;
 
     public StepMetrics step(List<Example> batch) {
         if (batch.isEmpty()) throw new IllegalArgumentException("a step needs at least one sequence");
@@ -361,7 +366,8 @@ public final class Trainer {
         Backend b = model.backend();
         // Kernels at speed before the first step is timed: on the CPU its first steps would otherwise run
         // 5 to 15 times slower than the rest while the JIT compiles. Tiny steps (tests) are not worth it.
-        double warmUp = startNanos == 0 && tokens >= WARM_UP_MIN_TOKENS ? b.warmUp() : 0;
+        boolean bigRun = tokens >= WARM_UP_MIN_TOKENS || tokens * (long) totalSteps >= WARM_UP_MIN_RUN_TOKENS;
+        double warmUp = startNanos == 0 && bigRun ? b.warmUp() : 0;
         long s0 = System.nanoTime();
         if (startNanos == 0) startNanos = s0;
         int step = completedSteps;
