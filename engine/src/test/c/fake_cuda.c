@@ -67,6 +67,7 @@ CUresult cuDeviceGetAttribute(int* v, int attr, int dev) {
         case 76: *v = 0; break;
         case 16: *v = 132; break;
         case 97: *v = 232448; break;
+        case 11: *v = 2147483647; break; // CU_DEVICE_ATTRIBUTE_MAX_PITCH
         default: *v = 1;
     }
     return dev == 0 ? 0 : 101;
@@ -111,6 +112,34 @@ CUresult cuMemGetInfo_v2(size_t* free_, size_t* total) { *free_ = FAKE_TOTAL - a
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void* s) { STICKY(); memcpy((void*)dst, src, n); return 0; }
 CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void* s) { STICKY(); memcpy(dst, (void*)src, n); return 0; }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void* s) { STICKY(); memmove((void*)dst, (void*)src, n); return 0; }
+// CUDA_MEMCPY2D as cuda.h (13.0) declares it, field for field: the Java StructLayout must put each field where this does.
+typedef struct {
+    size_t srcXInBytes, srcY;
+    int srcMemoryType;
+    const void* srcHost;
+    CUdeviceptr srcDevice;
+    void* srcArray;
+    size_t srcPitch;
+    size_t dstXInBytes, dstY;
+    int dstMemoryType;
+    void* dstHost;
+    CUdeviceptr dstDevice;
+    void* dstArray;
+    size_t dstPitch;
+    size_t WidthInBytes, Height;
+} CUDA_MEMCPY2D;
+int fake_cuda_copies_2d = 0;
+// Device to device only (what tenfold asks for); anything else in the struct is a mistake on the Java side.
+CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D* p, void* s) {
+    STICKY();
+    if (p->srcMemoryType != 2 || p->dstMemoryType != 2 || p->srcHost || p->dstHost || p->srcArray || p->dstArray) return 1;
+    if (p->srcPitch < p->WidthInBytes + p->srcXInBytes || p->dstPitch < p->WidthInBytes + p->dstXInBytes) return 1;
+    const char* from = (const char*)p->srcDevice + p->srcY * p->srcPitch + p->srcXInBytes;
+    char* to = (char*)p->dstDevice + p->dstY * p->dstPitch + p->dstXInBytes;
+    for (size_t i = 0; i < p->Height; i++) memcpy(to + i * p->dstPitch, from + i * p->srcPitch, p->WidthInBytes);
+    fake_cuda_copies_2d++;
+    return 0;
+}
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, void* s) { STICKY(); memset((void*)dst, v, n); return 0; }
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, void* s) {
     STICKY();

@@ -41,6 +41,25 @@ public interface Backend {
         java.lang.foreign.MemorySegment.copy(src.data(), 0, dst.data(), 0, src.byteSize());
     }
 
+    /**
+     * A strided copy of bytes: {@code rows} blocks of {@code widthBytes} bytes, block i from byte
+     * {@code srcOffsetBytes + i * srcPitchBytes} of src to byte {@code dstOffsetBytes + i * dstPitchBytes} of dst
+     * (the re-layouts of context-parallel attention: head groups, sequence chunks). src and dst: any dtypes
+     * (bytes are moved), both on the host or both on this backend's device (use {@link #copy} between them),
+     * different memory. Pitches are at least the width; every block lies inside its tensor. Ordered with
+     * the ops as {@link #copy} is. The default copies host tensors with a loop of
+     * {@link java.lang.foreign.MemorySegment#copy}.
+     */
+    default void copy2d(Tensor src, long srcOffsetBytes, long srcPitchBytes, Tensor dst, long dstOffsetBytes, long dstPitchBytes,
+                        long widthBytes, long rows) {
+        OpChecks.copy2d(src, srcOffsetBytes, srcPitchBytes, dst, dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+        if (!src.device().isCpu() || !dst.device().isCpu()) {
+            throw new IllegalArgumentException("copy2d: " + name() + " handles host tensors only, got "
+                    + src.describe() + " into " + dst.describe());
+        }
+        OpChecks.copy2dOnHost(src.data(), srcOffsetBytes, srcPitchBytes, dst.data(), dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+    }
+
     /** Blocks until every op queued on this backend's device has finished (a no-op on the CPU). */
     default void synchronize() {}
 

@@ -1,5 +1,6 @@
 package dev.tenfold.engine;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -30,6 +31,63 @@ public final class OpChecks {
                     + " needs the same dtype and element count");
         }
         return src.byteSize();
+    }
+
+    /**
+     * Checks {@link Backend#copy2d}'s arguments (not the devices: each backend knows its own): offsets, width and rows
+     * not negative, pitches at least the width, every block inside its tensor, src and dst in different memory.
+     */
+    public static void copy2d(Tensor src, long srcOffsetBytes, long srcPitchBytes, Tensor dst, long dstOffsetBytes, long dstPitchBytes,
+                              long widthBytes, long rows) {
+        Check.notNull("copy2d", "src", src);
+        Check.notNull("copy2d", "dst", dst);
+        String[] names = {"srcOffsetBytes", "srcPitchBytes", "dstOffsetBytes", "dstPitchBytes", "widthBytes", "rows"};
+        long[] values = {srcOffsetBytes, srcPitchBytes, dstOffsetBytes, dstPitchBytes, widthBytes, rows};
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] < 0) throw new IllegalArgumentException("copy2d: " + names[i] + " is " + values[i] + ", must be >= 0");
+        }
+        if (srcPitchBytes < widthBytes) {
+            throw new IllegalArgumentException("copy2d: srcPitchBytes " + srcPitchBytes + " is less than widthBytes " + widthBytes);
+        }
+        if (dstPitchBytes < widthBytes) {
+            throw new IllegalArgumentException("copy2d: dstPitchBytes " + dstPitchBytes + " is less than widthBytes " + widthBytes);
+        }
+        if (rows == 0 || widthBytes == 0) return;
+        long srcEnd = blocksEnd("src", src, srcOffsetBytes, srcPitchBytes, widthBytes, rows);
+        long dstEnd = blocksEnd("dst", dst, dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+        // the spans [first block's start, last block's end) of the same memory must not meet (on a device the
+        // segments carry device addresses: comparing them is still right; nothing is read)
+        if (src.device().equals(dst.device())
+                && src.data().asSlice(srcOffsetBytes, srcEnd - srcOffsetBytes)
+                        .asOverlappingSlice(dst.data().asSlice(dstOffsetBytes, dstEnd - dstOffsetBytes)).isPresent()) {
+            throw new IllegalArgumentException("copy2d: the source bytes [" + srcOffsetBytes + ", " + srcEnd + ") of " + src.describe()
+                    + " and the destination bytes [" + dstOffsetBytes + ", " + dstEnd + ") of " + dst.describe() + " overlap");
+        }
+    }
+
+    /** The end (exclusive, in bytes from the tensor's start) of the last of {@code rows} blocks; past the tensor is an error. */
+    private static long blocksEnd(String name, Tensor t, long offset, long pitch, long width, long rows) {
+        long end;
+        try {
+            end = Math.addExact(Math.addExact(offset, Math.multiplyExact(rows - 1, pitch)), width);
+        } catch (ArithmeticException e) {
+            end = Long.MAX_VALUE;
+        }
+        if (end > t.byteSize()) {
+            throw new IllegalArgumentException("copy2d: the last " + name + " block ends at byte " + (end == Long.MAX_VALUE ? "(overflow)" : end)
+                    + ", past the " + t.byteSize() + " bytes of " + name + " " + t.describe() + " (" + name + "OffsetBytes " + offset + ", "
+                    + name + "PitchBytes " + pitch + ", widthBytes " + width + ", rows " + rows + ")");
+        }
+        return end;
+    }
+
+    /** {@link Backend#copy2d} on host memory, arguments checked: one MemorySegment.copy per block. */
+    public static void copy2dOnHost(MemorySegment src, long srcOffsetBytes, long srcPitchBytes, MemorySegment dst, long dstOffsetBytes,
+                                    long dstPitchBytes, long widthBytes, long rows) {
+        if (widthBytes == 0) return;
+        for (long i = 0; i < rows; i++) {
+            MemorySegment.copy(src, srcOffsetBytes + i * srcPitchBytes, dst, dstOffsetBytes + i * dstPitchBytes, widthBytes);
+        }
     }
 
     public static void sameShape(String op, String aName, Tensor a, String bName, Tensor b) {

@@ -74,6 +74,8 @@ public final class CudaBackend implements Backend {
     private final Map<Long, Tensor> seqlens = new HashMap<>();
     private final Widened widened = new Widened(this, this::allocateUninitialized);
     private volatile boolean deterministic = true;
+    private long maxPitch = -1; // CU_DEVICE_ATTRIBUTE_MAX_PITCH, read on copy2d's first use
+    private boolean rowByRowCopies; // the driver refused a device-to-device 2D copy's pitches once: copy2d copies rows since
 
     /**
      * The backend of GPU {@code index} (cuda:index), created on first use and shared afterwards. Throws
@@ -332,6 +334,49 @@ public final class CudaBackend implements Backend {
             driver.copyDeviceToDeviceAsync(addr(dst), addr(src), bytes, stream);
         }
     }
+
+    /**
+     * Within the host (a loop of copies), or within this GPU: one cuMemcpy2DAsync on this backend's stream, or one
+     * plain copy where the blocks are contiguous on both sides. The driver may refuse device-to-device pitches (above
+     * its maximum pitch, or ones not from cuMemAllocPitch, which cuda.h allows it to refuse): then the blocks go one
+     * cuMemcpyDtoDAsync each, the same bytes.
+     */
+    @Override
+    public synchronized void copy2d(Tensor src, long srcOffsetBytes, long srcPitchBytes, Tensor dst, long dstOffsetBytes, long dstPitchBytes,
+                                    long widthBytes, long rows) {
+        OpChecks.copy2d(src, srcOffsetBytes, srcPitchBytes, dst, dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+        if (src.device().isCpu() && dst.device().isCpu()) {
+            OpChecks.copy2dOnHost(src.data(), srcOffsetBytes, srcPitchBytes, dst.data(), dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+            return;
+        }
+        if (!src.device().equals(device) || !dst.device().equals(device)) {
+            throw new IllegalArgumentException("copy2d: " + name() + " copies within the host or within " + device
+                    + " (copy moves between them), got " + src.describe() + " into " + dst.describe());
+        }
+        if (widthBytes == 0 || rows == 0) return;
+        makeCurrent();
+        long from = addr(src) + srcOffsetBytes, to = addr(dst) + dstOffsetBytes;
+        if (rows == 1 || (srcPitchBytes == widthBytes && dstPitchBytes == widthBytes)) {
+            driver.copyDeviceToDeviceAsync(to, from, widthBytes * rows, stream);
+            return;
+        }
+        if (maxPitch < 0) maxPitch = driver.attribute(CudaDriver.ATTR_MAX_PITCH, cuDevice) & 0xFFFFFFFFL;
+        if (!rowByRowCopies && srcPitchBytes <= maxPitch && dstPitchBytes <= maxPitch) {
+            try {
+                driver.copy2dDeviceToDeviceAsync(to, dstPitchBytes, from, srcPitchBytes, widthBytes, rows, stream);
+                return;
+            } catch (CudaException e) {
+                if (e.status() != CudaStatus.CUDA_ERROR_INVALID_VALUE) throw e;
+                rowByRowCopies = true; // the pitches, refused before anything was queued
+            }
+        }
+        for (long i = 0; i < rows; i++) {
+            driver.copyDeviceToDeviceAsync(to + i * dstPitchBytes, from + i * srcPitchBytes, widthBytes, stream);
+        }
+    }
+
+    /** Whether copy2d gave up on cuMemcpy2DAsync (the driver refused its pitches): for the GPU test, which expects not. */
+    synchronized boolean copiesRowByRow() { return rowByRowCopies; }
 
     /** Sets every element of an F32 tensor: a 32-bit memset of the value's bits on this GPU's stream. */
     @Override

@@ -7,7 +7,9 @@ import static dev.tenfold.engine.cuda.Native.SIZE_T;
 import static dev.tenfold.engine.cuda.Native.UCHAR;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
@@ -28,6 +30,7 @@ import java.util.Optional;
 public final class CudaDriver {
     // CUdevice_attribute values (cuda.h)
     public static final int ATTR_MAX_THREADS_PER_BLOCK = 1;
+    public static final int ATTR_MAX_PITCH = 11;
     public static final int ATTR_MAX_SHARED_MEMORY_PER_BLOCK = 8;
     public static final int ATTR_MULTIPROCESSOR_COUNT = 16;
     public static final int ATTR_PCI_BUS_ID = 33;
@@ -54,7 +57,7 @@ public final class CudaDriver {
             cuDeviceTotalMem, cuDeviceGetAttribute, cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease,
             cuCtxSetCurrent, cuCtxSynchronize, cuModuleLoadData, cuModuleGetFunction, cuModuleUnload,
             cuFuncSetAttribute, cuLaunchKernel, cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemcpyHtoDAsync,
-            cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemHostAlloc, cuMemFreeHost,
+            cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemcpy2DAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemHostAlloc, cuMemFreeHost,
             cuMemHostRegister, cuMemHostUnregister, cuStreamCreate, cuStreamSynchronize, cuStreamWaitEvent,
             cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy;
     private final MethodHandle cuGetErrorName; // may be null on a very odd driver: the table names the error then
@@ -84,6 +87,7 @@ public final class CudaDriver {
         cuMemcpyHtoDAsync = fn(l, "cuMemcpyHtoDAsync_v2", DEVICE_PTR, PTR, SIZE_T, PTR);
         cuMemcpyDtoHAsync = fn(l, "cuMemcpyDtoHAsync_v2", PTR, DEVICE_PTR, SIZE_T, PTR);
         cuMemcpyDtoDAsync = fn(l, "cuMemcpyDtoDAsync_v2", DEVICE_PTR, DEVICE_PTR, SIZE_T, PTR);
+        cuMemcpy2DAsync = fn(l, "cuMemcpy2DAsync_v2", PTR, PTR);
         cuMemsetD8Async = fn(l, "cuMemsetD8Async", DEVICE_PTR, UCHAR, SIZE_T, PTR);
         cuMemsetD32Async = fn(l, "cuMemsetD32Async", DEVICE_PTR, INT, SIZE_T, PTR);
         cuMemHostAlloc = fn(l, "cuMemHostAlloc", PTR, SIZE_T, INT);
@@ -355,6 +359,46 @@ public final class CudaDriver {
 
     public void copyDeviceToDeviceAsync(long dst, long src, long bytes, MemorySegment stream) {
         check(call(() -> (int) cuMemcpyDtoDAsync.invokeExact(dst, src, bytes, stream)), "cuMemcpyDtoDAsync_v2(" + bytes + " bytes)");
+    }
+
+    /**
+     * CUDA_MEMCPY2D (cuda.h's CUDA_MEMCPY2D_st, the _v2 one of size_t fields), field for field: the two
+     * CUmemorytype enums are 32-bit ints followed by 4 bytes of padding, so that the pointer after each sits
+     * on 8 bytes (128 bytes in all on a 64-bit host).
+     */
+    static final StructLayout MEMCPY2D = MemoryLayout.structLayout(
+            SIZE_T.withName("srcXInBytes"), SIZE_T.withName("srcY"),
+            INT.withName("srcMemoryType"), MemoryLayout.paddingLayout(4),
+            PTR.withName("srcHost"), DEVICE_PTR.withName("srcDevice"), PTR.withName("srcArray"), SIZE_T.withName("srcPitch"),
+            SIZE_T.withName("dstXInBytes"), SIZE_T.withName("dstY"),
+            INT.withName("dstMemoryType"), MemoryLayout.paddingLayout(4),
+            PTR.withName("dstHost"), DEVICE_PTR.withName("dstDevice"), PTR.withName("dstArray"), SIZE_T.withName("dstPitch"),
+            SIZE_T.withName("WidthInBytes"), SIZE_T.withName("Height"));
+    /** CUmemorytype's CU_MEMORYTYPE_DEVICE. */
+    static final int MEMORYTYPE_DEVICE = 2;
+
+    private static long field(String name) { return MEMCPY2D.byteOffset(MemoryLayout.PathElement.groupElement(name)); }
+
+    /**
+     * cuMemcpy2DAsync_v2 from device memory to device memory: {@code rows} rows of {@code widthBytes} bytes, row i
+     * from {@code src + i * srcPitch} to {@code dst + i * dstPitch}. The driver reads the parameters during the
+     * call, so the struct lives only as long as it. Pitches above {@link #ATTR_MAX_PITCH} are refused by the
+     * driver (CUDA_ERROR_INVALID_VALUE), as may be device-to-device pitches it does not like.
+     */
+    public void copy2dDeviceToDeviceAsync(long dst, long dstPitch, long src, long srcPitch, long widthBytes, long rows, MemorySegment stream) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(MEMCPY2D); // zeroed: X and Y offsets 0, no host pointers, no arrays
+            p.set(INT, field("srcMemoryType"), MEMORYTYPE_DEVICE);
+            p.set(DEVICE_PTR, field("srcDevice"), src);
+            p.set(SIZE_T, field("srcPitch"), srcPitch);
+            p.set(INT, field("dstMemoryType"), MEMORYTYPE_DEVICE);
+            p.set(DEVICE_PTR, field("dstDevice"), dst);
+            p.set(SIZE_T, field("dstPitch"), dstPitch);
+            p.set(SIZE_T, field("WidthInBytes"), widthBytes);
+            p.set(SIZE_T, field("Height"), rows);
+            check(call(() -> (int) cuMemcpy2DAsync.invokeExact(p, stream)),
+                    "cuMemcpy2DAsync_v2(" + rows + " rows of " + widthBytes + " bytes, pitches " + srcPitch + " -> " + dstPitch + ")");
+        }
     }
 
     /** Sets {@code count} bytes to {@code value}. */

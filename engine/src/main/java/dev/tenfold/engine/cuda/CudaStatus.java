@@ -13,6 +13,7 @@ public final class CudaStatus {
     private CudaStatus() {}
 
     public static final int CUDA_SUCCESS = 0;
+    public static final int CUDA_ERROR_INVALID_VALUE = 1;
     public static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
     public static final int CUDA_ERROR_NOT_FOUND = 500;
     public static final int CUBLAS_STATUS_ALLOC_FAILED = 3;

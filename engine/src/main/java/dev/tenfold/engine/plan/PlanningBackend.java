@@ -305,6 +305,18 @@ public final class PlanningBackend implements Backend {
         return Pending.DONE;
     }
 
+    /** Checked as the backend planned for checks it (both tensors on the host or both on its device); moves nothing, allocates nothing. */
+    @Override
+    public void copy2d(Tensor src, long srcOffsetBytes, long srcPitchBytes, Tensor dst, long dstOffsetBytes, long dstPitchBytes,
+                       long widthBytes, long rows) {
+        OpChecks.copy2d(src, srcOffsetBytes, srcPitchBytes, dst, dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+        boolean bothHost = src.device().isCpu() && dst.device().isCpu();
+        if (!bothHost && !(src.device().equals(device) && dst.device().equals(device))) {
+            throw new IllegalArgumentException("copy2d: " + name() + " copies within the host or within " + device + ", got "
+                    + src.describe() + " into " + dst.describe());
+        }
+    }
+
     @Override
     public void fill(Tensor t, float value) {
         Check.dtype("fill", "t", t, DType.F32);

@@ -72,6 +72,49 @@ class CudaBackendGpuTest {
         }
     }
 
+    /** copy2d within the GPU (cuMemcpy2DAsync, or one plain copy where the blocks are contiguous) gives the CPU's bytes. */
+    @Test
+    void copy2dMatchesTheCpuOne() {
+        dev.tenfold.engine.Backend cpu = dev.tenfold.engine.cpu.CpuBackend.reference();
+        // {srcOffset, srcPitch, dstOffset, dstPitch, width, rows}: Ulysses' head groups, zigzag's chunks, odd sizes,
+        // one row, contiguous blocks, nothing
+        long[][] cases = {{0, 64, 0, 16, 16, 12}, {16, 64, 4 * 16 * 3, 16, 16, 12}, {0, 12, 8, 40, 12, 9}, {3, 17, 1, 5, 5, 20},
+                {0, 96, 0, 48, 48, 4}, {7, 0, 0, 0, 33, 1}, {0, 24, 0, 24, 24, 10}, {5, 9, 2, 9, 0, 7}, {0, 8, 0, 8, 8, 0}};
+        for (long[] c : cases) {
+            try (Tensor srcHost = Tensor.allocate(DType.U8, 1000); Tensor expected = Tensor.allocate(DType.U8, 700);
+                 Tensor before = Tensor.allocate(DType.U8, 700)) {
+                for (long i = 0; i < 1000; i++) srcHost.data().set(ValueLayout.JAVA_BYTE, i, (byte) rng.nextInt(256));
+                for (long i = 0; i < 700; i++) before.data().set(ValueLayout.JAVA_BYTE, i, (byte) rng.nextInt(256));
+                cpu.copy(before, expected);
+                cpu.copy2d(srcHost, c[0], c[1], expected, c[2], c[3], c[4], c[5]);
+                try (Tensor src = gpu.toDevice(srcHost); Tensor dst = gpu.toDevice(before); Tensor back = Tensor.allocate(DType.U8, 700)) {
+                    gpu.copy2d(src, c[0], c[1], dst, c[2], c[3], c[4], c[5]);
+                    gpu.copy(dst, back);
+                    assertArrayEquals(expected.data().toArray(ValueLayout.JAVA_BYTE), back.data().toArray(ValueLayout.JAVA_BYTE),
+                            "copy2d " + java.util.Arrays.toString(c));
+                }
+            }
+        }
+        assertFalse(gpu.copiesRowByRow(), "the driver refused cuMemcpy2DAsync's parameters: is CUDA_MEMCPY2D laid out as cuda.h's?");
+        // bf16 rows of a [4, 8, 2] tensor's heads: the same bytes as on the CPU
+        try (Tensor x = TestTensors.random(rng, 4, 8, 2); Tensor xb = Tensor.allocate(DType.BF16, 4, 8, 2); Tensor want = Tensor.allocate(DType.BF16, 4, 8)) {
+            cpu.cast(x, xb);
+            cpu.copy2d(xb, 2, 4, want, 0, 2, 2, 32);
+            try (Tensor d = gpu.toDevice(xb); Tensor out = gpu.allocate(DType.BF16, 4, 8); Tensor back = Tensor.allocate(DType.BF16, 4, 8)) {
+                gpu.copy2d(d, 2, 4, out, 0, 2, 2, 32);
+                gpu.copy(out, back);
+                assertArrayEquals(want.data().toArray(ValueLayout.JAVA_BYTE), back.data().toArray(ValueLayout.JAVA_BYTE));
+            }
+        }
+        // within the host it is the CPU's loop; between the host and the GPU it is refused, naming the op
+        try (Tensor h = Tensor.allocate(DType.U8, 64); Tensor d = gpu.allocate(DType.U8, 64)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gpu.copy2d(h, 0, 8, d, 0, 8, 8, 8));
+            assertTrue(e.getMessage().startsWith("copy2d: " + gpu.name() + " copies within the host or within cuda:0"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> gpu.copy2d(d, 0, 8, d, 4, 8, 4, 7));
+            assertTrue(e.getMessage().startsWith("copy2d: the source bytes [0, 52) of U8[64]@cuda:0 and the destination bytes [4, 56)"), e.getMessage());
+        }
+    }
+
     @Test
     void allocateIsZeroFilled() {
         Tensor junk = up(TestTensors.random(rng, 4096));

@@ -124,6 +124,29 @@ public class SimulatedDeviceBackend implements Backend {
         MemorySegment.copy(memory("copy", "src", src), 0, memory("copy", "dst", dst), 0, src.byteSize());
     }
 
+    /** Within the host or within this "device" (counted as a device-to-device copy), as CUDA's. */
+    @Override
+    public void copy2d(Tensor src, long srcOffsetBytes, long srcPitchBytes, Tensor dst, long dstOffsetBytes, long dstPitchBytes,
+                       long widthBytes, long rows) {
+        dev.tenfold.engine.OpChecks.copy2d(src, srcOffsetBytes, srcPitchBytes, dst, dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+        boolean bothHost = src.device().isCpu() && dst.device().isCpu();
+        if (!bothHost && !(src.device().equals(device) && dst.device().equals(device))) {
+            throw new IllegalArgumentException("copy2d: " + name() + " copies within the host or within " + device + ", got "
+                    + src.describe() + " into " + dst.describe());
+        }
+        if (!bothHost) deviceCopies.incrementAndGet();
+        dev.tenfold.engine.OpChecks.copy2dOnHost(memory("copy2d", "src", src), srcOffsetBytes, srcPitchBytes, memory("copy2d", "dst", dst),
+                dstOffsetBytes, dstPitchBytes, widthBytes, rows);
+    }
+
+    /**
+     * The host memory behind a tensor of this "device" (or a host tensor itself), as a host tensor of the same dtype and
+     * shape: for test doubles that stand for a library working on device memory (a communicator like NCCL's).
+     */
+    public Tensor hostView(Tensor t) {
+        return Tensor.wrap(memory("hostView", "t", t), Device.CPU, t.dtype(), t.shape());
+    }
+
     /** The memory behind a tensor: its own segment on the host, the live block it points into on this device. */
     private MemorySegment memory(String op, String name, Tensor t) {
         MemorySegment d = t.data();
