@@ -4,7 +4,6 @@ import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.collective.Communicator;
-import java.lang.foreign.MemorySegment;
 
 /**
  * DeepSpeed-Ulysses attention for a sequence cut into N contiguous shards of t tokens, rank r
@@ -18,8 +17,9 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>Limits: N divides the key/value heads (8 for Llama-3-8B: Ulysses goes up to 8 ranks); every
  * shard has the same t (the caller pads the sequence's end to a multiple of N: causal attention
- * makes padding at the end invisible to the real tokens); host tensors (the CPU backend): the
- * re-layout of head blocks is a host copy, a GPU needs a permute kernel that is not written yet.
+ * makes padding at the end invisible to the real tokens); the tensors live where the communicator
+ * moves them (host tensors with the in-process and MPI ones, a GPU's with NCCL): the re-layouts of
+ * head blocks are {@link Backend#copy2d}s on the backend, the moves the communicator's.
  * On the memory plan's backend (which computes nothing) the buffers are allocated as on a device
  * and nothing moves.
  * The backward uses the head-sharded tensors of the forward that ran last (DecoderLayer's backward
@@ -85,9 +85,10 @@ public final class UlyssesAttention implements ShardedAttention {
 
     /** Takes the shard's shape from q [1, t, Hq, d] and k [1, t, Hkv, d]; (re)allocates the head-sharded buffers. */
     private void shapes(Tensor q, Tensor k) {
-        if (!q.device().isCpu() && !planning) {
-            throw new UnsupportedOperationException("Ulysses attention: host tensors (the CPU backend) only, got " + q.describe()
-                    + "; on a GPU the head blocks need a permute kernel");
+        if (!planning && !q.device().equals(group.device())) {
+            throw new UnsupportedOperationException("Ulysses attention: the tensors are on " + q.device() + " (" + q.describe()
+                    + ") but the communicator (" + group.describe() + ") moves tensors on " + group.device()
+                    + (q.device().isCpu() ? "" : "; device tensors need NCCL (one process per GPU)"));
         }
         int t = (int) q.dim(1), hq = (int) q.dim(2), hkv = (int) k.dim(2), d = (int) q.dim(3);
         if (hkv % n != 0 || hq % hkv != 0) {
@@ -127,11 +128,9 @@ public final class UlyssesAttention implements ShardedAttention {
     private void toHeads(Tensor x, int heads, Tensor out) {
         if (planning) return;
         long row = (long) heads / n * d * dtype.byteSize(1); // one token's heads of one group, in bytes
-        MemorySegment src = x.data(), st = staging.data();
-        for (int j = 0; j < n; j++) {
-            for (int i = 0; i < t; i++) MemorySegment.copy(src, ((long) i * n + j) * row, st, ((long) j * t + i) * row, row);
-        }
-        group.allToAll(stage(heads), out);
+        Tensor st = stage(heads);
+        for (int j = 0; j < n; j++) b.copy2d(x, j * row, n * row, st, j * t * row, row, row, t);
+        group.allToAll(st, out);
     }
 
     /** The reverse of {@link #toHeads}: xh [N t, heads / N, d] (block i: shard i's tokens) to out [1, t, heads, d] of this shard. */
@@ -140,16 +139,12 @@ public final class UlyssesAttention implements ShardedAttention {
         long row = (long) heads / n * d * dtype.byteSize(1);
         Tensor st = stage(heads);
         group.allToAll(xh, st);
-        MemorySegment src = st.data(), dst = out.data();
-        for (int j = 0; j < n; j++) {
-            for (int i = 0; i < t; i++) MemorySegment.copy(src, ((long) j * t + i) * row, dst, ((long) i * n + j) * row, row);
-        }
+        for (int j = 0; j < n; j++) b.copy2d(st, j * t * row, row, out, j * row, n * row, row, t);
     }
 
     /** The staging buffer as one shard's t x heads x d elements. */
     private Tensor stage(int heads) {
-        long numel = (long) t * heads * d;
-        return Tensor.wrap(staging.data().asSlice(0, dtype.byteSize(numel)), staging.device(), dtype, numel);
+        return staging.slice(0, (long) t * heads * d);
     }
 
     /** Frees the head-sharded buffers (the next forward allocates them again). */

@@ -4,7 +4,6 @@ import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.collective.Communicator;
-import java.lang.foreign.MemorySegment;
 
 /**
  * Context-parallel attention by all-gathering the keys and values, with the zigzag layout of the
@@ -22,7 +21,8 @@ import java.lang.foreign.MemorySegment;
  * 4 x the sequence's k in the activations' dtype (k, v, dk, dv) and one F32 staging buffer of the
  * same elements (the gathered blocks, then the first chunk's dk and dv, then the reduce-scatter's).
  *
- * <p>Limits as {@link UlyssesAttention}'s: host tensors (the CPU backend; the moves are host copies);
+ * <p>Limits as {@link UlyssesAttention}'s: the tensors live where the communicator moves them (the
+ * chunks' re-layouts are {@link Backend#copy2d}s, casts and fills on the backend);
  * on the memory plan's backend the buffers are allocated and nothing moves; the backward uses the
  * gathered k and v of the forward that ran last (DecoderLayer recomputes it just before). The sums of
  * dk and dv run in F32 (an F32 copy when the activations are BF16).
@@ -92,10 +92,9 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
         b.attentionBackward(local(dAtt, 0, hq), local(q, 0, hq), whole(kSeq, first), whole(vSeq, first), local(att, 0, hq), lseOf(lse, 0),
                 scale, local(dq, 0, hq), dkFirst.view(1, first, hkv, d), dvFirst.view(1, first, hkv, d));
         if (planning) return;
+        // rows past the second chunk's prefix were not written: the reduce-scatter takes zeros for them (scatter)
         for (Tensor[] g : new Tensor[][] {{dkSeq, dkFirst}, {dvSeq, dvFirst}}) {
-            Tensor seq = g[0];
-            seq.data().asSlice(rowBytes() * second).fill((byte) 0);
-            Tensor head = seq.slice(0, first);
+            Tensor head = g[0].slice(0, first);
             b.add(head, g[1], head);
         }
         scatter(dkSeq, dk); // the staging buffer is free again: it takes the blocks of the reduce-scatter
@@ -104,8 +103,10 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
 
     /** Takes the shard's shape from q [1, 2c, Hq, d] and k [1, 2c, Hkv, d]; (re)allocates the buffers. */
     private void shapes(Tensor q, Tensor k, Tensor lse) {
-        if (!q.device().isCpu() && !planning) {
-            throw new UnsupportedOperationException("all-gather attention: host tensors (the CPU backend) only, got " + q.describe());
+        if (!planning && !q.device().equals(group.device())) {
+            throw new UnsupportedOperationException("all-gather attention: the tensors are on " + q.device() + " (" + q.describe()
+                    + ") but the communicator (" + group.describe() + ") moves tensors on " + group.device()
+                    + (q.device().isCpu() ? "" : "; device tensors need NCCL (one process per GPU)"));
         }
         int t = (int) q.dim(1), hq = (int) q.dim(2), hkv = (int) k.dim(2), d = (int) q.dim(3);
         if (t % 2 != 0) {
@@ -153,17 +154,31 @@ public final class ZigzagAllGatherAttention implements ShardedAttention {
         Tensor gathered = gathered();
         group.allGather(x, gathered);
         long chunk = rowBytes() * c;
-        for (int j = 0; j < 2 * n; j++) MemorySegment.copy(gathered.data(), rowBytes() * gatheredRow(j), seq.data(), chunk * j, chunk);
+        // chunks 0 .. N-1 are each rank's first half, every 2c rows; chunks N .. 2N-1 come from the ranks in reverse order
+        b.copy2d(gathered, 0, 2 * chunk, seq, 0, chunk, chunk, n);
+        for (int j = n; j < 2 * n; j++) b.copy2d(gathered, rowBytes() * gatheredRow(j), chunk, seq, chunk * j, chunk, chunk, 1);
     }
 
-    /** The whole sequence's gradient [2N c, Hkv, d] in sequence order, summed over the group: this rank's chunks into out. */
+    /**
+     * The whole sequence's gradient [2N c, Hkv, d] in sequence order, summed over the group: this rank's chunks into out.
+     * Its rows from the second chunk's prefix on were never written: those chunks go to the reduce-scatter as zeros.
+     */
     private void scatter(Tensor seq, Tensor out) {
         // rank-major F32 for the reduce-scatter: block j is rank j's two chunks
         long chunk = (long) c * hkv * d, rowElems = (long) hkv * d;
-        for (int j = 0; j < 2 * n; j++) {
-            Tensor from = seq.view(seq.numel()).slice(chunk * j, chunk * (j + 1));
+        int written = 2 * n - rank; // chunks 0 .. written-1 hold the backward's sums
+        if (dtype == DType.F32) { // chunks 0 .. N-1 (all written) in one strided copy, every other block of c rows
+            long bytes = dtype.byteSize(chunk);
+            b.copy2d(seq, 0, bytes, staging, 0, 2 * bytes, bytes, n);
+        }
+        for (int j = dtype == DType.F32 ? n : 0; j < 2 * n; j++) {
             Tensor to = staging.slice(rowElems * gatheredRow(j), rowElems * gatheredRow(j) + chunk);
-            if (dtype == DType.F32) MemorySegment.copy(from.data(), 0, to.data(), 0, to.byteSize());
+            if (j >= written) {
+                b.fill(to, 0f);
+                continue;
+            }
+            Tensor from = seq.view(seq.numel()).slice(chunk * j, chunk * (j + 1));
+            if (dtype == DType.F32) b.copy(from, to);
             else b.cast(from, to);
         }
         if (dtype == DType.F32) {

@@ -1,5 +1,6 @@
 package dev.tenfold.engine.collective;
 
+import dev.tenfold.engine.Device;
 import dev.tenfold.engine.Tensor;
 import java.util.List;
 
@@ -25,6 +26,12 @@ public interface Communicator extends AutoCloseable {
 
     /** The number of ranks. */
     int size();
+
+    /**
+     * Where the tensors of its collectives live: the host for the in-process and MPI communicators (and one
+     * rank's), the rank's GPU for NCCL's.
+     */
+    default Device device() { return Device.CPU; }
 
     /** Each tensor becomes the sum over the ranks of its values, in place (F32 or F64). */
     void allReduceSum(List<Tensor> tensors);

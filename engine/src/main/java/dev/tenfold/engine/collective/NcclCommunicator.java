@@ -56,6 +56,9 @@ public final class NcclCommunicator implements Communicator {
 
     @Override public int size() { return comm.ranks(); }
 
+    /** Its backend's GPU: the collectives take tensors there only. */
+    @Override public dev.tenfold.engine.Device device() { return backend.device(); }
+
     /** Device F32 tensors, summed in place (one NCCL group). */
     @Override
     public void allReduceSum(List<Tensor> tensors) {
