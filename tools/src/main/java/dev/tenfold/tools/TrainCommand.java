@@ -186,13 +186,15 @@ final class TrainCommand implements Callable<Integer> {
             ContextParallelGroups.scheme(cpScheme, 1, 1); // a bad name is still a bad flag
             return;
         }
+        if (!model.onHost()) { // before model.config() opens the GPU
+            // the GPU path (Backend.copy2d re-layouts, NCCL moves) is written and tested on simulated devices only
+            throw new Flags.BadFlag("--cp " + contextParallel + " runs on CPU ranks only so far (--device cpu): on GPUs it still needs a"
+                    + " verification run on a machine with several GPUs (NCCL takes one rank per GPU) and the split of NCCL ranks into groups");
+        }
         cpSchemeResolved = ContextParallelGroups.scheme(cpScheme, contextParallel, model.config().numKvHeads());
         int world = dataParallel.nprocPerNode * dataParallel.nnodes;
         if (world % contextParallel != 0) {
             throw new Flags.BadFlag("--cp " + contextParallel + " must divide the ranks (--nproc-per-node x --nnodes = " + world + ")");
-        }
-        if (!model.onHost()) {
-            throw new Flags.BadFlag("--cp " + contextParallel + " runs on CPU ranks only so far (--device cpu): the attention's re-layouts are host copies");
         }
         if (packing) throw new Flags.BadFlag("--cp does not take --packing (attention inside each packed record is not sharded)");
         if (lora.dropout() > 0) {
