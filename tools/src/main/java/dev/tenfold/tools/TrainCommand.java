@@ -86,8 +86,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--packing", description = "Pack each batch's records into sequences of up to --max-length tokens, attention kept "
             + "inside each record: the same loss and gradients in fewer, longer passes (faster on short records).") boolean packing;
     @Option(names = {"--cp", "--context-parallel"}, paramLabel = "N", defaultValue = "1",
-            description = "Share each sequence among N ranks (context parallelism; CPU ranks); the ranks form groups of N, data"
-                    + " parallelism runs across the groups (default 1).")
+            description = "Share each sequence among N ranks (context parallelism); the ranks form groups of N, data parallelism runs"
+                    + " across the groups (default 1). CPU ranks under MPI; GPU ranks (one per GPU, NCCL 2.18+) run but are not yet"
+                    + " verified on a multi-GPU machine.")
     @Range(min = 1, max = 1024) int contextParallel = 1;
     @Option(names = "--cp-scheme", paramLabel = "SCHEME", defaultValue = "auto",
             description = "How --cp N ranks share attention: ulysses (all-to-all of heads; N must divide the key/value heads), allgather"
