@@ -528,6 +528,8 @@ cublasStatus_t cublasGemmEx(void* h, int ta, int tb, int m, int n, int k, const 
 typedef struct { char internal[128]; } ncclUniqueId;
 static ncclUniqueId last_id;
 static int comm_token;
+static int split_token; // the one communicator ncclCommSplit makes of comm_token
+static int is_comm(const void* c) { return c == &comm_token || c == &split_token; }
 int ncclGetVersion(int* v) { *v = 22703; return 0; }
 int ncclGetUniqueId(ncclUniqueId* id) { for (int i = 0; i < 128; i++) id->internal[i] = (char)(i * 3 + 1); last_id = *id; return 0; }
 int ncclCommInitRank(void** comm, int nranks, ncclUniqueId id, int rank) {
@@ -536,39 +538,47 @@ int ncclCommInitRank(void** comm, int nranks, ncclUniqueId id, int rank) {
     *comm = &comm_token;
     return 0;
 }
-int ncclCommDestroy(void* comm) { return comm == &comm_token ? 0 : 4; }
+int ncclCommDestroy(void* comm) { return is_comm(comm) ? 0 : 4; }
+int ncclCommCount(const void* comm, int* count) { if (!is_comm(comm)) return 4; *count = 1; return 0; }
+int ncclCommUserRank(const void* comm, int* rank) { if (!is_comm(comm)) return 4; *rank = 0; return 0; }
+// one rank: its group is itself; NCCL refuses a negative color other than NCCL_SPLIT_NOCOLOR, the fake all of them
+int ncclCommSplit(void* comm, int color, int key, void** newcomm, void* config) {
+    if (comm != &comm_token || color < 0 || config != NULL) return 4;
+    *newcomm = &split_token;
+    return 0;
+}
 int ncclAllReduce(const void* s, void* r, size_t count, int type, int op, void* comm, void* stream) {
-    if (comm != &comm_token || stream != &stream_token || type != 7 || op != 0) return 4;
+    if (!is_comm(comm) || stream != &stream_token || type != 7 || op != 0) return 4;
     memmove(r, s, count * 4);
     return 0;
 }
 int ncclBroadcast(const void* s, void* r, size_t count, int type, int root, void* comm, void* stream) {
-    if (comm != &comm_token || root != 0) return 4;
+    if (!is_comm(comm) || root != 0) return 4;
     memmove(r, s, count * (type == 9 || type == 6 ? 2 : type == 8 || type == 4 || type == 5 ? 8 : type <= 1 ? 1 : 4));
     return 0;
 }
 // one rank: an all-gather is a copy; an all-to-all is a send to itself and the receive of it, in one group
 int ncclAllGather(const void* s, void* r, size_t count, int type, void* comm, void* stream) {
-    if (comm != &comm_token || stream != &stream_token || type != 1) return 4;
+    if (!is_comm(comm) || stream != &stream_token || type != 1) return 4;
     memmove(r, s, count);
     return 0;
 }
 // one rank: a reduce-scatter (sum, float32) is a copy of the one block
 int ncclReduceScatter(const void* s, void* r, size_t count, int type, int op, void* comm, void* stream) {
-    if (comm != &comm_token || stream != &stream_token || type != 7 || op != 0) return 4;
+    if (!is_comm(comm) || stream != &stream_token || type != 7 || op != 0) return 4;
     memmove(r, s, count * 4);
     return 0;
 }
 static const void* pending_send;
 static size_t pending_count;
 int ncclSend(const void* s, size_t count, int type, int peer, void* comm, void* stream) {
-    if (comm != &comm_token || stream != &stream_token || type != 1 || peer != 0) return 4;
+    if (!is_comm(comm) || stream != &stream_token || type != 1 || peer != 0) return 4;
     pending_send = s;
     pending_count = count;
     return 0;
 }
 int ncclRecv(void* r, size_t count, int type, int peer, void* comm, void* stream) {
-    if (comm != &comm_token || stream != &stream_token || type != 1 || peer != 0 || pending_send == NULL || count != pending_count) return 4;
+    if (!is_comm(comm) || stream != &stream_token || type != 1 || peer != 0 || pending_send == NULL || count != pending_count) return 4;
     memmove(r, pending_send, count);
     pending_send = NULL;
     return 0;

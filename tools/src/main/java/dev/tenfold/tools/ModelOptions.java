@@ -53,16 +53,43 @@ final class ModelOptions {
         try {
             b = Backends.forDevice(d);
         } catch (RuntimeException | LinkageError e) {
-            // the library says "cuda:N: what is missing"; the flag and the ways out are the command line's
-            String m = Main.messageOf(e);
-            if (m.startsWith(d + ": ")) m = m.substring((d + ": ").length());
-            throw new IllegalArgumentException("--device " + d + ": " + m
-                    + (e instanceof dev.tenfold.engine.cuda.CudaUnavailableException
-                            ? " (--device cpu runs everything on the CPU; `tenfold doctor` shows what CUDA this machine has)" : ""), e);
+            throw unusable(d, e);
         }
         if (!d.isCpu()) System.err.println("tenfold: running on " + d + " (" + b.name() + ")");
         backend = b;
         return b;
+    }
+
+    /**
+     * The GPUs this process sees (CUDA_VISIBLE_DEVICES applies), asked of the driver without opening one:
+     * the launcher of GPU ranks checks there are enough before it starts them. No CUDA is {@link #backend}'s error.
+     */
+    int gpuCount() {
+        Device d = Device.parse(device);
+        try {
+            var driver = dev.tenfold.engine.cuda.CudaDriver.get();
+            int count = driver.deviceCount();
+            if (count == 0) throw new dev.tenfold.engine.cuda.CudaUnavailableException("the CUDA driver (" + driver.loaded() + ") sees no GPU");
+            return count;
+        } catch (RuntimeException | LinkageError e) {
+            throw unusable(d, e);
+        }
+    }
+
+    /** The library says "cuda:N: what is missing"; the flag and the ways out are the command line's. */
+    private static IllegalArgumentException unusable(Device d, Throwable e) {
+        String m = Main.messageOf(e);
+        if (m.startsWith(d + ": ")) m = m.substring((d + ": ").length());
+        return new IllegalArgumentException("--device " + d + ": " + m
+                + (e instanceof dev.tenfold.engine.cuda.CudaUnavailableException
+                        ? " (--device cpu runs everything on the CPU; `tenfold doctor` shows what CUDA this machine has)" : ""), e);
+    }
+
+    /** The model's config.json, read without opening the device: for checks made where no rank runs (the launcher). */
+    LlamaConfig configWithoutDevice() throws IOException {
+        checkFolder();
+        if (adapter != null && !Files.isDirectory(adapter)) throw new IllegalArgumentException("--adapter " + adapter + ": not a folder");
+        return LlamaConfig.load(model);
     }
 
     /** How the flags say to load the model: --rope-theta (else the adapter's), --rope-scaling, --device, and NF4 when asked. */

@@ -86,8 +86,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--packing", description = "Pack each batch's records into sequences of up to --max-length tokens, attention kept "
             + "inside each record: the same loss and gradients in fewer, longer passes (faster on short records).") boolean packing;
     @Option(names = {"--cp", "--context-parallel"}, paramLabel = "N", defaultValue = "1",
-            description = "Share each sequence among N ranks (context parallelism; CPU ranks); the ranks form groups of N, data"
-                    + " parallelism runs across the groups (default 1).")
+            description = "Share each sequence among N ranks (context parallelism); the ranks form groups of N, data parallelism runs"
+                    + " across the groups (default 1). CPU ranks under MPI; GPU ranks (one per GPU, NCCL 2.18+) run but are not yet"
+                    + " verified on a multi-GPU machine.")
     @Range(min = 1, max = 1024) int contextParallel = 1;
     @Option(names = "--cp-scheme", paramLabel = "SCHEME", defaultValue = "auto",
             description = "How --cp N ranks share attention: ulysses (all-to-all of heads; N must divide the key/value heads), allgather"
@@ -169,6 +170,10 @@ final class TrainCommand implements Callable<Integer> {
                 System.err.println("tenfold: context parallelism: each sequence split over " + contextParallel + " ranks ("
                         + (cpSchemeResolved == ContextParallelScheme.ULYSSES ? "Ulysses attention" : "all-gather attention, zigzag chunks") + "), "
                         + comm.size() / contextParallel + " data-parallel group" + (comm.size() / contextParallel > 1 ? "s" : ""));
+                if (!model.onHost() && comm.rank() == 0) {
+                    System.err.println("tenfold: note: context parallelism on GPUs (NCCL) is tested on simulated devices only and has not yet"
+                            + " been verified on a machine with several GPUs; compare its losses with a --device cpu run");
+                }
             }
             return train(r, s, lora, batch, maxLen, nf4, comm);
         } finally {
@@ -186,15 +191,19 @@ final class TrainCommand implements Callable<Integer> {
             ContextParallelGroups.scheme(cpScheme, 1, 1); // a bad name is still a bad flag
             return;
         }
-        if (!model.onHost()) { // before model.config() opens the GPU
-            // the GPU path (Backend.copy2d re-layouts, NCCL moves) is written and tested on simulated devices only
-            throw new Flags.BadFlag("--cp " + contextParallel + " runs on CPU ranks only so far (--device cpu): on GPUs it still needs a"
-                    + " verification run on a machine with several GPUs (NCCL takes one rank per GPU) and the split of NCCL ranks into groups");
-        }
-        cpSchemeResolved = ContextParallelGroups.scheme(cpScheme, contextParallel, model.config().numKvHeads());
-        int world = dataParallel.nprocPerNode * dataParallel.nnodes;
-        if (world % contextParallel != 0) {
-            throw new Flags.BadFlag("--cp " + contextParallel + " must divide the ranks (--nproc-per-node x --nnodes = " + world + ")");
+        // a rank started by mpirun, torchrun or srun knows its world from the launcher; else the flags say it
+        RankEnvironment rankEnv = RankEnvironment.detect(System.getenv()).orElse(null);
+        int world = rankEnv != null ? rankEnv.size() : dataParallel.nprocPerNode * dataParallel.nnodes;
+        if (model.onHost()) {
+            cpSchemeResolved = ContextParallelGroups.scheme(cpScheme, contextParallel, model.config().numKvHeads());
+            if (world % contextParallel != 0) {
+                throw new Flags.BadFlag("--cp " + contextParallel + " must divide the ranks (--nproc-per-node x --nnodes = " + world + ")");
+            }
+        } else {
+            // a rank may see its own GPU only (CUDA_VISIBLE_DEVICES): the launcher, which sees them all, counts them
+            ContextParallelGroups.checkGpuRanks(contextParallel, world, rankEnv == null ? dataParallel.nprocPerNode : 0, model.gpuCount());
+            // the GPU is not opened here: this process may be the launcher, and a rank opens its own GPU (cuda:LOCAL_RANK)
+            cpSchemeResolved = ContextParallelGroups.scheme(cpScheme, contextParallel, model.configWithoutDevice().numKvHeads());
         }
         if (packing) throw new Flags.BadFlag("--cp does not take --packing (attention inside each packed record is not sharded)");
         if (lora.dropout() > 0) {

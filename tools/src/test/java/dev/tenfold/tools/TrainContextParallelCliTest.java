@@ -105,10 +105,12 @@ class TrainContextParallelCliTest {
         CliTest.Result s = CliTest.run("", args(dir.resolve("bad4"), "--nproc-per-node", "2", "--cp", "2", "--cp-scheme", "ring"));
         assertEquals(2, s.code(), s.err());
         assertTrue(s.err().contains("--cp-scheme ring: choose auto, ulysses or allgather"), s.err());
-        // on GPUs: written and tested on simulated devices, but not verified on several GPUs yet
+        // on GPUs: NCCL ranks, one per GPU; without a GPU that is --device's usual error, before any rank starts
         CliTest.Result g = CliTest.run("", args(dir.resolve("bad5"), "--nproc-per-node", "2", "--cp", "2", "--device", "cuda"));
-        assertEquals(2, g.code(), g.err());
-        assertTrue(g.err().contains("--cp 2 runs on CPU ranks only so far (--device cpu): on GPUs it still needs a verification run on a"
-                + " machine with several GPUs (NCCL takes one rank per GPU) and the split of NCCL ranks into groups"), g.err());
+        assertEquals(1, g.code(), g.err());
+        assertTrue(g.err().startsWith("tenfold train: --device cuda"), g.err());
+        assertTrue(g.err().contains("(--device cpu runs everything on the CPU"), g.err());
+        assertFalse(g.err().contains("runs on CPU ranks only"), g.err());
+        assertFalse(g.err().contains("starting 2 ranks"), g.err());
     }
 }

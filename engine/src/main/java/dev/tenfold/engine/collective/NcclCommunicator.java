@@ -52,6 +52,27 @@ public final class NcclCommunicator implements Communicator {
         }
     }
 
+    /**
+     * The world's ranks in groups of {@code groupSize} consecutive ranks (ncclCommSplit, NCCL 2.18 or newer):
+     * this rank's group on the same GPU, ranked as in the world. Context parallelism's group, as
+     * {@link MpiCommunicator#split} on CPU ranks. Every rank must call it (a collective); closing the group
+     * destroys it and leaves the world open.
+     */
+    public NcclCommunicator split(int groupSize) {
+        int size = size(), rank = rank();
+        if (groupSize < 1 || size % groupSize != 0) {
+            throw new IllegalArgumentException("split: groups of " + groupSize + " ranks do not divide the " + size + " ranks");
+        }
+        watchdog.begin("ncclCommSplit");
+        try {
+            Nccl.Communicator group = comm.split(rank / groupSize, rank);
+            return new NcclCommunicator(backend, group, new Watchdog("group rank " + group.rank() + " of " + group.ranks()
+                    + " (" + backend.device() + ")", watchdog.timeout()));
+        } finally {
+            watchdog.end();
+        }
+    }
+
     @Override public int rank() { return comm.rank(); }
 
     @Override public int size() { return comm.ranks(); }

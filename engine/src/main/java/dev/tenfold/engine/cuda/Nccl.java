@@ -48,8 +48,11 @@ public final class Nccl {
 
     private final String loaded;
     private final MethodHandle ncclGetVersion, ncclGetUniqueId, ncclCommInitRank, ncclCommDestroy, ncclAllReduce, ncclBroadcast,
-            ncclGroupStart, ncclGroupEnd, ncclAllGather, ncclReduceScatter, ncclSend, ncclRecv;
+            ncclGroupStart, ncclGroupEnd, ncclAllGather, ncclReduceScatter, ncclSend, ncclRecv, ncclCommCount, ncclCommUserRank;
     private final MethodHandle ncclGetErrorString;
+    private final MethodHandle ncclCommSplit; // NCCL 2.18 and newer; null before
+    /** NCCL_VERSION_CODE of the first NCCL with ncclCommSplit (2.18.0). */
+    static final int SPLIT_VERSION = 21800;
 
     private Nccl(SymbolLookup l, String loaded) {
         this.loaded = loaded;
@@ -57,6 +60,11 @@ public final class Nccl {
         ncclGetUniqueId = Native.function(l, LIB, "ncclGetUniqueId", PTR);
         ncclCommInitRank = Native.function(l, LIB, "ncclCommInitRank", PTR, INT, UNIQUE_ID, INT);
         ncclCommDestroy = Native.function(l, LIB, "ncclCommDestroy", PTR);
+        // comm, int* count / int* rank
+        ncclCommCount = Native.function(l, LIB, "ncclCommCount", PTR, PTR);
+        ncclCommUserRank = Native.function(l, LIB, "ncclCommUserRank", PTR, PTR);
+        // comm, color, key, ncclComm_t* newcomm, ncclConfig_t* config (NULL: the parent's)
+        ncclCommSplit = Native.optionalFunction(l, "ncclCommSplit", PTR, INT, INT, PTR, PTR).orElse(null);
         // sendbuff, recvbuff, count, datatype, op, comm, stream
         ncclAllReduce = Native.function(l, LIB, "ncclAllReduce", PTR, PTR, SIZE_T, INT, INT, PTR, PTR);
         // sendbuff, recvbuff, count, datatype, root, comm, stream
@@ -135,6 +143,17 @@ public final class Nccl {
             CudaBackend.forgetCurrentContext(); // NCCL may have switched this thread's device
             return new Communicator(backend, out.get(PTR, 0), ranks, rank);
         }
+    }
+
+    /**
+     * Refuses an NCCL without ncclCommSplit in one line naming the version needed and the one loaded.
+     * Pure, for the test: {@code hasSplit} says whether the library exports the symbol.
+     */
+    static void checkSplit(boolean hasSplit, int version, String loaded) {
+        if (hasSplit && version >= SPLIT_VERSION) return;
+        throw new CudaUnavailableException("splitting an NCCL communicator into groups (ncclCommSplit) needs NCCL "
+                + versionString(SPLIT_VERSION) + " or newer; " + loaded + " is NCCL " + versionString(version)
+                + " (set " + NativeLibrary.SEARCH_PATH_ENV + " to the folder of a newer libnccl.so.2)");
     }
 
     public void groupStart() { check(invoke(() -> (int) ncclGroupStart.invokeExact()), "ncclGroupStart"); }
@@ -273,6 +292,28 @@ public final class Nccl {
                 }
             } finally {
                 groupEnd();
+            }
+        }
+
+        /**
+         * ncclCommSplit: the ranks that pass the same {@code color} (>= 0) form a new communicator on the same
+         * GPUs, ranked by {@code key} (ties by their rank here). A collective: every rank of this communicator
+         * calls it, and it blocks until they have. The new communicator takes this one's configuration; closing
+         * it leaves this one open. Needs NCCL 2.18 or newer (refused in one line before).
+         */
+        public Communicator split(int color, int key) {
+            if (color < 0) throw new IllegalArgumentException("ncclCommSplit: color must be >= 0, got " + color);
+            checkSplit(ncclCommSplit != null, version(), loaded);
+            backend.makeCurrent();
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment out = a.allocate(PTR), count = a.allocate(INT), me = a.allocate(INT);
+                check(invoke(() -> (int) ncclCommSplit.invokeExact(comm, color, key, out, MemorySegment.NULL)),
+                        "ncclCommSplit(color " + color + ", key " + key + ", rank " + rank + ")");
+                CudaBackend.forgetCurrentContext(); // NCCL may have switched this thread's device
+                MemorySegment newComm = out.get(PTR, 0);
+                check(invoke(() -> (int) ncclCommCount.invokeExact(newComm, count)), "ncclCommCount");
+                check(invoke(() -> (int) ncclCommUserRank.invokeExact(newComm, me)), "ncclCommUserRank");
+                return new Communicator(backend, newComm, count.get(INT, 0), me.get(INT, 0));
             }
         }
 

@@ -70,6 +70,25 @@ final class FakeCudaMain {
                     expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(rs).toFloatArray()), "reduceScatter of one rank");
                 }
             }
+            // ncclCommSplit, one rank: its group is itself, a new communicator (the fake's second token) that runs
+            // collectives and is destroyed apart from its parent, which goes on
+            try (Nccl.Communicator group = comm.split(0, 0); Tensor gy = gpu.allocate(DType.F32, 3)) {
+                expect(group.rank() == 0 && group.ranks() == 1, "split: rank " + group.rank() + " of " + group.ranks());
+                group.allReduceSum(x, gy);
+                expect(java.util.Arrays.equals(new float[] {1, 2, 3}, gpu.toHost(gy).toFloatArray()), "allReduceSum of a split group");
+            }
+            comm.allReduceSum(x, y);
+            expectThrows(IllegalArgumentException.class, () -> comm.split(-1, 0), "ncclCommSplit: color must be >= 0, got -1");
+        }
+        // context parallelism's groups on NCCL: NcclCommunicator.split, as TrainCommand --cp runs it
+        try (var world = dev.tenfold.engine.collective.NcclCommunicator.join(gpu, 1, 0,
+                     dev.tenfold.engine.collective.NcclCommunicator.newUniqueId(), java.time.Duration.ofMinutes(1));
+             var group = world.split(1); Tensor ones = gpu.toDevice(Tensor.of(new float[] {1, 1}))) {
+            expect(group.rank() == 0 && group.size() == 1 && group.device().equals(gpu.device()), "NcclCommunicator.split: " + group.describe());
+            group.allReduceSum(List.of(ones));
+            world.allReduceSum(List.of(ones));
+            expect(java.util.Arrays.equals(new float[] {1, 1}, gpu.toHost(ones).toFloatArray()), "sums of one rank's group and world");
+            expectThrows(IllegalArgumentException.class, () -> world.split(2), "split: groups of 2 ranks do not divide the 1 ranks");
         }
         // a kernel the fatbin lacks is named
         try {

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
  * a broadcast on device tensors of cuda:0, out of place and in place, f32 and bf16, queued on the backend's
  * stream in order with its ops. With one rank the sum is the tensor itself: what this checks is that the
  * collectives move the right bytes between the right device buffers (outputs poisoned first). Skipped, saying
- * why, without a GPU or NCCL (failed instead where TENFOLD_REQUIRE_GPU=1).
+ * why, without a GPU or NCCL (failed instead where TENFOLD_REQUIRE_GPU=1). The split (ncclCommSplit) needs NCCL 2.18 or newer.
  */
 @Tag("gpu")
 class NcclGpuTest {
@@ -51,6 +51,28 @@ class NcclGpuTest {
             assertArrayEquals(twice, floats(gpu, x), "in-place all-reduce after scale");
             comm.broadcast(x16, x16, 0);
             assertArrayEquals(bytes(host16), bytes(gpu, x16), "in-place bf16 broadcast");
+        }
+    }
+
+    /** ncclCommSplit of a one-rank communicator: the group is itself, on the same GPU, and the parent goes on after it is gone. */
+    @Test
+    void aOneRankCommunicatorSplitsIntoItsOwnGroup() {
+        CudaBackend gpu = GpuTests.backendOrSkip();
+        Nccl nccl = GpuTests.ncclOrSkip();
+        int n = 257;
+        try (Tensor host = TestTensors.random(new SplittableRandom(5), n); Nccl.Communicator comm = nccl.initRank(gpu, 1, nccl.uniqueId(), 0);
+             Tensor x = gpu.toDevice(host); Tensor sum = GpuTests.poisoned(gpu, DType.F32, n)) {
+            float[] values = host.toFloatArray();
+            try (Nccl.Communicator group = comm.split(0, 0)) {
+                assertEquals(1, group.ranks());
+                assertEquals(0, group.rank());
+                group.allReduceSum(x, sum);
+                assertArrayEquals(values, floats(gpu, sum), "all-reduce over the split group");
+            }
+            try (Tensor again = GpuTests.poisoned(gpu, DType.F32, n)) {
+                comm.allReduceSum(x, again);
+                assertArrayEquals(values, floats(gpu, again), "all-reduce over the parent after its group is destroyed");
+            }
         }
     }
 

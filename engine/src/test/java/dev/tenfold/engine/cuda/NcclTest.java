@@ -17,6 +17,18 @@ class NcclTest {
     }
 
     @Test
+    void splitNeedsNccl218() {
+        Nccl.checkSplit(true, 21800, "libnccl.so.2");
+        Nccl.checkSplit(true, 22703, "libnccl.so.2");
+        String old = assertThrows(CudaUnavailableException.class, () -> Nccl.checkSplit(false, 21703, "/opt/nccl/libnccl.so.2")).getMessage();
+        assertTrue(old.startsWith("splitting an NCCL communicator into groups (ncclCommSplit) needs NCCL 2.18.0 or newer;"
+                + " /opt/nccl/libnccl.so.2 is NCCL 2.17.3"), old);
+        // the version decides even where the symbol is there
+        assertThrows(CudaUnavailableException.class, () -> Nccl.checkSplit(true, 21703, "libnccl.so.2"));
+        assertThrows(CudaUnavailableException.class, () -> Nccl.checkSplit(false, 22703, "libnccl.so.2"));
+    }
+
+    @Test
     void ranksAndRoots() {
         Nccl.checkRanks(8, 0);
         Nccl.checkRanks(8, 7);
