@@ -108,6 +108,21 @@ class MatmulTest {
     }
 
     @Test
+    void decodingAgainstBf16WeightsAtEveryRowLength() {
+        // one to three rows against a transposed BF16 weight: dotBf16 below SHORT_ROW (2048),
+        // dot1x4 from it; lengths around the 2 and 4 vector blocks of dotBf16 and its scalar tail
+        SplittableRandom rng = new SplittableRandom(9);
+        for (int k : new int[] {1, 7, 16, 31, 32, 33, 64, 65, 96, 100, 512, 2047, 2048, 2050}) {
+            for (int m = 1; m <= 3; m++) {
+                compare(rng, 0, false, m, 37, k, false, true, DType.F32, DType.BF16, m == 2, Matmul.MR, Matmul.Path.SKINNY);
+            }
+        }
+        compare(rng, 0, false, 1, 1000, 512, false, true, DType.F32, DType.BF16, false); // the shape picks the path
+        compare(rng, 2, true, 1, 45, 300, false, true, DType.BF16, DType.BF16, false); // b batched: a base past 0
+        compare(rng, 3, false, 2, 45, 300, false, true, DType.F32, DType.BF16, true);
+    }
+
+    @Test
     void emptyInnerDimensionGivesZeros() {
         try (Tensor a = Tensor.allocate(DType.F32, 3, 0); Tensor b = Tensor.allocate(DType.F32, 0, 4);
              Tensor out = TestTensors.poisoned(3, 4)) {

@@ -1,0 +1,155 @@
+package dev.tenfold.benchmarks;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Tensor;
+import dev.tenfold.engine.cpu.CpuBackend;
+import dev.tenfold.llama.KvCache;
+import dev.tenfold.llama.LlamaModel;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * tenfold beside its peer in short alternating rounds, for a shared machine whose load comes and
+ * goes: JMH runs each benchmark for tens of seconds, so a busy spell can land on one side only.
+ * Here each round measures the peer, then tenfold, a second or so each, and the figure to read is
+ * the median over rounds of the per-round ratio (plus each side's best, the least disturbed).
+ *
+ * <pre>
+ *   gemm [N] [ROUNDS]  f32 N^3 product (CpuBackend.fast, all cores) against numpy/OpenBLAS sgemm
+ *                      (benchmarks/scripts/numpy_sgemm.py, a fresh python per round, all cores)
+ *   decode [ROUNDS]    one decoded token of RandomLlama.small against a 256 MiB memory copy
+ * </pre>
+ * Run: {@code java --add-modules jdk.incubator.vector -cp "benchmarks/target/classes:benchmarks/target/lib/*"
+ * dev.tenfold.benchmarks.AlternatingPeers gemm 2048 8}
+ */
+public final class AlternatingPeers {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public static void main(String[] args) throws Exception {
+        String mode = args.length > 0 ? args[0] : "gemm";
+        switch (mode) {
+            case "gemm" -> gemm(args.length > 1 ? Integer.parseInt(args[1]) : 2048, args.length > 2 ? Integer.parseInt(args[2]) : 8);
+            case "decode" -> decode(args.length > 1 ? Integer.parseInt(args[1]) : 8);
+            default -> throw new IllegalArgumentException("unknown mode '" + mode + "': gemm [N] [ROUNDS] or decode [ROUNDS]");
+        }
+    }
+
+    static void gemm(int n, int rounds) throws Exception {
+        Backend fast = CpuBackend.fast();
+        SplittableRandom rng = new SplittableRandom(42);
+        double flops = 2.0 * n * n * n;
+        int reps = Math.max(3, (int) (1.5e11 / flops) + 1); // about a second per side at 200 GFLOP/s
+        try (Tensor a = MatmulBench.random(rng, DType.F32, n, n); Tensor b = MatmulBench.random(rng, DType.F32, n, n);
+             Tensor out = Tensor.allocate(DType.F32, n, n)) {
+            long warmUntil = System.nanoTime() + 8_000_000_000L; // the JIT settles
+            while (System.nanoTime() < warmUntil) fast.matmul(a, false, b, false, out, false);
+            List<double[]> rows = new ArrayList<>();
+            System.out.printf("f32 %d^3, %d reps a side per round; GFLOP/s (median of the round's reps)%n", n, reps);
+            System.out.println("round  numpy  tenfold  ratio");
+            for (int r = 0; r < rounds; r++) {
+                JsonNode np = numpy(n, reps).path("sgemm").get(0);
+                double[] t = new double[reps];
+                for (int i = 0; i < reps; i++) {
+                    long t0 = System.nanoTime();
+                    fast.matmul(a, false, b, false, out, false);
+                    t[i] = (System.nanoTime() - t0) * 1e-9;
+                }
+                double npRate = np.path("gflops").asDouble(), npBest = np.path("best_gflops").asDouble();
+                double tfRate = flops / median(t) / 1e9, tfBest = flops / Arrays.stream(t).min().orElseThrow() / 1e9;
+                rows.add(new double[] {npRate, tfRate, tfRate / npRate, npBest, tfBest});
+                System.out.printf("%5d  %5.1f  %7.1f  %5.3f%n", r, npRate, tfRate, tfRate / npRate);
+            }
+            summary(rows, "numpy", "tenfold");
+        }
+    }
+
+    static void decode(int rounds) throws Exception {
+        LlamaModel model = RandomLlama.small(7);
+        int prompt = 512;
+        SplittableRandom rng = new SplittableRandom(8);
+        int[] tokens = new int[prompt];
+        for (int i = 0; i < prompt; i++) tokens[i] = rng.nextInt(model.config().vocabSize());
+        long copyBytes = 256L << 20;
+        try (KvCache cache = new KvCache(model.config(), prompt + 1);
+             Tensor from = Tensor.allocate(DType.U8, copyBytes); Tensor to = Tensor.allocate(DType.U8, copyBytes)) {
+            from.data().fill((byte) 1);
+            model.forward(tokens, cache, null);
+            long warmUntil = System.nanoTime() + 8_000_000_000L;
+            while (System.nanoTime() < warmUntil) {
+                cache.truncate(prompt);
+                model.forward(new int[] {17}, cache, null);
+            }
+            // bytes of weights one token reads: every linear layer and the output head, BF16
+            double weightBytes = 2.0 * model.config().numLayers() * layerParams(model) + 2.0 * model.config().vocabSize()
+                    * model.config().hiddenSize();
+            System.out.printf("decode reads %.1f MB of weights per token; GB/s (median of the round's reps)%n", weightBytes / 1e6);
+            System.out.println("round  copy GB/s  decode ms  decode GB/s  ratio");
+            List<double[]> rows = new ArrayList<>();
+            for (int r = 0; r < rounds; r++) {
+                double[] c = new double[20];
+                for (int i = 0; i < c.length; i++) {
+                    long t0 = System.nanoTime();
+                    MemorySegment.copy(from.data(), 0, to.data(), 0, copyBytes);
+                    c[i] = (System.nanoTime() - t0) * 1e-9;
+                }
+                double[] d = new double[100];
+                for (int i = 0; i < d.length; i++) {
+                    cache.truncate(prompt);
+                    long t0 = System.nanoTime();
+                    model.forward(new int[] {17}, cache, null);
+                    d[i] = (System.nanoTime() - t0) * 1e-9;
+                }
+                double copyRate = 2.0 * copyBytes / median(c) / 1e9, decodeRate = weightBytes / median(d) / 1e9;
+                double copyBest = 2.0 * copyBytes / Arrays.stream(c).min().orElseThrow() / 1e9;
+                double decodeBest = weightBytes / Arrays.stream(d).min().orElseThrow() / 1e9;
+                rows.add(new double[] {copyRate, decodeRate, decodeRate / copyRate, copyBest, decodeBest});
+                System.out.printf("%5d  %9.1f  %9.3f  %11.1f  %5.3f%n", r, copyRate, median(d) * 1e3, decodeRate, decodeRate / copyRate);
+            }
+            summary(rows, "copy", "decode");
+        } finally {
+            model.close();
+        }
+    }
+
+    /** Parameters of one decoder layer's linear maps (q, k, v, o, gate, up, down). */
+    private static double layerParams(LlamaModel model) {
+        var c = model.config();
+        double h = c.hiddenSize(), kv = (double) c.numKvHeads() * c.headDim(), q = (double) c.numHeads() * c.headDim();
+        return 2 * h * q + 2 * h * kv + 3 * h * c.intermediateSize();
+    }
+
+    private static void summary(List<double[]> rows, String peer, String ours) {
+        double[] ratios = rows.stream().mapToDouble(r -> r[2]).toArray();
+        double peerBest = rows.stream().mapToDouble(r -> r[3]).max().orElseThrow();
+        double oursBest = rows.stream().mapToDouble(r -> r[4]).max().orElseThrow();
+        System.out.printf("median ratio %s/%s over %d rounds: %.3f (min %.3f, max %.3f); best %s %.1f, best %s %.1f: %.3f%n",
+                ours, peer, rows.size(), median(ratios), Arrays.stream(ratios).min().orElseThrow(),
+                Arrays.stream(ratios).max().orElseThrow(), peer, peerBest, ours, oursBest, oursBest / peerBest);
+    }
+
+    private static JsonNode numpy(int n, int reps) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder("python3", "benchmarks/scripts/numpy_sgemm.py", String.valueOf(n),
+                "--reps", String.valueOf(reps), "--warmup", "2", "--json");
+        pb.environment().remove("OPENBLAS_CORETYPE");
+        pb.environment().remove("OPENBLAS_L2_SIZE");
+        pb.redirectError(ProcessBuilder.Redirect.INHERIT);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) throw new IOException("numpy peer failed (exit " + p.exitValue() + ")");
+        return JSON.readTree(out);
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+}
