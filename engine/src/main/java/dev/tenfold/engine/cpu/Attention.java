@@ -25,8 +25,12 @@ final class Attention {
     private static final String OP = "attention";
     private static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
     private static final int L = SP.length();
-    /** Keys per tile: a multiple of the 4 vectors of the micro-kernel (64 with AVX-512 or AVX2). */
-    static final int BC = Math.max(64, 4 * L);
+    /**
+     * Keys per tile: a multiple of the 4 vectors of the micro-kernel. 128 rather than 64: fewer passes over
+     * each query tile's rows and statistics per key; 5-10% less time for the backward at head dims 32 to 128
+     * and up to 10% for the forward at 128 (T = 4,096 on AVX-512, alternating runs; 32 was slower).
+     */
+    static final int BC = Math.max(128, 4 * L);
 
     /** The problem after the argument checks. */
     record Dims(int batch, int tq, int tk, int hq, int hkv, int d) {

@@ -81,6 +81,11 @@ final class CpuWarmup {
         final Tensor q, k, v, att, lse, dAtt, dq, dk, dv, invFreq, positions, gate, up, act, dGate, dUp, dAct;
         final Tensor table, ids, targets, vocabW, dVocabW, p, g, m, s, nf4Packed, nf4Absmax, nf4Out, soft, dSoft;
         final Backend.AdamW hp = new Backend.AdamW(1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f);
+        // Past the blocking and chunking limits: a product deeper than one K-block of the GEMM (and a
+        // BF16 one), and a loss over more tokens and a larger vocabulary than one chunk of each, so the
+        // loops over blocks and chunks are compiled too (the real shapes have them); thin, to stay cheap.
+        static final int DEEP = 1100, LOSS_T = 300, LOSS_H = 16, LOSS_V = 4200;
+        final Tensor deepX, deepW, deepWBf16, deepY, lossX, lossW, lossDx, lossTargets;
 
         Workload(Arena arena) {
             SplittableRandom rng = new SplittableRandom(16);
@@ -141,6 +146,15 @@ final class CpuWarmup {
             for (int i = 0; i < n / 2; i++) nf4Packed.data().set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) rng.nextInt(256));
             nf4Absmax = random(arena, rng, n / 64);
             nf4Out = Tensor.allocate(arena, DType.F32, HIDDEN, HIDDEN);
+            deepX = random(arena, rng, 80, DEEP); // more rows than the skinny path takes: the blocked GEMM
+            deepW = random(arena, rng, 40, DEEP);
+            deepWBf16 = cast(arena, deepW, DType.BF16);
+            deepY = Tensor.allocate(arena, DType.F32, 80, 40);
+            lossX = random(arena, rng, LOSS_T, LOSS_H);
+            lossW = random(arena, rng, LOSS_V, LOSS_H);
+            lossDx = Tensor.allocate(arena, DType.F32, LOSS_T, LOSS_H);
+            lossTargets = Tensor.allocate(arena, DType.I32, LOSS_T);
+            for (int i = 0; i < LOSS_T; i++) lossTargets.setInt(i, rng.nextInt(LOSS_V));
             soft = random(arena, rng, HEADS * 4, T);
             dSoft = Tensor.allocate(arena, DType.F32, HEADS * 4, T);
             dAct2 = random(arena, rng, HEADS * 4, T);
@@ -194,6 +208,9 @@ final class CpuWarmup {
             b.softmax(soft, dSoft);
             b.softmaxBackward(dAct2, dSoft, dx2);
             b.crossEntropy(x, vocabW, targets, 1f / T, dx, dVocabW);
+            b.crossEntropy(lossX, lossW, lossTargets, 1f / LOSS_T, lossDx, null);
+            b.matmul(deepX, false, deepW, true, deepY, false);
+            b.matmul(deepX, false, deepWBf16, true, deepY, false);
             b.adamw(p, g, m, s, hp, 1);
             b.dequantizeNf4(nf4Packed, nf4Absmax, null, null, 0f, nf4Out);
             b.sum(g);
