@@ -111,7 +111,7 @@ class FirstLightFakeCudaTest {
         assertRow(r, "libs", "passed", "1", "1", "0", "0", "-");
         String cases = String.valueOf(KernelSelfCheck.cases().size());
         assertRow(r, "doctor", "passed", cases, cases, "0", "0", "-");
-        assertRow(r, "gpu-tests", "passed", "1", "1", "0", "0", "-");
+        assertRow(r, "gpu-tests", "passed", "2", "2", "0", "0", "-"); // NcclGpuTest's two tests
         assertRow(r, "smoke", "passed", null, null, "0", "0", "-");
         assertTrue(r.out().contains("first light: Fake GPU 0, driver 580.95.05, CUDA 13.0; commit fake-stack test; logs in "), r.out());
         assertTrue(r.out().contains("first light: PASSED in "), r.out());
@@ -140,7 +140,7 @@ class FirstLightFakeCudaTest {
         assertRow(r, "doctor", "FAILED", null, null, null, null,
                 "backend     cpu: cuda:0 cannot be used: cuBLAS not found (libcublas.so.13: cannot open shared object file: No such file");
         // the GPU test fails (not skipped) for the missing backend
-        assertRow(r, "gpu-tests", "FAILED", "1", "0", "1", "0", "NcclGpuTest > aOneRankCommunicatorAllReducesAndBroadcastsDeviceTensors():"
+        assertRow(r, "gpu-tests", "FAILED", "2", "0", "2", "0", "NcclGpuTest > aOneRankCommunicatorAllReducesAndBroadcastsDeviceTensors():"
                 + " AssertionFailedError: TENFOLD_REQUIRE_GPU=1 and no CUDA for this test (cuda:0): ");
         assertTrue(r.out().contains("AssertionFailedError: TENFOLD_REQUIRE_GPU=1 and no CUDA for this test (cuda:0): cuBLAS not found"
                 + " (libcublas.so.13: cannot open shared object file: No such file or directory;"), r.out());
