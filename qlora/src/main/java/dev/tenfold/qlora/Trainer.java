@@ -212,6 +212,7 @@ public final class Trainer {
     private final List<Listener> listeners = new ArrayList<>();
     private int completedSteps;
     private long startNanos;
+    private boolean warmUpTried; // this trainer's first step in this process has decided on the backend's warm-up
     private TrainerState runState; // what this run is, for trainer_state.json (hashes computed on first need)
     private Communicator comm = Communicator.solo();
     private ContextParallel cp; // null: each sequence on one rank
@@ -367,7 +368,8 @@ public final class Trainer {
         // Kernels at speed before the first step is timed: on the CPU its first steps would otherwise run
         // 5 to 15 times slower than the rest while the JIT compiles. Tiny steps (tests) are not worth it.
         boolean bigRun = tokens >= WARM_UP_MIN_TOKENS || tokens * (long) totalSteps >= WARM_UP_MIN_RUN_TOKENS;
-        double warmUp = startNanos == 0 && bigRun ? b.warmUp() : 0;
+        double warmUp = !warmUpTried && bigRun ? b.warmUp() : 0;
+        warmUpTried = true;
         long s0 = System.nanoTime();
         if (startNanos == 0) startNanos = s0;
         int step = completedSteps;

@@ -124,6 +124,37 @@ class TrainerTest {
     }
 
     @Test
+    void aRunWarmsTheBackendUpOnceBeforeItsFirstStep(@TempDir Path dir) throws Exception {
+        Path base = TinyLlama.write(dir.resolve("base"), 8, DType.BF16, false);
+        // 2 examples of 2,049 tokens (over the warm-up's threshold), then 3 tiny runs' worth of steps
+        List<Trainer.Example> data = repeatTask(2, 1024, 3);
+        for (boolean fit : new boolean[] {true, false}) {
+            dev.tenfold.engine.testing.SimulatedDeviceBackend sim = new dev.tenfold.engine.testing.SimulatedDeviceBackend();
+            try (LlamaModel model = LlamaLoader.load(base, sim)) {
+                Lora.attach(model, LoraConfig.of(4, 8f).targets("q").seed(1));
+                Trainer t = new Trainer(model, TrainingSettings.defaults().lr(1e-3).maxSteps(2), data, plan(data.size(), 1));
+                List<Double> warmUps = new ArrayList<>();
+                t.addListener(m -> warmUps.add(m.warmUpSeconds()));
+                if (fit) {
+                    t.fit();
+                } else {
+                    for (int i = 0; i < 2; i++) warmUps.add(t.step(List.of(data.get(i))).warmUpSeconds());
+                }
+                assertEquals(1, sim.warmUps(), (fit ? "fit" : "step") + ": one warm-up, before the first step");
+                assertEquals(List.of(0.25, 0.0), warmUps, (fit ? "fit" : "step") + ": reported by the first step only");
+            }
+        }
+        // tiny runs (a test's) are not warmed up
+        dev.tenfold.engine.testing.SimulatedDeviceBackend sim = new dev.tenfold.engine.testing.SimulatedDeviceBackend();
+        try (LlamaModel model = LlamaLoader.load(base, sim)) {
+            Lora.attach(model, LoraConfig.of(4, 8f).targets("q").seed(1));
+            List<Trainer.Example> tiny = repeatTask(4, 5, 2);
+            new Trainer(model, TrainingSettings.defaults().lr(1e-3).maxSteps(3), tiny, plan(tiny.size(), 2)).fit();
+            assertEquals(0, sim.warmUps());
+        }
+    }
+
+    @Test
     void stepByStepIsWhatFitDoes(@TempDir Path dir) throws Exception {
         Path base = TinyLlama.write(dir.resolve("base"), 8, DType.BF16, false);
         List<Trainer.Example> data = repeatTask(8, 5, 2);

@@ -68,6 +68,17 @@ public class SimulatedDeviceBackend implements Backend {
 
     @Override public String name() { return "simulated-" + device; }
 
+    private final AtomicLong warmUps = new AtomicLong();
+
+    /** Counts the calls and says a warm-up of a quarter second ran (a device has nothing to warm up; tests see the calls). */
+    @Override public double warmUp() {
+        warmUps.incrementAndGet();
+        return 0.25;
+    }
+
+    /** How many times {@link #warmUp} was called. */
+    public long warmUps() { return warmUps.get(); }
+
     @Override public Device device() { return device; }
 
     // ------------------------------------------------------------------ memory
