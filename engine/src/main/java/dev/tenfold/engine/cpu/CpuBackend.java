@@ -30,10 +30,12 @@ public final class CpuBackend implements Backend {
 
     /**
      * The F32 elements of the one host tensor the fast cross-entropy allocates for t tokens and a
-     * vocabulary of v (its logits chunk): what a plan of a CPU step counts for the loss.
+     * vocabulary of v (a token chunk's logits: over the whole vocabulary when gradients are wanted
+     * and they fit, else one vocabulary chunk): what a plan of a CPU step counts for the loss.
      */
-    public static long crossEntropyScratchElements(long t, long v) {
-        return Math.max(1, Math.min(CrossEntropy.TOKEN_CHUNK, t)) * Math.max(1, Math.min(CrossEntropy.VOCAB_CHUNK, v));
+    public static long crossEntropyScratchElements(long t, long v, boolean grads) {
+        long tc = Math.max(1, Math.min(CrossEntropy.TOKEN_CHUNK, t));
+        return grads && CrossEntropy.keepsLogits(tc, v) ? tc * Math.max(1, v) : tc * Math.max(1, Math.min(CrossEntropy.VOCAB_CHUNK, v));
     }
 
     /**

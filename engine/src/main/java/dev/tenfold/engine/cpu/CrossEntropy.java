@@ -20,9 +20,12 @@ import jdk.incubator.vector.VectorOperators;
  *
  * <p>The fast path walks token chunks; within one it makes two passes over vocabulary chunks.
  * Pass 1 computes each chunk's logits and folds them into a running max and sum of exponentials
- * per token (online logsumexp). Pass 2, only when gradients are wanted, recomputes the same
- * logits (cheaper than storing T x V), turns them into d logits = gradScale * (softmax - onehot)
- * and feeds them to two products: dHidden += dlogits · W_chunk, dWeight_chunk += dlogits^T · hidden.
+ * per token (online logsumexp). Pass 2, only when gradients are wanted, turns the logits into
+ * d logits = gradScale * (softmax - onehot) and feeds them to two products: dHidden += dlogits ·
+ * W_chunk, dWeight_chunk += dlogits^T · hidden. Pass 2 reuses pass 1's logits when a token
+ * chunk's logits over the whole vocabulary fit {@link #KEPT_LOGITS} floats (256 tokens of
+ * Llama-3's 128,256: 125 MiB), which saves a third of the loss's arithmetic; above that it
+ * recomputes them chunk by chunk (never T x V).
  */
 final class CrossEntropy {
     private CrossEntropy() {}
@@ -30,20 +33,30 @@ final class CrossEntropy {
     static final int IGNORE = -100;
     static final int TOKEN_CHUNK = 256;
     static final int VOCAB_CHUNK = 4096;
+    /** At most this many logits (a token chunk's, all vocabulary chunks) are kept from pass 1 for pass 2. */
+    static final long KEPT_LOGITS = 1L << 25;
+
+    /** Whether a step with gradients keeps a token chunk's logits for pass 2 (else recomputes them). */
+    static boolean keepsLogits(long tokenChunk, long v) {
+        return tokenChunk * v <= KEPT_LOGITS;
+    }
 
     static Backend.LossSum compute(boolean fast, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
                                    Tensor dHidden, Tensor dWeight) {
-        return compute(fast, hidden, weight, targets, gradScale, dHidden, dWeight, TOKEN_CHUNK, VOCAB_CHUNK);
+        return compute(fast, hidden, weight, targets, gradScale, dHidden, dWeight, TOKEN_CHUNK, VOCAB_CHUNK, KEPT_LOGITS);
     }
 
-    /** As above with explicit chunk sizes (the fast path only), so tests can make V span several chunks. */
+    /**
+     * As above with explicit chunk sizes and kept-logits limit (the fast path only), so tests can make V
+     * span several chunks and take both pass 2s.
+     */
     static Backend.LossSum compute(boolean fast, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
-                                   Tensor dHidden, Tensor dWeight, int tokenChunk, int vocabChunk) {
+                                   Tensor dHidden, Tensor dWeight, int tokenChunk, int vocabChunk, long keptLogits) {
         int[] d = check(hidden, weight, targets, dHidden, dWeight);
         if (tokenChunk < 1 || vocabChunk < 1) {
             throw new IllegalArgumentException("crossEntropy: chunk sizes must be positive, got " + tokenChunk + " x " + vocabChunk);
         }
-        return fast ? chunked(d, hidden, weight, targets, gradScale, dHidden, dWeight, tokenChunk, vocabChunk)
+        return fast ? chunked(d, hidden, weight, targets, gradScale, dHidden, dWeight, tokenChunk, vocabChunk, keptLogits)
                 : reference(d, hidden, weight, targets, gradScale, dHidden, dWeight);
     }
 
@@ -106,7 +119,7 @@ final class CrossEntropy {
     }
 
     private static Backend.LossSum chunked(int[] d, Tensor hidden, Tensor weight, Tensor targets, float gradScale,
-                                           Tensor dHidden, Tensor dWeight, int tokenChunk, int vocabChunk) {
+                                           Tensor dHidden, Tensor dWeight, int tokenChunk, int vocabChunk, long keptLogits) {
         int t = d[0], v = d[2];
         int tc = Math.max(1, Math.min(tokenChunk, t)), vc = Math.max(1, Math.min(vocabChunk, v));
         boolean grads = dHidden != null || dWeight != null;
@@ -117,7 +130,9 @@ final class CrossEntropy {
         float[] lse = new float[tc], targetLogit = new float[tc];
         double loss = 0;
         long count = 0;
-        try (Tensor scratch = Tensor.allocate(DType.F32, (long) tc * vc)) {
+        boolean keep = grads && (long) tc * v <= keptLogits;
+        // with keep, vocabulary chunk v0 of a token chunk of nt tokens lies at nt * v0: [nt, nv] row-major
+        try (Tensor scratch = Tensor.allocate(DType.F32, keep ? (long) tc * v : (long) tc * vc)) {
             for (int t0 = 0; t0 < t; t0 += tc) {
                 int nt = Math.min(tc, t - t0), tFirst = t0;
                 Tensor hid = hidden.slice(t0, t0 + nt);
@@ -126,7 +141,7 @@ final class CrossEntropy {
                 // Pass 1: online logsumexp over vocabulary chunks, and each token's target logit.
                 for (int v0 = 0; v0 < v; v0 += vc) {
                     int nv = Math.min(vc, v - v0), vFirst = v0;
-                    Tensor logits = chunkLogits(scratch, hid, weight, v0, nt, nv);
+                    Tensor logits = chunkLogits(scratch, keep ? (long) nt * v0 : 0, hid, weight, v0, nt, nv);
                     MemorySegment ls = logits.data();
                     Parallel.forRange(nt, RmsNorm.grain(nv), (r0, r1) -> {
                         for (int r = r0; r < r1; r++) {
@@ -149,10 +164,11 @@ final class CrossEntropy {
                     count++;
                 }
                 if (!grads) continue;
-                // Pass 2: recompute the logits chunk by chunk, turn them into d logits, and back-propagate.
+                // Pass 2: pass 1's logits (or the same logits recomputed), turned into d logits, back-propagated.
                 for (int v0 = 0; v0 < v; v0 += vc) {
                     int nv = Math.min(vc, v - v0), vFirst = v0;
-                    Tensor logits = chunkLogits(scratch, hid, weight, v0, nt, nv);
+                    Tensor logits = keep ? Tensor.wrap(scratch.data().asSlice(4L * nt * v0, 4L * nt * nv), DType.F32, nt, nv)
+                            : chunkLogits(scratch, 0, hid, weight, v0, nt, nv);
                     MemorySegment ls = logits.data();
                     Parallel.forRange(nt, RmsNorm.grain(nv), (r0, r1) -> {
                         for (int r = r0; r < r1; r++) toGradient(ls, (long) r * nv, nv, y[tFirst + r], vFirst, lse[r], gradScale);
@@ -166,9 +182,9 @@ final class CrossEntropy {
         return new Backend.LossSum(loss, count);
     }
 
-    /** logits[nt, nv] = hid · weight[v0 : v0+nv]^T, into the front of the scratch buffer. */
-    private static Tensor chunkLogits(Tensor scratch, Tensor hid, Tensor weight, int v0, int nt, int nv) {
-        Tensor logits = Tensor.wrap(scratch.data().asSlice(0, 4L * nt * nv), DType.F32, nt, nv);
+    /** logits[nt, nv] = hid · weight[v0 : v0+nv]^T, into the scratch buffer from element at. */
+    private static Tensor chunkLogits(Tensor scratch, long at, Tensor hid, Tensor weight, int v0, int nt, int nv) {
+        Tensor logits = Tensor.wrap(scratch.data().asSlice(4 * at, 4L * nt * nv), DType.F32, nt, nv);
         Matmul.matmul(true, hid, false, weight.slice(v0, v0 + nv), true, logits, false);
         return logits;
     }

@@ -125,8 +125,15 @@ final class Matmul {
      */
     private static final int SHORT_ROW = 2048;
 
+    /**
+     * At most this many columns take the dot-product path when rows of op(a) are contiguous along K (a LoRA
+     * adapter's x A^T and dy B, rank up to 16): the packed path would pad them to a panel of 2 vectors and
+     * pack all of op(a) for a product that reads op(a) once.
+     */
+    private static final int FEW_COLUMNS = 16;
+
     /** Which algorithm a product takes: chosen by shape, or forced by tests. */
-    enum Path { AUTO, PACKED, SKINNY }
+    enum Path { AUTO, PACKED, SKINNY, FEW_COLUMNS }
 
     /** Below this many flops a product runs on the calling thread (forking costs more than it saves). */
     private static final long SERIAL_FLOPS = 1L << 21;
@@ -178,6 +185,11 @@ final class Matmul {
                 && (long) batch * roundUp(m, 4) * k <= Integer.MAX_VALUE - 8; // skinny copies op(a) to a float[]
         if (path == Path.SKINNY || path == Path.AUTO && fewRows) {
             skinny(d, a, transA, b, transB, c, accumulate);
+            return;
+        }
+        boolean fewColumns = n <= FEW_COLUMNS && !transA && batch == 1 && (long) roundUp(n, 4) * k <= Integer.MAX_VALUE - 8;
+        if (path == Path.FEW_COLUMNS || path == Path.AUTO && fewColumns) {
+            fewColumns(d, a, transA, b, transB, c, accumulate);
             return;
         }
         OpChecks.MatmulDims dd = d;
@@ -551,6 +563,50 @@ final class Matmul {
         });
     }
 
+    // ------------------------------------------------------------------ few columns (a LoRA rank)
+
+    /**
+     * A few columns (N up to FEW_COLUMNS): op(b) is copied once into a float[] of N rows of K (zero
+     * rows up to a multiple of four), and each group of four rows of op(a), copied to a float[] in
+     * turn, meets it four rows at a time in dot4x4; parallel over groups of rows. op(a) is read once
+     * and nothing is wasted on padding beyond the fourth column. Batches run one after another.
+     */
+    private static void fewColumns(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, MemorySegment c,
+                                   boolean accumulate) {
+        int m = d.m(), n = d.n(), k = d.k(), n4 = roundUp(n, 4);
+        for (int bt = 0; bt < d.batch(); bt++) {
+            Operand A = Operand.ofA(a, transA, d, bt), B = Operand.ofB(b, transB, d, bt);
+            float[] w = new float[n4 * k];
+            for (int j = 0; j < n; j++) {
+                long row = B.base() + j * B.ls();
+                if (B.ps() == 1) loadRun(B, row, k, w, j * k);
+                else for (int p = 0; p < k; p++) w[j * k + p] = elem(B, row + p * B.ps());
+            }
+            long cBase = (long) bt * m * n;
+            int groups = ceilDiv(m, 4);
+            boolean parallel = 2L * m * n * k >= SERIAL_FLOPS;
+            run(parallel, groups, (s, e) -> {
+                float[] x = new float[4 * k], sums = new float[4 * n4];
+                for (int g = s; g < e; g++) {
+                    int i0 = 4 * g, rows = Math.min(4, m - i0);
+                    for (int r = 0; r < 4; r++) {
+                        if (r < rows && A.ps() == 1) loadRun(A, A.base() + (long) (i0 + r) * A.ls(), k, x, r * k);
+                        else if (r < rows) for (int p = 0; p < k; p++) x[r * k + p] = elem(A, A.base() + (long) (i0 + r) * A.ls() + p * A.ps());
+                        else Arrays.fill(x, r * k, (r + 1) * k, 0f);
+                    }
+                    for (int q = 0; q < n4; q += 4) dot4x4(x, 0, w, q * k, k, sums, q, n4);
+                    for (int r = 0; r < rows; r++) {
+                        long o = cBase + (long) (i0 + r) * n;
+                        for (int j = 0; j < n; j++) {
+                            float v = sums[r * n4 + j];
+                            c.setAtIndex(Tensor.F32, o + j, accumulate ? c.getAtIndex(Tensor.F32, o + j) + v : v);
+                        }
+                    }
+                }
+            });
+        }
+    }
+
     /**
      * sums[i * ld + j - j0] = dot(x row i, B row j) for i < m and j in [j0, j1), where B rows
      * are contiguous along K. One to three rows (decoding): B rows are read straight from
@@ -576,7 +632,7 @@ final class Matmul {
                 if (r < nj) loadRun(B, B.base() + (long) (j + r) * B.ls(), k, w, r * k);
                 else Arrays.fill(w, r * k, (r + 1) * k, 0f);
             }
-            for (int i = 0; i < m; i += 4) dot4x4(x, xo + i * k, w, k, sums, i * ld + j - j0, ld);
+            for (int i = 0; i < m; i += 4) dot4x4(x, xo + i * k, w, 0, k, sums, i * ld + j - j0, ld);
         }
     }
 
@@ -677,36 +733,36 @@ final class Matmul {
     }
 
     /**
-     * sums[so + r * ld + q] = dot(x row r, w row q) for r, q < 4; rows of x and of w are k floats
-     * long. Sixteen accumulators: per vector of K, eight loads and sixteen multiply-adds.
+     * sums[so + r * ld + q] = dot(x row r, w row q) for r, q < 4; rows of x (from xo) and of w (from
+     * wo) are k floats long. Sixteen accumulators: per vector of K, eight loads and sixteen multiply-adds.
      */
-    private static void dot4x4(float[] x, int xo, float[] w, int k, float[] sums, int so, int ld) {
-        int kv = k - k % VL, x1 = xo + k, x2 = x1 + k, x3 = x2 + k;
+    private static void dot4x4(float[] x, int xo, float[] w, int wo, int k, float[] sums, int so, int ld) {
+        int kv = k - k % VL, x1 = xo + k, x2 = x1 + k, x3 = x2 + k, w1 = wo + k, w2 = w1 + k, w3 = w2 + k;
         FloatVector s00 = FloatVector.zero(F), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
         FloatVector s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
         for (int p = 0; p < kv; p += VL) {
-            FloatVector w0 = FloatVector.fromArray(F, w, p), w1 = FloatVector.fromArray(F, w, k + p);
-            FloatVector w2 = FloatVector.fromArray(F, w, 2 * k + p), w3 = FloatVector.fromArray(F, w, 3 * k + p);
+            FloatVector b0 = FloatVector.fromArray(F, w, wo + p), b1 = FloatVector.fromArray(F, w, w1 + p);
+            FloatVector b2 = FloatVector.fromArray(F, w, w2 + p), b3 = FloatVector.fromArray(F, w, w3 + p);
             FloatVector v = FloatVector.fromArray(F, x, xo + p);
-            s00 = v.fma(w0, s00);
-            s01 = v.fma(w1, s01);
-            s02 = v.fma(w2, s02);
-            s03 = v.fma(w3, s03);
+            s00 = v.fma(b0, s00);
+            s01 = v.fma(b1, s01);
+            s02 = v.fma(b2, s02);
+            s03 = v.fma(b3, s03);
             v = FloatVector.fromArray(F, x, x1 + p);
-            s10 = v.fma(w0, s10);
-            s11 = v.fma(w1, s11);
-            s12 = v.fma(w2, s12);
-            s13 = v.fma(w3, s13);
+            s10 = v.fma(b0, s10);
+            s11 = v.fma(b1, s11);
+            s12 = v.fma(b2, s12);
+            s13 = v.fma(b3, s13);
             v = FloatVector.fromArray(F, x, x2 + p);
-            s20 = v.fma(w0, s20);
-            s21 = v.fma(w1, s21);
-            s22 = v.fma(w2, s22);
-            s23 = v.fma(w3, s23);
+            s20 = v.fma(b0, s20);
+            s21 = v.fma(b1, s21);
+            s22 = v.fma(b2, s22);
+            s23 = v.fma(b3, s23);
             v = FloatVector.fromArray(F, x, x3 + p);
-            s30 = v.fma(w0, s30);
-            s31 = v.fma(w1, s31);
-            s32 = v.fma(w2, s32);
-            s33 = v.fma(w3, s33);
+            s30 = v.fma(b0, s30);
+            s31 = v.fma(b1, s31);
+            s32 = v.fma(b2, s32);
+            s33 = v.fma(b3, s33);
         }
         sums[so] = VectorMath.sum(s00);
         sums[so + 1] = VectorMath.sum(s01);
@@ -727,7 +783,7 @@ final class Matmul {
         for (int r = 0; r < 4; r++) { // the last k % VL terms
             for (int q = 0; q < 4; q++) {
                 float t = 0;
-                for (int p = kv; p < k; p++) t += x[xo + r * k + p] * w[q * k + p];
+                for (int p = kv; p < k; p++) t += x[xo + r * k + p] * w[wo + q * k + p];
                 sums[so + r * ld + q] += t;
             }
         }

@@ -597,7 +597,7 @@ public final class PlanningBackend implements Backend {
             if (Widened.any(hidden, dHidden)) return widened.crossEntropy(hidden, weight, targets, gradScale, dHidden, dWeight);
             int[] d = OpChecks.crossEntropy(hidden, weight, targets, dHidden, dWeight);
             int t = d[0], h = d[1], v = d[2];
-            if (target == Target.CPU) temp(DType.F32, CpuBackend.crossEntropyScratchElements(t, v)).close();
+            if (target == Target.CPU) temp(DType.F32, CpuBackend.crossEntropyScratchElements(t, v, dHidden != null || dWeight != null)).close();
             if (target != Target.CUDA || t == 0 || v == 0) return new LossSum(0, 0);
             // CudaBackend.crossEntropy's temporaries, in its order
             boolean bf16 = weight.dtype() == DType.BF16;

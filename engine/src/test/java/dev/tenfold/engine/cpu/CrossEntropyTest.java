@@ -17,11 +17,16 @@ import java.util.function.DoubleSupplier;
 import org.junit.jupiter.api.Test;
 
 class CrossEntropyTest {
-    /** Token x vocabulary chunk sizes for the fast path: the defaults, and sizes that divide neither T nor V. */
-    private static final int[][] CHUNKS = {{CrossEntropy.TOKEN_CHUNK, CrossEntropy.VOCAB_CHUNK}, {3, 5}, {4, 7}, {1, 1}, {20, 40}};
+    /**
+     * Token x vocabulary chunk sizes for the fast path (the defaults, and sizes that divide neither T nor V), and
+     * the kept-logits limit (0: pass 2 recomputes the logits).
+     */
+    private static final long[][] CHUNKS = {{CrossEntropy.TOKEN_CHUNK, CrossEntropy.VOCAB_CHUNK, CrossEntropy.KEPT_LOGITS},
+            {CrossEntropy.TOKEN_CHUNK, CrossEntropy.VOCAB_CHUNK, 0}, {3, 5, CrossEntropy.KEPT_LOGITS}, {3, 5, 0}, {4, 7, 0}, {1, 1, 0},
+            {20, 40, CrossEntropy.KEPT_LOGITS}};
 
-    private static Backend.LossSum fast(Tensor hidden, Tensor weight, Tensor targets, float gradScale, Tensor dHidden, Tensor dWeight, int[] chunks) {
-        return CrossEntropy.compute(true, hidden, weight, targets, gradScale, dHidden, dWeight, chunks[0], chunks[1]);
+    private static Backend.LossSum fast(Tensor hidden, Tensor weight, Tensor targets, float gradScale, Tensor dHidden, Tensor dWeight, long[] chunks) {
+        return CrossEntropy.compute(true, hidden, weight, targets, gradScale, dHidden, dWeight, (int) chunks[0], (int) chunks[1], chunks[2]);
     }
 
     /** Random targets in [0, v), about a quarter of them ignored (-100). */
@@ -40,8 +45,8 @@ class CrossEntropyTest {
                 try (Tensor hidden = random(rng, DType.F32, 2f, t, h); Tensor weight = random(rng, dt, 1f, v, h); Tensor y = targets(rng, t, v);
                      Tensor dw0 = random(rng, v, h); Tensor rdh = poisoned(t, h); Tensor rdw = dw0.copy()) {
                     Backend.LossSum want = REF.crossEntropy(hidden, weight, y, 0.37f, rdh, rdw);
-                    for (int[] c : CHUNKS) {
-                        String what = dt + " T=" + t + " H=" + h + " V=" + v + " chunks " + c[0] + "x" + c[1];
+                    for (long[] c : CHUNKS) {
+                        String what = dt + " T=" + t + " H=" + h + " V=" + v + " chunks " + c[0] + "x" + c[1] + " kept " + c[2];
                         try (Tensor fdh = poisoned(t, h); Tensor fdw = dw0.copy()) {
                             Backend.LossSum got = fast(hidden, weight, y, 0.37f, fdh, fdw, c);
                             assertEquals(want.count(), got.count(), what);
@@ -71,9 +76,9 @@ class CrossEntropyTest {
         try (Tensor hidden = random(rng, DType.F32, 2f, t, h); Tensor weight = random(rng, v, h);
              Tensor y = Tensor.ofInts(new int[] {3, -100, 22, 0, 9, 9})) {
             DoubleSupplier loss = () -> REF.crossEntropy(hidden, weight, y, 1f, null, null).sum();
-            for (int[] c : new int[][] {{4, 5}, {1, 3}, null}) {
+            for (long[] c : new long[][] {{4, 5, CrossEntropy.KEPT_LOGITS}, {4, 5, 0}, {1, 3, 0}, null}) {
                 try (Tensor dh = poisoned(t, h); Tensor dw = Tensor.allocate(DType.F32, v, h)) {
-                    String what = c == null ? "reference" : "fast " + c[0] + "x" + c[1];
+                    String what = c == null ? "reference" : "fast " + c[0] + "x" + c[1] + " kept " + c[2];
                     if (c == null) REF.crossEntropy(hidden, weight, y, 1f, dh, dw); else fast(hidden, weight, y, 1f, dh, dw, c);
                     GradCheck.check("crossEntropy dHidden " + what, hidden, dh, loss, 1e-2, 1e-3, 100, 82);
                     GradCheck.check("crossEntropy dWeight " + what, weight, dw, loss, 1e-2, 1e-3, 100, 83);
@@ -88,7 +93,7 @@ class CrossEntropyTest {
         int t = 5, h = 3, v = 37;
         try (Tensor hidden = Tensor.allocate(DType.F32, t, h); Tensor weight = random(rng, v, h); Tensor y = Tensor.ofInts(new int[] {0, 36, 5, 5, 20})) {
             assertEquals(Math.log(v), REF.crossEntropy(hidden, weight, y, 1f, null, null).mean(), 1e-12);
-            for (int[] c : CHUNKS) {
+            for (long[] c : CHUNKS) {
                 Backend.LossSum got = fast(hidden, weight, y, 1f, null, null, c);
                 assertEquals(t, got.count());
                 assertEquals(Math.log(v), got.mean(), 1e-6, c[0] + "x" + c[1]);
@@ -101,7 +106,7 @@ class CrossEntropyTest {
         // Logits (1, 0), target 0: loss = ln(e + 1) - 1; dHidden = p0 * 1 + p1 * 0 - 1 = -1 / (e + 1).
         try (Tensor hidden = Tensor.of(new float[] {1}, 1, 1); Tensor weight = Tensor.of(new float[] {1, 0}, 2, 1);
              Tensor y = Tensor.ofInts(new int[] {0}); Tensor dh = poisoned(1, 1); Tensor dw = Tensor.allocate(DType.F32, 2, 1)) {
-            for (int[] c : new int[][] {{1, 1}, null}) {
+            for (long[] c : new long[][] {{1, 1, 0}, {1, 1, CrossEntropy.KEPT_LOGITS}, null}) {
                 dw.fill(0f);
                 Backend.LossSum l = c == null ? REF.crossEntropy(hidden, weight, y, 1f, dh, dw) : fast(hidden, weight, y, 1f, dh, dw, c);
                 assertEquals(Math.log(Math.E + 1) - 1, l.sum(), 1e-6);
@@ -124,7 +129,7 @@ class CrossEntropyTest {
             }
             try (Tensor dwSub = Tensor.allocate(DType.F32, v, h); Tensor dhSub = poisoned(2, h)) {
                 Backend.LossSum want = REF.crossEntropy(sub, weight, ySub, 1f, dhSub, dwSub);
-                for (int[] c : new int[][] {{3, 4}, {256, 4096}, null}) {
+                for (long[] c : new long[][] {{3, 4, 0}, {3, 4, CrossEntropy.KEPT_LOGITS}, {256, 4096, CrossEntropy.KEPT_LOGITS}, null}) {
                     try (Tensor dh = poisoned(4, h); Tensor dw = Tensor.allocate(DType.F32, v, h)) {
                         Backend.LossSum got = c == null ? REF.crossEntropy(hidden, weight, y, 1f, dh, dw) : fast(hidden, weight, y, 1f, dh, dw, c);
                         assertEquals(2, got.count());
@@ -141,7 +146,7 @@ class CrossEntropyTest {
         }
         try (Tensor hidden = random(rng, 3, h); Tensor weight = random(rng, v, h); Tensor y = Tensor.ofInts(new int[] {-100, -100, -100});
              Tensor dh = poisoned(3, h); Tensor dw = Tensor.allocate(DType.F32, v, h)) {
-            for (int[] c : new int[][] {{2, 4}, null}) {
+            for (long[] c : new long[][] {{2, 4, 0}, {2, 4, CrossEntropy.KEPT_LOGITS}, null}) {
                 Backend.LossSum got = c == null ? REF.crossEntropy(hidden, weight, y, 1f, dh, dw) : fast(hidden, weight, y, 1f, dh, dw, c);
                 assertEquals(0, got.count());
                 assertEquals(0.0, got.sum());

@@ -101,10 +101,27 @@ class MatmulTest {
                 compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, 12, Matmul.Path.PACKED);
                 compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, 6, Matmul.Path.PACKED);
                 compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, Matmul.MR, Matmul.Path.SKINNY);
+                compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, Matmul.MR, Matmul.Path.FEW_COLUMNS);
             }
         }
         compare(rng, 3, true, 29, 35, 70, false, true, DType.F32, DType.BF16, false, 6, Matmul.Path.PACKED);
         compare(rng, 3, false, 29, 35, 70, true, false, DType.F32, DType.F32, true, Matmul.MR, Matmul.Path.SKINNY);
+    }
+
+    @Test
+    void fewColumnsAtEveryRankAndEdge() {
+        // a LoRA adapter's products: N up to 16 (ranks, and sizes that are not multiples of 4), rows past the
+        // skinny path's 64, depths around a vector, op(b) both ways, BF16 operands, accumulate
+        SplittableRandom rng = new SplittableRandom(11);
+        for (int n = 1; n <= 16; n++) {
+            int m = 65 + rng.nextInt(80), k = new int[] {1, 15, 16, 17, 100, 512}[n % 6];
+            boolean tb = n % 2 == 0, acc = n % 3 == 0;
+            DType da = n % 5 == 0 ? DType.BF16 : DType.F32, db = n % 4 == 1 ? DType.BF16 : DType.F32;
+            compare(rng, 0, false, m, n, k, false, tb, da, db, acc); // the shape picks the path
+        }
+        compare(rng, 2, true, 70, 8, 96, false, true, DType.F32, DType.F32, false, Matmul.MR, Matmul.Path.FEW_COLUMNS); // b batched
+        compare(rng, 0, false, 1024, 8, 512, false, true, DType.F32, DType.F32, false);
+        compare(rng, 0, false, 1024, 8, 512, false, false, DType.F32, DType.F32, true);
     }
 
     @Test
