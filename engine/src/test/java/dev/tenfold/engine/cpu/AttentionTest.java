@@ -179,7 +179,7 @@ class AttentionTest {
     }
 
     /**
-     * The tile kernel (both micro-tiles: 4 x 4 vectors for 32 registers, 4 x 2 for 16) against a plain
+     * The tile kernel (the micro-tiles for 32 registers: 6 x 4, 4 x 4 and 8 x 2 vectors; for 16: 6 x 2 and 4 x 2) against a plain
      * triple loop, with a strided (transposed) a, rows that are not a multiple of 4 and widths that
      * leave every column remainder, storing and accumulating.
      */
@@ -188,8 +188,8 @@ class AttentionTest {
         int l = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
         SplittableRandom rng = new SplittableRandom(9);
         for (boolean wide : new boolean[] {true, false}) {
-            for (int n : new int[] {1, 4, 7, 13, 17}) {
-                for (int w : new int[] {l, 2 * l, 3 * l, 4 * l, 7 * l}) {
+            for (int n : new int[] {1, 4, 6, 7, 10, 13, 14, 17, 19, 40}) { // 6-row tiles where n allows, 4-row and single rows after
+                for (int w : new int[] {l, 2 * l, 3 * l, 4 * l, 7 * l, 8 * l}) {
                     for (boolean acc : new boolean[] {false, true}) {
                         int k = 19, ldc = w + l, ldb = w + 2 * l;
                         boolean trans = n % 2 == 1; // a as [k][n] (ars 1, acs n) or [n][k]
