@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""numpy sgemm peer for MatmulBench: GFLOP/s of a float32 square product C = A @ B.
+"""numpy sgemm peer for MatmulBench: GFLOP/s of a float32 square product C = A @ B (or of rectangular ones: --shape).
 
 Run it beside the JMH benchmark, on the same machine and at the same time of day, so that the
 two figures are comparable:
@@ -70,7 +70,18 @@ def main():
     parser.add_argument("--reps", type=int, default=10, help="timed products per size (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed products per size (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text (for CpuReport)")
+    parser.add_argument("--shape", action="append", default=[], metavar="M,N,K[,T]",
+                        help="a rectangular product A (M x K) @ B (K x N), or with T: A @ W.T for W (N x K), as a layer's "
+                             "x @ W.T; repeatable; replaces the square sizes")
     args = parser.parse_args()
+    shapes = []
+    for text in args.shape:
+        parts = text.split(",")
+        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "T") or not all(x.isdigit() and int(x) > 0 for x in parts[:3]):
+            parser.error(f"--shape {text}: expected M,N,K or M,N,K,T with positive integers")
+        shapes.append((int(parts[0]), int(parts[1]), int(parts[2]), len(parts) == 4))
+    if not shapes:
+        shapes = [(n, n, n, False) for n in args.sizes]
 
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
@@ -82,10 +93,11 @@ def main():
         print(f"numpy {np.__version__}, BLAS: {blas}, cpus: {os.cpu_count()}")
     results = []
     rng = np.random.default_rng(0)
-    for n in args.sizes:
-        a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
-        b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
-        c = np.empty((n, n), dtype=np.float32)
+    for m, n, k, trans_b in shapes:
+        a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+        w = rng.uniform(-1, 1, (n, k) if trans_b else (k, n)).astype(np.float32)
+        b = w.T if trans_b else w  # a view: BLAS reads W transposed, as a layer's x @ W.T does
+        c = np.empty((m, n), dtype=np.float32)
         for _ in range(args.warmup):
             np.matmul(a, b, out=c)
         times = []
@@ -93,12 +105,13 @@ def main():
             t0 = time.perf_counter()
             np.matmul(a, b, out=c)
             times.append(time.perf_counter() - t0)
-        flops = 2.0 * n ** 3
+        flops = 2.0 * m * n * k
         best, median = min(times), statistics.median(times)
-        results.append({"n": n, "gflops": flops / median / 1e9, "best_gflops": flops / best / 1e9,
-                        "median_ms": median * 1e3, "reps": args.reps})
+        name = f"n={n}" if m == n == k and not trans_b else f"{m}x{n}x{k}{' (B transposed)' if trans_b else ''}"
+        results.append({"n": n, "m": m, "k": k, "trans_b": trans_b, "gflops": flops / median / 1e9,
+                        "best_gflops": flops / best / 1e9, "median_ms": median * 1e3, "reps": args.reps})
         if not args.json:
-            print(f"sgemm n={n}: best {flops / best / 1e9:.1f} GFLOP/s, median {flops / median / 1e9:.1f} GFLOP/s "
+            print(f"sgemm {name}: best {flops / best / 1e9:.1f} GFLOP/s, median {flops / median / 1e9:.1f} GFLOP/s "
                   f"(median {median * 1e3:.3f} ms over {args.reps} reps)")
     if args.json:
         import json

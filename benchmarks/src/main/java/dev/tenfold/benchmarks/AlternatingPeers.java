@@ -25,6 +25,8 @@ import java.util.SplittableRandom;
  * <pre>
  *   gemm [N] [ROUNDS]  f32 N^3 product (CpuBackend.fast, all cores) against numpy/OpenBLAS sgemm
  *                      (benchmarks/scripts/numpy_sgemm.py, a fresh python per round, all cores)
+ *   step-gemms [ROUNDS] the products of a training step (StepPeer's h512 shape at 1K and 4K tokens:
+ *                      x W^T forward, dy W backward) against the same products in numpy
  *   decode [ROUNDS]    one decoded token of RandomLlama.small against a 256 MiB memory copy
  * </pre>
  * Run: {@code java --add-modules jdk.incubator.vector -cp "benchmarks/target/classes:benchmarks/target/lib/*"
@@ -37,8 +39,9 @@ public final class AlternatingPeers {
         String mode = args.length > 0 ? args[0] : "gemm";
         switch (mode) {
             case "gemm" -> gemm(args.length > 1 ? Integer.parseInt(args[1]) : 2048, args.length > 2 ? Integer.parseInt(args[2]) : 8);
+            case "step-gemms" -> stepGemms(args.length > 1 ? Integer.parseInt(args[1]) : 6);
             case "decode" -> decode(args.length > 1 ? Integer.parseInt(args[1]) : 8);
-            default -> throw new IllegalArgumentException("unknown mode '" + mode + "': gemm [N] [ROUNDS] or decode [ROUNDS]");
+            default -> throw new IllegalArgumentException("unknown mode '" + mode + "': gemm [N] [ROUNDS], step-gemms [ROUNDS] or decode [ROUNDS]");
         }
     }
 
@@ -69,6 +72,67 @@ public final class AlternatingPeers {
             }
             summary(rows, "numpy", "tenfold");
         }
+    }
+
+    /** A product out (M x N) = a (M x K) times b (K x N), or times w^T for a weight w (N x K). */
+    private record Gemm(int m, int n, int k, boolean transB) {
+        String flag() { return m + "," + n + "," + k + (transB ? ",T" : ""); }
+    }
+
+    /** The dense products of one h512 training step (hidden 512, MLP 1536) at 1,024 and 4,096 tokens. */
+    private static final List<Gemm> STEP_GEMMS = List.of(new Gemm(1024, 1536, 512, true), new Gemm(1024, 512, 1536, true),
+            new Gemm(1024, 512, 512, true), new Gemm(1024, 1536, 512, false), new Gemm(1024, 512, 1536, false),
+            new Gemm(4096, 1536, 512, true), new Gemm(4096, 512, 1536, true));
+
+    static void stepGemms(int rounds) throws Exception {
+        Backend fast = CpuBackend.fast();
+        SplittableRandom rng = new SplittableRandom(43);
+        int reps = 10;
+        List<Tensor[]> operands = new ArrayList<>();
+        for (Gemm g : STEP_GEMMS) {
+            operands.add(new Tensor[] {MatmulBench.random(rng, DType.F32, g.m(), g.k()),
+                    g.transB() ? MatmulBench.random(rng, DType.F32, g.n(), g.k()) : MatmulBench.random(rng, DType.F32, g.k(), g.n()),
+                    Tensor.allocate(DType.F32, g.m(), g.n())});
+        }
+        long warmUntil = System.nanoTime() + 8_000_000_000L; // the JIT settles
+        while (System.nanoTime() < warmUntil) {
+            for (int s = 0; s < STEP_GEMMS.size(); s++) {
+                Tensor[] t = operands.get(s);
+                fast.matmul(t[0], false, t[1], STEP_GEMMS.get(s).transB(), t[2], false);
+            }
+        }
+        List<String> flags = new ArrayList<>();
+        for (Gemm g : STEP_GEMMS) flags.addAll(List.of("--shape", g.flag()));
+        List<List<double[]>> rows = new ArrayList<>();
+        for (int s = 0; s < STEP_GEMMS.size(); s++) rows.add(new ArrayList<>());
+        System.out.printf("f32 products of a training step, %d reps a side per round; GFLOP/s (median of the round's reps)%n", reps);
+        for (int r = 0; r < rounds; r++) {
+            JsonNode np = numpy(flags, reps).path("sgemm");
+            for (int s = 0; s < STEP_GEMMS.size(); s++) {
+                Gemm g = STEP_GEMMS.get(s);
+                Tensor[] t = operands.get(s);
+                double[] times = new double[reps];
+                for (int i = 0; i < reps; i++) {
+                    long t0 = System.nanoTime();
+                    fast.matmul(t[0], false, t[1], g.transB(), t[2], false);
+                    times[i] = (System.nanoTime() - t0) * 1e-9;
+                }
+                double flops = 2.0 * g.m() * g.n() * g.k();
+                double npRate = np.get(s).path("gflops").asDouble(), tfRate = flops / median(times) / 1e9;
+                rows.get(s).add(new double[] {npRate, tfRate, tfRate / npRate, np.get(s).path("best_gflops").asDouble(),
+                        flops / Arrays.stream(times).min().orElseThrow() / 1e9});
+            }
+        }
+        System.out.println("| product (M x N x K) | numpy GFLOP/s (median over rounds) | tenfold GFLOP/s | tenfold / numpy (median of rounds) |");
+        System.out.println("|---|---:|---:|---:|");
+        for (int s = 0; s < STEP_GEMMS.size(); s++) {
+            Gemm g = STEP_GEMMS.get(s);
+            List<double[]> rs = rows.get(s);
+            System.out.printf("| %d x %d x %d%s | %.0f | %.0f | %.2f |%n", g.m(), g.n(), g.k(), g.transB() ? " (x W^T)" : "",
+                    median(rs.stream().mapToDouble(x -> x[0]).toArray()), median(rs.stream().mapToDouble(x -> x[1]).toArray()),
+                    median(rs.stream().mapToDouble(x -> x[2]).toArray()));
+        }
+        for (Tensor[] t : operands) for (Tensor x : t) x.close();
     }
 
     static void decode(int rounds) throws Exception {
@@ -136,8 +200,14 @@ public final class AlternatingPeers {
     }
 
     private static JsonNode numpy(int n, int reps) throws IOException, InterruptedException {
-        ProcessBuilder pb = new ProcessBuilder("python3", "benchmarks/scripts/numpy_sgemm.py", String.valueOf(n),
-                "--reps", String.valueOf(reps), "--warmup", "2", "--json");
+        return numpy(List.of(String.valueOf(n)), reps);
+    }
+
+    private static JsonNode numpy(List<String> what, int reps) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("python3", "benchmarks/scripts/numpy_sgemm.py"));
+        cmd.addAll(what);
+        cmd.addAll(List.of("--reps", String.valueOf(reps), "--warmup", "2", "--json"));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().remove("OPENBLAS_CORETYPE");
         pb.environment().remove("OPENBLAS_L2_SIZE");
         pb.redirectError(ProcessBuilder.Redirect.INHERIT);
