@@ -634,9 +634,9 @@ final class Attention {
 
     /**
      * c[i][j] (+)= sum_{p < k} a[i * ars + p * acs] * b[p][j] for i < n, j < w, with row strides ldc, ldb
-     * and w a multiple of the vector length. The one matrix kernel of this file: 4 rows x 4 vectors of
-     * accumulators stay in registers while p runs; a is read through strides so that a transposed
-     * operand (P^T, dS^T) needs no copy.
+     * and w a multiple of the vector length. The one matrix kernel of this file: a tile of rows x vectors of
+     * accumulators (6 x 4, 4 x 4 or 8 x 2 with 32 vector registers; 6 x 2 and 4 x 2 with 16) stays in
+     * registers while p runs; a is read through strides so that a transposed operand (P^T, dS^T) needs no copy.
      */
     static void gemm(float[] c, int ldc, float[] a, int ars, int acs, float[] b, int ldb, int n, int k, int w, boolean acc) {
         gemm(c, ldc, a, ars, acs, b, ldb, n, k, w, acc, WIDE_TILE);
