@@ -3,9 +3,15 @@ package dev.tenfold.engine.cpu;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
+import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.management.CompilationMXBean;
 import java.lang.management.ManagementFactory;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -18,6 +24,13 @@ import java.util.SplittableRandom;
  * tensors, a round at a time, until a round costs no more than the best one so far (the JIT is
  * done with them) or the time budget is spent. The small shapes still cover each kernel's full
  * tiles and its edges, so the code compiled here is the code the real shapes run.
+ *
+ * <p>Every other round reads the frozen weights from a read-only mapped file, as a model loaded from
+ * safetensors does, and the others from allocated memory, as activations and adapters are: the JIT
+ * specializes memory accesses on the segment's class it has seen, and a kernel compiled on allocated
+ * segments alone was thrown away and recompiled in the first real step (class-check deoptimizations
+ * in MemorySegment.copy, the vector loads, pack, RmsNorm: the first step about 3 times the steady one
+ * even after a warm-up that had run to an idle JIT).
  */
 final class CpuWarmup {
     private CpuWarmup() {}
@@ -42,7 +55,7 @@ final class CpuWarmup {
             long windowStart = start, windowJit = jitTimed ? jit.getTotalCompilationTime() : 0;
             while (true) {
                 long t0 = System.nanoTime();
-                w.round(backend);
+                w.round(backend, rounds);
                 long t1 = System.nanoTime();
                 last = (t1 - t0) / 1e6;
                 if (rounds++ == 0) first = last;
@@ -73,31 +86,39 @@ final class CpuWarmup {
     private static final int MIN_ROUNDS = 40;
 
     /** Small tensors for every op a training or evaluation step runs, allocated once. */
-    private static final class Workload {
+    static final class Workload {
         // Sizes: a few full micro-kernel tiles plus ragged edges in each dimension; T spans several
         // attention key tiles, so that fully visible tiles and the masked diagonal ones both run.
         static final int T = 208, HIDDEN = 96, KV = 32, HEAD = 32, HEADS = 4, KV_HEADS = 1, MLP = 160, RANK = 8, VOCAB = 224;
-        final Tensor x, xb, norm, dNorm, dTable, dAct2, dx2, rstd, w, wt, wBf16, wKv, y, yKv, yBf16, dy, dx, loraA, loraB, loraH, dLoraA, dLoraB;
+        final Tensor x, xb, dNorm, dTable, dAct2, dx2, rstd, wt, y, yKv, yBf16, dy, dx, loraA, loraB, loraH, dLoraA, dLoraB;
+        /** The frozen weights in allocated memory, and the same in a read-only mapped file (or allocated again where mapping failed). */
+        final Weights allocated, mapped;
         final Tensor q, k, v, att, lse, dAtt, dq, dk, dv, invFreq, positions, gate, up, act, dGate, dUp, dAct;
-        final Tensor table, ids, targets, vocabW, dVocabW, p, g, m, s, nf4Packed, nf4Absmax, nf4Out, soft, dSoft;
+        final Tensor ids, targets, dVocabW, p, g, m, s, nf4Packed, nf4Absmax, nf4Out, soft, dSoft;
         final Backend.AdamW hp = new Backend.AdamW(1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f);
         // Past the blocking and chunking limits: a product deeper than one K-block of the GEMM (and a
         // BF16 one), and a loss over more tokens and a larger vocabulary than one chunk of each, so the
         // loops over blocks and chunks are compiled too (the real shapes have them); thin, to stay cheap.
         static final int DEEP = 1100, LOSS_T = 300, LOSS_H = 16, LOSS_V = 4200;
-        final Tensor deepX, deepW, deepWBf16, deepY, lossX, lossW, lossDx, lossTargets;
+        final Tensor deepX, deepY, lossX, lossDx, lossTargets;
+
+        /** What a model's layers read and never write: its weights, norms, embedding table and output matrix. */
+        record Weights(Tensor w, Tensor wBf16, Tensor wKv, Tensor norm, Tensor table, Tensor vocabW, Tensor deepW, Tensor deepWBf16,
+                       Tensor lossW) {
+            Tensor[] all() { return new Tensor[] {w, wBf16, wKv, norm, table, vocabW, deepW, deepWBf16, lossW}; }
+        }
 
         Workload(Arena arena) {
             SplittableRandom rng = new SplittableRandom(16);
             x = random(arena, rng, T, HIDDEN);
             xb = cast(arena, x, DType.BF16);
-            norm = random(arena, rng, HIDDEN);
+            Tensor norm = random(arena, rng, HIDDEN);
             dNorm = Tensor.allocate(arena, DType.F32, HIDDEN);
             rstd = Tensor.allocate(arena, DType.F32, T);
-            w = random(arena, rng, HIDDEN, HIDDEN);
+            Tensor w = random(arena, rng, HIDDEN, HIDDEN);
             wt = random(arena, rng, HIDDEN, HIDDEN);
-            wBf16 = cast(arena, random(arena, rng, HIDDEN, HIDDEN), DType.BF16);
-            wKv = random(arena, rng, KV, HIDDEN);
+            Tensor wBf16 = cast(arena, random(arena, rng, HIDDEN, HIDDEN), DType.BF16);
+            Tensor wKv = random(arena, rng, KV, HIDDEN);
             y = Tensor.allocate(arena, DType.F32, T, HIDDEN);
             yKv = Tensor.allocate(arena, DType.F32, T, KV);
             yBf16 = Tensor.allocate(arena, DType.BF16, T, HIDDEN);
@@ -127,7 +148,7 @@ final class CpuWarmup {
             dAct = random(arena, rng, T, MLP);
             dGate = Tensor.allocate(arena, DType.F32, T, MLP);
             dUp = Tensor.allocate(arena, DType.F32, T, MLP);
-            table = random(arena, rng, VOCAB, HIDDEN);
+            Tensor table = random(arena, rng, VOCAB, HIDDEN);
             dTable = Tensor.allocate(arena, DType.F32, VOCAB, HIDDEN);
             ids = Tensor.allocate(arena, DType.I32, T);
             targets = Tensor.allocate(arena, DType.I32, T);
@@ -135,7 +156,7 @@ final class CpuWarmup {
                 ids.setInt(i, rng.nextInt(VOCAB));
                 targets.setInt(i, i % 7 == 0 ? -100 : rng.nextInt(VOCAB));
             }
-            vocabW = random(arena, rng, VOCAB, HIDDEN);
+            Tensor vocabW = random(arena, rng, VOCAB, HIDDEN);
             dVocabW = Tensor.allocate(arena, DType.F32, VOCAB, HIDDEN);
             p = random(arena, rng, HIDDEN * HIDDEN);
             g = random(arena, rng, HIDDEN * HIDDEN);
@@ -147,11 +168,11 @@ final class CpuWarmup {
             nf4Absmax = random(arena, rng, n / 64);
             nf4Out = Tensor.allocate(arena, DType.F32, HIDDEN, HIDDEN);
             deepX = random(arena, rng, 80, DEEP); // more rows than the skinny path takes: the blocked GEMM
-            deepW = random(arena, rng, 40, DEEP);
-            deepWBf16 = cast(arena, deepW, DType.BF16);
+            Tensor deepW = random(arena, rng, 40, DEEP);
+            Tensor deepWBf16 = cast(arena, deepW, DType.BF16);
             deepY = Tensor.allocate(arena, DType.F32, 80, 40);
             lossX = random(arena, rng, LOSS_T, LOSS_H);
-            lossW = random(arena, rng, LOSS_V, LOSS_H);
+            Tensor lossW = random(arena, rng, LOSS_V, LOSS_H);
             lossDx = Tensor.allocate(arena, DType.F32, LOSS_T, LOSS_H);
             lossTargets = Tensor.allocate(arena, DType.I32, LOSS_T);
             for (int i = 0; i < LOSS_T; i++) lossTargets.setInt(i, rng.nextInt(LOSS_V));
@@ -159,6 +180,53 @@ final class CpuWarmup {
             dSoft = Tensor.allocate(arena, DType.F32, HEADS * 4, T);
             dAct2 = random(arena, rng, HEADS * 4, T);
             dx2 = Tensor.allocate(arena, DType.F32, HEADS * 4, T);
+            allocated = new Weights(w, wBf16, wKv, norm, table, vocabW, deepW, deepWBf16, lossW);
+            mapped = mappedCopy(arena, allocated);
+        }
+
+        /**
+         * The weights copied into a temporary file that is mapped read-only into arena and deleted (the mapping
+         * outlives it); where the file cannot be written or mapped, allocated copies (the warm-up then only
+         * covers allocated segments, as before).
+         */
+        static Weights mappedCopy(Arena arena, Weights src) {
+            Tensor[] ts = src.all();
+            long[] at = new long[ts.length];
+            long size = 0;
+            for (int i = 0; i < ts.length; i++) {
+                at[i] = size;
+                size += (ts[i].data().byteSize() + 63) & ~63L; // 64-byte aligned, as allocated tensors are
+            }
+            Tensor[] out = new Tensor[ts.length];
+            Path file = null;
+            try {
+                file = Files.createTempFile("tenfold-warmup", ".bin");
+                MemorySegment seg;
+                try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                    for (int i = 0; i < ts.length; i++) {
+                        var buf = ts[i].data().asByteBuffer();
+                        for (long pos = at[i]; buf.hasRemaining(); ) pos += ch.write(buf, pos);
+                    }
+                    seg = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+                }
+                for (int i = 0; i < ts.length; i++) {
+                    out[i] = Tensor.wrap(seg.asSlice(at[i], ts[i].data().byteSize()), ts[i].dtype(), ts[i].shape());
+                }
+            } catch (IOException | RuntimeException e) {
+                for (int i = 0; i < ts.length; i++) {
+                    out[i] = Tensor.allocate(arena, ts[i].dtype(), ts[i].shape());
+                    MemorySegment.copy(ts[i].data(), 0, out[i].data(), 0, ts[i].data().byteSize());
+                }
+            } finally {
+                if (file != null) {
+                    try {
+                        Files.deleteIfExists(file);
+                    } catch (IOException e) {
+                        file.toFile().deleteOnExit();
+                    }
+                }
+            }
+            return new Weights(out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7], out[8]);
         }
 
         static Tensor random(Arena arena, SplittableRandom rng, long... shape) {
@@ -173,8 +241,14 @@ final class CpuWarmup {
             return t;
         }
 
-        /** One pass over the ops of a decoder layer's forward and backward, LoRA, the loss and AdamW. */
-        void round(CpuBackend b) {
+        /**
+         * One pass over the ops of a decoder layer's forward and backward, LoRA, the loss and AdamW; odd rounds
+         * read the weights from the mapped copy.
+         */
+        void round(CpuBackend b, int index) {
+            Weights wts = index % 2 == 0 ? allocated : mapped;
+            Tensor w = wts.w(), wBf16 = wts.wBf16(), wKv = wts.wKv(), norm = wts.norm(), table = wts.table(), vocabW = wts.vocabW();
+            Tensor deepW = wts.deepW(), deepWBf16 = wts.deepWBf16(), lossW = wts.lossW();
             b.embedding(table, ids, x);
             b.embeddingBackward(dy, ids, dTable);
             b.rmsnorm(x, norm, 1e-5f, y, rstd);
