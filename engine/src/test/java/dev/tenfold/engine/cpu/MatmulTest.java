@@ -102,6 +102,7 @@ class MatmulTest {
                 compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, 6, Matmul.Path.PACKED);
                 compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, Matmul.MR, Matmul.Path.SKINNY);
                 compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, Matmul.MR, Matmul.Path.FEW_COLUMNS);
+                if (ta) compare(rng, 0, false, s[0], s[1], s[2], ta, tb, da, db, acc, Matmul.MR, Matmul.Path.TRANSPOSED);
             }
         }
         compare(rng, 3, true, 29, 35, 70, false, true, DType.F32, DType.BF16, false, 6, Matmul.Path.PACKED);
@@ -122,6 +123,13 @@ class MatmulTest {
         compare(rng, 2, true, 70, 8, 96, false, true, DType.F32, DType.F32, false, Matmul.MR, Matmul.Path.FEW_COLUMNS); // b batched
         compare(rng, 0, false, 1024, 8, 512, false, true, DType.F32, DType.F32, false);
         compare(rng, 0, false, 1024, 8, 512, false, false, DType.F32, DType.F32, true);
+        // a transposed a (LoRA's dB = dy^T u, K the tokens): C^T through the skinny path
+        for (int n : new int[] {1, 5, 8, 16}) {
+            compare(rng, 0, false, 37 + 20 * n, n, 300, true, n % 2 == 0, DType.F32, n == 5 ? DType.BF16 : DType.F32, n < 8);
+        }
+        compare(rng, 0, false, 512, 8, 1024, true, false, DType.F32, DType.F32, true, Matmul.MR, Matmul.Path.TRANSPOSED);
+        assertThrows(IllegalArgumentException.class, () -> compare(rng, 2, false, 30, 8, 20, true, false, DType.F32, DType.F32, false,
+                Matmul.MR, Matmul.Path.TRANSPOSED));
     }
 
     @Test
