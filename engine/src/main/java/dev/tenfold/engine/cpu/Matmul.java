@@ -192,7 +192,9 @@ final class Matmul {
             fewColumns(d, a, transA, b, transB, c, accumulate);
             return;
         }
-        boolean fewColumnsOfTransA = n <= FEW_COLUMNS && transA && batch == 1;
+        // m > FEW_COLUMNS: C^T's own product (n rows, m columns) must not come back here (were the skinny
+        // path's size limit to turn it away, two transposes would call each other without end)
+        boolean fewColumnsOfTransA = n <= FEW_COLUMNS && m > FEW_COLUMNS && transA && batch == 1;
         if (path == Path.TRANSPOSED || path == Path.AUTO && fewColumnsOfTransA) {
             if (batch != 1) throw new IllegalArgumentException("matmul: the transposed path takes one product, got a batch of " + batch);
             transposed(d, a, b, transB, c, accumulate);
