@@ -34,8 +34,9 @@ public final class CpuBackend implements Backend {
      * and they fit, else one vocabulary chunk): what a plan of a CPU step counts for the loss.
      */
     public static long crossEntropyScratchElements(long t, long v, boolean grads) {
-        long tc = Math.max(1, Math.min(CrossEntropy.TOKEN_CHUNK, t));
-        return grads && CrossEntropy.keepsLogits(tc, v) ? tc * Math.max(1, v) : tc * Math.max(1, Math.min(CrossEntropy.VOCAB_CHUNK, v));
+        int[] c = CrossEntropy.defaultChunks(t, v, grads);
+        long tc = Math.max(1, Math.min(c[0], t));
+        return grads && CrossEntropy.keepsLogits(tc, v) ? tc * Math.max(1, v) : tc * Math.max(1, Math.min(c[1], v));
     }
 
     /**

@@ -12,6 +12,7 @@ import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.testing.GradCheck;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.DoubleSupplier;
 import org.junit.jupiter.api.Test;
@@ -66,6 +67,48 @@ class CrossEntropyTest {
                     }
                 }
             }
+        }
+    }
+
+    @Test
+    void defaultChunksTakeTheWholeVocabularyWhenItsLogitsAreKept() {
+        // with gradients: as many tokens as KEPT_LOGITS holds over the whole vocabulary, in equal chunks
+        long fit = CrossEntropy.KEPT_LOGITS / 8192;
+        assertEquals(List.of(1024, 8192), chunks(1024, 8192, true));
+        assertEquals(List.of((int) fit, 8192), chunks(4 * fit, 8192, true));
+        assertEquals(List.of((int) Math.ceilDiv(fit + 3, 2), 8192), chunks(fit + 3, 8192, true));
+        assertEquals(List.of(1, 8192), chunks(0, 8192, true));
+        // Llama-3's vocabulary: about 261 tokens fit, so 1,024 tokens make 4 chunks of 256
+        assertEquals(List.of(256, 128256), chunks(1024, 128256, true));
+        // too large a vocabulary to keep even TOKEN_CHUNK tokens, or no gradients: the fixed chunks
+        long tooLarge = CrossEntropy.KEPT_LOGITS / CrossEntropy.TOKEN_CHUNK + 1;
+        assertEquals(List.of(CrossEntropy.TOKEN_CHUNK, CrossEntropy.VOCAB_CHUNK), chunks(1024, tooLarge, true));
+        assertEquals(List.of(CrossEntropy.TOKEN_CHUNK, CrossEntropy.VOCAB_CHUNK), chunks(1024, 8192, false));
+        // what the plan counts is what the loss allocates
+        assertEquals(1024L * 8192, CpuBackend.crossEntropyScratchElements(1024, 8192, true));
+        assertEquals(256L * 4096, CpuBackend.crossEntropyScratchElements(1024, 8192, false));
+    }
+
+    private static List<Integer> chunks(long t, long v, boolean grads) {
+        int[] c = CrossEntropy.defaultChunks(t, v, grads);
+        return List.of(c[0], c[1]);
+    }
+
+    @Test
+    void defaultChunksMatchTheReference() {
+        // 600 tokens over a vocabulary of 2^16 + 5: KEPT_LOGITS holds 511 tokens, so two token chunks of 300
+        SplittableRandom rng = new SplittableRandom(86);
+        int t = 600, h = 8, v = (1 << 16) + 5;
+        assertEquals(List.of(300, v), chunks(t, v, true));
+        try (Tensor hidden = random(rng, DType.F32, 2f, t, h); Tensor weight = random(rng, v, h); Tensor y = targets(rng, t, v);
+             Tensor rdh = poisoned(t, h); Tensor fdh = poisoned(t, h)) {
+            Backend.LossSum want = REF.crossEntropy(hidden, weight, y, 0.5f, rdh, null);
+            Backend.LossSum got = CrossEntropy.compute(true, hidden, weight, y, 0.5f, fdh, null);
+            assertEquals(want.count(), got.count());
+            assertEquals(want.sum(), got.sum(), 1e-6 * Math.abs(want.sum()));
+            assertClose("dHidden", rdh, fdh, 1e-5, 1e-4); // an f32 sum over 65,541 logits
+            // without gradients the chunks are 256 x 4096: the same loss up to the logits' rounding
+            assertEquals(got.sum(), CrossEntropy.compute(true, hidden, weight, y, 0.5f, null, null).sum(), 1e-7 * Math.abs(got.sum()));
         }
     }
 
