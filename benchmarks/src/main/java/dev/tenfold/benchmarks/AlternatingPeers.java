@@ -25,8 +25,8 @@ import java.util.SplittableRandom;
  * <pre>
  *   gemm [N] [ROUNDS]  f32 N^3 product (CpuBackend.fast, all cores) against numpy/OpenBLAS sgemm
  *                      (benchmarks/scripts/numpy_sgemm.py, a fresh python per round, all cores)
- *   step-gemms [ROUNDS] the products of a training step (StepPeer's h512 shape at 1K and 4K tokens:
- *                      x W^T forward, dy W backward) against the same products in numpy
+ *   step-gemms [ROUNDS] the products of a training step (StepPeer's h512 shape at 1K and 4K tokens,
+ *                      h256's at 1K: x W^T forward, dy W backward) against the same products in numpy
  *   decode [ROUNDS]    one decoded token of RandomLlama.small against a 256 MiB memory copy
  * </pre>
  * Run: {@code java --add-modules jdk.incubator.vector -cp "benchmarks/target/classes:benchmarks/target/lib/*"
@@ -79,10 +79,15 @@ public final class AlternatingPeers {
         String flag() { return m + "," + n + "," + k + (transB ? ",T" : ""); }
     }
 
-    /** The dense products of one h512 training step (hidden 512, MLP 1536) at 1,024 and 4,096 tokens. */
+    /**
+     * The dense products of one h512 training step (hidden 512, MLP 1536) at 1,024 and 4,096 tokens, k and v
+     * (128 columns), and h256's (hidden 256, MLP 688) at 1,024 tokens: short K, where packing weighs most.
+     */
     private static final List<Gemm> STEP_GEMMS = List.of(new Gemm(1024, 1536, 512, true), new Gemm(1024, 512, 1536, true),
             new Gemm(1024, 512, 512, true), new Gemm(1024, 1536, 512, false), new Gemm(1024, 512, 1536, false),
-            new Gemm(4096, 1536, 512, true), new Gemm(4096, 512, 1536, true));
+            new Gemm(4096, 1536, 512, true), new Gemm(4096, 512, 1536, true), new Gemm(1024, 128, 512, true),
+            new Gemm(1024, 688, 256, true), new Gemm(1024, 256, 688, true), new Gemm(1024, 256, 256, true),
+            new Gemm(1024, 256, 688, false));
 
     static void stepGemms(int rounds) throws Exception {
         Backend fast = CpuBackend.fast();
