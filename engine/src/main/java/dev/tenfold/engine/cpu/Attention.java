@@ -3,6 +3,7 @@ package dev.tenfold.engine.cpu;
 import dev.tenfold.engine.OpChecks;
 import dev.tenfold.engine.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -31,6 +32,12 @@ final class Attention {
      * and up to 10% for the forward at 128 (T = 4,096 on AVX-512, alternating runs; 32 was slower).
      */
     static final int BC = Math.max(128, 4 * L);
+    /**
+     * The fast paths keep scores in base 2 (log2 e folded into the packed q or k once per tile) so that each
+     * probability is one {@link VectorMath#exp2}, six vector operations fewer than e^x; lse stays natural.
+     */
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final double LN2 = Math.log(2);
 
     /** The problem after the argument checks. */
     record Dims(int batch, int tq, int tk, int hq, int hkv, int d) {
@@ -250,13 +257,14 @@ final class Attention {
         }
     }
 
-    /** Keys j0 .. j0+nc transposed, dst[p * BC + c], so that one vector holds L keys; columns nc .. BC zero. */
-    private static void packKeysTransposed(Dims g, MemorySegment src, int b, int kvh, int j0, int nc, float[] dst, float[] tmp) {
+    /** Keys j0 .. j0+nc transposed and multiplied by mul, dst[p * BC + c], so that one vector holds L keys; columns nc .. BC zero. */
+    private static void packKeysTransposed(Dims g, MemorySegment src, int b, int kvh, int j0, int nc, float mul, float[] dst,
+                                           float[] tmp) {
         int d = g.d();
         for (int c = 0; c < BC; c++) {
             if (c < nc) {
                 MemorySegment.copy(src, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, tmp, 0, d);
-                for (int p = 0; p < d; p++) dst[p * BC + c] = tmp[p];
+                for (int p = 0; p < d; p++) dst[p * BC + c] = tmp[p] * mul;
             } else {
                 for (int p = 0; p < d; p++) dst[p * BC + c] = 0f;
             }
@@ -328,7 +336,7 @@ final class Attention {
         int d = g.d(), grp = g.group(), rows = grp * nr, rp = roundUp(rows, L);
         int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
         float[] st = sc.st, ot = sc.ot, m = sc.m, l = sc.l, alpha = sc.alpha;
-        packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp); // scale folded into q once
+        packRowsTransposed(g, q, b, kvh, i0, nr, scale * LOG2E, sc.qt, rp, sc.tmp); // scale and log2 e folded into q once
         Arrays.fill(ot, 0, d * rp, 0f);
         Arrays.fill(m, 0, rp, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0, rp, 0f);
@@ -336,20 +344,20 @@ final class Attention {
             int nc = Math.min(BC, g.tk() - j0);
             packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
             packKeyRows(g, v, b, kvh, j0, nc, sc.vs, dp);
-            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false); // S^T = k (scale q)^T
+            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false); // S^T = k (scale log2e q)^T: base-2 scores
             if (j0 + nc - 1 > firstPos) maskTransposed(st, rp, nc, grp, nr, firstPos, j0);
-            // Online softmax, L query rows at a time: new running max, P = exp(S - max), rescale factor.
+            // Online softmax, L query rows at a time: new running max, P = 2^(S - max), rescale factor.
             for (int r = 0; r < rp; r += L) {
                 FloatVector mx = FloatVector.fromArray(SP, m, r);
                 for (int c = 0; c < nc; c++) mx = mx.max(FloatVector.fromArray(SP, st, c * rp + r));
                 // Finite: key 0 is in the first tile and every query sees it.
                 FloatVector sum = FloatVector.zero(SP);
                 for (int c = 0; c < nc; c++) {
-                    FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, st, c * rp + r).sub(mx));
+                    FloatVector p = VectorMath.exp2(FloatVector.fromArray(SP, st, c * rp + r).sub(mx));
                     p.intoArray(st, c * rp + r);
                     sum = sum.add(p);
                 }
-                FloatVector a = VectorMath.exp(FloatVector.fromArray(SP, m, r).sub(mx)); // 0 on the first tile (m = -inf)
+                FloatVector a = VectorMath.exp2(FloatVector.fromArray(SP, m, r).sub(mx)); // 0 on the first tile (m = -inf)
                 a.intoArray(alpha, r);
                 FloatVector.fromArray(SP, l, r).fma(a, sum).intoArray(l, r);
                 mx.intoArray(m, r);
@@ -370,7 +378,7 @@ final class Attention {
             float inv = 1f / l[r];
             for (int p = 0; p < d; p++) row[p] = ot[p * rp + r] * inv;
             MemorySegment.copy(row, 0, out, Tensor.F32, g.qRow(b, i, h) * 4, d);
-            set(lse, g.lseIndex(b, h, i), m[r] + (float) Math.log(l[r]));
+            set(lse, g.lseIndex(b, h, i), (float) (m[r] * LN2 + Math.log(l[r]))); // natural: m is in base 2
         }
     }
 
@@ -396,15 +404,19 @@ final class Attention {
     /** The most memory the one-pass backward's dq partials take; above it, fewer stripes, then two passes. */
     static final long DQ_PARTIALS_BYTES = 256L << 20;
 
+    /** The one-pass backward aims at this many tasks (batch x kv heads x stripes), a number fixed by the shapes alone. */
+    static final int DQ_TASKS = 8;
+
     /**
-     * Stripes of key tiles for the one-pass backward: up to {@link #MAX_DQ_STRIPES} (enough tasks for the
-     * cores when there are few kv heads), as many as fit {@link #DQ_PARTIALS_BYTES}; 0 (two passes) when not
-     * even one partial of the queries' dq fits.
+     * Stripes of key tiles for the one-pass backward: enough for {@link #DQ_TASKS} tasks when there are few kv
+     * heads, at most {@link #MAX_DQ_STRIPES} and the key tiles, as many as fit {@link #DQ_PARTIALS_BYTES}; 0
+     * (two passes) when not even one partial of the queries' dq fits. No more than that: every stripe's
+     * partial is a whole dq to allocate and sum (at 8 stripes for 8 tasks, 10% of the backward at head dim 32).
      */
     static int dqStripes(Dims g) {
         long partial = (long) g.batch() * g.tq() * g.hq() * roundUp(g.d(), L) * Float.BYTES;
-        int nkt = Math.ceilDiv(g.tk(), BC);
-        return (int) Math.min(Math.min(MAX_DQ_STRIPES, nkt), DQ_PARTIALS_BYTES / Math.max(1, partial));
+        int nkt = Math.ceilDiv(g.tk(), BC), wanted = Math.ceilDiv(DQ_TASKS, g.batch() * g.hkv());
+        return (int) Math.min(Math.min(Math.min(MAX_DQ_STRIPES, wanted), nkt), DQ_PARTIALS_BYTES / Math.max(1, partial));
     }
 
     /** {@link #fastBackward} with the number of dq stripes given (0: two passes); tests reach both. */
@@ -422,9 +434,11 @@ final class Attention {
                 for (int u = start; u < end; u++) {
                     int s = u % stripes, kvh = (u / stripes) % g.hkv(), b = u / stripes / g.hkv();
                     float[] part = new float[grp * g.tq() * dp];
-                    // stripe s: key tiles s, s + stripes, ...: every stripe gets early (heavy) and late (light) tiles
-                    for (int kt = s; kt < nkt; kt += stripes) {
-                        keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc, part);
+                    // stripe s: key tiles s and 2 stripes - 1 - s of every 2 stripes: early (heavy) and late (light) in pairs
+                    for (int kt0 = 0; kt0 < nkt; kt0 += 2 * stripes) {
+                        int early = kt0 + s, late = kt0 + 2 * stripes - 1 - s;
+                        if (early < nkt) keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, early * BC, br, dp, sc, part);
+                        if (late < nkt) keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, late * BC, br, dp, sc, part);
                     }
                     partials[u] = part;
                 }
@@ -479,8 +493,14 @@ final class Attention {
                 int b = bi / g.tq(), i = bi % g.tq();
                 for (int h = 0; h < g.hq(); h++) {
                     long r = g.qRow(b, i, h);
-                    double s = 0;
-                    for (int p = 0; p < g.d(); p++) s += (double) get(dOut, r + p) * get(out, r + p);
+                    int p = 0;
+                    FloatVector acc = FloatVector.zero(SP);
+                    for (; p + L <= g.d(); p += L) {
+                        acc = FloatVector.fromMemorySegment(SP, dOut, (r + p) * 4, ByteOrder.nativeOrder())
+                                .fma(FloatVector.fromMemorySegment(SP, out, (r + p) * 4, ByteOrder.nativeOrder()), acc);
+                    }
+                    double s = VectorMath.sumDouble(acc);
+                    for (; p < g.d(); p++) s += (double) get(dOut, r + p) * get(out, r + p);
                     rowD[(int) g.lseIndex(b, h, i)] = (float) s;
                 }
             }
@@ -488,7 +508,7 @@ final class Attention {
         return rowD;
     }
 
-    /** Loads lse and D of rows i0 .. i0+nr of the group (head-major, as packRows) into ls and ds; the rest up to len zero. */
+    /** Loads lse (in base 2: times log2 e) and D of rows i0 .. i0+nr of the group (head-major, as packRows) into ls and ds; the rest up to len zero. */
     private static void packRowStats(Dims g, MemorySegment lse, float[] rowD, int b, int kvh, int i0, int nr,
                                      float[] ls, float[] ds, int len) {
         int grp = g.group();
@@ -497,7 +517,7 @@ final class Attention {
         for (int gi = 0; gi < grp; gi++) {
             for (int ii = 0; ii < nr; ii++) {
                 long li = g.lseIndex(b, kvh * grp + gi, i0 + ii);
-                ls[gi * nr + ii] = get(lse, li);
+                ls[gi * nr + ii] = get(lse, li) * LOG2E;
                 ds[gi * nr + ii] = rowD[(int) li];
             }
         }
@@ -505,12 +525,11 @@ final class Attention {
 
     /** Pass-1 scratch: one key tile (transposed, reused by every query tile) and its dk/dv sums. */
     private static final class KeyScratch {
-        final float[] kt, vt, qs, dos, s, ds, dkAcc, dvAcc, ls, dd, tmp, ks, dqTile;
+        final float[] kt, vt, qs, dos, s, ds, dkAcc, dvAcc, ls, dd, tmp, ks;
 
         KeyScratch(int rows, int d, int dp) {
             kt = new float[d * BC];        // key tile transposed, [d][BC]
             ks = new float[BC * dp];       // key tile rows (one pass: dS k)
-            dqTile = new float[rows * dp]; // dS k of one query tile (one pass)
             vt = new float[d * BC];        // value tile transposed
             qs = new float[rows * dp];     // scale * q rows
             dos = new float[rows * dp];    // dOut rows
@@ -533,8 +552,8 @@ final class Attention {
                                         int b, int kvh, int j0, int br, int dp, KeyScratch sc, float[] dqPart) {
         int d = g.d(), nc = Math.min(BC, g.tk() - j0), grp = g.group();
         float[] s = sc.s, ds = sc.ds;
-        packKeysTransposed(g, k, b, kvh, j0, nc, sc.kt, sc.tmp);
-        packKeysTransposed(g, v, b, kvh, j0, nc, sc.vt, sc.tmp);
+        packKeysTransposed(g, k, b, kvh, j0, nc, LOG2E, sc.kt, sc.tmp); // base-2 scores: log2 e folded into k
+        packKeysTransposed(g, v, b, kvh, j0, nc, 1f, sc.vt, sc.tmp);
         if (dqPart != null) packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
         Arrays.fill(sc.dkAcc, 0f);
         Arrays.fill(sc.dvAcc, 0f);
@@ -544,13 +563,13 @@ final class Attention {
             packRows(g, q, b, kvh, i0, nr, scale, sc.qs, dp);
             packRows(g, dOut, b, kvh, i0, nr, 1f, sc.dos, dp);
             packRowStats(g, lse, rowD, b, kvh, i0, nr, sc.ls, sc.dd, rows);
-            gemm(s, BC, sc.qs, dp, 1, sc.kt, BC, rows, d, BC, false);   // S = (scale q) k^T
+            gemm(s, BC, sc.qs, dp, 1, sc.kt, BC, rows, d, BC, false);   // S = (scale q) (log2e k)^T
             if (j0 + BC - 1 > firstPos) mask(s, rows, nr, firstPos, j0);
             gemm(ds, BC, sc.dos, dp, 1, sc.vt, BC, rows, d, BC, false); // dP = dO v^T
             for (int r = 0; r < rows; r++) {
                 FloatVector lr = FloatVector.broadcast(SP, sc.ls[r]), dr = FloatVector.broadcast(SP, sc.dd[r]);
                 for (int c = r * BC, e = c + BC; c < e; c += L) {
-                    FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, s, c).sub(lr)); // masked: exp(-inf) = 0
+                    FloatVector p = VectorMath.exp2(FloatVector.fromArray(SP, s, c).sub(lr)); // masked: 2^-inf = 0
                     p.intoArray(s, c);
                     p.mul(FloatVector.fromArray(SP, ds, c).sub(dr)).intoArray(ds, c);
                 }
@@ -558,12 +577,8 @@ final class Attention {
             gemm(sc.dvAcc, dp, s, 1, BC, sc.dos, dp, nc, rows, dp, true);  // dv += P^T dO
             gemm(sc.dkAcc, dp, ds, 1, BC, sc.qs, dp, nc, rows, dp, true);  // dk += dS^T (scale q)
             if (dqPart != null) {
-                gemm(sc.dqTile, dp, ds, BC, 1, sc.ks, dp, rows, nc, dp, false); // dS k: only the nc real keys
-                for (int r = 0; r < rows; r++) {
-                    int from = r * dp, to = ((r / nr) * g.tq() + i0 + r % nr) * dp;
-                    for (int c = 0; c < dp; c += L) {
-                        FloatVector.fromArray(SP, dqPart, to + c).add(FloatVector.fromArray(SP, sc.dqTile, from + c)).intoArray(dqPart, to + c);
-                    }
+                for (int gi = 0; gi < grp; gi++) { // dq += dS k, head by head: only the nc real keys
+                    gemm(dqPart, (gi * g.tq() + i0) * dp, dp, ds, gi * nr * BC, BC, 1, sc.ks, dp, nr, nc, dp, true);
                 }
             }
         }
@@ -598,7 +613,7 @@ final class Attention {
         int d = g.d(), grp = g.group(), rows = grp * nr, rp = roundUp(rows, L);
         int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
         float[] st = sc.st, dst = sc.dst;
-        packRowsTransposed(g, q, b, kvh, i0, nr, scale, sc.qt, rp, sc.tmp);
+        packRowsTransposed(g, q, b, kvh, i0, nr, scale * LOG2E, sc.qt, rp, sc.tmp); // base-2 scores
         packRowsTransposed(g, dOut, b, kvh, i0, nr, 1f, sc.dot, rp, sc.tmp);
         packRowStats(g, lse, rowD, b, kvh, i0, nr, sc.ls, sc.dd, rp);
         Arrays.fill(sc.dqAcc, 0, rows * dp, 0f);
@@ -606,13 +621,13 @@ final class Attention {
             int nc = Math.min(BC, g.tk() - j0);
             packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
             packKeyRows(g, v, b, kvh, j0, nc, sc.vs, dp);
-            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false);   // S^T = k (scale q)^T
+            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false);   // S^T = k (scale log2e q)^T
             if (j0 + nc - 1 > firstPos) maskTransposed(st, rp, nc, grp, nr, firstPos, j0);
             gemm(dst, rp, sc.vs, dp, 1, sc.dot, rp, nc, d, rp, false); // dP^T = v dO^T
             for (int r = 0; r < rp; r += L) {
                 FloatVector lr = FloatVector.fromArray(SP, sc.ls, r), dr = FloatVector.fromArray(SP, sc.dd, r);
                 for (int c = r, e = nc * rp; c < e; c += rp) {
-                    FloatVector p = VectorMath.exp(FloatVector.fromArray(SP, st, c).sub(lr));
+                    FloatVector p = VectorMath.exp2(FloatVector.fromArray(SP, st, c).sub(lr));
                     p.mul(FloatVector.fromArray(SP, dst, c).sub(dr)).intoArray(dst, c);
                 }
             }
@@ -639,7 +654,13 @@ final class Attention {
      * registers while p runs; a is read through strides so that a transposed operand (P^T, dS^T) needs no copy.
      */
     static void gemm(float[] c, int ldc, float[] a, int ars, int acs, float[] b, int ldb, int n, int k, int w, boolean acc) {
-        gemm(c, ldc, a, ars, acs, b, ldb, n, k, w, acc, WIDE_TILE);
+        gemm(c, 0, ldc, a, 0, ars, acs, b, ldb, n, k, w, acc, WIDE_TILE);
+    }
+
+    /** {@link #gemm} on c from element cOff and a from element aOff. */
+    static void gemm(float[] c, int cOff, int ldc, float[] a, int aOff, int ars, int acs, float[] b, int ldb, int n, int k, int w,
+                     boolean acc) {
+        gemm(c, cOff, ldc, a, aOff, ars, acs, b, ldb, n, k, w, acc, WIDE_TILE);
     }
 
     /**
@@ -652,15 +673,24 @@ final class Attention {
     /** {@link #gemm} with the micro-tile chosen explicitly (tests reach both on any machine). */
     static void gemm(float[] c, int ldc, float[] a, int ars, int acs, float[] b, int ldb, int n, int k, int w, boolean acc,
                      boolean wide) {
+        gemm(c, 0, ldc, a, 0, ars, acs, b, ldb, n, k, w, acc, wide);
+    }
+
+    private static void gemm(float[] c, int cOff, int ldc, float[] a, int aOff, int ars, int acs, float[] b, int ldb, int n, int k,
+                             int w, boolean acc, boolean wide) {
+        if (ars != 1 && acs != 1) throw new IllegalArgumentException("a's rows or its columns must be contiguous: ars " + ars + ", acs " + acs);
         int i = 0;
         if (!wide) {
             for (; i + 6 <= n; i += 6) {
                 int j = 0;
-                for (; j + 2 * L <= w; j += 2 * L) kernel6x2(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                for (; j + 2 * L <= w; j += 2 * L) {
+                    if (ars == 1) kernel6x2U(c, ldc, a, aOff + i, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+                    else kernel6x2K(c, ldc, a, aOff + i * ars, ars, b, ldb, k, cOff + i * ldc + j, j, acc);
+                }
                 for (; j < w; j += L) {
-                    kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                    kernel4x1(c, ldc, a, aOff + i * ars, ars, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
                     int i4 = i + 4; // the tile's last two rows, one vector wide: two rows of the 4-row kernel's work
-                    kernel4x1Rows2(c, ldc, a, i4 * ars, ars, acs, b, ldb, k, i4 * ldc + j, j, acc);
+                    kernel4x1Rows2(c, ldc, a, aOff + i4 * ars, ars, acs, b, ldb, k, cOff + i4 * ldc + j, j, acc);
                 }
             }
         }
@@ -672,13 +702,16 @@ final class Attention {
             for (; i + 8 <= n && w - w4 >= 2 * L; i += 8) {
                 int j = 0;
                 for (; j < w4; j += 4 * L) {
-                    kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
-                    kernel4x4(c, ldc, a, (i + 4) * ars, ars, acs, b, ldb, k, (i + 4) * ldc + j, j, acc);
+                    kernel4x4(c, ldc, a, aOff + i * ars, ars, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+                    kernel4x4(c, ldc, a, aOff + (i + 4) * ars, ars, acs, b, ldb, k, cOff + (i + 4) * ldc + j, j, acc);
                 }
-                for (; j + 2 * L <= w; j += 2 * L) kernel8x2(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                for (; j + 2 * L <= w; j += 2 * L) {
+                    if (ars == 1) kernel8x2U(c, ldc, a, aOff + i, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+                    else kernel8x2K(c, ldc, a, aOff + i * ars, ars, b, ldb, k, cOff + i * ldc + j, j, acc);
+                }
                 for (; j < w; j += L) {
-                    kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
-                    kernel4x1(c, ldc, a, (i + 4) * ars, ars, acs, b, ldb, k, (i + 4) * ldc + j, j, acc);
+                    kernel4x1(c, ldc, a, aOff + i * ars, ars, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+                    kernel4x1(c, ldc, a, aOff + (i + 4) * ars, ars, acs, b, ldb, k, cOff + (i + 4) * ldc + j, j, acc);
                 }
             }
         }
@@ -689,22 +722,25 @@ final class Attention {
             int six = n / 6;
             if (six > 0 && (n - 6 * six) % 4 > 1) six--;
             for (; i < 6 * six; i += 6) {
-                for (int j = 0; j < w; j += 4 * L) kernel6x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+                for (int j = 0; j < w; j += 4 * L) {
+                    if (ars == 1) kernel6x4U(c, ldc, a, aOff + i, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+                    else kernel6x4K(c, ldc, a, aOff + i * ars, ars, b, ldb, k, cOff + i * ldc + j, j, acc);
+                }
             }
         }
         for (; i + 4 <= n; i += 4) {
             int j = 0;
-            if (wide) for (; j + 4 * L <= w; j += 4 * L) kernel4x4(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
-            for (; j + 2 * L <= w; j += 2 * L) kernel4x2(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
-            for (; j < w; j += L) kernel4x1(c, ldc, a, i * ars, ars, acs, b, ldb, k, i * ldc + j, j, acc);
+            if (wide) for (; j + 4 * L <= w; j += 4 * L) kernel4x4(c, ldc, a, aOff + i * ars, ars, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+            for (; j + 2 * L <= w; j += 2 * L) kernel4x2(c, ldc, a, aOff + i * ars, ars, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
+            for (; j < w; j += L) kernel4x1(c, ldc, a, aOff + i * ars, ars, acs, b, ldb, k, cOff + i * ldc + j, j, acc);
         }
         for (; i < n; i++) {
             for (int j = 0; j < w; j += L) {
-                FloatVector x = acc ? FloatVector.fromArray(SP, c, i * ldc + j) : FloatVector.zero(SP);
-                for (int p = 0, ao = i * ars; p < k; p++, ao += acs) {
+                FloatVector x = acc ? FloatVector.fromArray(SP, c, cOff + i * ldc + j) : FloatVector.zero(SP);
+                for (int p = 0, ao = aOff + i * ars; p < k; p++, ao += acs) {
                     x = FloatVector.broadcast(SP, a[ao]).fma(FloatVector.fromArray(SP, b, p * ldb + j), x);
                 }
-                x.intoArray(c, i * ldc + j);
+                x.intoArray(c, cOff + i * ldc + j);
             }
         }
     }
@@ -746,15 +782,12 @@ final class Attention {
         x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
     }
 
-    /**
-     * 6 rows x 4 vectors: 24 accumulators, 4 B vectors and a broadcast (29 of 32 registers). Each element's
-     * sum runs over p in order, as in every kernel here: any tiling gives the same bits.
-     */
-    private static void kernel6x4(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+    /** 6 rows x 4 vectors, for rows of a next to each other (ars = 1): the tile's 6 broadcasts share one index. */
+    private static void kernel6x4U(float[] c, int ldc, float[] a, int a0, int acs, float[] b, int ldb, int k,
                                   int c0, int j, boolean acc) {
-        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
         FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33, x40, x41, x42, x43, x50, x51, x52, x53;
         if (acc) {
+            int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
             x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L); x02 = FloatVector.fromArray(SP, c, c0 + 2 * L); x03 = FloatVector.fromArray(SP, c, c0 + 3 * L);
             x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L); x12 = FloatVector.fromArray(SP, c, c1 + 2 * L); x13 = FloatVector.fromArray(SP, c, c1 + 3 * L);
             x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L); x22 = FloatVector.fromArray(SP, c, c2 + 2 * L); x23 = FloatVector.fromArray(SP, c, c2 + 3 * L);
@@ -762,27 +795,24 @@ final class Attention {
             x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L); x42 = FloatVector.fromArray(SP, c, c4 + 2 * L); x43 = FloatVector.fromArray(SP, c, c4 + 3 * L);
             x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L); x52 = FloatVector.fromArray(SP, c, c5 + 2 * L); x53 = FloatVector.fromArray(SP, c, c5 + 3 * L);
         } else {
-            x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = x20 = x21 = x22 = x23 = FloatVector.zero(SP);
-            x30 = x31 = x32 = x33 = x40 = x41 = x42 = x43 = x50 = x51 = x52 = x53 = FloatVector.zero(SP);
+            x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = x40 = x41 = x42 = x43 = x50 = x51 = x52 = x53 = FloatVector.zero(SP);
         }
-        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars;
-        for (int p = 0; p < k; p++) {
-            int bo = p * ldb + j, ao = p * acs;
-            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
-            FloatVector b2 = FloatVector.fromArray(SP, b, bo + 2 * L), b3 = FloatVector.fromArray(SP, b, bo + 3 * L);
-            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+        for (int p = 0, ap = a0, bp = j; p < k; p++, ap += acs, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L), b2 = FloatVector.fromArray(SP, b, bp + 2 * L), b3 = FloatVector.fromArray(SP, b, bp + 3 * L);
+            FloatVector av = FloatVector.broadcast(SP, a[ap]);
             x00 = av.fma(b0, x00); x01 = av.fma(b1, x01); x02 = av.fma(b2, x02); x03 = av.fma(b3, x03);
-            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            av = FloatVector.broadcast(SP, a[ap + 1]);
             x10 = av.fma(b0, x10); x11 = av.fma(b1, x11); x12 = av.fma(b2, x12); x13 = av.fma(b3, x13);
-            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            av = FloatVector.broadcast(SP, a[ap + 2]);
             x20 = av.fma(b0, x20); x21 = av.fma(b1, x21); x22 = av.fma(b2, x22); x23 = av.fma(b3, x23);
-            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            av = FloatVector.broadcast(SP, a[ap + 3]);
             x30 = av.fma(b0, x30); x31 = av.fma(b1, x31); x32 = av.fma(b2, x32); x33 = av.fma(b3, x33);
-            av = FloatVector.broadcast(SP, a[a4 + ao]);
+            av = FloatVector.broadcast(SP, a[ap + 4]);
             x40 = av.fma(b0, x40); x41 = av.fma(b1, x41); x42 = av.fma(b2, x42); x43 = av.fma(b3, x43);
-            av = FloatVector.broadcast(SP, a[a5 + ao]);
+            av = FloatVector.broadcast(SP, a[ap + 5]);
             x50 = av.fma(b0, x50); x51 = av.fma(b1, x51); x52 = av.fma(b2, x52); x53 = av.fma(b3, x53);
         }
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
         x00.intoArray(c, c0); x01.intoArray(c, c0 + L); x02.intoArray(c, c0 + 2 * L); x03.intoArray(c, c0 + 3 * L);
         x10.intoArray(c, c1); x11.intoArray(c, c1 + L); x12.intoArray(c, c1 + 2 * L); x13.intoArray(c, c1 + 3 * L);
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
@@ -791,12 +821,186 @@ final class Attention {
         x50.intoArray(c, c5); x51.intoArray(c, c5 + L); x52.intoArray(c, c5 + 2 * L); x53.intoArray(c, c5 + 3 * L);
     }
 
-    /** 6 rows x 2 vectors: 12 accumulators, 2 B vectors and a broadcast fill 15 of AVX2's 16 registers. */
-    private static void kernel6x2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
+    /** 6 rows x 4 vectors, for a row of a contiguous along p (acs = 1): each broadcast's index is a row's start plus p. */
+    private static void kernel6x4K(float[] c, int ldc, float[] a, int a0, int ars, float[] b, int ldb, int k,
                                   int c0, int j, boolean acc) {
+        FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33, x40, x41, x42, x43, x50, x51, x52, x53;
+        if (acc) {
+            int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L); x02 = FloatVector.fromArray(SP, c, c0 + 2 * L); x03 = FloatVector.fromArray(SP, c, c0 + 3 * L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L); x12 = FloatVector.fromArray(SP, c, c1 + 2 * L); x13 = FloatVector.fromArray(SP, c, c1 + 3 * L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L); x22 = FloatVector.fromArray(SP, c, c2 + 2 * L); x23 = FloatVector.fromArray(SP, c, c2 + 3 * L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L); x32 = FloatVector.fromArray(SP, c, c3 + 2 * L); x33 = FloatVector.fromArray(SP, c, c3 + 3 * L);
+            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L); x42 = FloatVector.fromArray(SP, c, c4 + 2 * L); x43 = FloatVector.fromArray(SP, c, c4 + 3 * L);
+            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L); x52 = FloatVector.fromArray(SP, c, c5 + 2 * L); x53 = FloatVector.fromArray(SP, c, c5 + 3 * L);
+        } else {
+            x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = x40 = x41 = x42 = x43 = x50 = x51 = x52 = x53 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars;
+        for (int p = 0, bp = j; p < k; p++, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L), b2 = FloatVector.fromArray(SP, b, bp + 2 * L), b3 = FloatVector.fromArray(SP, b, bp + 3 * L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + p]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01); x02 = av.fma(b2, x02); x03 = av.fma(b3, x03);
+            av = FloatVector.broadcast(SP, a[a1 + p]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11); x12 = av.fma(b2, x12); x13 = av.fma(b3, x13);
+            av = FloatVector.broadcast(SP, a[a2 + p]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21); x22 = av.fma(b2, x22); x23 = av.fma(b3, x23);
+            av = FloatVector.broadcast(SP, a[a3 + p]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31); x32 = av.fma(b2, x32); x33 = av.fma(b3, x33);
+            av = FloatVector.broadcast(SP, a[a4 + p]);
+            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41); x42 = av.fma(b2, x42); x43 = av.fma(b3, x43);
+            av = FloatVector.broadcast(SP, a[a5 + p]);
+            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51); x52 = av.fma(b2, x52); x53 = av.fma(b3, x53);
+        }
         int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L); x02.intoArray(c, c0 + 2 * L); x03.intoArray(c, c0 + 3 * L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L); x12.intoArray(c, c1 + 2 * L); x13.intoArray(c, c1 + 3 * L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
+        x40.intoArray(c, c4); x41.intoArray(c, c4 + L); x42.intoArray(c, c4 + 2 * L); x43.intoArray(c, c4 + 3 * L);
+        x50.intoArray(c, c5); x51.intoArray(c, c5 + L); x52.intoArray(c, c5 + 2 * L); x53.intoArray(c, c5 + 3 * L);
+    }
+
+    /** 8 rows x 2 vectors, for rows of a next to each other (ars = 1): the tile's 8 broadcasts share one index. */
+    private static void kernel8x2U(float[] c, int ldc, float[] a, int a0, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51, x60, x61, x70, x71;
+        if (acc) {
+            int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L);
+            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L);
+            x60 = FloatVector.fromArray(SP, c, c6); x61 = FloatVector.fromArray(SP, c, c6 + L);
+            x70 = FloatVector.fromArray(SP, c, c7); x71 = FloatVector.fromArray(SP, c, c7 + L);
+        } else {
+            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = x60 = x61 = x70 = x71 = FloatVector.zero(SP);
+        }
+        for (int p = 0, ap = a0, bp = j; p < k; p++, ap += acs, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L);
+            FloatVector av = FloatVector.broadcast(SP, a[ap]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
+            av = FloatVector.broadcast(SP, a[ap + 1]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
+            av = FloatVector.broadcast(SP, a[ap + 2]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
+            av = FloatVector.broadcast(SP, a[ap + 3]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
+            av = FloatVector.broadcast(SP, a[ap + 4]);
+            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
+            av = FloatVector.broadcast(SP, a[ap + 5]);
+            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
+            av = FloatVector.broadcast(SP, a[ap + 6]);
+            x60 = av.fma(b0, x60); x61 = av.fma(b1, x61);
+            av = FloatVector.broadcast(SP, a[ap + 7]);
+            x70 = av.fma(b0, x70); x71 = av.fma(b1, x71);
+        }
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
+        x60.intoArray(c, c6); x61.intoArray(c, c6 + L);
+        x70.intoArray(c, c7); x71.intoArray(c, c7 + L);
+    }
+
+    /** 8 rows x 2 vectors, for a row of a contiguous along p (acs = 1): each broadcast's index is a row's start plus p. */
+    private static void kernel8x2K(float[] c, int ldc, float[] a, int a0, int ars, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51, x60, x61, x70, x71;
+        if (acc) {
+            int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L);
+            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L);
+            x60 = FloatVector.fromArray(SP, c, c6); x61 = FloatVector.fromArray(SP, c, c6 + L);
+            x70 = FloatVector.fromArray(SP, c, c7); x71 = FloatVector.fromArray(SP, c, c7 + L);
+        } else {
+            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = x60 = x61 = x70 = x71 = FloatVector.zero(SP);
+        }
+        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars, a6 = a5 + ars, a7 = a6 + ars;
+        for (int p = 0, bp = j; p < k; p++, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + p]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
+            av = FloatVector.broadcast(SP, a[a1 + p]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
+            av = FloatVector.broadcast(SP, a[a2 + p]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
+            av = FloatVector.broadcast(SP, a[a3 + p]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
+            av = FloatVector.broadcast(SP, a[a4 + p]);
+            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
+            av = FloatVector.broadcast(SP, a[a5 + p]);
+            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
+            av = FloatVector.broadcast(SP, a[a6 + p]);
+            x60 = av.fma(b0, x60); x61 = av.fma(b1, x61);
+            av = FloatVector.broadcast(SP, a[a7 + p]);
+            x70 = av.fma(b0, x70); x71 = av.fma(b1, x71);
+        }
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
+        x60.intoArray(c, c6); x61.intoArray(c, c6 + L);
+        x70.intoArray(c, c7); x71.intoArray(c, c7 + L);
+    }
+
+    /** 6 rows x 2 vectors, for rows of a next to each other (ars = 1): the tile's 6 broadcasts share one index. */
+    private static void kernel6x2U(float[] c, int ldc, float[] a, int a0, int acs, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
         FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51;
         if (acc) {
+            int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L);
+            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L);
+        } else {
+            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = FloatVector.zero(SP);
+        }
+        for (int p = 0, ap = a0, bp = j; p < k; p++, ap += acs, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L);
+            FloatVector av = FloatVector.broadcast(SP, a[ap]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
+            av = FloatVector.broadcast(SP, a[ap + 1]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
+            av = FloatVector.broadcast(SP, a[ap + 2]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
+            av = FloatVector.broadcast(SP, a[ap + 3]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
+            av = FloatVector.broadcast(SP, a[ap + 4]);
+            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
+            av = FloatVector.broadcast(SP, a[ap + 5]);
+            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
+        }
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
+        x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
+        x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
+    }
+
+    /** 6 rows x 2 vectors, for a row of a contiguous along p (acs = 1): each broadcast's index is a row's start plus p. */
+    private static void kernel6x2K(float[] c, int ldc, float[] a, int a0, int ars, float[] b, int ldb, int k,
+                                  int c0, int j, boolean acc) {
+        FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51;
+        if (acc) {
+            int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
             x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
             x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
             x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
@@ -807,22 +1011,22 @@ final class Attention {
             x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = FloatVector.zero(SP);
         }
         int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars;
-        for (int p = 0; p < k; p++) {
-            int bo = p * ldb + j, ao = p * acs;
-            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
-            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+        for (int p = 0, bp = j; p < k; p++, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + p]);
             x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
-            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            av = FloatVector.broadcast(SP, a[a1 + p]);
             x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
-            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            av = FloatVector.broadcast(SP, a[a2 + p]);
             x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
-            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            av = FloatVector.broadcast(SP, a[a3 + p]);
             x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
-            av = FloatVector.broadcast(SP, a[a4 + ao]);
+            av = FloatVector.broadcast(SP, a[a4 + p]);
             x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
-            av = FloatVector.broadcast(SP, a[a5 + ao]);
+            av = FloatVector.broadcast(SP, a[a5 + p]);
             x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
         }
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc;
         x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
         x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
@@ -830,6 +1034,7 @@ final class Attention {
         x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
         x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
     }
+
 
     /** Two rows x 1 vector (the column remainder of the 6-row tile's last two rows). */
     private static void kernel4x1Rows2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
@@ -876,54 +1081,6 @@ final class Attention {
         x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
         x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
-    }
-
-    /** 8 rows x 2 vectors: 16 accumulators, 2 B vectors and a broadcast (19 of 32 registers). */
-    private static void kernel8x2(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
-                                  int c0, int j, boolean acc) {
-        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
-        FloatVector x00, x01, x10, x11, x20, x21, x30, x31, x40, x41, x50, x51, x60, x61, x70, x71;
-        if (acc) {
-            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
-            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
-            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
-            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
-            x40 = FloatVector.fromArray(SP, c, c4); x41 = FloatVector.fromArray(SP, c, c4 + L);
-            x50 = FloatVector.fromArray(SP, c, c5); x51 = FloatVector.fromArray(SP, c, c5 + L);
-            x60 = FloatVector.fromArray(SP, c, c6); x61 = FloatVector.fromArray(SP, c, c6 + L);
-            x70 = FloatVector.fromArray(SP, c, c7); x71 = FloatVector.fromArray(SP, c, c7 + L);
-        } else {
-            x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = x40 = x41 = x50 = x51 = x60 = x61 = x70 = x71 = FloatVector.zero(SP);
-        }
-        int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars, a4 = a3 + ars, a5 = a4 + ars, a6 = a5 + ars, a7 = a6 + ars;
-        for (int p = 0; p < k; p++) {
-            int bo = p * ldb + j, ao = p * acs;
-            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
-            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
-            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01);
-            av = FloatVector.broadcast(SP, a[a1 + ao]);
-            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11);
-            av = FloatVector.broadcast(SP, a[a2 + ao]);
-            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21);
-            av = FloatVector.broadcast(SP, a[a3 + ao]);
-            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31);
-            av = FloatVector.broadcast(SP, a[a4 + ao]);
-            x40 = av.fma(b0, x40); x41 = av.fma(b1, x41);
-            av = FloatVector.broadcast(SP, a[a5 + ao]);
-            x50 = av.fma(b0, x50); x51 = av.fma(b1, x51);
-            av = FloatVector.broadcast(SP, a[a6 + ao]);
-            x60 = av.fma(b0, x60); x61 = av.fma(b1, x61);
-            av = FloatVector.broadcast(SP, a[a7 + ao]);
-            x70 = av.fma(b0, x70); x71 = av.fma(b1, x71);
-        }
-        x00.intoArray(c, c0); x01.intoArray(c, c0 + L);
-        x10.intoArray(c, c1); x11.intoArray(c, c1 + L);
-        x20.intoArray(c, c2); x21.intoArray(c, c2 + L);
-        x30.intoArray(c, c3); x31.intoArray(c, c3 + L);
-        x40.intoArray(c, c4); x41.intoArray(c, c4 + L);
-        x50.intoArray(c, c5); x51.intoArray(c, c5 + L);
-        x60.intoArray(c, c6); x61.intoArray(c, c6 + L);
-        x70.intoArray(c, c7); x71.intoArray(c, c7 + L);
     }
 
     private static void kernel4x1(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,

@@ -219,6 +219,15 @@ class AttentionTest {
         }
     }
 
+    /** Every caller has a's rows or its columns contiguous; the kernels index only those two ways. */
+    @Test
+    void gemmRefusesStridesThatAreNeitherUnit() {
+        float[] a = new float[64], b = new float[64], c = new float[64];
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Attention.gemm(c, 8, a, 2, 3, b, 8, 2, 2, 8, false, true));
+        assertTrue(e.getMessage().contains("ars 2, acs 3"), e.getMessage());
+    }
+
     /** The fast forward and backward give identical bits on every run (no order depends on scheduling). */
     @Test
     void fastIsDeterministic() {

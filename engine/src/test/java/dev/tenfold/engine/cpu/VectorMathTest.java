@@ -47,6 +47,46 @@ class VectorMathTest {
         }
     }
 
+    private static float[] exp2(float[] x) {
+        float[] out = new float[x.length];
+        for (int i = 0; i < x.length; i += L) VectorMath.exp2(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(out, i);
+        return out;
+    }
+
+    @Test
+    void exp2IsWithinTwoUlpOfMathPow() {
+        SplittableRandom rng = new SplittableRandom(2);
+        float[] x = new float[L * 20000];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (rng.nextDouble() * 260 - 130); // -130 .. 130
+        for (int i = 0; i < x.length; i++) if (x[i] > 127) x[i] = (float) (rng.nextDouble() * 0.01); // its domain: x <= 127
+        float[] y = exp2(x);
+        for (int i = 0; i < x.length; i++) {
+            float want = (float) Math.pow(2, x[i]);
+            if (x[i] < -126f) {
+                assertEquals(0f, y[i], "flushed to zero below -126: x = " + x[i]);
+            } else {
+                assertTrue(Math.abs(y[i] - want) <= 2 * Math.ulp(want), "x = " + x[i] + ": " + y[i] + " vs " + want);
+            }
+        }
+    }
+
+    @Test
+    void exp2SpecialValues() {
+        float[] special = {0f, -0f, Float.NEGATIVE_INFINITY, Float.NaN, -126f, -0.5f, 0.5f, 1f, 127f, -1e-7f};
+        float[] x = new float[Math.ceilDiv(special.length, L) * L];
+        for (int i = 0; i < x.length; i++) x[i] = special[i % special.length];
+        float[] y = new float[x.length];
+        for (int i = 0; i < x.length; i += L) {
+            VectorMath.exp2(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(y, i);
+        }
+        for (int i = 0; i < x.length; i++) {
+            float want = (float) Math.pow(2, x[i]);
+            if (Float.isNaN(want)) assertTrue(Float.isNaN(y[i]), "NaN stays NaN");
+            else if (x[i] == Float.NEGATIVE_INFINITY) assertEquals(0f, y[i], "a masked score");
+            else assertEquals(want, y[i], Math.ulp(want) * 2, "x = " + x[i]);
+        }
+    }
+
     @Test
     void sumsAddLanesInOrder() {
         float[] x = new float[L];
