@@ -137,6 +137,14 @@ final class Matmul {
 
     /** Below this many flops a product runs on the calling thread (forking costs more than it saves). */
     private static final long SERIAL_FLOPS = 1L << 21;
+    /**
+     * A skinny product (decoding) that reads at least this many bytes of weight runs on all threads even below
+     * SERIAL_FLOPS: it is bound by reading the weight, which one core cannot do at the memory's rate. Decoding
+     * a token of RandomLlama.small (hidden 512, BF16: every layer's q, o, gate, up and down qualify), alternating
+     * in one process on 2 Intel vCPUs: 15-18 ms serial, 11-13 ms with this (when the other vCPU is stolen by
+     * the host, forking costs more than it gains: the earlier A/B on a loaded machine went the other way).
+     */
+    static final long SKINNY_PARALLEL_BYTES = 256 << 10;
 
     /**
      * A matrix Y (L rows x K columns) as packing reads it: element (l, p) is element
@@ -602,7 +610,8 @@ final class Matmul {
         int per = ceilDiv(n, 4 * Parallel.threads());
         int chunk = dots ? roundUp(Math.max(per, 16), 4) : Math.min(roundUp(Math.max(per, 4 * VL), VL), 1024);
         int chunks = ceilDiv(n, chunk);
-        boolean parallel = 2L * batch * m * n * k >= SERIAL_FLOPS;
+        boolean parallel = 2L * batch * m * n * k >= SERIAL_FLOPS
+                || (long) batch * n * k * b.dtype().byteSize(1) >= SKINNY_PARALLEL_BYTES;
         run(parallel, batch * chunks, (s, e) -> {
             float[] sums = new float[m4 * chunk];
             // widened rows of B, or (decoding) the lanes of four accumulators
