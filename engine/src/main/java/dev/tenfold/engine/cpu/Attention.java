@@ -669,6 +669,26 @@ final class Attention {
     }
 
     /**
+     * Runs every tile kernel of {@link #gemm} once in each layout (U and K) and each mode (overwrite and
+     * accumulate), on a few rows. For {@link CpuWarmup}: its small attention shapes do not reach every
+     * combination the real ones do (at head dims of 64 and more, dq accumulates through the 6 x 4 K kernel,
+     * which the warm-up's head dim 32 only ever overwrote with), and C2 compiles a branch it has not seen as
+     * a trap: the first real step then threw the kernel away and compiled it again.
+     */
+    static void exerciseKernels() {
+        int n = 24, k = 8, w = 8 * L;
+        float[] a = new float[n * k], b = new float[k * w], c = new float[n * w];
+        for (boolean acc : new boolean[] {false, true}) {
+            for (int width : new int[] {w, 4 * L, 2 * L, L}) {
+                gemm(c, width, a, 1, n, b, width, n, k, width, acc); // U: rows of a next to each other
+                gemm(c, width, a, k, 1, b, width, n, k, width, acc); // K: a row contiguous along k
+                gemm(c, width, a, 1, n, b, width, 8, k, width, acc);
+                gemm(c, width, a, k, 1, b, width, 8, k, width, acc);
+            }
+        }
+    }
+
+    /**
      * Whether the 4 x 4-vector tile fits the vector registers: its 16 accumulators, 4 B vectors and a
      * broadcast need 21, which 32-register machines have (AVX-512, AArch64); with 16 (AVX2) the JIT
      * spills them on every step of the loop, so the tile there is 6 x 2 vectors (15 registers), then 4 x 2.

@@ -277,6 +277,7 @@ final class CpuWarmup {
             b.ropeBackward(dq, invFreq, positions, 1f, dq);
             b.attention(q, k, v, 0.17f, att, lse);
             b.attentionBackward(dAtt, q, k, v, att, lse, 0.17f, dq, dk, dv);
+            Attention.exerciseKernels();
             b.swiglu(gate, up, act);
             b.swigluBackward(dAct, gate, up, dGate, dUp);
             b.softmax(soft, dSoft);
