@@ -34,7 +34,8 @@ final class Attention {
     static final int BC = Math.max(128, 4 * L);
     /**
      * The fast paths keep scores in base 2 (log2 e folded into the packed q or k once per tile) so that each
-     * probability is one {@link VectorMath#exp2}, six vector operations fewer than e^x; lse stays natural.
+     * probability is one {@link VectorMath#exp2}: no reduction by ln 2 and no check for large arguments, as
+     * e^x needs; lse stays natural.
      */
     private static final float LOG2E = 1.44269504088896341f;
     private static final double LN2 = Math.log(2);
