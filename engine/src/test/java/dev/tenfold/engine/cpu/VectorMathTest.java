@@ -3,17 +3,23 @@ package dev.tenfold.engine.cpu;
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 
 class VectorMathTest {
     private static final int L = VectorMath.F.length();
 
-    private static float[] exp(float[] x) {
+    /** f applied to x a vector at a time (x.length a multiple of L). */
+    private static float[] lanes(UnaryOperator<FloatVector> f, float[] x) {
         float[] out = new float[x.length];
-        for (int i = 0; i < x.length; i += L) VectorMath.exp(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(out, i);
+        for (int i = 0; i < x.length; i += L) f.apply(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(out, i);
         return out;
     }
+
+    private static float[] exp(float[] x) { return lanes(VectorMath::exp, x); }
+
+    private static float[] exp2(float[] x) { return lanes(VectorMath::exp2, x); }
 
     @Test
     void expIsWithinTwoUlpOfMathExp() {
@@ -47,12 +53,6 @@ class VectorMathTest {
         }
     }
 
-    private static float[] exp2(float[] x) {
-        float[] out = new float[x.length];
-        for (int i = 0; i < x.length; i += L) VectorMath.exp2(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(out, i);
-        return out;
-    }
-
     @Test
     void exp2IsWithinTwoUlpOfMathPow() {
         SplittableRandom rng = new SplittableRandom(2);
@@ -75,10 +75,7 @@ class VectorMathTest {
         float[] special = {0f, -0f, Float.NEGATIVE_INFINITY, Float.NaN, -126f, -0.5f, 0.5f, 1f, 127f, -1e-7f};
         float[] x = new float[Math.ceilDiv(special.length, L) * L];
         for (int i = 0; i < x.length; i++) x[i] = special[i % special.length];
-        float[] y = new float[x.length];
-        for (int i = 0; i < x.length; i += L) {
-            VectorMath.exp2(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(y, i);
-        }
+        float[] y = exp2(x);
         for (int i = 0; i < x.length; i++) {
             float want = (float) Math.pow(2, x[i]);
             if (Float.isNaN(want)) assertTrue(Float.isNaN(y[i]), "NaN stays NaN");
@@ -94,12 +91,9 @@ class VectorMathTest {
     @Test
     void expAndExp2AreMostlyCorrectlyRounded() {
         SplittableRandom rng = new SplittableRandom(3);
-        float[] x = new float[L * 50000], e = new float[x.length], e2 = new float[x.length];
+        float[] x = new float[L * 50000];
         for (int i = 0; i < x.length; i++) x[i] = (float) (rng.nextDouble() * 160 - 80);
-        for (int i = 0; i < x.length; i += L) {
-            VectorMath.exp(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(e, i);
-            VectorMath.exp2(FloatVector.fromArray(VectorMath.F, x, i)).intoArray(e2, i);
-        }
+        float[] e = exp(x), e2 = exp2(x);
         double errE = 0, errE2 = 0;
         for (int i = 0; i < x.length; i++) {
             double want = Math.exp(x[i]), want2 = Math.pow(2, x[i]);
