@@ -601,26 +601,29 @@ final class Matmul {
             }
         }
         // B rows contiguous along K (a transposed b, like a [N, K] weight): dot products.
-        // Otherwise (b rows contiguous along N): scaled row sums.
+        // Otherwise (b rows contiguous along N): scaled row sums, on their own (rowSumsProduct).
         boolean dots = Operand.ofB(b, transB, d, 0).ps() == 1;
+        if (!dots) {
+            rowSumsProduct(d, x, m4, b, transB, c, accumulate);
+            return;
+        }
         // Decoding (one to three rows against a BF16 weight with short rows): rows of x split
         // into even and odd elements, which is how dotBf16 widens the weight (see there)
         float[] xp = dots && m < 4 && b.dtype() == DType.BF16 && k < SHORT_ROW ? splitPairs(x, batch * m4, k) : null;
         // Work units: (batch entry, range of output columns), a few per core.
         int per = ceilDiv(n, 4 * Parallel.threads());
-        int chunk = dots ? roundUp(Math.max(per, 16), 4) : Math.min(roundUp(Math.max(per, 4 * VL), VL), 1024);
+        int chunk = roundUp(Math.max(per, 16), 4);
         int chunks = ceilDiv(n, chunk);
         boolean parallel = 2L * batch * m * n * k >= SERIAL_FLOPS
                 || (long) batch * n * k * b.dtype().byteSize(1) >= SKINNY_PARALLEL_BYTES;
         run(parallel, batch * chunks, (s, e) -> {
             float[] sums = new float[m4 * chunk];
             // widened rows of B, or (decoding) the lanes of four accumulators
-            float[] w = new float[dots && m < 4 ? 4 * VL : 4 * (dots ? k : chunk)];
+            float[] w = new float[m < 4 ? 4 * VL : 4 * k];
             for (int u = s; u < e; u++) {
                 int bt = u / chunks, j0 = (u % chunks) * chunk, j1 = Math.min(n, j0 + chunk);
                 Operand B = Operand.ofB(b, transB, d, bt);
-                if (dots) dotRows(x, xp, bt * m4 * k, m, B, j0, j1, k, w, sums, chunk);
-                else rowSums(x, bt * m4 * k, m, B, j0, j1, k, w, sums, chunk);
+                dotRows(x, xp, bt * m4 * k, m, B, j0, j1, k, w, sums, chunk);
                 for (int i = 0; i < m; i++) {
                     long o = (long) (bt * m + i) * n;
                     for (int j = j0; j < j1; j++) {
@@ -630,6 +633,52 @@ final class Matmul {
                 }
             }
         });
+    }
+
+    /**
+     * The skinny product when rows of B are contiguous along N (b not transposed; LoRA's dA = (dy B)^T x, whose
+     * K is the tokens): x (the rows of op(a), m4 floats apart per batch entry) times B by {@link #rowSums}. Work
+     * units are (batch entry, columns of at most about 16 KiB of sums, range of K): a task streams whole rows
+     * of B (a column stripe of each row, 256 bytes, starved the hardware prefetcher: 3 GB/s) into sums that
+     * stay in L1, and when there are fewer column ranges than cores, K is split as well. The ranges' partial
+     * sums are added in range order afterwards.
+     */
+    private static void rowSumsProduct(OpChecks.MatmulDims d, float[] x, int m4, Tensor b, boolean transB, MemorySegment c,
+                                       boolean accumulate) {
+        int m = d.m(), n = d.n(), k = d.k(), batch = d.batch();
+        int chunk = Math.min(roundUp(n, VL), Math.max(VL, (4096 / m) / VL * VL));
+        int chunks = ceilDiv(n, chunk);
+        boolean parallel = 2L * batch * m * n * k >= SERIAL_FLOPS
+                || (long) batch * n * k * b.dtype().byteSize(1) >= SKINNY_PARALLEL_BYTES;
+        // K ranges: about 8 work units in all (a number of the shapes alone, not of the cores: the sums' order
+        // and so their bits do not depend on the machine), each at least 64 deep (a multiple of 4)
+        int splits = parallel ? Math.max(1, Math.min(ceilDiv(8, batch * chunks), k / 64)) : 1;
+        int depth = roundUp(ceilDiv(k, splits), 4);
+        splits = ceilDiv(k, depth);
+        float[][] partial = new float[batch * chunks * splits][];
+        int nSplits = splits;
+        run(parallel, batch * chunks * splits, (s, e) -> {
+            for (int u = s; u < e; u++) {
+                int bt = u / (chunks * nSplits), j0 = (u / nSplits % chunks) * chunk, j1 = Math.min(n, j0 + chunk);
+                int p0 = (u % nSplits) * depth, p1 = Math.min(k, p0 + depth);
+                float[] sums = new float[m * chunk];
+                rowSums(x, bt * m4 * k, m, Operand.ofB(b, transB, d, bt), j0, j1, p0, p1, k, sums, chunk);
+                partial[u] = sums;
+            }
+        });
+        for (int bt = 0; bt < batch; bt++) {
+            for (int ch = 0; ch < chunks; ch++) {
+                int j0 = ch * chunk, j1 = Math.min(n, j0 + chunk), u0 = (bt * chunks + ch) * splits;
+                for (int i = 0; i < m; i++) {
+                    long o = (long) (bt * m + i) * n;
+                    for (int j = j0; j < j1; j++) {
+                        float v = partial[u0][i * chunk + j - j0];
+                        for (int sp = 1; sp < splits; sp++) v += partial[u0 + sp][i * chunk + j - j0];
+                        c.setAtIndex(Tensor.F32, o + j, accumulate ? c.getAtIndex(Tensor.F32, o + j) + v : v);
+                    }
+                }
+            }
+        }
     }
 
     // ------------------------------------------------------------------ few columns (a LoRA rank)
@@ -883,33 +932,37 @@ final class Matmul {
     }
 
     /**
-     * sums[i * ld + j - j0] = sum over p of x[i, p] * B(p, j) for i < m and j in [j0, j1), where
-     * B rows are contiguous along N (b not transposed). Four rows of B at a time are converted
-     * into w (a short, L1-resident stretch) and added, scaled, to every row of sums.
+     * sums[i * ld + j - j0] += sum over p in [p0, p1) of x[i, p] * B(p, j) for i < m and j in [j0, j1), where
+     * B rows are contiguous along N (b not transposed) and rows of x are k long. Four rows of B at a time: each vector of
+     * them is loaded straight from storage once and added, scaled, to every row of sums; the last
+     * width % VL columns by scalars. (Copying the four rows into an array first, as this did before,
+     * cost more than the product: LoRA's dA = (dy B)^T x at 1,024 tokens ran at 6 GFLOP/s in a step.)
      */
-    private static void rowSums(float[] x, int xo, int m, Operand B, int j0, int j1, int k, float[] w,
-                                float[] sums, int ld) {
-        int width = j1 - j0, wv = roundUp(width, VL); // w rows are ld floats apart, zero past width
-        Arrays.fill(sums, 0, m * ld, 0f);
-        for (int p = 0; p < k; p += 4) {
-            int np = Math.min(4, k - p);
-            for (int q = 0; q < 4; q++) {
-                if (q < np) loadRun(B, B.base() + (long) (p + q) * B.ps() + j0, width, w, q * ld);
-                Arrays.fill(w, q * ld + (q < np ? width : 0), (q + 1) * ld, 0f);
+    private static void rowSums(float[] x, int xo, int m, Operand B, int j0, int j1, int p0, int p1, int k, float[] sums, int ld) {
+        int width = j1 - j0, wv = width - width % VL;
+        for (int p = p0; p < p1; p += 4) {
+            int np = Math.min(4, p1 - p);
+            // rows past np repeat row p; their x coefficients are zero
+            long r0 = B.base() + (long) p * B.ps() + j0;
+            long r1 = np > 1 ? r0 + B.ps() : r0, r2 = np > 2 ? r0 + 2 * B.ps() : r0, r3 = np > 3 ? r0 + 3 * B.ps() : r0;
+            for (int v = 0; v < wv; v += VL) {
+                FloatVector b0 = load(B, r0 + v), b1 = load(B, r1 + v), b2 = load(B, r2 + v), b3 = load(B, r3 + v);
+                for (int i = 0; i < m; i++) {
+                    int xi = xo + i * k + p, si = i * ld + v;
+                    FloatVector acc = FloatVector.fromArray(F, sums, si);
+                    acc = b0.fma(FloatVector.broadcast(F, x[xi]), acc);
+                    if (np > 1) acc = b1.fma(FloatVector.broadcast(F, x[xi + 1]), acc);
+                    if (np > 2) acc = b2.fma(FloatVector.broadcast(F, x[xi + 2]), acc);
+                    if (np > 3) acc = b3.fma(FloatVector.broadcast(F, x[xi + 3]), acc);
+                    acc.intoArray(sums, si);
+                }
             }
-            for (int i = 0; i < m; i++) {
-                int xi = xo + i * k + p, si = i * ld;
-                FloatVector x0 = FloatVector.broadcast(F, x[xi]);
-                FloatVector x1 = FloatVector.broadcast(F, np > 1 ? x[xi + 1] : 0);
-                FloatVector x2 = FloatVector.broadcast(F, np > 2 ? x[xi + 2] : 0);
-                FloatVector x3 = FloatVector.broadcast(F, np > 3 ? x[xi + 3] : 0);
-                for (int v = 0; v < wv; v += VL) {
-                    FloatVector acc = FloatVector.fromArray(F, sums, si + v);
-                    acc = FloatVector.fromArray(F, w, v).fma(x0, acc);
-                    acc = FloatVector.fromArray(F, w, ld + v).fma(x1, acc);
-                    acc = FloatVector.fromArray(F, w, 2 * ld + v).fma(x2, acc);
-                    acc = FloatVector.fromArray(F, w, 3 * ld + v).fma(x3, acc);
-                    acc.intoArray(sums, si + v);
+            for (int j = wv; j < width; j++) {
+                for (int i = 0; i < m; i++) {
+                    int xi = xo + i * k + p;
+                    float t = sums[i * ld + j];
+                    for (int q = 0; q < np; q++) t += x[xi + q] * elem(B, r0 + (long) q * B.ps() + j);
+                    sums[i * ld + j] = t;
                 }
             }
         }

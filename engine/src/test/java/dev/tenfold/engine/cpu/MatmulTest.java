@@ -133,6 +133,17 @@ class MatmulTest {
     }
 
     @Test
+    void fewRowsAgainstAPlainBSplitAlongK() {
+        // a few rows times a b whose rows run along N (LoRA's dA = (dy B)^T x: K is the tokens): work units
+        // split K, and their partial sums meet at the end; batched, a b per entry or shared, BF16, a short last range
+        SplittableRandom rng = new SplittableRandom(13);
+        compare(rng, 2, true, 8, 40, 1000, true, false, DType.F32, DType.F32, true, Matmul.MR, Matmul.Path.SKINNY);
+        compare(rng, 2, true, 8, 40, 1000, false, false, DType.F32, DType.BF16, false, Matmul.MR, Matmul.Path.SKINNY);
+        compare(rng, 0, false, 5, 300, 4099, true, false, DType.F32, DType.F32, false); // the shape picks the path
+        compare(rng, 0, false, 8, 1100, 700, true, false, DType.BF16, DType.F32, true);  // columns in several ranges too
+    }
+
+    @Test
     void decodingAgainstBf16WeightsAtEveryRowLength() {
         // one to three rows against a transposed BF16 weight: dotBf16 below SHORT_ROW (2048),
         // dot1x4 from it; lengths around the 2 and 4 vector blocks of dotBf16 and its scalar tail
