@@ -34,8 +34,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * A whole training step (LoRA on every projection, trained embedding, norms and lm_head) with the
  * sequence split over CP = 2 and 4 in-process ranks against the one-rank step, with Ulysses and with
  * the zigzag all-gather (also over 3 ranks, which do not divide the 4 key/value heads): the same loss
- * and, once summed over the group, the same gradients (to 1e-6 of each parameter's gradient norm: the
- * shards' partial sums add in another order). A length of 37 tokens is uneven for all.
+ * and, once summed over the group, the same gradients (to 2e-6 of each parameter's gradient norm: the
+ * shards' partial sums add in another order, and the one-rank step's 37 tokens merge LoRA into its base weights
+ * where a shard's fewer tokens do not, {@link LoraLinear}'s merge, which rounds differently: 6e-7 here). A length
+ * of 37 tokens is uneven for all.
  */
 class ContextParallelStepTest {
     static final int T = 37;
@@ -134,7 +136,7 @@ class ContextParallelStepTest {
                     norm += (double) ref[k] * ref[k];
                 }
                 assertTrue(norm > 0, "parameter " + i + " has a zero gradient: the test would not see it");
-                assertTrue(Math.sqrt(diff) <= 1e-6 * Math.sqrt(norm),
+                assertTrue(Math.sqrt(diff) <= 2e-6 * Math.sqrt(norm),
                         "rank " + r + ", parameter " + i + ": |diff| " + Math.sqrt(diff) + " vs |grad| " + Math.sqrt(norm));
             }
         }
