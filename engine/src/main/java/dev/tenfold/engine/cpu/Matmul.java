@@ -640,8 +640,8 @@ final class Matmul {
      * K is the tokens): x (the rows of op(a), m4 floats apart per batch entry) times B by {@link #rowSums}. Work
      * units are (batch entry, columns of at most about 16 KiB of sums, range of K): a task streams whole rows
      * of B (a column stripe of each row, 256 bytes, starved the hardware prefetcher: 3 GB/s) into sums that
-     * stay in L1, and when there are fewer column ranges than cores, K is split as well. The ranges' partial
-     * sums are added in range order afterwards.
+     * stay in L1, and when there are fewer than 8 such units, K is split as well (ranges at least 64 deep).
+     * The ranges' partial sums are added in range order afterwards.
      */
     private static void rowSumsProduct(OpChecks.MatmulDims d, float[] x, int m4, Tensor b, boolean transB, MemorySegment c,
                                        boolean accumulate) {
