@@ -10,7 +10,9 @@ import java.util.Arrays;
  * Host memory owned by tensors is counted ({@link HostMemory}).
  *
  * <p>Memory is released deterministically. A tensor made by {@link #allocate} owns its memory and
- * frees it on {@link #close()}; a tensor made in a caller's {@link Arena} or by {@link #wrap}
+ * frees it on {@link #close()} (up to 16 MiB, by giving it back to a pool for the next allocate:
+ * a segment kept from {@link #data()} past the close reads whatever the next owner writes); a tensor made
+ * in a caller's {@link Arena} or by {@link #wrap}
  * (for example over a memory-mapped safetensors file) borrows memory that its owner frees.
  * Closing twice is harmless; using a closed tensor throws {@link IllegalStateException}.
  *
@@ -47,6 +49,21 @@ public final class Tensor implements AutoCloseable {
     public static Tensor allocate(DType dtype, long... shape) {
         long[] s = checkShape(shape);
         long bytes = dtype.byteSize(numelOf(s));
+        int pooled = HostPool.shift(bytes);
+        if (pooled >= 0) { // up to 16 MiB: a reused block (see HostPool for why)
+            MemorySegment block;
+            try {
+                block = HostPool.take(pooled, bytes);
+            } catch (OutOfMemoryError | RuntimeException e) {
+                throw new IllegalStateException("cannot allocate " + bytes + " bytes for a " + dtype + " tensor "
+                        + Arrays.toString(s) + ": " + e.getMessage(), e);
+            }
+            HostMemory.allocated(bytes);
+            return new Tensor(dtype, s, Device.CPU, block.asSlice(0, bytes), () -> {
+                HostPool.give(block);
+                HostMemory.freed(bytes);
+            });
+        }
         Arena arena = Arena.ofShared(); // shared: the fast backend reads it from several threads
         try {
             MemorySegment seg = arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
