@@ -6,7 +6,6 @@ import dev.tenfold.engine.DType;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.Transfers;
 import dev.tenfold.llama.Linear;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -139,23 +138,24 @@ public final class Nf4Linear implements Linear {
             }
             return;
         }
-        try (Arena arena = Arena.ofShared()) { // shared: the fast backend reads the scratch from all cores
-            Tensor w = Tensor.allocate(arena, computeDtype, chunkRows, in);
+        // Tensor.allocate, not an arena of this pass: a pooled block costs no stop of every thread on close
+        try (Tensor w = Tensor.allocate(computeDtype, chunkRows, in)) {
             if (chunkRows == out) {
                 weight.dequantizeRows(0, out, w);
                 backend.matmul(x, false, w, true, y, false);
                 return;
             }
-            Tensor cols = Tensor.allocate(arena, DType.F32, t, chunkRows);
-            for (long r0 = 0; r0 < out; r0 += chunkRows) {
-                int r = (int) Math.min(chunkRows, out - r0);
-                Tensor wc = w.slice(0, r);
-                Tensor yc = firstColumns(cols, t, r);
-                weight.dequantizeRows(r0, r, wc);
-                backend.matmul(x, false, wc, true, yc, false);
-                // y[:, r0:r0+r] = yc, row by row
-                MemorySegment src = yc.data(), dst = y.data();
-                for (long i = 0; i < t; i++) MemorySegment.copy(src, i * r * 4, dst, (i * out + r0) * 4, (long) r * 4);
+            try (Tensor cols = Tensor.allocate(DType.F32, t, chunkRows)) {
+                for (long r0 = 0; r0 < out; r0 += chunkRows) {
+                    int r = (int) Math.min(chunkRows, out - r0);
+                    Tensor wc = w.slice(0, r);
+                    Tensor yc = firstColumns(cols, t, r);
+                    weight.dequantizeRows(r0, r, wc);
+                    backend.matmul(x, false, wc, true, yc, false);
+                    // y[:, r0:r0+r] = yc, row by row
+                    MemorySegment src = yc.data(), dst = y.data();
+                    for (long i = 0; i < t; i++) MemorySegment.copy(src, i * r * 4, dst, (i * out + r0) * 4, (long) r * 4);
+                }
             }
         }
     }
@@ -182,22 +182,22 @@ public final class Nf4Linear implements Linear {
             }
             return;
         }
-        try (Arena arena = Arena.ofShared()) {
-            Tensor w = Tensor.allocate(arena, computeDtype, chunkRows, in);
+        try (Tensor w = Tensor.allocate(computeDtype, chunkRows, in)) {
             if (chunkRows == out) {
                 weight.dequantizeRows(0, out, w);
                 backend.matmul(dy, false, w, false, dx, false);
                 return;
             }
-            Tensor cols = Tensor.allocate(arena, DType.F32, t, chunkRows);
-            for (long r0 = 0; r0 < out; r0 += chunkRows) {
-                int r = (int) Math.min(chunkRows, out - r0);
-                Tensor wc = w.slice(0, r);
-                Tensor dyc = firstColumns(cols, t, r);
-                weight.dequantizeRows(r0, r, wc);
-                MemorySegment src = dy.data(), dst = dyc.data();
-                for (long i = 0; i < t; i++) MemorySegment.copy(src, (i * out + r0) * 4, dst, i * r * 4, (long) r * 4);
-                backend.matmul(dyc, false, wc, false, dx, r0 > 0); // the first chunk writes dx, the rest add to it
+            try (Tensor cols = Tensor.allocate(DType.F32, t, chunkRows)) {
+                for (long r0 = 0; r0 < out; r0 += chunkRows) {
+                    int r = (int) Math.min(chunkRows, out - r0);
+                    Tensor wc = w.slice(0, r);
+                    Tensor dyc = firstColumns(cols, t, r);
+                    weight.dequantizeRows(r0, r, wc);
+                    MemorySegment src = dy.data(), dst = dyc.data();
+                    for (long i = 0; i < t; i++) MemorySegment.copy(src, (i * out + r0) * 4, dst, i * r * 4, (long) r * 4);
+                    backend.matmul(dyc, false, wc, false, dx, r0 > 0); // the first chunk writes dx, the rest add to it
+                }
             }
         }
     }
