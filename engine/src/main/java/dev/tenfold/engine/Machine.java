@@ -21,12 +21,15 @@ public final class Machine {
         return System.getProperty("os.arch");
     }
 
-    /** The host's memory in bytes (a container's limit inside one), or -1 where the JVM cannot tell. */
-    public static long physicalMemory() {
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return -1;
+    /**
+     * The host's memory in bytes (a container's limit inside one), or -1 where the JVM cannot tell. Read once:
+     * the JVM reads the container's files on every call (about 1 ms), and a training step asks every time.
+     */
+    public static long physicalMemory() { return PhysicalMemory.BYTES; }
+
+    private static final class PhysicalMemory {
+        static final long BYTES = ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
+                ? os.getTotalMemorySize() : -1;
     }
 
     /**
