@@ -51,9 +51,9 @@ public final class Parallel {
             body.run(0, n);
             return;
         }
-        Job job = new Job(body, n, tasks, Thread.currentThread());
+        Job job = new Job(body, n, tasks, threads, Thread.currentThread());
         if (!BUSY.compareAndSet(false, true)) { // another loop is running
-            job.work();
+            job.work(0);
             job.rethrow();
             return;
         }
@@ -61,7 +61,7 @@ public final class Parallel {
             startWorkers(threads - 1);
             current = job;
             for (Worker w : workers) w.wake();
-            job.work();
+            job.work(0);
             job.awaitDone();
         } finally {
             current = null;
@@ -91,32 +91,50 @@ public final class Parallel {
         workers = w;
     }
 
-    /** One loop: its chunks are claimed in order by whichever thread comes next. */
+    /**
+     * One loop. Thread p (the caller is 0) starts on the p-th of as many runs of consecutive chunks as there are
+     * threads, then takes what is left of the others' runs: a thread's chunks are mostly consecutive, as they
+     * were under the fork-join pool's halving, which products rely on (consecutive chunks share a packed block).
+     */
     private static final class Job {
         final RangeBody body;
         final int n, tasks;
         final Thread caller;
-        final AtomicInteger next = new AtomicInteger(), done = new AtomicInteger();
+        final AtomicInteger[] next;
+        final int[] end;
+        final AtomicInteger done = new AtomicInteger();
         volatile boolean callerParked;
         volatile Throwable failure;
 
-        Job(RangeBody body, int n, int tasks, Thread caller) {
+        Job(RangeBody body, int n, int tasks, int threads, Thread caller) {
             this.body = body;
             this.n = n;
             this.tasks = tasks;
             this.caller = caller;
+            next = new AtomicInteger[threads];
+            end = new int[threads];
+            for (int p = 0; p < threads; p++) {
+                next[p] = new AtomicInteger((int) ((long) tasks * p / threads));
+                end[p] = (int) ((long) tasks * (p + 1) / threads);
+            }
         }
 
-        void work() {
-            for (int t; (t = next.getAndIncrement()) < tasks; ) {
-                try {
-                    int s = (int) ((long) n * t / tasks), e = (int) ((long) n * (t + 1) / tasks);
-                    if (s < e) body.run(s, e);
-                } catch (Throwable x) {
-                    if (failure == null) failure = x;
-                } finally {
-                    if (done.incrementAndGet() == tasks && callerParked) LockSupport.unpark(caller);
-                }
+        /** Runs chunks until none is left, own run first. */
+        void work(int self) {
+            for (int k = 0; k < next.length; k++) {
+                int p = (self + k) % next.length;
+                for (int t; (t = next[p].getAndIncrement()) < end[p]; ) run(t);
+            }
+        }
+
+        private void run(int t) {
+            try {
+                int s = (int) ((long) n * t / tasks), e = (int) ((long) n * (t + 1) / tasks);
+                if (s < e) body.run(s, e);
+            } catch (Throwable x) {
+                if (failure == null) failure = x;
+            } finally {
+                if (done.incrementAndGet() == tasks && callerParked) LockSupport.unpark(caller);
             }
         }
 
@@ -142,9 +160,11 @@ public final class Parallel {
 
     private static final class Worker implements Runnable {
         final Thread thread;
+        final int index;
         volatile boolean parked;
 
         Worker(int index) {
+            this.index = index;
             thread = Thread.ofPlatform().daemon().name("tenfold-cpu-" + index).unstarted(this);
             thread.start();
         }
@@ -161,7 +181,7 @@ public final class Parallel {
                 Job job = current;
                 if (job != null && job != last) {
                     last = job;
-                    job.work();
+                    job.work(index);
                     idleSince = System.nanoTime();
                 } else if (System.nanoTime() - idleSince < SPIN_NS) {
                     Thread.onSpinWait();
