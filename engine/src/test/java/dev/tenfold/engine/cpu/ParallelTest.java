@@ -74,6 +74,24 @@ class ParallelTest {
     }
 
     @Test
+    void theCallerRunsTheFirstRunOfConsecutiveChunksInOrder() {
+        assumeTrue(Parallel.threads() > 1, "one core: every loop runs on its caller");
+        int threads = Parallel.threads(), tasks = 4 * threads;
+        Thread caller = Thread.currentThread();
+        java.util.List<Integer> mine = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        Parallel.forRange(tasks, 1, (s, e) -> {
+            if (Thread.currentThread() == caller) mine.add(s);
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException x) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        // the caller's own run is chunks 0 .. tasks / threads - 1 (a product's consecutive row blocks share a packed block)
+        assertEquals(java.util.stream.IntStream.range(0, tasks / threads).boxed().toList(), mine.subList(0, Math.min(mine.size(), tasks / threads)));
+    }
+
+    @Test
     void parkedWorkersWakeForTheNextLoop() throws Exception {
         assumeTrue(Parallel.threads() > 1, "one core: every loop runs on its caller");
         Thread.sleep(5 + Parallel.SPIN_NS / 1_000_000 * 4); // well past the workers' spin: they park
