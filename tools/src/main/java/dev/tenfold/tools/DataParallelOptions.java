@@ -133,7 +133,7 @@ final class DataParallelOptions {
                 cmd.add(a);
             }
         }
-        // the cores shared among this machine's ranks: the fork-join pool plus the calling thread
+        // the cores shared among this machine's ranks: Parallel.threads() is this parallelism plus the calling thread
         if (threadsPerRank > 0) cmd.add("-Djava.util.concurrent.ForkJoinPool.common.parallelism=" + Math.max(0, threadsPerRank - 1));
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
         return cmd;

@@ -28,7 +28,7 @@ final class Elementwise {
     private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, F.vectorShape());
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
-    /** Elements per parallel task: big enough that the fork-join overhead vanishes. */
+    /** Elements per parallel task: big enough that handing a chunk to a thread costs next to nothing. */
     static final int GRAIN = 1 << 15;
 
     private enum Kind { ADD, MUL, SCALE }

@@ -116,7 +116,7 @@ public final class Nf4Tensor implements AutoCloseable {
         DType dt = weight.dtype();
         float[] absmax = new float[blocks];
         Tensor packed = Tensor.allocate(DType.U8, numel / 2);
-        // A worker's error is rethrown here as it was made (the fork-join pool would wrap it).
+        // A worker's error is rethrown here as it was made (kept from when the fork-join pool wrapped it).
         AtomicReference<RuntimeException> failure = new AtomicReference<>();
         try {
             MemorySegment dst = packed.data();
