@@ -55,8 +55,7 @@ public final class Tensor implements AutoCloseable {
             try {
                 block = HostPool.take(pooled, bytes);
             } catch (OutOfMemoryError | RuntimeException e) {
-                throw new IllegalStateException("cannot allocate " + bytes + " bytes for a " + dtype + " tensor "
-                        + Arrays.toString(s) + ": " + e.getMessage(), e);
+                throw cannotAllocate(bytes, dtype, s, e);
             }
             HostMemory.allocated(bytes);
             return new Tensor(dtype, s, Device.CPU, block.asSlice(0, bytes), () -> {
@@ -74,9 +73,13 @@ public final class Tensor implements AutoCloseable {
             });
         } catch (OutOfMemoryError | RuntimeException e) {
             arena.close();
-            throw new IllegalStateException("cannot allocate " + bytes + " bytes for a " + dtype + " tensor "
-                    + Arrays.toString(s) + ": " + e.getMessage(), e);
+            throw cannotAllocate(bytes, dtype, s, e);
         }
+    }
+
+    private static IllegalStateException cannotAllocate(long bytes, DType dtype, long[] shape, Throwable cause) {
+        return new IllegalStateException("cannot allocate " + bytes + " bytes for a " + dtype + " tensor "
+                + Arrays.toString(shape) + ": " + cause.getMessage(), cause);
     }
 
     /** A zero-filled host tensor whose memory belongs to {@code arena} (freed when it closes). */
