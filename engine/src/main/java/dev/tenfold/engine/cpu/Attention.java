@@ -6,6 +6,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -26,6 +27,7 @@ final class Attention {
     private static final String OP = "attention";
     private static final VectorSpecies<Float> SP = FloatVector.SPECIES_PREFERRED;
     private static final int L = SP.length();
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     /**
      * Keys per tile: a multiple of the 4 vectors of the micro-kernel. 128 rather than 64: fewer passes over
      * each query tile's rows and statistics per key; 5-10% less time for the backward at head dims 32 to 128
@@ -314,6 +316,10 @@ final class Attention {
 
     static void fastForward(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
                             MemorySegment out, MemorySegment lse) {
+        if (g.tq() <= FEW_QUERIES) {
+            fewQueriesForward(g, q, k, v, scale, out, lse);
+            return;
+        }
         int grp = g.group(), br = queryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
         int dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
         Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
@@ -380,6 +386,146 @@ final class Attention {
             for (int p = 0; p < d; p++) row[p] = ot[p * rp + r] * inv;
             MemorySegment.copy(row, 0, out, Tensor.F32, g.qRow(b, i, h) * 4, d);
             set(lse, g.lseIndex(b, h, i), (float) (m[r] * LN2 + Math.log(l[r]))); // natural: m is in base 2
+        }
+    }
+
+    // =================================================================== decoding: a few queries
+
+    /**
+     * At most this many query positions take {@link #fewQueriesForward}. Decoding brings one: the tiles
+     * above would fill one lane in four (group 4) or sixteen, copy every key and value row into a tile
+     * and run the small-tile kernels over the padding (a fifth of a decoded token's time, hidden 512 at
+     * a 512-token cache, 2 cores).
+     */
+    static final int FEW_QUERIES = 4;
+
+    /** Lane i of SWAP[s] is lane i ^ 2^s: log2(L) steps that add each lane to its partner sum all lanes in a fixed order. */
+    @SuppressWarnings("unchecked")
+    private static final VectorShuffle<Float>[] SWAP = new VectorShuffle[Integer.numberOfTrailingZeros(L)];
+    static {
+        for (int s = 0; s < SWAP.length; s++) {
+            int bit = 1 << s;
+            SWAP[s] = VectorShuffle.fromOp(SP, i -> i ^ bit);
+        }
+    }
+
+    /** The sum of v's lanes by the fixed butterfly of {@link #SWAP} (reduceLanes' order is unspecified). */
+    private static float sumLanes(FloatVector v) {
+        for (VectorShuffle<Float> s : SWAP) v = v.add(v.rearrange(s));
+        return v.lane(0);
+    }
+
+    /**
+     * The forward for a few query positions against a cache of keys. One task per (b, kv head, query
+     * position): its group of query heads share every key and value row they read, straight from the
+     * tensors. Scores one dot product per (head, key), the softmax over the whole row at once (a row is
+     * at most Tk floats), then the values weighted four heads at a time.
+     */
+    private static void fewQueriesForward(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
+                                          MemorySegment out, MemorySegment lse) {
+        int grp = g.group(), d = g.d(), tq = g.tq();
+        Parallel.forRange(g.batch() * g.hkv() * tq, 1, (start, end) -> {
+            float[] qs = new float[grp * d], s = new float[grp * g.tk()], inv = new float[grp], o = new float[4 * d];
+            for (int t = start; t < end; t++) {
+                int i = t % tq, kvh = (t / tq) % g.hkv(), b = t / tq / g.hkv();
+                int nk = g.offset() + i + 1; // keys 0 .. position i (causal)
+                for (int r = 0; r < grp; r++) {
+                    MemorySegment.copy(q, Tensor.F32, g.qRow(b, i, kvh * grp + r) * 4, qs, r * d, d);
+                    for (int p = r * d; p < (r + 1) * d; p++) qs[p] *= scale * LOG2E; // base-2 scores, as the tiles
+                }
+                keyScores(g, k, b, kvh, nk, qs, s);
+                for (int r = 0; r < grp; r++) { // scores to probabilities (unnormalized), 1 / their sum, lse
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int j = r * nk; j < (r + 1) * nk; j++) max = Math.max(max, s[j]);
+                    FloatVector mx = FloatVector.broadcast(SP, max), sum = FloatVector.zero(SP);
+                    int j = r * nk, jv = j + (nk - nk % L);
+                    for (; j < jv; j += L) {
+                        FloatVector pr = VectorMath.exp2(FloatVector.fromArray(SP, s, j).sub(mx));
+                        pr.intoArray(s, j);
+                        sum = sum.add(pr);
+                    }
+                    float l = sumLanes(sum);
+                    for (; j < (r + 1) * nk; j++) {
+                        s[j] = (float) Math.pow(2, s[j] - max);
+                        l += s[j];
+                    }
+                    inv[r] = 1f / l;
+                    set(lse, g.lseIndex(b, kvh * grp + r, i), (float) (max * LN2 + Math.log(l))); // natural, as the tiles
+                }
+                for (int r = 0; r < grp; r += 4) {
+                    int rows = Math.min(4, grp - r);
+                    weightedValues(g, v, b, kvh, nk, s, r, rows, inv, o);
+                    for (int x = 0; x < rows; x++) MemorySegment.copy(o, x * d, out, Tensor.F32, g.qRow(b, i, kvh * grp + r + x) * 4, d);
+                }
+            }
+        });
+    }
+
+    /**
+     * s[r * nk + j] = dot(q row r, key row j) for the grp rows of qs (d floats apart) and the keys j < nk: four rows
+     * at a time, so that each vector of a key feeds four multiply-adds.
+     */
+    private static void keyScores(Dims g, MemorySegment k, int b, int kvh, int nk, float[] qs, float[] s) {
+        int grp = g.group(), d = g.d(), dv = d - d % L;
+        long rowStride = (long) g.hkv() * d * 4, k0 = g.kRow(b, 0, kvh) * 4;
+        for (int r = 0; r < grp; r += 4) {
+            int q0 = r * d, q1 = r + 1 < grp ? q0 + d : q0, q2 = r + 2 < grp ? q0 + 2 * d : q0, q3 = r + 3 < grp ? q0 + 3 * d : q0;
+            int s0 = r * nk, s1 = r + 1 < grp ? s0 + nk : s0, s2 = r + 2 < grp ? s0 + 2 * nk : s0, s3 = r + 3 < grp ? s0 + 3 * nk : s0;
+            long at = k0;
+            for (int j = 0; j < nk; j++, at += rowStride) { // rows past grp repeat row r; s3 etc. are written last
+                FloatVector a0 = FloatVector.zero(SP), a1 = a0, a2 = a0, a3 = a0;
+                for (int p = 0; p < dv; p += L) {
+                    FloatVector kv = FloatVector.fromMemorySegment(SP, k, at + 4L * p, NATIVE);
+                    a0 = FloatVector.fromArray(SP, qs, q0 + p).fma(kv, a0);
+                    a1 = FloatVector.fromArray(SP, qs, q1 + p).fma(kv, a1);
+                    a2 = FloatVector.fromArray(SP, qs, q2 + p).fma(kv, a2);
+                    a3 = FloatVector.fromArray(SP, qs, q3 + p).fma(kv, a3);
+                }
+                s[s3 + j] = sumLanes(a3);
+                s[s2 + j] = sumLanes(a2);
+                s[s1 + j] = sumLanes(a1);
+                s[s0 + j] = sumLanes(a0);
+            }
+        }
+        if (dv == d) return;
+        for (int r = 0; r < grp; r++) {
+            for (int j = 0; j < nk; j++) {
+                long kj = g.kRow(b, j, kvh);
+                for (int p = dv; p < d; p++) s[r * nk + j] += qs[r * d + p] * get(k, kj + p);
+            }
+        }
+    }
+
+    /**
+     * o[x * d ..] = inv[r + x] * sum over keys j < nk of p[(r + x) * nk + j] * (v row j), for the rows r .. r + rows
+     * (at most 4) of p: each vector of v read once for all of them.
+     */
+    private static void weightedValues(Dims g, MemorySegment v, int b, int kvh, int nk, float[] p, int r, int rows,
+                                       float[] inv, float[] o) {
+        int d = g.d(), dv = d - d % L;
+        long rowStride = (long) g.hkv() * d * 4, v0 = g.kRow(b, 0, kvh) * 4;
+        int p0 = r * nk, p1 = rows > 1 ? p0 + nk : p0, p2 = rows > 2 ? p0 + 2 * nk : p0, p3 = rows > 3 ? p0 + 3 * nk : p0;
+        for (int c = 0; c < dv; c += L) { // rows past `rows` repeat row r; their sums are dropped
+            FloatVector a0 = FloatVector.zero(SP), a1 = a0, a2 = a0, a3 = a0;
+            long at = v0 + 4L * c;
+            for (int j = 0; j < nk; j++, at += rowStride) {
+                FloatVector x = FloatVector.fromMemorySegment(SP, v, at, NATIVE);
+                a0 = x.fma(FloatVector.broadcast(SP, p[p0 + j]), a0);
+                a1 = x.fma(FloatVector.broadcast(SP, p[p1 + j]), a1);
+                a2 = x.fma(FloatVector.broadcast(SP, p[p2 + j]), a2);
+                a3 = x.fma(FloatVector.broadcast(SP, p[p3 + j]), a3);
+            }
+            a0.mul(inv[r]).intoArray(o, c);
+            if (rows > 1) a1.mul(inv[r + 1]).intoArray(o, d + c);
+            if (rows > 2) a2.mul(inv[r + 2]).intoArray(o, 2 * d + c);
+            if (rows > 3) a3.mul(inv[r + 3]).intoArray(o, 3 * d + c);
+        }
+        for (int x = 0; x < rows; x++) {
+            for (int c = dv; c < d; c++) {
+                float a = 0;
+                for (int j = 0; j < nk; j++) a += p[(r + x) * nk + j] * get(v, g.kRow(b, j, kvh) + c);
+                o[x * d + c] = a * inv[r + x];
+            }
         }
     }
 

@@ -19,6 +19,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class AttentionTest {
     private static final Backend REF = CpuBackend.reference();
@@ -64,6 +65,10 @@ class AttentionTest {
                 Arguments.of(1, 300, 300, 2, 2, 128),
                 Arguments.of(1, 70, 70, 4, 2, 24),      // head dim not a multiple of the vector length
                 Arguments.of(1, 1, 40, 8, 2, 64),       // decoding one token
+                Arguments.of(1, 1, 513, 32, 8, 128),    // decoding one token, Llama-3-8B's heads
+                Arguments.of(2, Attention.FEW_QUERIES, 600, 8, 2, 64), // the most positions the decoding path takes
+                Arguments.of(1, 2, 50, 4, 4, 24),       // decoding, head dim not a multiple of the vector length
+                Arguments.of(3, 3, 3, 2, 1, 8),         // decoding without a cache, head dim under one vector
                 Arguments.of(2, 5, 40, 4, 4, 16),       // decoding a few tokens
                 Arguments.of(1, 33, 150, 8, 1, 128));   // a chunk of queries after a cache
     }
@@ -229,14 +234,15 @@ class AttentionTest {
     }
 
     /** The fast forward and backward give identical bits on every run (no order depends on scheduling). */
-    @Test
-    void fastIsDeterministic() {
-        int b = 1, t = 260, hq = 8, hkv = 2, d = 64;
-        try (Problem pr = Problem.of(5, b, t, t, hq, hkv, d)) {
+    @ParameterizedTest(name = "Tq={0}")
+    @ValueSource(ints = {260, 1})
+    void fastIsDeterministic(int t) {
+        int b = 1, hq = 8, hkv = 2, d = 64, tk = 260;
+        try (Problem pr = Problem.of(5, b, t, tk, hq, hkv, d)) {
             float[][] first = null;
             for (int run = 0; run < 3; run++) {
                 try (Tensor out = poisoned(b, t, hq, d); Tensor lse = poisoned(b, hq, t);
-                     Tensor dq = poisoned(b, t, hq, d); Tensor dk = poisoned(b, t, hkv, d); Tensor dv = poisoned(b, t, hkv, d)) {
+                     Tensor dq = poisoned(b, t, hq, d); Tensor dk = poisoned(b, tk, hkv, d); Tensor dv = poisoned(b, tk, hkv, d)) {
                     FAST.attention(pr.q, pr.k, pr.v, pr.scale, out, lse);
                     FAST.attentionBackward(pr.dOut, pr.q, pr.k, pr.v, out, lse, pr.scale, dq, dk, dv);
                     float[][] now = {out.toFloatArray(), lse.toFloatArray(), dq.toFloatArray(), dk.toFloatArray(), dv.toFloatArray()};
