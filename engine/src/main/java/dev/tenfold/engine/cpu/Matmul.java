@@ -626,9 +626,12 @@ final class Matmul {
                 dotRows(x, xp, bt * m4 * k, m, B, j0, j1, k, w, sums, chunk);
                 for (int i = 0; i < m; i++) {
                     long o = (long) (bt * m + i) * n;
+                    if (!accumulate) {
+                        MemorySegment.copy(sums, i * chunk, c, Tensor.F32, 4 * (o + j0), j1 - j0);
+                        continue;
+                    }
                     for (int j = j0; j < j1; j++) {
-                        float v = sums[i * chunk + j - j0];
-                        c.setAtIndex(Tensor.F32, o + j, accumulate ? c.getAtIndex(Tensor.F32, o + j) + v : v);
+                        c.setAtIndex(Tensor.F32, o + j, c.getAtIndex(Tensor.F32, o + j) + sums[i * chunk + j - j0]);
                     }
                 }
             }
