@@ -226,10 +226,15 @@ final class Attention {
      * multiplied by mul; the padding columns d .. dp stay zero.
      */
     private static void packRows(Dims g, MemorySegment src, int b, int kvh, int i0, int nr, float mul, float[] dst, int dp) {
+        packRows(g, src, b, kvh, i0, nr, mul, dst, 0, dp);
+    }
+
+    /** {@link #packRows} into dst from element off. */
+    private static void packRows(Dims g, MemorySegment src, int b, int kvh, int i0, int nr, float mul, float[] dst, int off, int dp) {
         int grp = g.group(), d = g.d();
         for (int gi = 0; gi < grp; gi++) {
             for (int ii = 0; ii < nr; ii++) {
-                int r = (gi * nr + ii) * dp;
+                int r = off + (gi * nr + ii) * dp;
                 MemorySegment.copy(src, Tensor.F32, g.qRow(b, i0 + ii, kvh * grp + gi) * 4, dst, r, d);
                 if (mul != 1f) for (int p = r; p < r + d; p++) dst[p] *= mul;
             }
@@ -579,9 +584,17 @@ final class Attention {
     static void fastBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
                              MemorySegment out, MemorySegment lse, float scale,
                              MemorySegment dq, MemorySegment dk, MemorySegment dv, int stripes) {
+        fastBackward(g, dOut, q, k, v, out, lse, scale, dq, dk, dv, stripes, true);
+    }
+
+    /** ... and whether the query tiles are packed once per call ({@link QueryTiles}); tests reach both. */
+    static void fastBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
+                             MemorySegment out, MemorySegment lse, float scale,
+                             MemorySegment dq, MemorySegment dk, MemorySegment dv, int stripes, boolean packQueries) {
         int grp = g.group(), br = queryTile(grp), dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
         float[] rowD = rowDots(g, dOut, out);
         int nkt = Math.ceilDiv(g.tk(), BC);
+        QueryTiles tiles = packQueries ? QueryTiles.pack(g, q, dOut, scale, br, dp) : null;
         if (stripes > 0) {
             // partials[(b * hkv + kvh) * stripes + s]: [grp][tq][dp], the dq of the group's heads from stripe s
             float[][] partials = new float[g.batch() * g.hkv() * stripes][];
@@ -593,8 +606,8 @@ final class Attention {
                     // stripe s: key tiles s and 2 stripes - 1 - s of every 2 stripes: early (heavy) and late (light) in pairs
                     for (int kt0 = 0; kt0 < nkt; kt0 += 2 * stripes) {
                         int early = kt0 + s, late = kt0 + 2 * stripes - 1 - s;
-                        if (early < nkt) keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, early * BC, br, dp, sc, part);
-                        if (late < nkt) keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, late * BC, br, dp, sc, part);
+                        if (early < nkt) keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, early * BC, br, dp, sc, tiles, part);
+                        if (late < nkt) keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, late * BC, br, dp, sc, tiles, part);
                     }
                     partials[u] = part;
                 }
@@ -606,7 +619,7 @@ final class Attention {
             KeyScratch sc = new KeyScratch(grp * br, g.d(), dp);
             for (int t = start; t < end; t++) {
                 int kt = zigzag(t % nkt, nkt), kvh = (t / nkt) % g.hkv(), b = t / nkt / g.hkv();
-                keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc, null);
+                keyTileBackward(g, dOut, q, k, v, lse, rowD, scale, dk, dv, b, kvh, kt * BC, br, dp, sc, tiles, null);
             }
         });
         int nqt = Math.ceilDiv(g.tq(), br);
@@ -679,6 +692,43 @@ final class Attention {
         }
     }
 
+    /** The most memory {@link QueryTiles} may take; above it, each key tile copies the query rows it meets itself. */
+    static final long QUERY_TILES_BYTES = 128L << 20;
+
+    /**
+     * Every query tile's rows of scale * q and of dOut, packed once per backward call as {@link #packRows} packs
+     * them, [b * hkv + kvh][tile][grp * br][dp]. Without it each key tile packed every later query tile again:
+     * strided rows that miss L2, about 40 ns each, a tenth of the backward (1,024 tokens, head dim 32).
+     */
+    private record QueryTiles(float[][] q, float[][] dOut, int tileFloats) {
+        /** The packed tiles, or null when they would take more than {@link #QUERY_TILES_BYTES}. */
+        static QueryTiles pack(Dims g, MemorySegment q, MemorySegment dOut, float scale, int br, int dp) {
+            int grp = g.group(), nqt = Math.ceilDiv(g.tq(), br), tileFloats = grp * br * dp;
+            long bytes = 2L * g.batch() * g.hkv() * nqt * tileFloats * Float.BYTES;
+            if (bytes > QUERY_TILES_BYTES || (long) nqt * tileFloats > Integer.MAX_VALUE - 8) return null;
+            float[][] qs = new float[g.batch() * g.hkv()][], dos = new float[g.batch() * g.hkv()][];
+            Parallel.forRange(qs.length, 1, (start, end) -> {
+                for (int u = start; u < end; u++) {
+                    int kvh = u % g.hkv(), b = u / g.hkv();
+                    qs[u] = new float[nqt * tileFloats];
+                    dos[u] = new float[nqt * tileFloats];
+                    for (int t = 0; t < nqt; t++) {
+                        int i0 = t * br, nr = Math.min(br, g.tq() - i0);
+                        packRows(g, q, b, kvh, i0, nr, scale, qs[u], t * tileFloats, dp);
+                        packRows(g, dOut, b, kvh, i0, nr, 1f, dos[u], t * tileFloats, dp);
+                    }
+                }
+            });
+            return new QueryTiles(qs, dos, tileFloats);
+        }
+
+        /** The first n floats of query tile t of (b, kvh) into qDst and dOutDst. */
+        void copy(Dims g, int b, int kvh, int t, int n, float[] qDst, float[] dOutDst) {
+            System.arraycopy(q[b * g.hkv() + kvh], t * tileFloats, qDst, 0, n);
+            System.arraycopy(dOut[b * g.hkv() + kvh], t * tileFloats, dOutDst, 0, n);
+        }
+    }
+
     /** Pass-1 scratch: one key tile (transposed, reused by every query tile) and its dk/dv sums. */
     private static final class KeyScratch {
         final float[] kt, vt, qs, dos, s, ds, dkAcc, dvAcc, ls, dd, tmp, ks;
@@ -705,7 +755,8 @@ final class Attention {
      */
     private static void keyTileBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
                                         MemorySegment lse, float[] rowD, float scale, MemorySegment dk, MemorySegment dv,
-                                        int b, int kvh, int j0, int br, int dp, KeyScratch sc, float[] dqPart) {
+                                        int b, int kvh, int j0, int br, int dp, KeyScratch sc, QueryTiles tiles,
+                                        float[] dqPart) {
         int d = g.d(), nc = Math.min(BC, g.tk() - j0), grp = g.group();
         float[] s = sc.s, ds = sc.ds;
         packKeysTransposed(g, k, b, kvh, j0, nc, LOG2E, sc.kt, sc.tmp); // base-2 scores: log2 e folded into k
@@ -716,8 +767,12 @@ final class Attention {
         // Queries before j0 - offset see none of these keys.
         for (int i0 = Math.max(0, j0 - g.offset()); i0 < g.tq(); i0 += br) {
             int nr = Math.min(br, g.tq() - i0), rows = grp * nr, firstPos = g.offset() + i0;
-            packRows(g, q, b, kvh, i0, nr, scale, sc.qs, dp);
-            packRows(g, dOut, b, kvh, i0, nr, 1f, sc.dos, dp);
+            if (tiles != null && i0 % br == 0) { // the tiles start at multiples of br (they do where BC is one, from j0 = 0)
+                tiles.copy(g, b, kvh, i0 / br, rows * dp, sc.qs, sc.dos);
+            } else {
+                packRows(g, q, b, kvh, i0, nr, scale, sc.qs, dp);
+                packRows(g, dOut, b, kvh, i0, nr, 1f, sc.dos, dp);
+            }
             packRowStats(g, lse, rowD, b, kvh, i0, nr, sc.ls, sc.dd, rows);
             gemm(s, BC, sc.qs, dp, 1, sc.kt, BC, rows, d, BC, false);   // S = (scale q) (log2e k)^T
             if (j0 + BC - 1 > firstPos) mask(s, rows, nr, firstPos, j0);

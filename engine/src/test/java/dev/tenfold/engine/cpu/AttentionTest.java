@@ -114,11 +114,28 @@ class AttentionTest {
         }
     }
 
+    /** The query tiles packed once per call give the same bits as each key tile packing the rows it meets, in both passes. */
+    @ParameterizedTest(name = "B={0} Tq={1} Tk={2} Hq={3} Hkv={4} d={5}")
+    @MethodSource("shapes")
+    void packedQueryTilesGiveTheSameBits(int b, int tq, int tk, int hq, int hkv, int d) {
+        try (Problem pr = Problem.of(11L * tq + tk + d, b, tq, tk, hq, hkv, d)) {
+            Attention.Dims g = new Attention.Dims(b, tq, tk, hq, hkv, d);
+            for (int stripes : new int[] {0, Attention.dqStripes(g)}) {
+                float[][] packed = backward(pr, g, stripes, true), perTile = backward(pr, g, stripes, false);
+                for (int i = 0; i < 3; i++) assertArrayEquals(perTile[i], packed[i], "d" + "qkv".charAt(i) + ", " + stripes + " stripes, " + pr);
+            }
+        }
+    }
+
     private static float[][] backward(Problem pr, Attention.Dims g, int stripes) {
+        return backward(pr, g, stripes, true);
+    }
+
+    private static float[][] backward(Problem pr, Attention.Dims g, int stripes, boolean packQueries) {
         try (Tensor dq = poisoned(pr.b, pr.tq, pr.hq, pr.d); Tensor dk = poisoned(pr.b, pr.tk, pr.hkv, pr.d);
              Tensor dv = poisoned(pr.b, pr.tk, pr.hkv, pr.d)) {
             Attention.fastBackward(g, pr.dOut.data(), pr.q.data(), pr.k.data(), pr.v.data(), pr.out.data(), pr.lse.data(), pr.scale,
-                    dq.data(), dk.data(), dv.data(), stripes);
+                    dq.data(), dk.data(), dv.data(), stripes, packQueries);
             return new float[][] {dq.toFloatArray(), dk.toFloatArray(), dv.toFloatArray()};
         }
     }
