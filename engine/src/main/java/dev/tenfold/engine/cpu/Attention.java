@@ -325,15 +325,48 @@ final class Attention {
             fewQueriesForward(g, q, k, v, scale, out, lse);
             return;
         }
+        fastForward(g, q, k, v, scale, out, lse, true);
+    }
+
+    /** {@link #fastForward} with the key and value rows packed once per call or not ({@link KeyRows}); tests reach both. */
+    static void fastForward(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
+                            MemorySegment out, MemorySegment lse, boolean packKeys) {
         int grp = g.group(), br = queryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
         int dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
+        KeyRows rows = packKeys ? KeyRows.pack(g, k, v, dp) : null;
         Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
             ForwardScratch sc = new ForwardScratch(grp * br, rp, g.d(), dp);
             for (int t = start; t < end; t++) {
                 int qt = zigzag(t % nqt, nqt), kvh = (t / nqt) % g.hkv(), b = t / nqt / g.hkv();
-                forwardTile(g, q, k, v, scale, out, lse, b, kvh, qt * br, Math.min(br, g.tq() - qt * br), dp, sc);
+                forwardTile(g, q, k, v, scale, out, lse, b, kvh, qt * br, Math.min(br, g.tq() - qt * br), dp, sc, rows);
             }
         });
+    }
+
+    /** The most memory {@link KeyRows} may take; above it, each query tile copies the key and value rows it meets itself. */
+    static final long KEY_ROWS_BYTES = 128L << 20;
+
+    /**
+     * Every key and value row of each (b, kv head), copied once per forward call into [b * hkv + kvh][key][dp], so that
+     * the query tiles read their key tiles from there instead of each copying every tile it meets (strided rows).
+     */
+    private record KeyRows(float[][] k, float[][] v) {
+        /** The packed rows, or null when they would take more than {@link #KEY_ROWS_BYTES}. */
+        static KeyRows pack(Dims g, MemorySegment k, MemorySegment v, int dp) {
+            long floats = (long) g.tk() * dp;
+            if (2L * g.batch() * g.hkv() * floats * Float.BYTES > KEY_ROWS_BYTES || floats > Integer.MAX_VALUE - 8) return null;
+            float[][] ks = new float[g.batch() * g.hkv()][], vs = new float[g.batch() * g.hkv()][];
+            Parallel.forRange(ks.length, 1, (start, end) -> {
+                for (int u = start; u < end; u++) {
+                    int kvh = u % g.hkv(), b = u / g.hkv();
+                    ks[u] = new float[(int) floats];
+                    vs[u] = new float[(int) floats];
+                    packKeyRows(g, k, b, kvh, 0, g.tk(), ks[u], dp);
+                    packKeyRows(g, v, b, kvh, 0, g.tk(), vs[u], dp);
+                }
+            });
+            return new KeyRows(ks, vs);
+        }
     }
 
     /**
@@ -344,7 +377,7 @@ final class Attention {
      */
     private static void forwardTile(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
                                     MemorySegment out, MemorySegment lse, int b, int kvh, int i0, int nr, int dp,
-                                    ForwardScratch sc) {
+                                    ForwardScratch sc, KeyRows keyRows) {
         int d = g.d(), grp = g.group(), rows = grp * nr, rp = roundUp(rows, L);
         int firstPos = g.offset() + i0, lastPos = firstPos + nr - 1;
         float[] st = sc.st, ot = sc.ot, m = sc.m, l = sc.l, alpha = sc.alpha;
@@ -354,9 +387,17 @@ final class Attention {
         Arrays.fill(l, 0, rp, 0f);
         for (int j0 = 0; j0 <= lastPos; j0 += BC) { // tiles past the last row's position are fully masked: skipped
             int nc = Math.min(BC, g.tk() - j0);
-            packKeyRows(g, k, b, kvh, j0, nc, sc.ks, dp);
-            packKeyRows(g, v, b, kvh, j0, nc, sc.vs, dp);
-            gemm(st, rp, sc.ks, dp, 1, sc.qt, rp, nc, d, rp, false); // S^T = k (scale log2e q)^T: base-2 scores
+            float[] ks = sc.ks, vs = sc.vs;
+            int kOff = 0;
+            if (keyRows != null) {
+                ks = keyRows.k[b * g.hkv() + kvh];
+                vs = keyRows.v[b * g.hkv() + kvh];
+                kOff = j0 * dp;
+            } else {
+                packKeyRows(g, k, b, kvh, j0, nc, ks, dp);
+                packKeyRows(g, v, b, kvh, j0, nc, vs, dp);
+            }
+            gemm(st, 0, rp, ks, kOff, dp, 1, sc.qt, rp, nc, d, rp, false); // S^T = k (scale log2e q)^T: base-2 scores
             if (j0 + nc - 1 > firstPos) maskTransposed(st, rp, nc, grp, nr, firstPos, j0);
             // Online softmax, L query rows at a time: new running max, P = 2^(S - max), rescale factor.
             for (int r = 0; r < rp; r += L) {
@@ -391,7 +432,7 @@ final class Attention {
                     FloatVector.fromArray(SP, ot, p * rp + r).mul(FloatVector.fromArray(SP, alpha, r)).intoArray(ot, p * rp + r);
                 }
             }
-            gemm(ot, rp, sc.vs, 1, dp, st, rp, d, nc, rp, true); // O^T += v^T P^T
+            gemm(ot, 0, rp, vs, kOff, 1, dp, st, rp, d, nc, rp, true); // O^T += v^T P^T
         }
         float[] row = sc.tmp;
         for (int r = 0; r < rows; r++) {

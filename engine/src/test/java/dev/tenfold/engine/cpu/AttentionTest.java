@@ -114,6 +114,21 @@ class AttentionTest {
         }
     }
 
+    /** The key and value rows packed once per call give the same bits as each query tile copying the rows it meets. */
+    @ParameterizedTest(name = "B={0} Tq={1} Tk={2} Hq={3} Hkv={4} d={5}")
+    @MethodSource("shapes")
+    void packedKeyRowsGiveTheSameBits(int b, int tq, int tk, int hq, int hkv, int d) {
+        try (Problem pr = Problem.of(13L * tq + tk + d, b, tq, tk, hq, hkv, d);
+             Tensor out1 = poisoned(b, tq, hq, d); Tensor lse1 = poisoned(b, hq, tq);
+             Tensor out2 = poisoned(b, tq, hq, d); Tensor lse2 = poisoned(b, hq, tq)) {
+            Attention.Dims g = new Attention.Dims(b, tq, tk, hq, hkv, d);
+            Attention.fastForward(g, pr.q.data(), pr.k.data(), pr.v.data(), pr.scale, out1.data(), lse1.data(), true);
+            Attention.fastForward(g, pr.q.data(), pr.k.data(), pr.v.data(), pr.scale, out2.data(), lse2.data(), false);
+            assertArrayEquals(out2.toFloatArray(), out1.toFloatArray(), "out, " + pr);
+            assertArrayEquals(lse2.toFloatArray(), lse1.toFloatArray(), "lse, " + pr);
+        }
+    }
+
     /** The query tiles packed once per call give the same bits as each key tile packing the rows it meets, in both passes. */
     @ParameterizedTest(name = "B={0} Tq={1} Tk={2} Hq={3} Hkv={4} d={5}")
     @MethodSource("shapes")
