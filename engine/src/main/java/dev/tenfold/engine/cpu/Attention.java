@@ -527,7 +527,7 @@ final class Attention {
             int q0 = r * d, q1 = r + 1 < grp ? q0 + d : q0, q2 = r + 2 < grp ? q0 + 2 * d : q0, q3 = r + 3 < grp ? q0 + 3 * d : q0;
             int s0 = r * nk, s1 = r + 1 < grp ? s0 + nk : s0, s2 = r + 2 < grp ? s0 + 2 * nk : s0, s3 = r + 3 < grp ? s0 + 3 * nk : s0;
             long at = k0;
-            for (int j = 0; j < nk; j++, at += rowStride) { // rows past grp repeat row r; s3 etc. are written last
+            for (int j = 0; j < nk; j++, at += rowStride) { // rows past grp repeat row r: the same sum, stored twice
                 FloatVector a0 = FloatVector.zero(SP), a1 = a0, a2 = a0, a3 = a0;
                 for (int p = 0; p < dv; p += L) {
                     FloatVector kv = FloatVector.fromMemorySegment(SP, k, at + 4L * p, NATIVE);
@@ -628,7 +628,7 @@ final class Attention {
         fastBackward(g, dOut, q, k, v, out, lse, scale, dq, dk, dv, stripes, true);
     }
 
-    /** ... and whether the query tiles are packed once per call ({@link QueryTiles}); tests reach both. */
+    /** {@link #fastBackward} with the stripes given and the query tiles packed once per call or not ({@link QueryTiles}); tests reach both. */
     static void fastBackward(Dims g, MemorySegment dOut, MemorySegment q, MemorySegment k, MemorySegment v,
                              MemorySegment out, MemorySegment lse, float scale,
                              MemorySegment dq, MemorySegment dk, MemorySegment dv, int stripes, boolean packQueries) {
