@@ -69,6 +69,8 @@ class AttentionTest {
                 Arguments.of(2, Attention.FEW_QUERIES, 600, 8, 2, 64), // the most positions the decoding path takes
                 Arguments.of(1, 2, 50, 4, 4, 24),       // decoding, head dim not a multiple of the vector length
                 Arguments.of(3, 3, 3, 2, 1, 8),         // decoding without a cache, head dim under one vector
+                Arguments.of(1, 3, 40, 6, 2, 20),       // decoding, group 3 (a partial block of heads), head dim 20 (a tail at every width)
+                Arguments.of(1, 2, 30, 6, 1, 20),       // decoding, group 6: a full and a partial block of four heads
                 Arguments.of(2, 5, 40, 4, 4, 16),       // decoding a few tokens
                 Arguments.of(1, 33, 150, 8, 1, 128));   // a chunk of queries after a cache
     }
