@@ -260,8 +260,13 @@ final class Attention {
 
     /** Keys j0 .. j0+nc as rows dst[c * dp] (padding columns stay zero). */
     private static void packKeyRows(Dims g, MemorySegment src, int b, int kvh, int j0, int nc, float[] dst, int dp) {
+        packKeyRows(g, src, b, kvh, j0, nc, dst, 0, dp);
+    }
+
+    /** {@link #packKeyRows} into dst from element off. */
+    private static void packKeyRows(Dims g, MemorySegment src, int b, int kvh, int j0, int nc, float[] dst, int off, int dp) {
         for (int c = 0; c < nc; c++) {
-            MemorySegment.copy(src, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, dst, c * dp, g.d());
+            MemorySegment.copy(src, Tensor.F32, g.kRow(b, j0 + c, kvh) * 4, dst, off + c * dp, g.d());
         }
     }
 
@@ -333,7 +338,7 @@ final class Attention {
                             MemorySegment out, MemorySegment lse, boolean packKeys) {
         int grp = g.group(), br = queryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
         int dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
-        KeyRows rows = packKeys ? KeyRows.pack(g, k, v, dp) : null;
+        KeyRows rows = packKeys && g.hkv() > 1 ? KeyRows.pack(g, k, v, dp) : null; // see KeyRows
         Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
             ForwardScratch sc = new ForwardScratch(grp * br, rp, g.d(), dp);
             for (int t = start; t < end; t++) {
@@ -349,6 +354,8 @@ final class Attention {
     /**
      * Every key and value row of each (b, kv head), copied once per forward call into [b * hkv + kvh][key][dp], so that
      * the query tiles read their key tiles from there instead of each copying every tile it meets (strided rows).
+     * Only with several kv heads: with one, a kv head's rows are whole token rows, read in storage order, and the
+     * extra pass lost (0.95-0.99x at 4/1 heads of 128; 1.04-1.10x at 8/2 heads of 32 to 128).
      */
     private record KeyRows(float[][] k, float[][] v) {
         /** The packed rows, or null when they would take more than {@link #KEY_ROWS_BYTES}. */
@@ -356,13 +363,17 @@ final class Attention {
             long floats = (long) g.tk() * dp;
             if (2L * g.batch() * g.hkv() * floats * Float.BYTES > KEY_ROWS_BYTES || floats > Integer.MAX_VALUE - 8) return null;
             float[][] ks = new float[g.batch() * g.hkv()][], vs = new float[g.batch() * g.hkv()][];
-            Parallel.forRange(ks.length, 1, (start, end) -> {
-                for (int u = start; u < end; u++) {
-                    int kvh = u % g.hkv(), b = u / g.hkv();
-                    ks[u] = new float[(int) floats];
-                    vs[u] = new float[(int) floats];
-                    packKeyRows(g, k, b, kvh, 0, g.tk(), ks[u], dp);
-                    packKeyRows(g, v, b, kvh, 0, g.tk(), vs[u], dp);
+            for (int u = 0; u < ks.length; u++) {
+                ks[u] = new float[(int) floats];
+                vs[u] = new float[(int) floats];
+            }
+            // in key tiles, so that a single kv head (multi-query attention) still packs on every core
+            int nkt = Math.ceilDiv(g.tk(), BC);
+            Parallel.forRange(ks.length * nkt, 1, (start, end) -> {
+                for (int t = start; t < end; t++) {
+                    int u = t / nkt, j0 = t % nkt * BC, kvh = u % g.hkv(), b = u / g.hkv(), nc = Math.min(BC, g.tk() - j0);
+                    packKeyRows(g, k, b, kvh, j0, nc, ks[u], j0 * dp, dp);
+                    packKeyRows(g, v, b, kvh, j0, nc, vs[u], j0 * dp, dp);
                 }
             });
             return new KeyRows(ks, vs);
@@ -635,7 +646,7 @@ final class Attention {
         int grp = g.group(), br = queryTile(grp), dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
         float[] rowD = rowDots(g, dOut, out);
         int nkt = Math.ceilDiv(g.tk(), BC);
-        QueryTiles tiles = packQueries ? QueryTiles.pack(g, q, dOut, scale, br, dp) : null;
+        QueryTiles tiles = packQueries && g.hkv() > 1 ? QueryTiles.pack(g, q, dOut, scale, br, dp) : null; // see QueryTiles
         if (stripes > 0) {
             // partials[(b * hkv + kvh) * stripes + s]: [grp][tq][dp], the dq of the group's heads from stripe s
             float[][] partials = new float[g.batch() * g.hkv() * stripes][];
@@ -739,7 +750,8 @@ final class Attention {
     /**
      * Every query tile's rows of scale * q and of dOut, packed once per backward call as {@link #packRows} packs
      * them, [b * hkv + kvh][tile][grp * br][dp]. Without it each key tile packed every later query tile again:
-     * strided rows that miss L2, about 40 ns each, a tenth of the backward (1,024 tokens, head dim 32).
+     * strided rows that miss L2, about 40 ns each, a tenth of the backward (1,024 tokens, head dim 32). Only with
+     * several kv heads, as {@link KeyRows} (0.88-0.93x at 4/1 heads of 128; 1.0-1.06x at 8/2 heads of 32 to 128).
      */
     private record QueryTiles(float[][] q, float[][] dOut, int tileFloats) {
         /** The packed tiles, or null when they would take more than {@link #QUERY_TILES_BYTES}. */
@@ -748,16 +760,16 @@ final class Attention {
             long bytes = 2L * g.batch() * g.hkv() * nqt * tileFloats * Float.BYTES;
             if (bytes > QUERY_TILES_BYTES || (long) nqt * tileFloats > Integer.MAX_VALUE - 8) return null;
             float[][] qs = new float[g.batch() * g.hkv()][], dos = new float[g.batch() * g.hkv()][];
-            Parallel.forRange(qs.length, 1, (start, end) -> {
-                for (int u = start; u < end; u++) {
-                    int kvh = u % g.hkv(), b = u / g.hkv();
-                    qs[u] = new float[nqt * tileFloats];
-                    dos[u] = new float[nqt * tileFloats];
-                    for (int t = 0; t < nqt; t++) {
-                        int i0 = t * br, nr = Math.min(br, g.tq() - i0);
-                        packRows(g, q, b, kvh, i0, nr, scale, qs[u], t * tileFloats, dp);
-                        packRows(g, dOut, b, kvh, i0, nr, 1f, dos[u], t * tileFloats, dp);
-                    }
+            for (int u = 0; u < qs.length; u++) {
+                qs[u] = new float[nqt * tileFloats];
+                dos[u] = new float[nqt * tileFloats];
+            }
+            Parallel.forRange(qs.length * nqt, 1, (start, end) -> { // by tile: a single kv head still packs on every core
+                for (int x = start; x < end; x++) {
+                    int u = x / nqt, t = x % nqt, kvh = u % g.hkv(), b = u / g.hkv();
+                    int i0 = t * br, nr = Math.min(br, g.tq() - i0);
+                    packRows(g, q, b, kvh, i0, nr, scale, qs[u], t * tileFloats, dp);
+                    packRows(g, dOut, b, kvh, i0, nr, 1f, dos[u], t * tileFloats, dp);
                 }
             });
             return new QueryTiles(qs, dos, tileFloats);
