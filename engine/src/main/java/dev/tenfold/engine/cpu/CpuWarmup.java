@@ -93,7 +93,7 @@ final class CpuWarmup {
         final Tensor x, xb, dNorm, dTable, dAct2, dx2, rstd, wt, y, yKv, yBf16, dy, dx, loraA, loraB, loraH, dLoraA, dLoraB;
         /** The frozen weights in allocated memory, and the same in a read-only mapped file (or allocated again where mapping failed). */
         final Weights allocated, mapped;
-        final Tensor q, k, v, att, lse, q1, att1, lse1, dAtt, dq, dk, dv, invFreq, positions, gate, up, act, dGate, dUp, dAct;
+        final Tensor q, k, v, att, lse, q1, att1, lse1, k2, v2, dk2, dv2, dAtt, dq, dk, dv, invFreq, positions, gate, up, act, dGate, dUp, dAct;
         final Tensor ids, targets, dVocabW, p, g, m, s, nf4Packed, nf4Absmax, nf4Out, soft, dSoft;
         final Backend.AdamW hp = new Backend.AdamW(1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f);
         // Past the blocking and chunking limits: a product deeper than one K-block of the GEMM (and a
@@ -137,6 +137,11 @@ final class CpuWarmup {
             q1 = random(arena, rng, 1, 1, HEADS, HEAD); // one decoded token against the keys
             att1 = Tensor.allocate(arena, DType.F32, 1, 1, HEADS, HEAD);
             lse1 = Tensor.allocate(arena, DType.F32, 1, HEADS, 1);
+            // two kv heads: attention then packs its rows once per call (Attention.KeyRows, QueryTiles), which one does not
+            k2 = random(arena, rng, 1, T, 2, HEAD);
+            v2 = random(arena, rng, 1, T, 2, HEAD);
+            dk2 = Tensor.allocate(arena, DType.F32, 1, T, 2, HEAD);
+            dv2 = Tensor.allocate(arena, DType.F32, 1, T, 2, HEAD);
             dAtt = random(arena, rng, 1, T, HEADS, HEAD);
             dq = Tensor.allocate(arena, DType.F32, 1, T, HEADS, HEAD);
             dk = Tensor.allocate(arena, DType.F32, 1, T, KV_HEADS, HEAD);
@@ -281,6 +286,8 @@ final class CpuWarmup {
             b.attention(q, k, v, 0.17f, att, lse);
             b.attentionBackward(dAtt, q, k, v, att, lse, 0.17f, dq, dk, dv);
             b.attention(q1, k, v, 0.17f, att1, lse1);
+            b.attention(q, k2, v2, 0.17f, att, lse);
+            b.attentionBackward(dAtt, q, k2, v2, att, lse, 0.17f, dq, dk2, dv2);
             Attention.exerciseKernels();
             b.swiglu(gate, up, act);
             b.swigluBackward(dAct, gate, up, dGate, dUp);
