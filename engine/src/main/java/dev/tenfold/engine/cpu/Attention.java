@@ -338,7 +338,7 @@ final class Attention {
                             MemorySegment out, MemorySegment lse, boolean packKeys) {
         int grp = g.group(), br = queryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
         int dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
-        KeyRows rows = packKeys && g.hkv() > 1 ? KeyRows.pack(g, k, v, dp) : null; // see KeyRows
+        KeyRows rows = packKeys ? KeyRows.pack(g, k, v, dp) : null;
         Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
             ForwardScratch sc = new ForwardScratch(grp * br, rp, g.d(), dp);
             for (int t = start; t < end; t++) {
@@ -358,10 +358,10 @@ final class Attention {
      * extra pass lost (0.95-0.99x at 4/1 heads of 128; 1.04-1.10x at 8/2 heads of 32 to 128).
      */
     private record KeyRows(float[][] k, float[][] v) {
-        /** The packed rows, or null when they would take more than {@link #KEY_ROWS_BYTES}. */
+        /** The packed rows, or null with one kv head or when they would take more than {@link #KEY_ROWS_BYTES}. */
         static KeyRows pack(Dims g, MemorySegment k, MemorySegment v, int dp) {
             long floats = (long) g.tk() * dp;
-            if (2L * g.batch() * g.hkv() * floats * Float.BYTES > KEY_ROWS_BYTES || floats > Integer.MAX_VALUE - 8) return null;
+            if (g.hkv() == 1 || 2L * g.batch() * g.hkv() * floats * Float.BYTES > KEY_ROWS_BYTES || floats > Integer.MAX_VALUE - 8) return null;
             float[][] ks = new float[g.batch() * g.hkv()][], vs = new float[g.batch() * g.hkv()][];
             for (int u = 0; u < ks.length; u++) {
                 ks[u] = new float[(int) floats];
@@ -646,7 +646,7 @@ final class Attention {
         int grp = g.group(), br = queryTile(grp), dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
         float[] rowD = rowDots(g, dOut, out);
         int nkt = Math.ceilDiv(g.tk(), BC);
-        QueryTiles tiles = packQueries && g.hkv() > 1 ? QueryTiles.pack(g, q, dOut, scale, br, dp) : null; // see QueryTiles
+        QueryTiles tiles = packQueries ? QueryTiles.pack(g, q, dOut, scale, br, dp) : null;
         if (stripes > 0) {
             // partials[(b * hkv + kvh) * stripes + s]: [grp][tq][dp], the dq of the group's heads from stripe s
             float[][] partials = new float[g.batch() * g.hkv() * stripes][];
@@ -754,11 +754,11 @@ final class Attention {
      * several kv heads, as {@link KeyRows} (0.88-0.93x at 4/1 heads of 128; 1.0-1.06x at 8/2 heads of 32 to 128).
      */
     private record QueryTiles(float[][] q, float[][] dOut, int tileFloats) {
-        /** The packed tiles, or null when they would take more than {@link #QUERY_TILES_BYTES}. */
+        /** The packed tiles, or null with one kv head or when they would take more than {@link #QUERY_TILES_BYTES}. */
         static QueryTiles pack(Dims g, MemorySegment q, MemorySegment dOut, float scale, int br, int dp) {
             int grp = g.group(), nqt = Math.ceilDiv(g.tq(), br), tileFloats = grp * br * dp;
             long bytes = 2L * g.batch() * g.hkv() * nqt * tileFloats * Float.BYTES;
-            if (bytes > QUERY_TILES_BYTES || (long) nqt * tileFloats > Integer.MAX_VALUE - 8) return null;
+            if (g.hkv() == 1 || bytes > QUERY_TILES_BYTES || (long) nqt * tileFloats > Integer.MAX_VALUE - 8) return null;
             float[][] qs = new float[g.batch() * g.hkv()][], dos = new float[g.batch() * g.hkv()][];
             for (int u = 0; u < qs.length; u++) {
                 qs[u] = new float[nqt * tileFloats];
