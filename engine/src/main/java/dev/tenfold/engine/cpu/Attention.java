@@ -218,6 +218,14 @@ final class Attention {
     /** Query rows per tile and head: the group's heads together make about 128 rows per K/V tile. */
     static int queryTile(int group) { return Math.clamp(128 / group, 16, 64); }
 
+    /**
+     * Query rows per tile and head in the forward: half of {@link #queryTile}, about 64 rows per K/V tile, so that
+     * the tile's scores (keys x rows, 32 KiB at 128 keys) stay nearer L1 while O^T += v^T P^T reads them once per
+     * 6 head dims. 1.05-1.14x the forward at head dims 32 to 128 (4,096 tokens, alternating runs); a quarter was
+     * slower, and the backward's tiles (five products, more state per row) gained nothing from halving.
+     */
+    static int forwardQueryTile(int group) { return Math.max(1, queryTile(group) / 2); }
+
     /** Visits tiles light and heavy alternately (0, n-1, 1, n-2, ...) so contiguous chunks of tasks balance. */
     static int zigzag(int x, int n) { return (x & 1) == 0 ? x >> 1 : n - 1 - (x >> 1); }
 
@@ -336,7 +344,7 @@ final class Attention {
     /** {@link #fastForward} with the key and value rows packed once per call or not ({@link KeyRows}); tests reach both. */
     static void fastForward(Dims g, MemorySegment q, MemorySegment k, MemorySegment v, float scale,
                             MemorySegment out, MemorySegment lse, boolean packKeys) {
-        int grp = g.group(), br = queryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
+        int grp = g.group(), br = forwardQueryTile(grp), nqt = Math.ceilDiv(g.tq(), br);
         int dp = roundUp(g.d(), L), rp = roundUp(grp * br, L);
         KeyRows rows = packKeys ? KeyRows.pack(g, k, v, dp) : null;
         Parallel.forRange(g.batch() * g.hkv() * nqt, 1, (start, end) -> {
@@ -1034,8 +1042,53 @@ final class Attention {
         }
     }
 
+    /** 4 rows x 4 vectors in the layout of a at hand (4-row remainders of the 6-row tiles). */
     private static void kernel4x4(float[] c, int ldc, float[] a, int a0, int ars, int acs, float[] b, int ldb, int k,
                                   int c0, int j, boolean acc) {
+        if (ars == 1) kernel4x4U(c, ldc, a, a0, acs, b, ldb, k, c0, j, acc);
+        else kernel4x4K(c, ldc, a, a0, ars, b, ldb, k, c0, j, acc);
+    }
+
+    /** 4 rows x 4 vectors, for rows of a next to each other (ars = 1), as {@link #kernel6x4U}. */
+    private static void kernel4x4U(float[] c, int ldc, float[] a, int a0, int acs, float[] b, int ldb, int k,
+                                   int c0, int j, boolean acc) {
+        int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33;
+        if (acc) {
+            x00 = FloatVector.fromArray(SP, c, c0); x01 = FloatVector.fromArray(SP, c, c0 + L);
+            x02 = FloatVector.fromArray(SP, c, c0 + 2 * L); x03 = FloatVector.fromArray(SP, c, c0 + 3 * L);
+            x10 = FloatVector.fromArray(SP, c, c1); x11 = FloatVector.fromArray(SP, c, c1 + L);
+            x12 = FloatVector.fromArray(SP, c, c1 + 2 * L); x13 = FloatVector.fromArray(SP, c, c1 + 3 * L);
+            x20 = FloatVector.fromArray(SP, c, c2); x21 = FloatVector.fromArray(SP, c, c2 + L);
+            x22 = FloatVector.fromArray(SP, c, c2 + 2 * L); x23 = FloatVector.fromArray(SP, c, c2 + 3 * L);
+            x30 = FloatVector.fromArray(SP, c, c3); x31 = FloatVector.fromArray(SP, c, c3 + L);
+            x32 = FloatVector.fromArray(SP, c, c3 + 2 * L); x33 = FloatVector.fromArray(SP, c, c3 + 3 * L);
+        } else {
+            x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = FloatVector.zero(SP);
+            x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = FloatVector.zero(SP);
+        }
+        for (int p = 0, ap = a0, bp = j; p < k; p++, ap += acs, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L);
+            FloatVector b2 = FloatVector.fromArray(SP, b, bp + 2 * L), b3 = FloatVector.fromArray(SP, b, bp + 3 * L);
+            FloatVector av = FloatVector.broadcast(SP, a[ap]);
+            x00 = av.fma(b0, x00); x01 = av.fma(b1, x01); x02 = av.fma(b2, x02); x03 = av.fma(b3, x03);
+            av = FloatVector.broadcast(SP, a[ap + 1]);
+            x10 = av.fma(b0, x10); x11 = av.fma(b1, x11); x12 = av.fma(b2, x12); x13 = av.fma(b3, x13);
+            av = FloatVector.broadcast(SP, a[ap + 2]);
+            x20 = av.fma(b0, x20); x21 = av.fma(b1, x21); x22 = av.fma(b2, x22); x23 = av.fma(b3, x23);
+            av = FloatVector.broadcast(SP, a[ap + 3]);
+            x30 = av.fma(b0, x30); x31 = av.fma(b1, x31); x32 = av.fma(b2, x32); x33 = av.fma(b3, x33);
+        }
+        x00.intoArray(c, c0); x01.intoArray(c, c0 + L); x02.intoArray(c, c0 + 2 * L); x03.intoArray(c, c0 + 3 * L);
+        x10.intoArray(c, c1); x11.intoArray(c, c1 + L); x12.intoArray(c, c1 + 2 * L); x13.intoArray(c, c1 + 3 * L);
+        x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
+        x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
+    }
+
+
+    /** 4 rows x 4 vectors, for a row of a contiguous along p (acs = 1), as {@link #kernel6x4K}. */
+    private static void kernel4x4K(float[] c, int ldc, float[] a, int a0, int ars, float[] b, int ldb, int k,
+                                   int c0, int j, boolean acc) {
         int c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
         FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33;
         if (acc) {
@@ -1052,17 +1105,16 @@ final class Attention {
             x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = FloatVector.zero(SP);
         }
         int a1 = a0 + ars, a2 = a1 + ars, a3 = a2 + ars;
-        for (int p = 0; p < k; p++) {
-            int bo = p * ldb + j, ao = p * acs;
-            FloatVector b0 = FloatVector.fromArray(SP, b, bo), b1 = FloatVector.fromArray(SP, b, bo + L);
-            FloatVector b2 = FloatVector.fromArray(SP, b, bo + 2 * L), b3 = FloatVector.fromArray(SP, b, bo + 3 * L);
-            FloatVector av = FloatVector.broadcast(SP, a[a0 + ao]);
+        for (int p = 0, bp = j; p < k; p++, bp += ldb) {
+            FloatVector b0 = FloatVector.fromArray(SP, b, bp), b1 = FloatVector.fromArray(SP, b, bp + L);
+            FloatVector b2 = FloatVector.fromArray(SP, b, bp + 2 * L), b3 = FloatVector.fromArray(SP, b, bp + 3 * L);
+            FloatVector av = FloatVector.broadcast(SP, a[a0 + p]);
             x00 = av.fma(b0, x00); x01 = av.fma(b1, x01); x02 = av.fma(b2, x02); x03 = av.fma(b3, x03);
-            av = FloatVector.broadcast(SP, a[a1 + ao]);
+            av = FloatVector.broadcast(SP, a[a1 + p]);
             x10 = av.fma(b0, x10); x11 = av.fma(b1, x11); x12 = av.fma(b2, x12); x13 = av.fma(b3, x13);
-            av = FloatVector.broadcast(SP, a[a2 + ao]);
+            av = FloatVector.broadcast(SP, a[a2 + p]);
             x20 = av.fma(b0, x20); x21 = av.fma(b1, x21); x22 = av.fma(b2, x22); x23 = av.fma(b3, x23);
-            av = FloatVector.broadcast(SP, a[a3 + ao]);
+            av = FloatVector.broadcast(SP, a[a3 + p]);
             x30 = av.fma(b0, x30); x31 = av.fma(b1, x31); x32 = av.fma(b2, x32); x33 = av.fma(b3, x33);
         }
         x00.intoArray(c, c0); x01.intoArray(c, c0 + L); x02.intoArray(c, c0 + 2 * L); x03.intoArray(c, c0 + 3 * L);
@@ -1070,6 +1122,7 @@ final class Attention {
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
         x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
     }
+
 
     /** 6 rows x 4 vectors, for rows of a next to each other (ars = 1): the tile's 6 broadcasts share one index. */
     private static void kernel6x4U(float[] c, int ldc, float[] a, int a0, int acs, float[] b, int ldb, int k,
