@@ -221,10 +221,11 @@ final class Attention {
     /**
      * Query rows per tile and head in the forward: half of {@link #queryTile}, about 64 rows per K/V tile, so that
      * the tile's scores (keys x rows, 32 KiB at 128 keys) stay nearer L1 while O^T += v^T P^T reads them once per
-     * 6 head dims. 1.05-1.14x the forward at head dims 32 to 128 (4,096 tokens, alternating runs); a quarter was
-     * slower, and the backward's tiles (five products, more state per row) gained nothing from halving.
+     * 6 head dims. The forward 1.03-1.07x at head dims 32 and 64, level at 4/1 heads of 128 (alternating builds,
+     * 2 threads); a quarter was slower, and the backward's tiles (five products, more state per row) gained
+     * nothing from halving.
      */
-    static int forwardQueryTile(int group) { return Math.max(1, queryTile(group) / 2); }
+    static int forwardQueryTile(int group) { return queryTile(group) / 2; }
 
     /** Visits tiles light and heavy alternately (0, n-1, 1, n-2, ...) so contiguous chunks of tasks balance. */
     static int zigzag(int x, int n) { return (x & 1) == 0 ? x >> 1 : n - 1 - (x >> 1); }
@@ -1084,7 +1085,6 @@ final class Attention {
         x20.intoArray(c, c2); x21.intoArray(c, c2 + L); x22.intoArray(c, c2 + 2 * L); x23.intoArray(c, c2 + 3 * L);
         x30.intoArray(c, c3); x31.intoArray(c, c3 + L); x32.intoArray(c, c3 + 2 * L); x33.intoArray(c, c3 + 3 * L);
     }
-
 
     /** 4 rows x 4 vectors, for a row of a contiguous along p (acs = 1), as {@link #kernel6x4K}. */
     private static void kernel4x4K(float[] c, int ldc, float[] a, int a0, int ars, float[] b, int ldb, int k,
