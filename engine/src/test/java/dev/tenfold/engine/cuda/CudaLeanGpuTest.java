@@ -68,9 +68,24 @@ class CudaLeanGpuTest {
     }
 
     private void assertNear(String what, Tensor cpu, Tensor onGpu, double rtol) {
+        assertNear(what, cpu, onGpu, 1e-6, rtol);
+    }
+
+    private void assertNear(String what, Tensor cpu, Tensor onGpu, double atol, double rtol) {
         try (Tensor back = gpu.toHost(onGpu)) {
-            TestTensors.assertClose(what, cpu, back, 1e-6, rtol);
+            TestTensors.assertClose(what, cpu, back, atol, rtol);
         }
+    }
+
+    /**
+     * The flash kernels round the probabilities to bf16 before P V (as FlashAttention does), so an output's error scales
+     * with the values it averages, not with itself: an output near zero may be several bf16 ulps off. The tolerance is
+     * therefore a fraction of the largest value, as in FlashAttentionGpuTest.
+     */
+    private void assertNearAttention(String what, Tensor cpu, Tensor onGpu, double fraction, double rtol) {
+        double max = 0;
+        for (float x : cpu.toFloatArray()) max = Math.max(max, Math.abs(x));
+        assertNear(what, cpu, onGpu, fraction * max, rtol);
     }
 
     /** One bf16 ulp and a little: the f32 op's results differ in the last f32 bits, then round the same or one ulp apart. */
@@ -161,16 +176,16 @@ class CudaLeanGpuTest {
         Tensor gq = onGpu(q), gk = onGpu(k), gv = onGpu(v), gout = gpuOut(DType.BF16, 1, t, 2, 64), glse = gpuOut(DType.F32, 1, 2, t);
         CPU.attention(q, k, v, 0.125f, out, lse);
         gpu.attention(gq, gk, gv, 0.125f, gout, glse);
-        assertNear("attention out (bf16)", out, gout, 2e-2);
+        assertNearAttention("attention out (bf16)", out, gout, 2e-2, 2e-2);
         assertNear("attention lse", lse, glse, 1e-3);
         Tensor dOut = host(DType.BF16, 1f, 1, t, 2, 64);
         Tensor dq = hostOut(DType.BF16, 1, t, 2, 64), dk = hostOut(DType.BF16, 1, t, 1, 64), dv = hostOut(DType.BF16, 1, t, 1, 64);
         Tensor gdq = gpuOut(DType.BF16, 1, t, 2, 64), gdk = gpuOut(DType.BF16, 1, t, 1, 64), gdv = gpuOut(DType.BF16, 1, t, 1, 64);
         CPU.attentionBackward(dOut, q, k, v, out, lse, 0.125f, dq, dk, dv);
         gpu.attentionBackward(onGpu(dOut), gq, gk, gv, gout, glse, 0.125f, gdq, gdk, gdv);
-        assertNear("attention dq", dq, gdq, 3e-2);
-        assertNear("attention dk", dk, gdk, 3e-2);
-        assertNear("attention dv", dv, gdv, 3e-2);
+        assertNearAttention("attention dq", dq, gdq, 3e-2, 5e-2);
+        assertNearAttention("attention dk", dk, gdk, 3e-2, 5e-2);
+        assertNearAttention("attention dv", dv, gdv, 3e-2, 5e-2);
     }
 
     @Test
