@@ -17,8 +17,9 @@
 //     dq_accum holds dS K without the scale; (3) applies it.
 // (3) tf_flash_bwd_post: dq = bf16(dq_accum * scale).
 //
-// dQ accumulation. deterministic == 0: atomicAdd (red.global.add.f32); the order of the additions
-// from different key blocks varies from run to run. deterministic != 0: the additions into the
+// dQ accumulation. deterministic == 0: atomicAdd (red.global.add.f32; on sm_90 .v2.f32, a pair of
+// adjacent columns at once); the order of the additions from different key blocks varies from run
+// to run. deterministic != 0: the additions into the
 // rows of one (sequence, query head, query block) happen in key-block order 0, 1, 2, ...: a
 // semaphore word per (sequence, query head, query block) counts the key blocks done; key block n
 // waits until it reads n, adds (still with atomics, now in a fixed order, so the f32 sums are
@@ -245,10 +246,7 @@ static __device__ __forceinline__ void flash_bwd(const bf16* __restrict__ q, con
             if (i < len_q) {
                 float* dst = dq_accum + (static_cast<long long>(q0 + i) * hq + h) * D + w2 * (D / 2) + 2 * t;
 #pragma unroll
-                for (int j = 0; j < HN; ++j) {
-                    atomic_add_f32(dst + 8 * j, dq[j][2 * r]);
-                    atomic_add_f32(dst + 8 * j + 1, dq[j][2 * r + 1]);
-                }
+                for (int j = 0; j < HN; ++j) atomic_add_f32x2(dst + 8 * j, dq[j][2 * r], dq[j][2 * r + 1]);
             }
         }
         if (deterministic) fence_gpu();  // this thread's additions before the release below

@@ -136,7 +136,7 @@ TF_KERNEL void tf_nf4_dequant_f32(const uint8_t* packed, const float* absmax_f32
 // len_q <= len_k, query i sits at position len_k - len_q + i and sees keys j <= that position.
 // Query head h reads kv head h / (hq / hkv) (hq a multiple of hkv). scale multiplies q.k.
 // Alignment: q, k, v, o, dout 16-byte aligned (cp.async and 16-byte stores; true for allocator
-// buffers, a view at an odd element offset must be copied first); lse, delta, dq_accum 4-byte;
+// buffers, a view at an odd element offset must be copied first); dq_accum 8-byte; lse, delta 4-byte;
 // dk, dv 4-byte. A row that sees no key (only if len_q > len_k) gets o = 0 and lse = +inf.
 // Launch (forward): grid (ceil(max_len_q / TF_FLASH_FWD_BLOCK_M), hq, batch), TF_FLASH_FWD_THREADS
 // threads, dynamic shared memory TF_FLASH_FWD_SMEM(D) bytes (the host raises the limit with
