@@ -18,7 +18,11 @@ mkdir -p "$OUTDIR.tmp/lib" "$OUTDIR.tmp/tests"
     --output "$OUTDIR.tmp/jre"
 # jlink's objcopy pass leaves libjvm.so's symbol table (5 MB): without stripping it, the bundle and the
 # tracked tree together pass the device tool's 64 MiB
-if command -v strip >/dev/null 2>&1; then strip --strip-unneeded "$OUTDIR.tmp/jre/lib/server/libjvm.so"; fi
+if command -v strip >/dev/null 2>&1; then
+    strip --strip-unneeded "$OUTDIR.tmp/jre/lib/server/libjvm.so"
+else
+    echo "tenfold bundle: no strip (binutils) here: libjvm.so keeps 5 MB of symbols and the bundle may pass 64 MiB" >&2
+fi
 cp "$ROOT"/tools/target/tenfold-tools-*.jar "$ROOT"/tools/target/lib/*.jar "$OUTDIR.tmp/lib/"
 # the benchmarks' own jar only (GpuReport, GpuComparison): JMH and the tokenizer bench's test data stay behind
 cp "$ROOT"/benchmarks/target/tenfold-benchmarks-*.jar "$OUTDIR.tmp/lib/"

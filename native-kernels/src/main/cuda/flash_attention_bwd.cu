@@ -17,8 +17,8 @@
 //     dq_accum holds dS K without the scale; (3) applies it.
 // (3) tf_flash_bwd_post: dq = bf16(dq_accum * scale).
 //
-// dQ accumulation. deterministic == 0: atomicAdd (red.global.add.f32; on sm_90 .v2.f32, a pair of
-// adjacent columns at once); the order of the additions from different key blocks varies from run
+// dQ accumulation. deterministic == 0: atomicAdd (on sm_90 a float2 atomicAdd, a pair of adjacent
+// columns at once); the order of the additions from different key blocks varies from run
 // to run. deterministic != 0: the additions into the
 // rows of one (sequence, query head, query block) happen in key-block order 0, 1, 2, ...: a
 // semaphore word per (sequence, query head, query block) counts the key blocks done; key block n

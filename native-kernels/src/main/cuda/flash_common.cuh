@@ -13,7 +13,9 @@
 #include "tenfold_kernels.h"
 
 #ifdef TF_FLASH_EMU
+#include <cassert>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #endif
 
@@ -127,7 +129,7 @@ static __device__ __forceinline__ void block_sync() { __syncthreads(); }
 // A barrier that also tells every thread whether any thread passed a non-zero flag.
 static __device__ __forceinline__ bool block_sync_or(int flag) { return __syncthreads_or(flag) != 0; }
 static __device__ __forceinline__ void atomic_add_f32(float* p, float v) { atomicAdd(p, v); }
-// p[0] += a, p[1] += b, p 8-byte aligned. On sm_90 one vector reduction (red.global.add.v2.f32): half the
+// p[0] += a, p[1] += b, p 8-byte aligned. On sm_90 one float2 atomicAdd (atom.global.add.v2.f32): half the
 // instructions and L2 requests of two scalar ones; each element still gets its additions one at a time.
 static __device__ __forceinline__ void atomic_add_f32x2(float* p, float a, float b) {
 #if __CUDA_ARCH__ >= 900
@@ -202,6 +204,7 @@ static inline void block_sync() { tf_emu::syncthreads(); }
 static inline bool block_sync_or(int flag) { return tf_emu::syncthreads_or(flag); }
 static inline void atomic_add_f32(float* p, float v) { tf_emu::atomic_add(p, v); }
 static inline void atomic_add_f32x2(float* p, float a, float b) {
+    assert((reinterpret_cast<uintptr_t>(p) & 7) == 0 && "atomic_add_f32x2 needs 8-byte alignment (sm_90's float2 atomicAdd)");
     tf_emu::atomic_add(p, a);
     tf_emu::atomic_add(p + 1, b);
 }

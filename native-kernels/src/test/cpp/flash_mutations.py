@@ -46,7 +46,8 @@ M=[
  ("bwd sem released early", "main/cuda/flash_attention_bwd.cu", "                return;\n            }\n        }\n        // dq[j][e] is row", "                return;\n            }\n            if (tid == 0) sem_release(my_sem);\n        }\n        // dq[j][e] is row"),
  ("bwd_pre short reduction", "main/cuda/flash_attention_bwd.cu", "for (int m = 16; m > 0; m >>= 1)", "for (int m = 8; m > 0; m >>= 1)"),
  ("bwd wait<2>", "main/cuda/flash_attention_bwd.cu", "cp_async_wait<1>();  // all but the newest group: step s's", "cp_async_wait<2>();  // all but the newest group: step s's"),
- ("bwd dQ column half", "main/cuda/flash_attention_bwd.cu", "* D + w2 * (D / 2) + 2 * t;\n#pragma unroll\n                for (int j = 0; j < HN; ++j) {\n                    atomic_add_f32", "* D + 2 * t;\n#pragma unroll\n                for (int j = 0; j < HN; ++j) {\n                    atomic_add_f32"),
+ ("bwd dQ column half", "main/cuda/flash_attention_bwd.cu", "* D + w2 * (D / 2) + 2 * t;\n#pragma unroll\n                for (int j = 0; j < HN; ++j) atomic_add_f32x2", "* D + 2 * t;\n#pragma unroll\n                for (int j = 0; j < HN; ++j) atomic_add_f32x2"),
+ ("bwd dQ pair swapped", "main/cuda/flash_attention_bwd.cu", "atomic_add_f32x2(dst + 8 * j, dq[j][2 * r], dq[j][2 * r + 1]);", "atomic_add_f32x2(dst + 8 * j, dq[j][2 * r + 1], dq[j][2 * r]);"),
 ]
 only = sys.argv[1:]
 caught=0

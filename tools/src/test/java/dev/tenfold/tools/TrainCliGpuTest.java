@@ -7,6 +7,7 @@ import dev.tenfold.engine.testing.GpuTests;
 import dev.tenfold.llama.testing.TinyLlama;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -45,7 +46,7 @@ class TrainCliGpuTest {
         for (Path out : List.of(onCpu, onGpu)) {
             CliTest.Result r = CliTest.run("", "train", "--model", model.toString(), "--data", data.toString(), "--output",
                     out.toString(), "--device", out.getFileName().toString(), "--quantize", "nf4", "--activations", "f32",
-                    "--batch-size", "3", "--max-steps", "4", "--lr", "1e-2", "--max-length", "64", "--lora-r", "4",
+                    "--batch-size", "6", "--epochs", "4", "--lr", "1e-2", "--max-length", "64", "--lora-r", "4",
                     "--lora-alpha", "8", "--lora-dropout", "0");
             assertEquals(0, r.code(), out.getFileName() + ": " + r.err());
             for (String f : new String[] {"adapter_config.json", "adapter_model.safetensors", "metrics.jsonl"}) {
@@ -55,11 +56,15 @@ class TrainCliGpuTest {
         double[] cpu = losses(onCpu), gpu = losses(onGpu);
         assertEquals(4, cpu.length);
         assertEquals(cpu.length, gpu.length);
+        // every step sees the same six records: the loss falls by what the adapter learned, the same on both devices
+        String both = "cpu " + Arrays.toString(cpu) + ", cuda " + Arrays.toString(gpu);
         for (int s = 0; s < cpu.length; s++) {
-            // f32 activations on both; cuBLAS and the flash kernels (bf16 operands) round differently from the CPU
-            assertEquals(cpu[s], gpu[s], 2e-2 * Math.abs(cpu[s]), "loss of step " + (s + 1));
+            // f32 activations on both; the flash kernels take bf16 operands, the CPU f32 ones
+            assertEquals(cpu[s], gpu[s], 5e-3 * Math.abs(cpu[s]), "loss of step " + (s + 1) + ": " + both);
         }
-        assertTrue(gpu[3] < gpu[0], "the loss falls on the GPU: " + java.util.Arrays.toString(gpu));
+        double cpuDrop = cpu[0] - cpu[3], gpuDrop = gpu[0] - gpu[3];
+        assertTrue(cpuDrop > 0, both);
+        assertEquals(cpuDrop, gpuDrop, 0.1 * cpuDrop, "what four steps took off the loss: " + both);
 
         CliTest.Result gen = CliTest.run("", "generate", "--model", model.toString(), "--adapter", onGpu.toString(), "--prompt",
                 "hello world, the cat number 3", "--max-new-tokens", "4", "--device", "cuda");
