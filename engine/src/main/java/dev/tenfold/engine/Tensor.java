@@ -63,18 +63,17 @@ public final class Tensor implements AutoCloseable {
                 HostMemory.freed(bytes);
             });
         }
-        Arena arena = Arena.ofShared(); // shared: the fast backend reads it from several threads
+        HostPool.Large large; // above 16 MiB: reused too, whole (see HostPool)
         try {
-            MemorySegment seg = arena.allocate(Math.max(bytes, 1), 64).asSlice(0, bytes);
-            HostMemory.allocated(bytes);
-            return new Tensor(dtype, s, Device.CPU, seg, () -> {
-                arena.close();
-                HostMemory.freed(bytes);
-            });
+            large = HostPool.takeLarge(bytes);
         } catch (OutOfMemoryError | RuntimeException e) {
-            arena.close();
             throw cannotAllocate(bytes, dtype, s, e);
         }
+        HostMemory.allocated(bytes);
+        return new Tensor(dtype, s, Device.CPU, large.block().asSlice(0, bytes), () -> {
+            HostPool.giveLarge(large);
+            HostMemory.freed(bytes);
+        });
     }
 
     private static IllegalStateException cannotAllocate(long bytes, DType dtype, long[] shape, Throwable cause) {

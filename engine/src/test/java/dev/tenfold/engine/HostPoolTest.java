@@ -57,6 +57,47 @@ class HostPoolTest {
     }
 
     @Test
+    void aLargeBlockIsReusedWholeAndZeroedAgain() {
+        long n = (32L << 20) / 4; // the loss's logits at 1,024 tokens and a vocabulary of 8,192
+        long address;
+        try (Tensor t = Tensor.allocate(DType.F32, n)) {
+            address = t.data().address();
+            t.setFloat(0, 1f);
+            t.setFloat(n - 1, 2f);
+        }
+        try (Tensor u = Tensor.allocate(DType.F32, n - 1000)) {
+            assertEquals(address, u.data().address(), "the large block was not reused");
+            assertEquals(4 * (n - 1000), u.byteSize());
+            assertEquals(0f, u.getFloat(0));
+            assertEquals(0f, u.getFloat(n - 1001));
+        }
+        // a block more than twice the request is not taken: 40 MiB gets a block of its own, not an idle 100 MiB
+        long big;
+        try (Tensor t = Tensor.allocate(DType.F32, (100L << 20) / 4)) {
+            big = t.data().address();
+        }
+        try (Tensor small = Tensor.allocate(DType.F32, (40L << 20) / 4)) {
+            assertNotEquals(big, small.data().address());
+            assertNotEquals(address, small.data().address());
+        }
+    }
+
+    @Test
+    void theIdleLargeMemoryStaysWithinItsCapAndOnlyTensorsAreCounted() {
+        long live = HostMemory.live();
+        Tensor[] ts = new Tensor[6];
+        for (int i = 0; i < ts.length; i++) ts[i] = Tensor.allocate(DType.F32, (60L << 20) / 4); // 60 MiB each, 360 in all
+        assertEquals(live + 6 * (60L << 20), HostMemory.live());
+        for (Tensor t : ts) t.close();
+        assertEquals(live, HostMemory.live());
+        assertTrue(HostPool.largeIdle() <= HostPool.MAX_LARGE_IDLE, "large idle " + HostPool.largeIdle());
+        assertTrue(HostPool.largeIdle() >= 4 * (60L << 20), "the most recent blocks wait: " + HostPool.largeIdle());
+        Tensor t = Tensor.allocate(DType.F32, 16);
+        t.close();
+        assertThrows(IllegalStateException.class, () -> t.getFloat(0));
+    }
+
+    @Test
     void aClosedPooledTensorStillRefusesUse() {
         Tensor t = Tensor.allocate(DType.F32, 16);
         t.close();
