@@ -6,10 +6,28 @@
 # The runtime leaves out java.desktop (AWT) to stay well under 64 MB: charts (loss.png, heatmaps)
 # are skipped there, with a note; their numbers are in metrics.jsonl and report.json.
 # Called by `./tenfold bundle` after a build; JAVA_HOME is the JDK the launcher picked.
+#
+#   --kernel-variant NAME=REF (repeatable): also the kernels of git commit REF, built here by that commit's own
+#   native-kernels/build-kernels.sh into variants/NAME/ (gzipped: about 0.5 MB each), for `run.sh variants`, which
+#   times them beside the bundle's own ("current") on the GPU, alternately, in one call.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUTDIR="$ROOT/.gpu"
 JUNIT_CONSOLE="org.junit.platform:junit-platform-console-standalone:1.14.1"
+
+VARIANTS=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --kernel-variant)
+            [[ $# -ge 2 && "$2" =~ ^[A-Za-z0-9_]+=.+$ ]] || { echo "tenfold bundle: --kernel-variant takes NAME=REF (NAME in letters, digits, _), got '${2:-}'" >&2; exit 2; }
+            [[ "${2%%=*}" != current ]] || { echo "tenfold bundle: --kernel-variant: 'current' names the bundle's own kernels" >&2; exit 2; }
+            git -C "$ROOT" rev-parse --verify -q "${2#*=}^{commit}" >/dev/null || { echo "tenfold bundle: --kernel-variant ${2%%=*}: '${2#*=}' is no commit here" >&2; exit 2; }
+            VARIANTS+=("$2")
+            shift 2
+            ;;
+        *) echo "tenfold bundle: unknown argument '$1' (--kernel-variant NAME=REF)" >&2; exit 2 ;;
+    esac
+done
 
 rm -rf "$OUTDIR.tmp"
 mkdir -p "$OUTDIR.tmp/lib" "$OUTDIR.tmp/tests"
@@ -43,6 +61,23 @@ for m in engine model-llama qlora tools; do
 done
 (cd "$ROOT" && mvn -B -ntp -q dependency:copy -Dartifact="$JUNIT_CONSOLE" -DoutputDirectory="$OUTDIR.tmp/tests" >/dev/null 2>&1)
 mv "$OUTDIR.tmp"/tests/junit-platform-console-standalone-*.jar "$OUTDIR.tmp/tests/junit-console.jar"
+
+for v in "${VARIANTS[@]}"; do
+    name="${v%%=*}" ref="${v#*=}" work="$(mktemp -d)"
+    git -C "$ROOT" archive "$ref" native-kernels | tar -x -C "$work"
+    kernels="$OUTDIR.tmp/variants/$name/dev/tenfold/kernels"
+    mkdir -p "$kernels"
+    if ! bash "$work/native-kernels/build-kernels.sh" --out "$kernels" --work "$work/build" >"$work/build.log" 2>&1 \
+        || [[ ! -f "$kernels/tenfold.fatbin" ]]; then
+        tail -20 "$work/build.log" >&2
+        echo "tenfold bundle: the kernels of --kernel-variant $v did not build (nvcc needed)" >&2
+        rm -rf "$work" "$OUTDIR.tmp"
+        exit 1
+    fi
+    gzip -9 "$kernels/tenfold.fatbin"
+    echo "variant $name = $ref ($(git -C "$ROOT" rev-parse --short "$ref^{commit}"))" >>"$OUTDIR.tmp/BUILD"
+    rm -rf "$work"
+done
 
 cp "$ROOT/tools/gpu-run.sh" "$OUTDIR.tmp/run.sh"
 chmod +x "$OUTDIR.tmp/run.sh"

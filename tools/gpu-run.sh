@@ -19,6 +19,10 @@
 #                                          8B-shaped step at 16K and 64K tokens, offload off and on (MEMORY_TOKENS),
 #                                          with each step's time                                     limit  600 s
 #                               compare    tenfold beside the peers -> comparison.md, YYYY-MM-DD-<gpu>.md
+#                               variants   the bundle's kernels ("current") and each `--kernel-variant` of the
+#                                          bundle, alternately, VARIANT_ROUNDS (2) rounds of GpuReport --quick
+#                                          --sections VARIANT_SECTIONS (attention); with VARIANT_TESTS=REGEX also
+#                                          the GPU tests it matches, once per variant -> variants.md   limit  600 s
 #   ./run.sh --all-tests [ARGS] doctor, then the whole test suite (ARGS go to the JUnit console launcher)
 # With no argument it prints this and exits 2: nothing long runs unless asked for.
 #
@@ -27,7 +31,8 @@
 # TEST_TIMEOUT (seconds per test, default 90), TEST_ARGS (more options for the test runner, e.g. --include REGEX),
 # SMOKE_ARGS / REPORT_ARGS (more GpuReport options, e.g. REPORT_ARGS="--quick --no-train"), MEMORY_TOKENS (lengths of the
 # memory step, default 16384,65536), STEP_TIMEOUT (seconds,
-# for every named step), FIRST_LIGHT_BUDGET (seconds for the whole first light, default 470).
+# for every named step), FIRST_LIGHT_BUDGET (seconds for the whole first light, default 470), VARIANT_ROUNDS,
+# VARIANT_SECTIONS, VARIANT_TESTS (the variants step).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LOGS="${OUT:-$HERE/logs}"
@@ -169,6 +174,46 @@ step_compare() {
     for p in "${PEERS[@]}"; do files+=("$LOGS/peers/$p.jsonl"); done
     limited 120 "$LOGS/compare.log" "${JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.benchmarks.GpuComparison --report "$LOGS/gpu-report.json" \
         --peers "${files[@]}" --build "$HERE/BUILD" --out "$LOGS"
+}
+
+step_variants() {
+    local names=(current) d v r cp rc=0 folders=() start=$SECONDS limit="${STEP_TIMEOUT:-600}" left
+    for d in "$HERE"/variants/*/; do [[ -d "$d" ]] && names+=("$(basename "$d")"); done
+    if [[ ${#names[@]} -lt 2 ]]; then
+        say "variants: this bundle has no kernel variants (./tenfold bundle --kernel-variant NAME=REF)"
+        return 2
+    fi
+    for v in "${names[@]:1}"; do # the fatbins travel gzipped
+        d="$HERE/variants/$v/dev/tenfold/kernels"
+        [[ -f "$d/tenfold.fatbin" ]] || gzip -dc "$d/tenfold.fatbin.gz" >"$d/tenfold.fatbin" || return 1
+    done
+    mkdir -p "$LOGS/variants"
+    # a variant's kernels come first on the class path: the backend loads the first tenfold.fatbin it finds
+    classpath_of() { if [[ "$1" == current ]]; then echo "$HERE/lib/*"; else echo "$HERE/variants/$1:$HERE/lib/*"; fi; }
+    for v in "${names[@]}"; do
+        [[ -n "${VARIANT_TESTS:-}" ]] || break
+        left=$(( limit - (SECONDS - start) ))
+        (( left > 10 )) || { say "variants: out of time before the tests of $v"; return 124; }
+        limited "$left" "$LOGS/variants/tests-$v.txt" "${JAVA[@]}" -Xmx16g -Xss8m -cp "$(classpath_of "$v"):$TESTS:$HERE/tests/junit-console.jar" \
+            dev.tenfold.engine.testing.GpuTestRunner --timeout "$TEST_TIMEOUT" --skips-fail --include "$VARIANT_TESTS" "${TEST_DIRS[@]}" >/dev/null
+        r=$?
+        say "variants: tests of $v: $(grep '^gpu-tests: ' "$LOGS/variants/tests-$v.txt" | tail -1)"
+        (( r == 0 )) || rc=1
+    done
+    for r in $(seq 1 "${VARIANT_ROUNDS:-2}"); do
+        for v in "${names[@]}"; do
+            left=$(( limit - (SECONDS - start) ))
+            (( left > 10 )) || { say "variants: out of time before $v, round $r"; break 2; }
+            # shellcheck disable=SC2086 # VARIANT_SECTIONS is one word
+            limited "$left" "$LOGS/variants/$v-$r.log" "${JAVA[@]}" -Xmx8g -cp "$(classpath_of "$v")" dev.tenfold.benchmarks.GpuReport \
+                --quick --sections "${VARIANT_SECTIONS:-attention}" --out "$LOGS/variants/$v-$r" >/dev/null || rc=1
+            [[ -f "$LOGS/variants/$v-$r/gpu-report.json" ]] && folders+=("$LOGS/variants/$v-$r")
+            say "variants: $v round $r done"
+        done
+    done
+    [[ ${#folders[@]} -gt 0 ]] || return 1
+    "${JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.benchmarks.GpuVariants --out "$LOGS" "${folders[@]}" || rc=1
+    return "$rc"
 }
 
 # ------------------------------------------------------------------ first light
@@ -388,11 +433,11 @@ esac
 STEPS=("$@")
 for s in "${STEPS[@]}"; do
     case "$s" in
-        doctor|tests|report|peers|compare|memory) ;;
-        *) echo "run.sh: unknown step '$s' (first-light, or steps: doctor tests report peers compare memory; or --all-tests)" >&2; exit 2 ;;
+        doctor|tests|report|peers|compare|memory|variants) ;;
+        *) echo "run.sh: unknown step '$s' (first-light, or steps: doctor tests report peers compare memory variants; or --all-tests)" >&2; exit 2 ;;
     esac
 done
-case " ${STEPS[*]} " in *" doctor "*|*" tests "*|*" report "*|*" memory "*) find_cuda_libs 60 ;; esac
+case " ${STEPS[*]} " in *" doctor "*|*" tests "*|*" report "*|*" memory "*|*" variants "*) find_cuda_libs 60 ;; esac
 status=0
 results=()
 for s in "${STEPS[@]}"; do

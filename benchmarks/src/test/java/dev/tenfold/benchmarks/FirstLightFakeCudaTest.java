@@ -188,6 +188,52 @@ class FirstLightFakeCudaTest {
 
     // ------------------------------------------------------------------ helpers
 
+    @Test
+    void variantsTimesTheBundlesKernelsAndEachVariantAlternately() throws Exception {
+        Path none = Files.createTempDirectory(dir, "no-variants");
+        ProcessBuilder bare = step("variants", none, Map.of());
+        Process p0 = bare.redirectErrorStream(true).start();
+        String out0 = new String(p0.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p0.waitFor(120, TimeUnit.SECONDS));
+        assertNotEquals(0, p0.exitValue(), out0);
+        assertTrue(out0.contains("this bundle has no kernel variants (./tenfold bundle --kernel-variant NAME=REF)"), out0);
+
+        // a variant as bundle.sh lays it out: its fatbin gzipped (the fake driver accepts any image)
+        Path kernels = Files.createDirectories(bundle.resolve("variants/other/dev/tenfold/kernels"));
+        try (OutputStream gz = new java.util.zip.GZIPOutputStream(Files.newOutputStream(kernels.resolve("tenfold.fatbin.gz")))) {
+            gz.write("another fake image".getBytes(StandardCharsets.UTF_8));
+        }
+        Path logs = Files.createTempDirectory(dir, "variants");
+        Process p = step("variants", logs, Map.of("VARIANT_SECTIONS", "copy", "VARIANT_TESTS", ".*NcclGpuTest")).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), "run.sh did not end:\n" + out);
+        assertEquals(0, p.exitValue(), out);
+        assertEquals("another fake image", Files.readString(kernels.resolve("tenfold.fatbin")));
+        for (String v : new String[] {"current", "other"}) {
+            assertTrue(out.contains("variants: tests of " + v + ": gpu-tests: 2 run, 2 passed, 0 failed"), out);
+            for (int round = 1; round <= 2; round++) assertTrue(Files.exists(logs.resolve("variants/" + v + "-" + round + "/gpu-report.json")), v + " " + round);
+        }
+        // the rounds alternate: current, other, current, other
+        assertTrue(out.indexOf("variants: current round 1 done") < out.indexOf("variants: other round 1 done")
+                && out.indexOf("variants: other round 1 done") < out.indexOf("variants: current round 2 done"), out);
+        String md = Files.readString(logs.resolve(GpuVariants.MD));
+        assertTrue(md.startsWith("| id | shape | current ms | other ms | current / other |"), md);
+        assertTrue(md.contains("| copy_d2d | 1 GiB | "), md);
+    }
+
+    /** `run.sh STEP` on the fake machine, logging into {@code logs}. */
+    private static ProcessBuilder step(String name, Path logs, Map<String, String> env) {
+        ProcessBuilder pb = new ProcessBuilder("bash", bundle.resolve("run.sh").toString(), name);
+        Map<String, String> e = pb.environment();
+        clean(e);
+        e.put("PATH", bin + File.pathSeparator + e.getOrDefault("PATH", "/usr/bin:/bin"));
+        e.put("OUT", logs.toString());
+        e.put("FAKE_WHEELS", dir.resolve("wheels").toString());
+        e.put("LIB_SEARCH_ROOTS", dir.resolve("nothing-here").toString());
+        e.putAll(env);
+        return pb;
+    }
+
     private record Run(int code, String out, String summary, Path logs) {}
 
     /** `run.sh first-light` with the fake machine's PATH and {@code env} on top; its summary is what follows "first light: <gpu>". */

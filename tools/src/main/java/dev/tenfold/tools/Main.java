@@ -157,7 +157,8 @@ public final class Main implements Callable<Integer> {
     }
 
     @Command(name = "bundle", mixinStandardHelpOptions = true,
-            description = "Write .gpu/ (a Java runtime, the jars, the tests and the GPU benchmarks with their PyTorch peers) for GPU machines without Java. Run through ./tenfold.")
+            description = {"Write .gpu/ (a Java runtime, the jars, the tests and the GPU benchmarks with their PyTorch peers) for GPU machines without Java. Run through ./tenfold.",
+                    "  --kernel-variant NAME=REF   also the CUDA kernels of git commit REF (repeatable), which `.gpu/run.sh variants` times beside the bundle's own"})
     static final class BundleCommand implements Runnable {
         @Override public void run() { launcherOnly("bundle"); }
     }
