@@ -30,6 +30,14 @@
 // n-1 has always got a turn for every query block that key block n waits on; no key block waits on
 // a later one, and blocks are dispatched in linear block order (x fastest), so a waiting block never
 // holds up the one it waits for (the same assumption FlashAttention-3's deterministic mode makes).
+// In that order every key block waits for the one before it at every query block, and the waits chain: key
+// block n reaches query block m one step after key block n-1 does, so a block n places behind its first
+// neighbour can wait about n steps. deterministic == 2 takes the other fixed order: the key blocks that see query
+// block m add in descending order, from the last one that sees it (its diagonal block) down to 0, and the grid
+// is dispatched from the last key block down (blockIdx.x 0 is the last), so every block still waits only on
+// blocks dispatched before it. Key block n+1 reaches query block m one step before key block n (it starts one
+// query block later, at the same time), so in steady state nothing waits. Same bits from run to run, not the
+// same bits as mode 1 (another order of the additions).
 // When that assumption fails (compute-sanitizer, MPS or a debugger may run blocks out of order) a
 // waiting block could hold the SM slot its predecessor needs, forever. So the wait is bounded
 // (TF_FLASH_BWD_WAIT_NS of wall time, far beyond any wait in launch order): the block that gives up
@@ -58,7 +66,9 @@ static __device__ __forceinline__ void flash_bwd(const bf16* __restrict__ q, con
     static_assert(BN == 64 && BM == 64 && NT == 256, "warp roles below assume 64 x 64 tiles and 8 warps");
     static_assert(2 * BM <= NT, "lse and delta rows are copied by one thread each");
 
-    const int b = blockIdx.z, hk = blockIdx.y, nblk = blockIdx.x;
+    // deterministic == 2: key blocks are dispatched from the last one down (see the header comment)
+    const int b = blockIdx.z, hk = blockIdx.y;
+    const int nblk = deterministic == 2 ? static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x) : blockIdx.x;
     const int q0 = cu_q[b], len_q = cu_q[b + 1] - q0;
     const int k0 = cu_k[b], len_k = cu_k[b + 1] - k0;
     const int n_base = nblk * BN;  // first key (within the sequence) of this block
@@ -231,9 +241,10 @@ static __device__ __forceinline__ void flash_bwd(const bf16* __restrict__ q, con
 
         int* const my_sem = sem + (static_cast<long long>(b) * hq + h) * sem_blocks + m;
         if (deterministic) {
-            // Key blocks 0 .. nblk-1 have added theirs, unless thread 0 gave up waiting: then the
-            // whole block stops (the error word says why).
-            const bool gave_up = block_sync_or(tid == 0 && !sem_wait(my_sem, nblk, error));
+            // Key blocks 0 .. nblk-1 (mode 1), or nblk+1 .. the last that sees query block m (mode 2), have
+            // added theirs, unless thread 0 gave up waiting: then the whole block stops (the error word says why).
+            const int before = deterministic == 2 ? imin(offset + m_base + BM - 1, len_k - 1) / BN - nblk : nblk;
+            const bool gave_up = block_sync_or(tid == 0 && !sem_wait(my_sem, before, error));
             if (gave_up) {
                 cp_async_wait<0>();  // the prefetch of step s + 1
                 return;

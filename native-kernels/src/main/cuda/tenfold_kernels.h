@@ -155,9 +155,11 @@ TF_KERNEL void tf_flash_fwd_d128(const bf16* q, const bf16* k, const bf16* v, bf
 // (2) tf_flash_bwd_d{64,128}: grid (ceil(max_len_k / TF_FLASH_BWD_BLOCK_N), hkv, batch) — one block owns a
 //     block of keys of one kv head and loops over its query heads and query blocks, accumulating dK, dV
 //     in registers (so the kv-group sum needs no atomics) and adding dQ into dq_accum [total_q, hq, D] f32
-//     with atomicAdd — or, when deterministic != 0, in a fixed order (key block 0, 1, 2, ... per query
-//     block, through semaphore words stored right after dq_accum's total_q * hq * D floats: allocate
-//     and zero TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) more 4-byte words; needs len_q <= len_k).
+//     with atomicAdd — or, when deterministic != 0, in a fixed order (deterministic == 1: key block 0, 1, 2, ...
+//     per query block; == 2: from the last key block that sees the query block down to 0, the grid dispatched
+//     from the last key block: no chained waits), through semaphore words stored right after dq_accum's
+//     total_q * hq * D floats: allocate and zero TF_FLASH_BWD_SEM_WORDS(batch, hq, max_len_k) more 4-byte
+//     words; needs len_q <= len_k).
 //     The ordering waits are bounded: a block that waits longer than TF_FLASH_BWD_WAIT_NS for the key block
 //     before it (the blocks were not run in launch order: compute-sanitizer, MPS, a debugger) sets the error
 //     word `error` (one int, zeroed by the host) to TF_FLASH_BWD_ERR_WAIT_TIMEOUT and stops, and so does every

@@ -47,6 +47,9 @@ M=[
  ("bwd_pre short reduction", "main/cuda/flash_attention_bwd.cu", "for (int m = 16; m > 0; m >>= 1)", "for (int m = 8; m > 0; m >>= 1)"),
  ("bwd wait<2>", "main/cuda/flash_attention_bwd.cu", "cp_async_wait<1>();  // all but the newest group: step s's", "cp_async_wait<2>();  // all but the newest group: step s's"),
  ("bwd dQ column half", "main/cuda/flash_attention_bwd.cu", "* D + w2 * (D / 2) + 2 * t;\n#pragma unroll\n                for (int j = 0; j < HN; ++j) atomic_add_f32x2", "* D + 2 * t;\n#pragma unroll\n                for (int j = 0; j < HN; ++j) atomic_add_f32x2"),
+ ("bwd descending waits for one more", "main/cuda/flash_attention_bwd.cu", "imin(offset + m_base + BM - 1, len_k - 1) / BN - nblk : nblk;", "imin(offset + m_base + BM - 1, len_k - 1) / BN - nblk + 1 : nblk;"),
+ ("bwd descending waits for one less", "main/cuda/flash_attention_bwd.cu", "imin(offset + m_base + BM - 1, len_k - 1) / BN - nblk : nblk;", "imin(offset + m_base + BM - 1, len_k - 1) / BN - nblk - 1 : nblk;"),
+ ("bwd descending dispatched from the first", "main/cuda/flash_attention_bwd.cu", "deterministic == 2 ? static_cast<int>(gridDim.x) - 1 - static_cast<int>(blockIdx.x) : blockIdx.x;", "static_cast<int>(blockIdx.x);"),
  ("bwd dQ pair swapped", "main/cuda/flash_attention_bwd.cu", "atomic_add_f32x2(dst + 8 * j, dq[j][2 * r], dq[j][2 * r + 1]);", "atomic_add_f32x2(dst + 8 * j, dq[j][2 * r + 1], dq[j][2 * r]);"),
 ]
 only = sys.argv[1:]

@@ -6,8 +6,11 @@
 //      only slot its predecessor needs, as compute-sanitizer or MPS can arrange): the wait gives up
 //      after its bound, the error word says TF_FLASH_BWD_ERR_WAIT_TIMEOUT, the launch ends;
 //   3. non-deterministic in that same broken order: nothing waits, the error word stays 0 and dQ
-//      matches run 1's.
-// Exit 0 when all three behave. Built and run by FlashWaitTest (mvn test) in a few seconds.
+//      matches run 1's;
+//   4. and 5. the descending order (deterministic == 2): in launch order with one block at a time
+//      (each block waits only on blocks dispatched before it) the error word stays 0 and dQ matches
+//      run 1's; in reverse order one at a time the wait gives up, as in 2.
+// Exit 0 when all five behave. Built and run by FlashWaitTest (mvn test) in a few seconds.
 #include "flash_emu.h"
 
 #include "../../main/cuda/flash_attention_bwd.cu"
@@ -25,7 +28,7 @@ struct Result {
     std::vector<float> dq;
 };
 
-Result run(bool deterministic, bool reverse, int resident) {
+Result run(int det, bool reverse, int resident) {
     std::mt19937 rng(7);
     std::normal_distribution<float> nd(0.f, 1.f);
     const size_t n = static_cast<size_t>(LEN) * D;
@@ -47,7 +50,6 @@ Result run(bool deterministic, bool reverse, int resident) {
     bf16 *dkp = reinterpret_cast<bf16*>(dk.data()), *dvp = reinterpret_cast<bf16*>(dv.data());
     const int* cp = cu.data();
     int* ep = &error;
-    const int det = deterministic ? 1 : 0;
     const tf_emu::Dim3 grid{(LEN + TF_FLASH_BWD_BLOCK_N - 1) / TF_FLASH_BWD_BLOCK_N, 1, 1};
     const unsigned long long start = tf_emu::now_ns();
     tf_emu::launch(grid, {TF_FLASH_BWD_THREADS, 1, 1}, TF_FLASH_BWD_SMEM(D), resident, [=] {
@@ -61,12 +63,12 @@ Result run(bool deterministic, bool reverse, int resident) {
 
 int main() {
     int failures = 0;
-    Result inOrder = run(true, false, 2);  // with the real bound (10 s): a slow host must not trip it
+    Result inOrder = run(1, false, 2);  // with the real bound (10 s): a slow host must not trip it
     std::printf("deterministic, launch order: error word %d, %.2f s\n", inOrder.error, inOrder.seconds);
     failures += inOrder.error != 0;
 
     tf_emu::S().wait_ns = 500'000'000ull;  // 0.5 s, so that the test is quick
-    Result broken = run(true, true, 1);
+    Result broken = run(1, true, 1);
     const bool gaveUp = broken.error == TF_FLASH_BWD_ERR_WAIT_TIMEOUT;
     std::printf("deterministic, reverse order, one block at a time: error word %d (%s), ended after %.2f s "
                 "(wait bound %.2f s)\n",
@@ -74,7 +76,7 @@ int main() {
                 tf_emu::S().wait_ns * 1e-9);
     failures += !gaveUp;
 
-    Result atomic = run(false, true, 1);
+    Result atomic = run(0, true, 1);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < atomic.dq.size(); ++i) {
         worst = std::max(worst, static_cast<double>(std::fabs(atomic.dq[i] - inOrder.dq[i])));
@@ -84,6 +86,21 @@ int main() {
     std::printf("non-deterministic, reverse order: error word %d, dQ within %.1e of the deterministic run's (%s)\n",
                 atomic.error, worst, same ? "ok" : "WRONG");
     failures += !same;
+
+    Result descending = run(2, false, 1);
+    double dworst = 0;
+    for (size_t i = 0; i < descending.dq.size(); ++i)
+        dworst = std::max(dworst, static_cast<double>(std::fabs(descending.dq[i] - inOrder.dq[i])));
+    const bool descendingOk = descending.error == 0 && dworst <= 1e-5 * std::max(scale, 1.0);
+    std::printf("descending, launch order, one block at a time: error word %d, dQ within %.1e of run 1's (%s)\n",
+                descending.error, dworst, descendingOk ? "ok" : "WRONG");
+    failures += !descendingOk;
+
+    Result descendingBroken = run(2, true, 1);
+    const bool descendingGaveUp = descendingBroken.error == TF_FLASH_BWD_ERR_WAIT_TIMEOUT;
+    std::printf("descending, reverse order, one block at a time: error word %d (%s)\n", descendingBroken.error,
+                descendingGaveUp ? "TF_FLASH_BWD_ERR_WAIT_TIMEOUT" : "WRONG");
+    failures += !descendingGaveUp;
 
     std::printf("%s\n", failures ? "FAILED" : "PASSED");
     return failures ? 1 : 0;

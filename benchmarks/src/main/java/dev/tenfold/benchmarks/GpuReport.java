@@ -324,6 +324,8 @@ public final class GpuReport {
             m.put("attn_fwd_bwd_s" + seq, new Planned(shape, "flops", GpuWork.attentionFwdBwdFlops(batch, seq, s.attnHq(), s.attnD(), true)));
             m.put("attn_fwd_bwd_atomic_s" + seq, new Planned(shape, "flops",
                     GpuWork.attentionFwdBwdFlops(batch, seq, s.attnHq(), s.attnD(), true)));
+            m.put("attn_fwd_bwd_desc_s" + seq, new Planned(shape, "flops",
+                    GpuWork.attentionFwdBwdFlops(batch, seq, s.attnHq(), s.attnD(), true)));
         }
         int seq = s.backendAttnSeq(), batch = Math.max(1, s.attnTokens() / seq);
         String shape = attentionShape(batch, seq, s) + ", f32 tensors";
@@ -984,7 +986,7 @@ public final class GpuReport {
                         deterministic, error);
                 gpu.launchKernel(KernelAbi.FLASH_BWD_POST, lpost, dqAccum, scale, dq, qElems);
             };
-            Runnable bwdDeterministic = bwd.apply(1), bwdAtomic = bwd.apply(0);
+            Runnable bwdDeterministic = bwd.apply(1), bwdAtomic = bwd.apply(0), bwdDescending = bwd.apply(2);
             Measured mf = b.measure("attn_fwd_s" + seq, fwd);
             Measured mb = b.measure("attn_bwd_s" + seq, bwdDeterministic);
             Measured mfb = b.measure("attn_fwd_bwd_s" + seq, () -> {
@@ -994,6 +996,10 @@ public final class GpuReport {
             Measured mfa = b.measure("attn_fwd_bwd_atomic_s" + seq, () -> {
                 fwd.run();
                 bwdAtomic.run();
+            });
+            Measured mfd = b.measure("attn_fwd_bwd_desc_s" + seq, () -> {
+                fwd.run();
+                bwdDescending.run();
             });
             try (Tensor code = gpu.toHost(error)) { // a wait that gave up: the timings above are of an incomplete dQ
                 CudaBackend.checkFlashBackwardError(bwdKernel, code.getInt(0));
@@ -1007,7 +1013,10 @@ public final class GpuReport {
                     computeRow(plan, "attn_fwd_bwd_s" + seq, "attention", "flash attention forward + backward, deterministic dQ", mfb,
                             "FLOPs 3.5 x forward"),
                     computeRow(plan, "attn_fwd_bwd_atomic_s" + seq, "attention", "flash attention forward + backward, atomic dQ", mfa,
-                            "deterministic = 0 (dQ summed with atomics)"));
+                            "deterministic = 0 (dQ summed with atomics)"),
+                    computeRow(plan, "attn_fwd_bwd_desc_s" + seq, "attention",
+                            "flash attention forward + backward, deterministic dQ in descending key-block order", mfd,
+                            "deterministic = 2 (TENFOLD_FLASH_BWD_ORDER=descending)"));
         }
     }
 

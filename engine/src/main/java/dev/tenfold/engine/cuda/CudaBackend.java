@@ -46,6 +46,12 @@ public final class CudaBackend implements Backend {
      * and it never waits on another thread block). Read when a backend opens; {@link #setDeterministic} changes it.
      */
     public static final String DETERMINISTIC_ENV = "TENFOLD_DETERMINISTIC_ATTENTION";
+    /**
+     * The fixed order of the deterministic backward's dQ additions: "ascending" (key block 0 first; the default) or
+     * "descending" (from each query block's last key block: no chained waits; checked in host emulation and by the
+     * GPU tests, not yet measured on a GPU). Both are reproducible bit for bit, each with its own bits.
+     */
+    public static final String ORDER_ENV = "TENFOLD_FLASH_BWD_ORDER";
     /** cuDriverGetVersion of CUDA 13.0: the fatbin is built by nvcc 13 (its PTX and cubins need a CUDA 13 driver). */
     public static final int REQUIRED_DRIVER_API = 13000;
     /** The NVIDIA Linux driver that CUDA 13.0 needs (CUDA 13.0 release notes), for the messages. */
@@ -74,6 +80,7 @@ public final class CudaBackend implements Backend {
     private final Map<Long, Tensor> seqlens = new HashMap<>();
     private final Widened widened = new Widened(this, this::allocateUninitialized);
     private volatile boolean deterministic = true;
+    private volatile boolean descending; // the deterministic backward's order (ORDER_ENV)
     private long maxPitch = -1; // CU_DEVICE_ATTRIBUTE_MAX_PITCH, read on copy2d's first use
     private boolean rowByRowCopies; // the driver refused a device-to-device 2D copy's pitches once: copy2d copies rows since
 
@@ -114,8 +121,19 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /** ORDER_ENV's value: true for "descending", false for "ascending" or unset. */
+    static boolean descendingOrder(String value) {
+        if (value == null || value.isBlank()) return false;
+        return switch (value.trim()) {
+            case "ascending" -> false;
+            case "descending" -> true;
+            default -> throw new IllegalArgumentException(ORDER_ENV + " must be ascending or descending, got '" + value + "'");
+        };
+    }
+
     private static CudaBackend create(int index) {
         boolean deterministic = flag(DETERMINISTIC_ENV, System.getenv(DETERMINISTIC_ENV), true);
+        boolean descending = descendingOrder(System.getenv(ORDER_ENV));
         CudaDriver driver = CudaDriver.get();
         checkDriverVersion(driver.driverVersion());
         int count = driver.deviceCount();
@@ -129,6 +147,7 @@ public final class CudaBackend implements Backend {
         Cublas.load();
         CudaBackend b = new CudaBackend(driver, index, fatbin);
         b.setDeterministic(deterministic);
+        b.descending = descending;
         return b;
     }
 
@@ -245,6 +264,9 @@ public final class CudaBackend implements Backend {
     public void setDeterministic(boolean deterministic) { this.deterministic = deterministic; }
 
     public boolean isDeterministic() { return deterministic; }
+
+    /** The deterministic backward's order: descending (see {@link #ORDER_ENV}) or ascending; for tests and benchmarks. */
+    void setDescendingOrder(boolean descending) { this.descending = descending; }
 
     /** Binds this device's context to the calling thread (done by every op; needed before raw driver calls). */
     public void makeCurrent() {
@@ -806,7 +828,8 @@ public final class CudaBackend implements Backend {
                 // one warp per (query, head) row: size the grid by warps
                 elementwise(FLASH_BWD_PRE, rowsQ * 32, addr(ob) + qo, addr(dob) + qo, addr(delta) + ro, tq, hq, d);
                 launch(kernel, l, addr(qb) + qo, addr(kb) + ko, addr(vb) + ko, addr(dob) + qo, addr(lse) + ro, addr(delta) + ro,
-                        addr(dqAccum), addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale, fixedOrder ? 1 : 0, error);
+                        addr(dqAccum), addr(dkb) + ko, addr(dvb) + ko, cuQ, cuK, 1, tk, hq, hkv, scale,
+                        fixedOrder ? (descending ? 2 : 1) : 0, error);
                 elementwise(FLASH_BWD_POST, qElems, addr(dqAccum), scale, addr(dqb) + qo, qElems);
             }
             if (fixedOrder) checkFlashBackwardError(kernel, readBack(addr(error), 4).get(ValueLayout.JAVA_INT, 0));

@@ -210,22 +210,60 @@ class CudaBackendGpuTest {
         assertTrue(gpu.isDeterministic());
         List<Tensor> made = new ArrayList<>();
         try {
-            long[] qs = {1, 70, 4, 64}, ks = {1, 70, 2, 64};
-            Tensor q = keep(made, up(TestTensors.random(rng, qs))), k = keep(made, up(TestTensors.random(rng, ks)));
-            Tensor v = keep(made, up(TestTensors.random(rng, ks))), dOut = keep(made, up(TestTensors.random(rng, qs)));
-            Tensor o = keep(made, gpu.allocate(DType.F32, qs)), lse = keep(made, gpu.allocate(DType.F32, 1, 4, 70));
-            gpu.attention(q, k, v, 0.125f, o, lse);
-            byte[][] first = null;
-            for (int run = 0; run < 2; run++) {
-                Tensor dq = keep(made, gpu.allocate(DType.F32, qs)), dk = keep(made, gpu.allocate(DType.F32, ks)), dv = keep(made, gpu.allocate(DType.F32, ks));
-                gpu.attentionBackward(dOut, q, k, v, o, lse, 0.125f, dq, dk, dv);
-                byte[][] now = {bytes(dq), bytes(dk), bytes(dv)};
-                if (first == null) first = now;
-                else for (int i = 0; i < 3; i++) assertArrayEquals(first[i], now[i], "gradient " + i + " differs between runs");
-            }
+            reproducible(made, attentionInputs(made, 70));
         } finally {
             made.forEach(Tensor::close);
         }
+    }
+
+    /** The descending order: reproducible too, and the ascending order's gradients up to f32 rounding (4 key blocks). */
+    @Test
+    void theDescendingOrderIsReproducibleAndGivesTheSameGradients() {
+        List<Tensor> made = new ArrayList<>();
+        try {
+            Tensor[] in = attentionInputs(made, 230);
+            float[][] ascending = reproducible(made, in);
+            gpu.setDescendingOrder(true);
+            float[][] descending = reproducible(made, in);
+            for (int i = 0; i < 3; i++) {
+                for (int j = 0; j < ascending[i].length; j++) {
+                    assertEquals(ascending[i][j], descending[i][j], 1e-5f + 1e-4f * Math.abs(ascending[i][j]), "gradient " + i + " at " + j);
+                }
+            }
+        } finally {
+            gpu.setDescendingOrder(false);
+            made.forEach(Tensor::close);
+        }
+    }
+
+    /** q, k, v, dOut (4 query heads on 2 kv heads of 64, t tokens), and the forward's o and lse. */
+    private Tensor[] attentionInputs(List<Tensor> made, int t) {
+        long[] qs = {1, t, 4, 64}, ks = {1, t, 2, 64};
+        Tensor q = keep(made, up(TestTensors.random(rng, qs))), k = keep(made, up(TestTensors.random(rng, ks)));
+        Tensor v = keep(made, up(TestTensors.random(rng, ks))), dOut = keep(made, up(TestTensors.random(rng, qs)));
+        Tensor o = keep(made, gpu.allocate(DType.F32, qs)), lse = keep(made, gpu.allocate(DType.F32, 1, 4, t));
+        gpu.attention(q, k, v, 0.125f, o, lse);
+        return new Tensor[] {q, k, v, dOut, o, lse};
+    }
+
+    /** Two backward runs: the same bytes; returns dq, dk, dv. */
+    private float[][] reproducible(List<Tensor> made, Tensor[] in) {
+        Tensor q = in[0], k = in[1], v = in[2], dOut = in[3], o = in[4], lse = in[5];
+        byte[][] first = null;
+        float[][] values = null;
+        for (int run = 0; run < 2; run++) {
+            Tensor dq = keep(made, gpu.allocate(DType.F32, q.shape())), dk = keep(made, gpu.allocate(DType.F32, k.shape()));
+            Tensor dv = keep(made, gpu.allocate(DType.F32, k.shape()));
+            gpu.attentionBackward(dOut, q, k, v, o, lse, 0.125f, dq, dk, dv);
+            byte[][] now = {bytes(dq), bytes(dk), bytes(dv)};
+            if (first == null) {
+                first = now;
+                values = new float[][] {floats(dq), floats(dk), floats(dv)};
+            } else {
+                for (int i = 0; i < 3; i++) assertArrayEquals(first[i], now[i], "gradient " + i + " differs between runs");
+            }
+        }
+        return values;
     }
 
     @Test
@@ -246,6 +284,12 @@ class CudaBackendGpuTest {
     private static Tensor keep(List<Tensor> made, Tensor t) {
         made.add(t);
         return t;
+    }
+
+    private float[] floats(Tensor onDevice) {
+        try (Tensor h = gpu.toHost(onDevice)) {
+            return h.toFloatArray();
+        }
     }
 
     private byte[] bytes(Tensor onDevice) {

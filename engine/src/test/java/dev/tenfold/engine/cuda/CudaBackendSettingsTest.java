@@ -20,6 +20,16 @@ class CudaBackendSettingsTest {
     }
 
     @Test
+    void theBackwardsOrderIsAscendingOrDescendingAndAnythingElseIsRefused() {
+        assertFalse(CudaBackend.descendingOrder(null));
+        assertFalse(CudaBackend.descendingOrder(" "));
+        assertFalse(CudaBackend.descendingOrder("ascending"));
+        assertTrue(CudaBackend.descendingOrder(" descending "));
+        assertEquals("TENFOLD_FLASH_BWD_ORDER must be ascending or descending, got 'reverse'",
+                assertThrows(IllegalArgumentException.class, () -> CudaBackend.descendingOrder("reverse")).getMessage());
+    }
+
+    @Test
     void aDriverBelowCuda13IsRefusedNamingTheOneFoundAndTheOneNeeded() {
         CudaBackend.checkDriverVersion(13000);
         CudaBackend.checkDriverVersion(13010);
