@@ -8,8 +8,10 @@
 # Called by `./tenfold bundle` after a build; JAVA_HOME is the JDK the launcher picked.
 #
 #   --kernel-variant NAME=REF (repeatable): also the kernels of git commit REF, built here by that commit's own
-#   native-kernels/build-kernels.sh into variants/NAME/ (gzipped: about 0.5 MB each), for `run.sh variants`, which
-#   times them beside the bundle's own ("current") on the GPU, alternately, in one call.
+#   native-kernels/build-kernels.sh into variants/NAME/ (gzipped: about 0.4 MB each), for `run.sh variants`, which
+#   times them beside the bundle's own ("current") on the GPU, alternately, in one call. They run under this
+#   build's Java (its launch arguments): a variant whose kernels take other arguments is not comparable, and one
+#   from before a new argument value (e.g. the flash backward's deterministic == 2, 8c9ac17) treats it as its own.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUTDIR="$ROOT/.gpu"
@@ -22,6 +24,9 @@ while [[ $# -gt 0 ]]; do
             [[ $# -ge 2 && "$2" =~ ^[A-Za-z0-9_]+=.+$ ]] || { echo "tenfold bundle: --kernel-variant takes NAME=REF (NAME in letters, digits, _), got '${2:-}'" >&2; exit 2; }
             [[ "${2%%=*}" != current ]] || { echo "tenfold bundle: --kernel-variant: 'current' names the bundle's own kernels" >&2; exit 2; }
             git -C "$ROOT" rev-parse --verify -q "${2#*=}^{commit}" >/dev/null || { echo "tenfold bundle: --kernel-variant ${2%%=*}: '${2#*=}' is no commit here" >&2; exit 2; }
+            for seen in "${VARIANTS[@]}"; do
+                [[ "${seen%%=*}" != "${2%%=*}" ]] || { echo "tenfold bundle: --kernel-variant ${2%%=*} is named twice" >&2; exit 2; }
+            done
             VARIANTS+=("$2")
             shift 2
             ;;
@@ -62,15 +67,21 @@ done
 (cd "$ROOT" && mvn -B -ntp -q dependency:copy -Dartifact="$JUNIT_CONSOLE" -DoutputDirectory="$OUTDIR.tmp/tests" >/dev/null 2>&1)
 mv "$OUTDIR.tmp"/tests/junit-platform-console-standalone-*.jar "$OUTDIR.tmp/tests/junit-console.jar"
 
+work=""
+trap 'rm -rf "$work" "$OUTDIR.tmp"' ERR
 for v in "${VARIANTS[@]}"; do
     name="${v%%=*}" ref="${v#*=}" work="$(mktemp -d)"
-    git -C "$ROOT" archive "$ref" native-kernels | tar -x -C "$work"
+    if ! git -C "$ROOT" archive "$ref" native-kernels | tar -x -C "$work"; then
+        echo "tenfold bundle: --kernel-variant $v: $ref has no native-kernels folder to build" >&2
+        rm -rf "$work" "$OUTDIR.tmp"
+        exit 1
+    fi
     kernels="$OUTDIR.tmp/variants/$name/dev/tenfold/kernels"
     mkdir -p "$kernels"
     if ! bash "$work/native-kernels/build-kernels.sh" --out "$kernels" --work "$work/build" >"$work/build.log" 2>&1 \
         || [[ ! -f "$kernels/tenfold.fatbin" ]]; then
         tail -20 "$work/build.log" >&2
-        echo "tenfold bundle: the kernels of --kernel-variant $v did not build (nvcc needed)" >&2
+        echo "tenfold bundle: the kernels of --kernel-variant $v did not build (nvcc needed, TENFOLD_SKIP_KERNELS unset)" >&2
         rm -rf "$work" "$OUTDIR.tmp"
         exit 1
     fi

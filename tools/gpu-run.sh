@@ -23,6 +23,9 @@
 #                                          bundle, alternately, VARIANT_ROUNDS (2) rounds of GpuReport --quick
 #                                          --sections VARIANT_SECTIONS (attention); with VARIANT_TESTS=REGEX also
 #                                          the GPU tests it matches, once per variant -> variants.md   limit  600 s
+#   ./run.sh window [SECONDS]   a GPU lent for a short while, in one call: first-light, then (only if it passed)
+#                               report, peers, compare, tests and memory, in that order, each cut to what is
+#                               left of SECONDS (default 540); a step that would get under 30 s is not started
 #   ./run.sh --all-tests [ARGS] doctor, then the whole test suite (ARGS go to the JUnit console launcher)
 # With no argument it prints this and exits 2: nothing long runs unless asked for.
 #
@@ -177,7 +180,7 @@ step_compare() {
 }
 
 step_variants() {
-    local names=(current) d v r cp rc=0 folders=() start=$SECONDS limit="${STEP_TIMEOUT:-600}" left
+    local names=(current) d v r rc=0 folders=() order=() start=$SECONDS limit="${STEP_TIMEOUT:-600}" left i
     for d in "$HERE"/variants/*/; do [[ -d "$d" ]] && names+=("$(basename "$d")"); done
     if [[ ${#names[@]} -lt 2 ]]; then
         say "variants: this bundle has no kernel variants (./tenfold bundle --kernel-variant NAME=REF)"
@@ -185,7 +188,10 @@ step_variants() {
     fi
     for v in "${names[@]:1}"; do # the fatbins travel gzipped
         d="$HERE/variants/$v/dev/tenfold/kernels"
-        [[ -f "$d/tenfold.fatbin" ]] || gzip -dc "$d/tenfold.fatbin.gz" >"$d/tenfold.fatbin" || return 1
+        if [[ ! -f "$d/tenfold.fatbin" ]]; then
+            gzip -dc "$d/tenfold.fatbin.gz" >"$d/tenfold.fatbin.part" && mv "$d/tenfold.fatbin.part" "$d/tenfold.fatbin" \
+                || { rm -f "$d/tenfold.fatbin.part"; say "variants: cannot unpack $v's kernels"; return 1; }
+        fi
     done
     mkdir -p "$LOGS/variants"
     # a variant's kernels come first on the class path: the backend loads the first tenfold.fatbin it finds
@@ -201,10 +207,13 @@ step_variants() {
         (( r == 0 )) || rc=1
     done
     for r in $(seq 1 "${VARIANT_ROUNDS:-2}"); do
-        for v in "${names[@]}"; do
+        order=()  # odd rounds in the given order, even rounds reversed (ABBA): a steady drift falls on all alike
+        for (( i = 0; i < ${#names[@]}; i++ )); do
+            if (( r % 2 )); then order+=("${names[i]}"); else order+=("${names[${#names[@]} - 1 - i]}"); fi
+        done
+        for v in "${order[@]}"; do
             left=$(( limit - (SECONDS - start) ))
-            (( left > 10 )) || { say "variants: out of time before $v, round $r"; break 2; }
-            # shellcheck disable=SC2086 # VARIANT_SECTIONS is one word
+            (( left > 10 )) || { say "variants: out of time before $v, round $r"; rc=124; break 2; }
             limited "$left" "$LOGS/variants/$v-$r.log" "${JAVA[@]}" -Xmx8g -cp "$(classpath_of "$v")" dev.tenfold.benchmarks.GpuReport \
                 --quick --sections "${VARIANT_SECTIONS:-attention}" --out "$LOGS/variants/$v-$r" >/dev/null || rc=1
             [[ -f "$LOGS/variants/$v-$r/gpu-report.json" ]] && folders+=("$LOGS/variants/$v-$r")
@@ -212,7 +221,7 @@ step_variants() {
         done
     done
     [[ ${#folders[@]} -gt 0 ]] || return 1
-    "${JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.benchmarks.GpuVariants --out "$LOGS" "${folders[@]}" || rc=1
+    "${JAVA[@]}" -cp "$HERE/lib/*" dev.tenfold.benchmarks.GpuVariants --baseline current --out "$LOGS" "${folders[@]}" || rc=1
     return "$rc"
 }
 
@@ -418,6 +427,33 @@ case "${1:-}" in
     first-light)
         [[ $# -eq 1 ]] || { echo "run.sh: first-light takes no other argument" >&2; exit 2; }
         first_light
+        ;;
+    window)
+        [[ $# -le 2 && "${2:-540}" =~ ^[0-9]+$ ]] || { echo "run.sh: window takes one number of seconds, got '${*:2}'" >&2; exit 2; }
+        WINDOW="${2:-540}"
+        (( WINDOW < FL_BUDGET )) && FL_BUDGET="$WINDOW"
+        ( first_light )
+        if [[ $? -ne 0 ]]; then
+            say "window: first light did not pass; nothing longer runs"
+            exit 1
+        fi
+        find_cuda_libs 60 >/dev/null 2>&1 # first light found them in its own subshell
+        status=0
+        for s in report peers compare tests memory; do
+            left=$(( WINDOW - (SECONDS - FL_START) - KILL_AFTER - 1 ))
+            [[ "$s" == peers ]] && left=$(( left / ${#PEERS[@]} )) # each peer script gets the limit
+            if (( left < 30 )); then
+                say "window: $s not run ($(( WINDOW - (SECONDS - FL_START) )) s left)"
+                continue
+            fi
+            say "window: step $s, limit $left s"
+            STEP_TIMEOUT="$left" "step_$s"
+            rc=$?
+            say "window: $s: $([[ $rc -eq 124 ]] && echo "TIMED OUT" || echo "exit $rc") at $(( SECONDS - FL_START )) s"
+            [[ "$rc" -ne 0 ]] && status=1
+        done
+        say "window: logs in $LOGS"
+        exit "$status"
         ;;
     --all-tests) # doctor, then every test (the GPU ones included)
         shift

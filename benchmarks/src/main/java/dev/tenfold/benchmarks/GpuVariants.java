@@ -18,7 +18,8 @@ import java.util.Map;
  * variant, and each variant's median against the first variant's (the bundle's own kernels: "current"). The
  * variants ran alternately in one session on one GPU, so the machine's drift falls on all of them alike.
  *
- * <p>Usage: {@code GpuVariants [--out DIR] FOLDER...}: prints the table and writes {@code variants.md} into DIR.
+ * <p>Usage: {@code GpuVariants [--baseline NAME] [--out DIR] FOLDER...}: prints the table and writes {@code variants.md}
+ * into DIR; the baseline (default: the first folder's variant) is the one the others are compared with.
  * Exit 0; 1 when a folder has no readable report; 2 on bad arguments.
  */
 public final class GpuVariants {
@@ -36,9 +37,11 @@ public final class GpuVariants {
 
     static int run(String[] args, PrintStream out, PrintStream err) {
         Path outDir = null;
+        String baseline = null; // the variant the others are compared with: the first one unless named
         List<Path> folders = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--out") && i + 1 < args.length) outDir = Path.of(args[++i]);
+            else if (args[i].equals("--baseline") && i + 1 < args.length) baseline = args[++i];
             else if (args[i].startsWith("--")) return usage(err, "unknown option '" + args[i] + "'");
             else folders.add(Path.of(args[i]));
         }
@@ -65,6 +68,13 @@ public final class GpuVariants {
                 Row row = rows.computeIfAbsent(r.path("id").asText(), id -> new Row(id, r.path("shape").asText(), new LinkedHashMap<>()));
                 row.ms().computeIfAbsent(variant, v -> new ArrayList<>()).add(r.path("ms").asDouble());
             }
+        }
+        if (baseline != null) {
+            if (!variants.remove(baseline)) {
+                err.println("gpu-variants: no report of the baseline '" + baseline + "' among the folders (its runs failed?)");
+                return 1;
+            }
+            variants.addFirst(baseline);
         }
         String table = table(variants, rows.values());
         out.print(table);
@@ -116,7 +126,7 @@ public final class GpuVariants {
 
     private static int usage(PrintStream err, String message) {
         err.println("gpu-variants: " + message);
-        err.println("usage: GpuVariants [--out DIR] VARIANT-ROUND... (folders holding gpu-report.json)");
+        err.println("usage: GpuVariants [--baseline NAME] [--out DIR] VARIANT-ROUND... (folders holding gpu-report.json)");
         return 2;
     }
 }

@@ -213,12 +213,36 @@ class FirstLightFakeCudaTest {
             assertTrue(out.contains("variants: tests of " + v + ": gpu-tests: 2 run, 2 passed, 0 failed"), out);
             for (int round = 1; round <= 2; round++) assertTrue(Files.exists(logs.resolve("variants/" + v + "-" + round + "/gpu-report.json")), v + " " + round);
         }
-        // the rounds alternate: current, other, current, other
+        // the rounds alternate, the second reversed: current, other, other, current
         assertTrue(out.indexOf("variants: current round 1 done") < out.indexOf("variants: other round 1 done")
-                && out.indexOf("variants: other round 1 done") < out.indexOf("variants: current round 2 done"), out);
+                && out.indexOf("variants: other round 1 done") < out.indexOf("variants: other round 2 done")
+                && out.indexOf("variants: other round 2 done") < out.indexOf("variants: current round 2 done"), out);
         String md = Files.readString(logs.resolve(GpuVariants.MD));
         assertTrue(md.startsWith("| id | shape | current ms | other ms | current / other |"), md);
         assertTrue(md.contains("| copy_d2d | 1 GiB | "), md);
+    }
+
+    @Test
+    void aWindowRunsFirstLightThenOnlyWhatFitsAndNothingAfterAFailedFirstLight() throws Exception {
+        Path logs = Files.createTempDirectory(dir, "window");
+        Map<String, String> quick = Map.of("TEST_ARGS", "--include .*NcclGpuTest", "SMOKE_ARGS", "--sections copy");
+        ProcessBuilder pb = step("window", logs, quick);
+        pb.command().add("25"); // first light takes a few seconds of it: no later step gets its 30 s
+        Process p = pb.redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), out);
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("first light: PASSED"), out);
+        for (String s : new String[] {"report", "peers", "compare", "tests", "memory"}) assertTrue(out.contains("window: " + s + " not run ("), out);
+
+        Map<String, String> oldDriver = new java.util.HashMap<>(quick);
+        oldDriver.putAll(Map.of("FAKE_NVIDIA_DRIVER", "570.124.06", "FAKE_NVIDIA_CUDA", "12.8"));
+        Process q = step("window", Files.createTempDirectory(dir, "window-old"), oldDriver).redirectErrorStream(true).start();
+        String refused = new String(q.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(q.waitFor(120, TimeUnit.SECONDS), refused);
+        assertEquals(1, q.exitValue(), refused);
+        assertTrue(refused.contains("window: first light did not pass; nothing longer runs"), refused);
+        assertFalse(refused.contains("window: step "), refused);
     }
 
     /** `run.sh STEP` on the fake machine, logging into {@code logs}. */

@@ -44,6 +44,13 @@ class GpuVariantsTest {
         assertTrue(r.out().contains("| copy_d2d | 1 GiB | 0.5000 / 0.5000 | — | 0.5000 | — | 1.00x |"), r.out());
         assertFalse(r.out().contains("attn_fwd_s16384"), r.out());
         assertEquals(r.out(), Files.readString(out.resolve(GpuVariants.MD)));
+        // the baseline named: first, whatever the folders' order; one without reports is refused
+        Out named = run("--baseline", "v2", a1.toString(), b1.toString());
+        assertEquals(0, named.code(), named.err());
+        assertTrue(named.out().startsWith("| id | shape | v2 ms | current ms | v2 / current |"), named.out());
+        Out absent = run("--baseline", "current", b1.toString(), c1.toString());
+        assertEquals(1, absent.code());
+        assertTrue(absent.err().contains("no report of the baseline 'current'"), absent.err());
     }
 
     @Test

@@ -103,6 +103,10 @@ final class HostPool {
 
     /** Gives a block from {@link #takeLarge} back; the oldest idle ones are closed while more than MAX_LARGE_IDLE wait. */
     static void giveLarge(Large large) {
+        if (large.block().byteSize() > MAX_LARGE_IDLE) { // kept, it would push every other block out, then itself
+            large.arena().close();
+            return;
+        }
         LARGE.addFirst(large);
         LARGE_IDLE.addAndGet(large.block().byteSize());
         while (LARGE_IDLE.get() > MAX_LARGE_IDLE) {
@@ -115,4 +119,12 @@ final class HostPool {
 
     /** Bytes of blocks above MAX_BLOCK waiting for reuse now (tests). */
     static long largeIdle() { return LARGE_IDLE.get(); }
+
+    /** Closes every idle block above MAX_BLOCK (tests: a known start). */
+    static void dropLarge() {
+        for (Large l; (l = LARGE.pollFirst()) != null; ) {
+            LARGE_IDLE.addAndGet(-l.block().byteSize());
+            l.arena().close();
+        }
+    }
 }

@@ -10,8 +10,9 @@ import java.util.Arrays;
  * Host memory owned by tensors is counted ({@link HostMemory}).
  *
  * <p>Memory is released deterministically. A tensor made by {@link #allocate} owns its memory and
- * frees it on {@link #close()} (up to 16 MiB, by giving it back to a pool for the next allocate:
- * a segment kept from {@link #data()} past the close reads whatever the next owner writes); a tensor made
+ * frees it on {@link #close()} by giving it back to a pool for the next allocate (HostPool: blocks up to 16 MiB
+ * by size class, larger ones whole, up to 256 MiB of them idle): a segment or view kept from {@link #data()} past
+ * the close reads and writes whatever the next owner holds, without an error; a tensor made
  * in a caller's {@link Arena} or by {@link #wrap}
  * (for example over a memory-mapped safetensors file) borrows memory that its owner frees.
  * Closing twice is harmless; using a closed tensor throws {@link IllegalStateException}.

@@ -84,6 +84,7 @@ class HostPoolTest {
 
     @Test
     void theIdleLargeMemoryStaysWithinItsCapAndOnlyTensorsAreCounted() {
+        HostPool.dropLarge(); // no idle blocks left by other tests: each tensor below gets a block of its own size
         long live = HostMemory.live();
         Tensor[] ts = new Tensor[6];
         for (int i = 0; i < ts.length; i++) ts[i] = Tensor.allocate(DType.F32, (60L << 20) / 4); // 60 MiB each, 360 in all
@@ -95,6 +96,11 @@ class HostPoolTest {
         Tensor t = Tensor.allocate(DType.F32, 16);
         t.close();
         assertThrows(IllegalStateException.class, () -> t.getFloat(0));
+        // a block larger than all the idle memory allowed is freed at once, not kept
+        Tensor huge = Tensor.allocate(DType.F32, (HostPool.MAX_LARGE_IDLE + (8L << 20)) / 4);
+        long idle = HostPool.largeIdle();
+        huge.close();
+        assertEquals(idle, HostPool.largeIdle());
     }
 
     @Test

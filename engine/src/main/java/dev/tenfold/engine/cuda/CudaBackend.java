@@ -48,8 +48,8 @@ public final class CudaBackend implements Backend {
     public static final String DETERMINISTIC_ENV = "TENFOLD_DETERMINISTIC_ATTENTION";
     /**
      * The fixed order of the deterministic backward's dQ additions: "ascending" (key block 0 first; the default) or
-     * "descending" (from each query block's last key block: no chained waits; checked in host emulation and by the
-     * GPU tests, not yet measured on a GPU). Both are reproducible bit for bit, each with its own bits.
+     * "descending" (from each query block's last key block: no chained waits; checked in host emulation; its GPU test
+     * and timing have not run on a GPU yet). Both are reproducible bit for bit, each with its own bits.
      */
     public static final String ORDER_ENV = "TENFOLD_FLASH_BWD_ORDER";
     /** cuDriverGetVersion of CUDA 13.0: the fatbin is built by nvcc 13 (its PTX and cubins need a CUDA 13 driver). */
@@ -267,6 +267,8 @@ public final class CudaBackend implements Backend {
 
     /** The deterministic backward's order: descending (see {@link #ORDER_ENV}) or ascending; for tests and benchmarks. */
     void setDescendingOrder(boolean descending) { this.descending = descending; }
+
+    boolean isDescendingOrder() { return descending; }
 
     /** Binds this device's context to the calling thread (done by every op; needed before raw driver calls). */
     public void makeCurrent() {

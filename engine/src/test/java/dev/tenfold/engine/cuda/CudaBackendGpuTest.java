@@ -216,22 +216,28 @@ class CudaBackendGpuTest {
         }
     }
 
-    /** The descending order: reproducible too, and the ascending order's gradients up to f32 rounding (4 key blocks). */
+    /**
+     * The descending order: reproducible too, and the ascending order's gradients (4 key blocks) up to one bf16 ulp: dq
+     * is summed in f32 in another order, then rounded to bf16, so a sum at a rounding boundary may land one ulp away.
+     */
     @Test
     void theDescendingOrderIsReproducibleAndGivesTheSameGradients() {
+        assertTrue(gpu.isDeterministic());
+        boolean before = gpu.isDescendingOrder();
         List<Tensor> made = new ArrayList<>();
         try {
             Tensor[] in = attentionInputs(made, 230);
+            gpu.setDescendingOrder(false);
             float[][] ascending = reproducible(made, in);
             gpu.setDescendingOrder(true);
             float[][] descending = reproducible(made, in);
             for (int i = 0; i < 3; i++) {
                 for (int j = 0; j < ascending[i].length; j++) {
-                    assertEquals(ascending[i][j], descending[i][j], 1e-5f + 1e-4f * Math.abs(ascending[i][j]), "gradient " + i + " at " + j);
+                    assertEquals(ascending[i][j], descending[i][j], 1e-5f + 8e-3f * Math.abs(ascending[i][j]), "gradient " + i + " at " + j);
                 }
             }
         } finally {
-            gpu.setDescendingOrder(false);
+            gpu.setDescendingOrder(before);
             made.forEach(Tensor::close);
         }
     }
