@@ -263,17 +263,9 @@ class FirstLightFakeCudaTest {
     /** `run.sh first-light` with the fake machine's PATH and {@code env} on top; its summary is what follows "first light: <gpu>". */
     private static Run firstLight(Map<String, String> env) throws Exception {
         Path logs = Files.createTempDirectory(dir, "logs");
-        ProcessBuilder pb = new ProcessBuilder("bash", bundle.resolve("run.sh").toString(), "first-light");
-        Map<String, String> e = pb.environment();
-        clean(e);
-        e.put("PATH", bin + File.pathSeparator + e.getOrDefault("PATH", "/usr/bin:/bin"));
-        e.put("OUT", logs.toString());
-        e.put("FAKE_WHEELS", dir.resolve("wheels").toString());
-        e.put("LIB_SEARCH_ROOTS", dir.resolve("nothing-here").toString());
-        e.put("TEST_ARGS", "--include .*NcclGpuTest");
-        e.put("SMOKE_ARGS", "--sections copy");
+        Map<String, String> e = new java.util.HashMap<>(Map.of("TEST_ARGS", "--include .*NcclGpuTest", "SMOKE_ARGS", "--sections copy"));
         e.putAll(env);
-        Process p = pb.redirectErrorStream(true).start();
+        Process p = step("first-light", logs, e).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(300, TimeUnit.SECONDS), "run.sh did not end:\n" + out);
         int at = out.lastIndexOf("first light: ");
