@@ -27,7 +27,9 @@ import java.util.SplittableRandom;
  *                      (benchmarks/scripts/numpy_sgemm.py, a fresh python per round, all cores)
  *   step-gemms [ROUNDS] the products of a training step (StepPeer's h512 shape at 1K and 4K tokens,
  *                      h256's at 1K: x W^T forward, dy W backward) against the same products in numpy
- *   decode [ROUNDS]    one decoded token of RandomLlama.small against a 256 MiB memory copy
+ *   decode [ROUNDS] [small|medium]
+ *                      one decoded token of RandomLlama.small (or .medium: 1.2 GB of weights, past a large
+ *                      L3) against a 256 MiB memory copy
  * </pre>
  * Run: {@code java --add-modules jdk.incubator.vector -cp "benchmarks/target/classes:benchmarks/target/lib/*"
  * dev.tenfold.benchmarks.AlternatingPeers gemm 2048 8}
@@ -40,8 +42,15 @@ public final class AlternatingPeers {
         switch (mode) {
             case "gemm" -> gemm(args.length > 1 ? Integer.parseInt(args[1]) : 2048, args.length > 2 ? Integer.parseInt(args[2]) : 8);
             case "step-gemms" -> stepGemms(args.length > 1 ? Integer.parseInt(args[1]) : 6);
-            case "decode" -> decode(args.length > 1 ? Integer.parseInt(args[1]) : 8);
-            default -> throw new IllegalArgumentException("unknown mode '" + mode + "': gemm [N] [ROUNDS], step-gemms [ROUNDS] or decode [ROUNDS]");
+            case "decode" -> {
+                String model = args.length > 2 ? args[2] : "small";
+                if (!model.equals("small") && !model.equals("medium")) {
+                    throw new IllegalArgumentException("decode's model is small or medium, got '" + model + "'");
+                }
+                decode(args.length > 1 ? Integer.parseInt(args[1]) : 8, model.equals("medium"));
+            }
+            default -> throw new IllegalArgumentException("unknown mode '" + mode
+                    + "': gemm [N] [ROUNDS], step-gemms [ROUNDS] or decode [ROUNDS] [small|medium]");
         }
     }
 
@@ -140,8 +149,8 @@ public final class AlternatingPeers {
         for (Tensor[] t : operands) for (Tensor x : t) x.close();
     }
 
-    static void decode(int rounds) throws Exception {
-        LlamaModel model = RandomLlama.small(7);
+    static void decode(int rounds, boolean medium) throws Exception {
+        LlamaModel model = medium ? RandomLlama.medium(7) : RandomLlama.small(7);
         int prompt = 512;
         SplittableRandom rng = new SplittableRandom(8);
         int[] tokens = new int[prompt];

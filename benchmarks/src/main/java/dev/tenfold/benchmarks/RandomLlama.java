@@ -24,8 +24,20 @@ final class RandomLlama {
 
     static final String SMALL_DESCRIPTION = "hidden 512, 8 layers, 8/2 heads of 64, MLP 1536, vocab 32000, BF16 weights";
 
-    static LlamaModel small(long seed) throws IOException {
-        LlamaConfig c = LlamaConfig.parse(SMALL);
+    /**
+     * hidden 2048, 12 layers, 16 query / 4 kv heads of 128, MLP 5632, vocabulary 32,000: 608M parameters, 1.2 GB of
+     * BF16 weights, more than a large server L3 holds (decoding then reads its weights from DRAM).
+     */
+    static final String MEDIUM = """
+            {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 12, "num_attention_heads": 16,
+             "num_key_value_heads": 4, "vocab_size": 32000, "rope_theta": 500000.0, "max_position_embeddings": 8192}""";
+
+    static LlamaModel small(long seed) throws IOException { return random(SMALL, seed); }
+
+    static LlamaModel medium(long seed) throws IOException { return random(MEDIUM, seed); }
+
+    private static LlamaModel random(String config, long seed) throws IOException {
+        LlamaConfig c = LlamaConfig.parse(config);
         SplittableRandom rng = new SplittableRandom(seed);
         List<Tensor> owned = new ArrayList<>();
         int h = c.hiddenSize();
