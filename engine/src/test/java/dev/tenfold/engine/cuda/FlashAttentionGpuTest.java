@@ -62,6 +62,33 @@ class FlashAttentionGpuTest {
         return tests.stream();
     }
 
+    /** The backward's descending order (TENFOLD_FLASH_BWD_ORDER=descending) against the CPU at the lengths with several key blocks. */
+    @TestFactory
+    Stream<DynamicTest> theDescendingOrderMatchesTheCpuToo() {
+        List<DynamicTest> tests = new ArrayList<>();
+        int maxLength = Integer.getInteger(MAX_LENGTH_PROPERTY, Integer.MAX_VALUE);
+        for (int d : new int[] {64, 128}) {
+            for (int t : new int[] {127, 1000, 4097}) {
+                if (t > maxLength) continue;
+                tests.add(DynamicTest.dynamicTest("d" + d + " ratio 4 T " + t, () -> descending(() -> check(1, t, t, 8, 4, d))));
+            }
+            int keys = Math.min(1000, maxLength);
+            tests.add(DynamicTest.dynamicTest("d" + d + " batch 2, 33 queries against " + keys + " keys",
+                    () -> descending(() -> check(2, 33, keys, 8, 4, d))));
+        }
+        return tests.stream();
+    }
+
+    private void descending(Runnable check) {
+        boolean before = gpu.isDescendingOrder();
+        gpu.setDescendingOrder(true);
+        try {
+            check.run();
+        } finally {
+            gpu.setDescendingOrder(before);
+        }
+    }
+
     private void check(int batch, int tq, int tk, int hq, int ratio, int d) {
         int hkv = hq / ratio;
         SplittableRandom rng = new SplittableRandom(31L * tq + 7L * d + ratio);
