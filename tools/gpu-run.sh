@@ -429,7 +429,8 @@ case "${1:-}" in
         first_light
         ;;
     window)
-        [[ $# -le 2 && "${2:-540}" =~ ^[0-9]+$ ]] || { echo "run.sh: window takes one number of seconds, got '${*:2}'" >&2; exit 2; }
+        [[ $# -le 2 && "${2:-540}" =~ ^[0-9]+$ ]] && (( ${2:-540} >= 30 )) \
+            || { echo "run.sh: window takes one number of seconds, at least 30, got '${*:2}'" >&2; exit 2; }
         WINDOW="${2:-540}"
         (( WINDOW < FL_BUDGET )) && FL_BUDGET="$WINDOW"
         ( first_light )

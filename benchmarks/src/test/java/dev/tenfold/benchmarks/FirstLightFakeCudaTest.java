@@ -227,7 +227,7 @@ class FirstLightFakeCudaTest {
         Path logs = Files.createTempDirectory(dir, "window");
         Map<String, String> quick = Map.of("TEST_ARGS", "--include .*NcclGpuTest", "SMOKE_ARGS", "--sections copy");
         ProcessBuilder pb = step("window", logs, quick);
-        pb.command().add("25"); // first light takes a few seconds of it: no later step gets its 30 s
+        pb.command().add("32"); // first light takes a few seconds of it: no later step gets its 30 s
         Process p = pb.redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(300, TimeUnit.SECONDS), out);

@@ -47,41 +47,37 @@ class FlashAttentionGpuTest {
 
     @TestFactory
     Stream<DynamicTest> forwardAndBackwardMatchTheCpu() {
-        List<DynamicTest> tests = new ArrayList<>();
-        int maxLength = Integer.getInteger(MAX_LENGTH_PROPERTY, Integer.MAX_VALUE);
-        for (int d : new int[] {64, 128}) {
-            for (int ratio : new int[] {1, 4, 8}) {
-                for (int t : new int[] {1, 17, 127, 1000, 4097}) {
-                    if (t > maxLength) continue;
-                    tests.add(DynamicTest.dynamicTest("d" + d + " ratio " + ratio + " T " + t, () -> check(1, t, t, 8, ratio, d)));
-                }
-            }
-            int keys = Math.min(1000, maxLength);
-            tests.add(DynamicTest.dynamicTest("d" + d + " batch 2, 33 queries against " + keys + " keys", () -> check(2, 33, keys, 8, 4, d)));
-        }
-        return tests.stream();
+        return cases(new int[] {1, 4, 8}, new int[] {1, 17, 127, 1000, 4097}, false);
     }
 
     /** The backward's descending order (TENFOLD_FLASH_BWD_ORDER=descending) against the CPU at the lengths with several key blocks. */
     @TestFactory
     Stream<DynamicTest> theDescendingOrderMatchesTheCpuToo() {
+        return cases(new int[] {4}, new int[] {127, 1000, 4097}, true);
+    }
+
+    /** Each head dim, group ratio and length up to the property's limit, and a short query block against many keys. */
+    private Stream<DynamicTest> cases(int[] ratios, int[] lengths, boolean descending) {
         List<DynamicTest> tests = new ArrayList<>();
         int maxLength = Integer.getInteger(MAX_LENGTH_PROPERTY, Integer.MAX_VALUE);
         for (int d : new int[] {64, 128}) {
-            for (int t : new int[] {127, 1000, 4097}) {
-                if (t > maxLength) continue;
-                tests.add(DynamicTest.dynamicTest("d" + d + " ratio 4 T " + t, () -> descending(() -> check(1, t, t, 8, 4, d))));
+            for (int ratio : ratios) {
+                for (int t : lengths) {
+                    if (t > maxLength) continue;
+                    tests.add(DynamicTest.dynamicTest("d" + d + " ratio " + ratio + " T " + t, () -> inOrder(descending, () -> check(1, t, t, 8, ratio, d))));
+                }
             }
             int keys = Math.min(1000, maxLength);
             tests.add(DynamicTest.dynamicTest("d" + d + " batch 2, 33 queries against " + keys + " keys",
-                    () -> descending(() -> check(2, 33, keys, 8, 4, d))));
+                    () -> inOrder(descending, () -> check(2, 33, keys, 8, 4, d))));
         }
         return tests.stream();
     }
 
-    private void descending(Runnable check) {
+    /** Runs check with the backward's deterministic order set, then restores the backend's. */
+    private void inOrder(boolean descending, Runnable check) {
         boolean before = gpu.isDescendingOrder();
-        gpu.setDescendingOrder(true);
+        gpu.setDescendingOrder(descending);
         try {
             check.run();
         } finally {
