@@ -191,6 +191,24 @@ class TrainCliTest {
     }
 
     @Test
+    void trainRunsInTheGpuBundlesRuntimeWithoutJavaDesktop() throws Exception {
+        // the modules tools/bundle.sh links: no java.desktop, so no AWT; loss.png is skipped with a note
+        Path out = dir.resolve("no-desktop");
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--limit-modules", "java.base,jdk.incubator.vector,jdk.unsupported,java.management,jdk.management,java.logging,java.xml",
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(List.of(trainArgs(out, "--max-steps", "2")));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("no-desktop.log").toFile()).start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "still running after 120 s");
+        String log = Files.readString(dir.resolve("no-desktop.log"));
+        assertEquals(0, p.exitValue(), log);
+        assertTrue(log.contains("loss.png skipped: this Java runtime has no java.desktop"), log);
+        assertTrue(Files.size(out.resolve("adapter_model.safetensors")) > 0);
+        assertFalse(Files.exists(out.resolve("loss.png")));
+    }
+
+    @Test
     void theRecipeFillsWhatTheFlagsLeaveOpen() throws Exception {
         Path out = dir.resolve("recipe");
         CliTest.Result r = CliTest.run("", "train", "--model", model.toString(), "--data", data.toString(), "--output", out.toString(),
