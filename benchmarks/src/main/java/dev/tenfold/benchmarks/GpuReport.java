@@ -324,7 +324,7 @@ public final class GpuReport {
             m.put("attn_fwd_bwd_s" + seq, new Planned(shape, "flops", GpuWork.attentionFwdBwdFlops(batch, seq, s.attnHq(), s.attnD(), true)));
             m.put("attn_fwd_bwd_atomic_s" + seq, new Planned(shape, "flops",
                     GpuWork.attentionFwdBwdFlops(batch, seq, s.attnHq(), s.attnD(), true)));
-            m.put("attn_fwd_bwd_desc_s" + seq, new Planned(shape, "flops",
+            m.put("attn_fwd_bwd_asc_s" + seq, new Planned(shape, "flops",
                     GpuWork.attentionFwdBwdFlops(batch, seq, s.attnHq(), s.attnD(), true)));
         }
         int seq = s.backendAttnSeq(), batch = Math.max(1, s.attnTokens() / seq);
@@ -986,7 +986,8 @@ public final class GpuReport {
                         deterministic, error);
                 gpu.launchKernel(KernelAbi.FLASH_BWD_POST, lpost, dqAccum, scale, dq, qElems);
             };
-            Runnable bwdDeterministic = bwd.apply(1), bwdAtomic = bwd.apply(0), bwdDescending = bwd.apply(2);
+            // the deterministic rows use the backend's default order (descending, deterministic == 2); _asc_ the other
+            Runnable bwdDeterministic = bwd.apply(2), bwdAtomic = bwd.apply(0), bwdAscending = bwd.apply(1);
             Measured mf = b.measure("attn_fwd_s" + seq, fwd);
             Measured mb = b.measure("attn_bwd_s" + seq, bwdDeterministic);
             Measured mfb = b.measure("attn_fwd_bwd_s" + seq, () -> {
@@ -997,9 +998,9 @@ public final class GpuReport {
                 fwd.run();
                 bwdAtomic.run();
             });
-            Measured mfd = b.measure("attn_fwd_bwd_desc_s" + seq, () -> {
+            Measured mfasc = b.measure("attn_fwd_bwd_asc_s" + seq, () -> {
                 fwd.run();
-                bwdDescending.run();
+                bwdAscending.run();
             });
             try (Tensor code = gpu.toHost(error)) { // a wait that gave up: the timings above are of an incomplete dQ
                 CudaBackend.checkFlashBackwardError(bwdKernel, code.getInt(0));
@@ -1009,14 +1010,14 @@ public final class GpuReport {
                     computeRow(plan, "attn_fwd_s" + seq, "attention", "flash attention forward (bf16 buffers)", mf,
                             "tf_flash_fwd_d" + d + ", one launch for the batch; FLOPs 4 B S^2 Hq d / 2"),
                     computeRow(plan, "attn_bwd_s" + seq, "attention", "flash attention backward, deterministic dQ", mb,
-                            bwdNote + "; FLOPs 2.5 x forward"),
+                            bwdNote + "; deterministic = 2 (descending key-block order, the default); FLOPs 2.5 x forward"),
                     computeRow(plan, "attn_fwd_bwd_s" + seq, "attention", "flash attention forward + backward, deterministic dQ", mfb,
-                            "FLOPs 3.5 x forward"),
+                            "descending key-block order (the default); FLOPs 3.5 x forward"),
                     computeRow(plan, "attn_fwd_bwd_atomic_s" + seq, "attention", "flash attention forward + backward, atomic dQ", mfa,
                             "deterministic = 0 (dQ summed with atomics)"),
-                    computeRow(plan, "attn_fwd_bwd_desc_s" + seq, "attention",
-                            "flash attention forward + backward, deterministic dQ in descending key-block order", mfd,
-                            "deterministic = 2 (TENFOLD_FLASH_BWD_ORDER=descending)"));
+                    computeRow(plan, "attn_fwd_bwd_asc_s" + seq, "attention",
+                            "flash attention forward + backward, deterministic dQ in ascending key-block order", mfasc,
+                            "deterministic = 1 (TENFOLD_FLASH_BWD_ORDER=ascending)"));
         }
     }
 

@@ -21,8 +21,8 @@ class CudaBackendSettingsTest {
 
     @Test
     void theBackwardsOrderIsAscendingOrDescendingAndAnythingElseIsRefused() {
-        assertFalse(CudaBackend.descendingOrder(null));
-        assertFalse(CudaBackend.descendingOrder(" "));
+        assertTrue(CudaBackend.descendingOrder(null)); // the default
+        assertTrue(CudaBackend.descendingOrder(" "));
         assertFalse(CudaBackend.descendingOrder("ascending"));
         assertTrue(CudaBackend.descendingOrder(" descending "));
         assertEquals("TENFOLD_FLASH_BWD_ORDER must be ascending or descending, got 'reverse'",
