@@ -96,10 +96,12 @@ final class CpuWarmup {
         final Tensor q, k, v, att, lse, q1, att1, lse1, k2, v2, dk2, dv2, dAtt, dq, dk, dv, invFreq, positions, gate, up, act, dGate, dUp, dAct;
         final Tensor ids, targets, dVocabW, p, g, m, s, nf4Packed, nf4Absmax, nf4Out, soft, dSoft;
         final Backend.AdamW hp = new Backend.AdamW(1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f);
-        // Past the blocking and chunking limits: a product deeper than one K-block of the GEMM (and a
-        // BF16 one), and a loss over more tokens and a larger vocabulary than one chunk of each, so the
-        // loops over blocks and chunks are compiled too (the real shapes have them); thin, to stay cheap.
-        static final int DEEP = 1100, LOSS_T = 300, LOSS_H = 16, LOSS_V = 4200;
+        // Past the blocking and chunking limits: a product deeper than one K-block of the GEMM and wider
+        // than one chunk of its B panels (and a BF16 one), and a loss over more tokens and a larger
+        // vocabulary than one chunk of each, so the loops over blocks and chunks are compiled too (the real
+        // shapes have them: a loop that ran once here was compiled as one, and the first real step paid for
+        // its recompiling, 2.4-3.3 times the steady step); small otherwise, to stay cheap.
+        static final int DEEP = 1100, DEEP_N = 300, LOSS_T = 300, LOSS_H = 16, LOSS_V = 4200;
         final Tensor deepX, deepY, lossX, lossDx, lossTargets;
 
         /** What a model's layers read and never write: its weights, norms, embedding table and output matrix. */
@@ -176,9 +178,9 @@ final class CpuWarmup {
             nf4Absmax = random(arena, rng, n / 64);
             nf4Out = Tensor.allocate(arena, DType.F32, HIDDEN, HIDDEN);
             deepX = random(arena, rng, 80, DEEP); // more rows than the skinny path takes: the blocked GEMM
-            Tensor deepW = random(arena, rng, 40, DEEP);
+            Tensor deepW = random(arena, rng, DEEP_N, DEEP);
             Tensor deepWBf16 = cast(arena, deepW, DType.BF16);
-            deepY = Tensor.allocate(arena, DType.F32, 80, 40);
+            deepY = Tensor.allocate(arena, DType.F32, 80, DEEP_N);
             lossX = random(arena, rng, LOSS_T, LOSS_H);
             Tensor lossW = random(arena, rng, LOSS_V, LOSS_H);
             lossDx = Tensor.allocate(arena, DType.F32, LOSS_T, LOSS_H);

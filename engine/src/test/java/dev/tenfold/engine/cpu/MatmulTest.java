@@ -77,6 +77,10 @@ class MatmulTest {
         compare(rng, 0, false, 250, 300, 260, true, true, DType.F32, DType.BF16, true);
         // many row blocks
         compare(rng, 0, false, 800, 50, 40, false, true, DType.F32, DType.F32, false);
+        // several chunks of B panels (B_CHUNK_BYTES: 7 panels of 32 columns at a K-block of 550), the last one
+        // partial and ragged, under both micro-kernels
+        compare(rng, 0, false, 130, 1000, 1100, false, true, DType.F32, DType.F32, false);
+        compare(rng, 0, false, 130, 1000, 1100, true, false, DType.F32, DType.BF16, true, 6, Matmul.Path.PACKED);
         // wider than one packed B block (NC columns)
         compare(rng, 0, false, 7, 4200, 5, false, true, DType.F32, DType.BF16, false);
         compare(rng, 0, false, 7, 4200, 5, true, false, DType.BF16, DType.F32, true);
