@@ -4,6 +4,7 @@ transformers + peft on torch for the CPU, on the model folder and data StepPeer 
 
     python3 cpu_step_peer.py make DIR --hidden 256 --heads 8 --kv-heads 2 --mlp 688 --layers 4 --vocab 2048 --tokens 16384
     python3 cpu_step_peer.py step DIR --tokens 1024 --steps 3 --threads 2
+    python3 cpu_step_peer.py profile DIR --tokens 1024 --steps 3 --threads 2
 
 make: a LlamaForCausalLM with transformers' random init, saved as F32 safetensors (config.json,
 model.safetensors), and data.json: --tokens + 1 token ids drawn with a fixed seed, which both
@@ -14,6 +15,11 @@ o; AdamW (lr 2e-4, torch's defaults otherwise); the gradient norm clipped at 1 a
 does. One step = zero_grad, forward with labels, backward, clip, AdamW. One untimed warm-up step,
 then --steps timed ones. No gradient checkpointing (the peer's fastest setting at these sizes).
 Prints one JSON line: {"tokens": T, "seconds": [...], "first_seconds": s, "loss": l, versions}.
+
+profile: the same steps (after two untimed ones) under torch.profiler (CPU): one JSON line with each aten op's
+self time per step in ms, largest first, and the unprofiled step time measured just before ("step_seconds"); the
+profiler's own cost makes the ops add up to more than that. Where tenfold's step goes is
+benchmarks/scripts/jfr_step_ops.py's.
 """
 import argparse
 import json
@@ -39,11 +45,10 @@ def make(args):
         json.dump([rng.randrange(args.vocab) for _ in range(args.tokens + 1)], f)
 
 
-def step(args):
+def load_step(args):
+    """The model, data and optimizer of a step as `step` measures it; returns one() -> (seconds, loss)."""
     import torch
     torch.set_num_threads(args.threads)
-    import transformers
-    import peft
     from transformers import LlamaForCausalLM
     from peft import LoraConfig, get_peft_model
     model = LlamaForCausalLM.from_pretrained(args.dir, dtype=torch.float32, attn_implementation="sdpa")
@@ -68,20 +73,48 @@ def step(args):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         return time.perf_counter() - t0, loss.item()
+    return one
 
+
+def versions():
+    import torch
+    import transformers
+    import peft
+    return {"threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__}
+
+
+def step(args):
+    one = load_step(args)
     first, loss = one()
     times = []
     for _ in range(args.steps):
         s, loss = one()
         times.append(s)
-    print(json.dumps({"tokens": args.tokens, "seconds": times, "first_seconds": first, "loss": loss,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__,
-                      "transformers": transformers.__version__, "peft": peft.__version__}), flush=True)
+    print(json.dumps({"tokens": args.tokens, "seconds": times, "first_seconds": first, "loss": loss, **versions()}),
+          flush=True)
+
+
+def profile(args):
+    from torch.profiler import profile as torch_profile, ProfilerActivity
+    one = load_step(args)
+    one()
+    one()
+    plain = sorted(one()[0] for _ in range(args.steps))[args.steps // 2]
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            one()
+    ops = sorted(((e.key, e.self_cpu_time_total / 1000.0 / args.steps, e.count // args.steps)
+                  for e in prof.key_averages()), key=lambda x: -x[1])
+    total = sum(ms for _, ms, _ in ops)
+    print(json.dumps({"tokens": args.tokens, "step_seconds": plain, "profiled_ms_per_step": total,
+                      "ops": [{"op": k, "self_ms": round(ms, 2), "calls": c} for k, ms, c in ops if ms >= 0.005 * total],
+                      **versions()}), flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["make", "step"])
+    ap.add_argument("what", choices=["make", "step", "profile"])
     ap.add_argument("dir")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--heads", type=int, default=8)
@@ -93,7 +126,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    (make if args.what == "make" else step)(args)
+    {"make": make, "step": step, "profile": profile}[args.what](args)
 
 
 if __name__ == "__main__":
