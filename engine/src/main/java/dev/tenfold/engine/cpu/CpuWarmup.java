@@ -102,7 +102,10 @@ final class CpuWarmup {
         // shapes have them: a loop that ran once here was compiled as one, and the first real step paid for
         // its recompiling, 2.4-3.3 times the steady step); small otherwise, to stay cheap.
         static final int DEEP = 1100, DEEP_N = 300, LOSS_T = 300, LOSS_H = 16, LOSS_V = 4200;
-        final Tensor deepX, deepY, lossX, lossDx, lossTargets;
+        // LoRA's dA (rank x hidden = h^T x) over enough tokens to run in parallel and split along them, as a real
+        // step's does (untaken here, the JIT made those branches traps that the first step hit)
+        static final int LORA_T = 1400;
+        final Tensor deepX, deepY, lossX, lossDx, lossTargets, loraDeepH, loraDeepX, loraDeepDA;
 
         /** What a model's layers read and never write: its weights, norms, embedding table and output matrix. */
         record Weights(Tensor w, Tensor wBf16, Tensor wKv, Tensor norm, Tensor table, Tensor vocabW, Tensor deepW, Tensor deepWBf16,
@@ -181,6 +184,9 @@ final class CpuWarmup {
             Tensor deepW = random(arena, rng, DEEP_N, DEEP);
             Tensor deepWBf16 = cast(arena, deepW, DType.BF16);
             deepY = Tensor.allocate(arena, DType.F32, 80, DEEP_N);
+            loraDeepH = random(arena, rng, LORA_T, RANK);
+            loraDeepX = random(arena, rng, LORA_T, HIDDEN);
+            loraDeepDA = Tensor.allocate(arena, DType.F32, RANK, HIDDEN);
             lossX = random(arena, rng, LOSS_T, LOSS_H);
             Tensor lossW = random(arena, rng, LOSS_V, LOSS_H);
             lossDx = Tensor.allocate(arena, DType.F32, LOSS_T, LOSS_H);
@@ -299,6 +305,7 @@ final class CpuWarmup {
             b.crossEntropy(lossX, lossW, lossTargets, 1f / LOSS_T, lossDx, null);
             b.matmul(deepX, false, deepW, true, deepY, false);
             b.matmul(deepX, false, deepWBf16, true, deepY, false);
+            b.matmul(loraDeepH, true, loraDeepX, false, loraDeepDA, false);
             b.adamw(p, g, m, s, hp, 1);
             b.dequantizeNf4(nf4Packed, nf4Absmax, null, null, 0f, nf4Out);
             b.sum(g);

@@ -274,7 +274,13 @@ final class Matmul {
         final float[] tile = new float[12 * NR];
         /** Transpose buffer (rows of up to NR x PACK_RUN) or one column of a B block (up to NC). */
         final float[] run = new float[Math.max(NR * PACK_RUN, NC)];
-        float[] aPack = new float[0];
+        /**
+         * The A block: allocated at its largest (MC x KC rows and depth at most) when the thread first packs, so
+         * that a larger product than any before does not take a branch the compiled code never saw: the JIT
+         * turns an untaken branch into a trap, and growing it here in a run's first real step threw the
+         * compiled tile loop away (recompiled while the step ran, most of a second on 2 cores).
+         */
+        float[] aPack = new float[roundUp(MC, 12) * KC];
 
         float[] aPack(int size) {
             if (aPack.length < size) aPack = new float[size];
