@@ -99,8 +99,7 @@ final class CpuWarmup {
         // Past the blocking and chunking limits: a product deeper than one K-block of the GEMM and wider
         // than one chunk of its B panels (and a BF16 one), and a loss over more tokens and a larger
         // vocabulary than one chunk of each, so the loops over blocks and chunks are compiled too (the real
-        // shapes have them: a loop that ran once here was compiled as one, and the first real step paid for
-        // its recompiling, 2.4-3.3 times the steady step); small otherwise, to stay cheap.
+        // shapes have them); small otherwise, to stay cheap.
         static final int DEEP = 1100, DEEP_N = 300, LOSS_T = 300, LOSS_H = 16, LOSS_V = 4200;
         // LoRA's dA (rank x hidden = h^T x) over enough tokens to run in parallel and split along them, as a real
         // step's does (untaken here, the JIT made those branches traps that the first step hit)

@@ -71,9 +71,9 @@ final class Matmul {
     //     the B panels, a chunk of them at a time (B_CHUNK_BYTES, also in L2): each A micro-panel
     //     (MR x KC floats) is reused from L1 across the chunk's panels before the next. The
     //     12 x 2 kernel needs only 176 bytes of A and B per 24 multiply-adds, which L2
-    //     sustains, so K-blocks are deep: each K-block
-    //     costs a pass over C (loads and stores that miss), and at 2048^3 depths of 1024 beat
-    //     512 by a few percent and 256 by more (C traffic was ~10% of the time with 256);
+    //     sustains, so K-blocks are deep: each K-block costs a pass over C (loads and stores
+    //     that miss), and at 2048^3 depths of 1024 beat 512 by a few percent and 256 by more
+    //     (C traffic was ~10% of the time with 256);
     //   - a packed B block (KC x NC floats, up to 16 MiB) is shared by all threads through L3.
     //
     // Parallelism: for each K-block, all threads pack B (panels split among them); then the
@@ -278,7 +278,7 @@ final class Matmul {
          * The A block: allocated at its largest (MC x KC rows and depth at most) when the thread first packs, so
          * that a larger product than any before does not take a branch the compiled code never saw: the JIT
          * turns an untaken branch into a trap, and growing it here in a run's first real step threw the
-         * compiled tile loop away (recompiled while the step ran, most of a second on 2 cores).
+         * compiled tile loop away, to be recompiled while the step ran.
          */
         float[] aPack = new float[roundUp(MC, 12) * KC];
 

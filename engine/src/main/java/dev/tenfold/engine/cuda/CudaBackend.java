@@ -49,7 +49,7 @@ public final class CudaBackend implements Backend {
     /**
      * The fixed order of the deterministic backward's dQ additions: "descending" (the default: from each query block's
      * last key block, so the waits do not chain; 1.2-1.6x faster than ascending at 1K-16K tokens on an H200, within
-     * 10-20 % of atomics) or "ascending" (key block 0 first). Both are reproducible bit for bit, each with its own bits.
+     * 9-18 % of atomics) or "ascending" (key block 0 first). Both are reproducible bit for bit, each with its own bits.
      */
     public static final String ORDER_ENV = "TENFOLD_FLASH_BWD_ORDER";
     /** cuDriverGetVersion of CUDA 13.0: the fatbin is built by nvcc 13 (its PTX and cubins need a CUDA 13 driver). */
