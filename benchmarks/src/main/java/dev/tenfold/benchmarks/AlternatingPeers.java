@@ -75,7 +75,7 @@ public final class AlternatingPeers {
                     t[i] = (System.nanoTime() - t0) * 1e-9;
                 }
                 double npRate = np.path("gflops").asDouble(), npBest = np.path("best_gflops").asDouble();
-                double tfRate = flops / median(t) / 1e9, tfBest = flops / Arrays.stream(t).min().orElseThrow() / 1e9;
+                double tfRate = flops / GpuWork.median(t) / 1e9, tfBest = flops / Arrays.stream(t).min().orElseThrow() / 1e9;
                 rows.add(new double[] {npRate, tfRate, tfRate / npRate, npBest, tfBest});
                 System.out.printf("%5d  %5.1f  %7.1f  %5.3f%n", r, npRate, tfRate, tfRate / npRate);
             }
@@ -132,7 +132,7 @@ public final class AlternatingPeers {
                     times[i] = (System.nanoTime() - t0) * 1e-9;
                 }
                 double flops = 2.0 * g.m() * g.n() * g.k();
-                double npRate = np.get(s).path("gflops").asDouble(), tfRate = flops / median(times) / 1e9;
+                double npRate = np.get(s).path("gflops").asDouble(), tfRate = flops / GpuWork.median(times) / 1e9;
                 rows.get(s).add(new double[] {npRate, tfRate, tfRate / npRate, np.get(s).path("best_gflops").asDouble(),
                         flops / Arrays.stream(times).min().orElseThrow() / 1e9});
             }
@@ -143,8 +143,8 @@ public final class AlternatingPeers {
             Gemm g = STEP_GEMMS.get(s);
             List<double[]> rs = rows.get(s);
             System.out.printf("| %d x %d x %d%s | %.0f | %.0f | %.2f |%n", g.m(), g.n(), g.k(), g.transB() ? " (x W^T)" : "",
-                    median(rs.stream().mapToDouble(x -> x[0]).toArray()), median(rs.stream().mapToDouble(x -> x[1]).toArray()),
-                    median(rs.stream().mapToDouble(x -> x[2]).toArray()));
+                    GpuWork.median(rs.stream().mapToDouble(x -> x[0]).toArray()), GpuWork.median(rs.stream().mapToDouble(x -> x[1]).toArray()),
+                    GpuWork.median(rs.stream().mapToDouble(x -> x[2]).toArray()));
         }
         for (Tensor[] t : operands) for (Tensor x : t) x.close();
     }
@@ -185,11 +185,11 @@ public final class AlternatingPeers {
                     model.forward(new int[] {17}, cache, null);
                     d[i] = (System.nanoTime() - t0) * 1e-9;
                 }
-                double copyRate = 2.0 * copyBytes / median(c) / 1e9, decodeRate = weightBytes / median(d) / 1e9;
+                double copyRate = 2.0 * copyBytes / GpuWork.median(c) / 1e9, decodeRate = weightBytes / GpuWork.median(d) / 1e9;
                 double copyBest = 2.0 * copyBytes / Arrays.stream(c).min().orElseThrow() / 1e9;
                 double decodeBest = weightBytes / Arrays.stream(d).min().orElseThrow() / 1e9;
                 rows.add(new double[] {copyRate, decodeRate, decodeRate / copyRate, copyBest, decodeBest});
-                System.out.printf("%5d  %9.1f  %9.3f  %11.1f  %5.3f%n", r, copyRate, median(d) * 1e3, decodeRate, decodeRate / copyRate);
+                System.out.printf("%5d  %9.1f  %9.3f  %11.1f  %5.3f%n", r, copyRate, GpuWork.median(d) * 1e3, decodeRate, decodeRate / copyRate);
             }
             summary(rows, "copy", "decode");
         } finally {
@@ -209,7 +209,7 @@ public final class AlternatingPeers {
         double peerBest = rows.stream().mapToDouble(r -> r[3]).max().orElseThrow();
         double oursBest = rows.stream().mapToDouble(r -> r[4]).max().orElseThrow();
         System.out.printf("median ratio %s/%s over %d rounds: %.3f (min %.3f, max %.3f); best %s %.1f, best %s %.1f: %.3f%n",
-                ours, peer, rows.size(), median(ratios), Arrays.stream(ratios).min().orElseThrow(),
+                ours, peer, rows.size(), GpuWork.median(ratios), Arrays.stream(ratios).min().orElseThrow(),
                 Arrays.stream(ratios).max().orElseThrow(), peer, peerBest, ours, oursBest, oursBest / peerBest);
     }
 
@@ -231,9 +231,4 @@ public final class AlternatingPeers {
         return JSON.readTree(out);
     }
 
-    private static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    }
 }

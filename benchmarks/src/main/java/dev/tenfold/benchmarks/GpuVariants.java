@@ -115,13 +115,10 @@ public final class GpuVariants {
         return sb.toString();
     }
 
+    private static double median(List<Double> xs) { return GpuWork.median(xs.stream().mapToDouble(Double::doubleValue).toArray()); }
+
     private static String ms(double v) {
         return String.format(Locale.ROOT, v >= 100 ? "%.1f" : v >= 1 ? "%.2f" : "%.4f", v);
-    }
-
-    static double median(List<Double> xs) {
-        double[] s = xs.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 
     private static int usage(PrintStream err, String message) {

@@ -7,7 +7,6 @@ import dev.tenfold.qlora.Packing;
 import dev.tenfold.qlora.Trainer;
 import dev.tenfold.qlora.TrainingSettings;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -53,7 +52,7 @@ public final class PackingReport {
                 b[r] = packed.step(batch).seconds();
                 System.err.printf(Locale.ROOT, "  step %d: unpacked %.2f s, packed %.2f s%n", r + 1, a[r], b[r]);
             }
-            double ma = median(a), mb = median(b);
+            double ma = GpuWork.median(a), mb = GpuWork.median(b);
             System.out.printf(Locale.ROOT, "| records | tokens | passes unpacked | passes packed | unpacked tok/s | packed tok/s | packed / unpacked |%n");
             System.out.printf(Locale.ROOT, "|---:|---:|---:|---:|---:|---:|---:|%n");
             System.out.printf(Locale.ROOT, "| %d | %,d | %d | %d | %,.0f | %,.0f | %.2fx |%n", batch.size(), tokens, batch.size(), sequences,
@@ -61,9 +60,4 @@ public final class PackingReport {
         }
     }
 
-    static double median(double[] x) {
-        double[] s = x.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    }
 }

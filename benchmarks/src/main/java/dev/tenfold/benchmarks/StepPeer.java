@@ -126,16 +126,16 @@ public final class StepPeer {
                 JsonNode p0 = peerRuns.get(0);
                 versions = "torch " + p0.get("torch").asText() + ", transformers " + p0.get("transformers").asText() + ", peft "
                         + p0.get("peft").asText() + " (" + p0.get("threads").asInt() + " threads)";
-                double[] peerRates = peerRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
-                double[] ourRates = ourRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
-                double[] firstRatio = ourRuns.stream().mapToDouble(n -> n.get("first_seconds").asDouble() / median(seconds(n))).toArray();
+                double[] peerRates = peerRuns.stream().mapToDouble(n -> t / GpuWork.median(seconds(n))).toArray();
+                double[] ourRates = ourRuns.stream().mapToDouble(n -> t / GpuWork.median(seconds(n))).toArray();
+                double[] firstRatio = ourRuns.stream().mapToDouble(n -> n.get("first_seconds").asDouble() / GpuWork.median(seconds(n))).toArray();
                 double[] warmUps = ourRuns.stream().mapToDouble(n -> n.path("warm_up_seconds").asDouble(0)).toArray();
-                double peer = median(peerRates), tf = median(ourRates);
+                double peer = GpuWork.median(peerRates), tf = GpuWork.median(ourRates);
                 String row = String.format(Locale.ROOT, "| %s | %,d | %,.0f (%s) | %,.0f (%s) | %.1f s | %.1fx | %.2fx |", shape.describe(), t,
-                        peer, rates(peerRates), tf, rates(ourRates), median(warmUps), median(firstRatio), tf / peer);
+                        peer, rates(peerRates), tf, rates(ourRates), GpuWork.median(warmUps), GpuWork.median(firstRatio), tf / peer);
                 if (otherBuild != null) {
-                    double[] otherRates = otherRuns.stream().mapToDouble(n -> t / median(seconds(n))).toArray();
-                    double other = median(otherRates);
+                    double[] otherRates = otherRuns.stream().mapToDouble(n -> t / GpuWork.median(seconds(n))).toArray();
+                    double other = GpuWork.median(otherRates);
                     row += String.format(Locale.ROOT, " %,.0f (%s) | %.2fx |", other, rates(otherRates), other / peer);
                 }
                 System.out.println(row + String.format(Locale.ROOT, "   loss peer %.4f, tenfold %.4f", p0.get("loss").asDouble(),
@@ -229,9 +229,4 @@ public final class StepPeer {
         return s.toString();
     }
 
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    }
 }
