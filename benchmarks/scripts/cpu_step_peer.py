@@ -126,6 +126,10 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.what != "make" and args.steps < 1:
+        ap.error("--steps must be at least 1, got %d" % args.steps)
+    if args.tokens < 1 or args.threads < 1:
+        ap.error("--tokens and --threads must be at least 1, got %d and %d" % (args.tokens, args.threads))
     {"make": make, "step": step, "profile": profile}[args.what](args)
 
 

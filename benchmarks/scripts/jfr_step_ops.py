@@ -49,8 +49,15 @@ def main():
     ap.add_argument("--step-seconds", type=float, help="the steady step time, to print ms per step")
     ap.add_argument("--thread", default="main")
     args = ap.parse_args()
-    with open(args.file) as f:
-        all_samples = [s for s in samples(f) if s[1] == args.thread]
+    if not args.skip_seconds >= 0:
+        ap.error("--skip-seconds must be >= 0, got %s" % args.skip_seconds)
+    if args.step_seconds is not None and not 0 < args.step_seconds < float("inf"):
+        ap.error("--step-seconds must be a positive number of seconds, got %s" % args.step_seconds)
+    try:
+        with open(args.file) as f:
+            all_samples = [s for s in samples(f) if s[1] == args.thread]
+    except OSError as e:
+        sys.exit("jfr_step_ops: cannot read %s: %s" % (args.file, e.strerror or e))
     if not all_samples:
         sys.exit("jfr_step_ops: no samples of thread '%s' in %s" % (args.thread, args.file))
     warm_end = max((t for t, _, fr in all_samples if any(x.endswith("CpuBackend.warmUp") for x in fr)), default=None)

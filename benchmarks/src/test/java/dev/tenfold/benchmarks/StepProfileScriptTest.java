@@ -59,5 +59,25 @@ class StepProfileScriptTest {
                 file.toString(), "--thread", "nobody"));
         assertEquals(1, none.exit());
         assertTrue(none.err().contains("no samples of thread 'nobody'"), none.err());
+
+        String script = PeerScriptsTest.scripts().resolve("jfr_step_ops.py").toString();
+        PeerScriptsTest.Result missing = PeerScriptsTest.run(List.of(py, script, dir.resolve("absent.txt").toString()));
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("cannot read") && missing.err().contains("absent.txt"), missing.err());
+        for (String bad : List.of("nan", "0", "-1", "inf")) {
+            PeerScriptsTest.Result r2 = PeerScriptsTest.run(List.of(py, script, file.toString(), "--step-seconds", bad));
+            assertEquals(2, r2.exit(), bad);
+            assertTrue(r2.err().contains("--step-seconds must be a positive number"), r2.err());
+        }
+    }
+
+    @Test
+    void thePeersProfileRefusesNoSteps() throws Exception {
+        String py = PeerScriptsTest.python();
+        Assumptions.assumeTrue(py != null, "no python3 on PATH");
+        PeerScriptsTest.Result r = PeerScriptsTest.run(List.of(py, PeerScriptsTest.scripts().resolve("cpu_step_peer.py").toString(),
+                "profile", "target/step-peer/h512", "--steps", "0"));
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("--steps must be at least 1, got 0"), r.err());
     }
 }
