@@ -80,8 +80,9 @@ def versions():
     import torch
     import transformers
     import peft
+    # cpu_capability: the vector instructions ATen's kernels run with (ATEN_CPU_CAPABILITY can lower it)
     return {"threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__}
+            "peft": peft.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def step(args):

@@ -32,7 +32,8 @@ import java.util.SplittableRandom;
  *                      L3) against a 256 MiB memory copy
  * </pre>
  * Run: {@code java --add-modules jdk.incubator.vector -cp "benchmarks/target/classes:benchmarks/target/lib/*"
- * dev.tenfold.benchmarks.AlternatingPeers gemm 2048 8}
+ * dev.tenfold.benchmarks.AlternatingPeers gemm 2048 8}; with {@code -XX:UseAVX=2} on an AVX-512 machine, numpy runs
+ * OpenBLAS's AVX2 kernels too.
  */
 public final class AlternatingPeers {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -64,7 +65,9 @@ public final class AlternatingPeers {
             long warmUntil = System.nanoTime() + 8_000_000_000L; // the JIT settles
             while (System.nanoTime() < warmUntil) fast.matmul(a, false, b, false, out, false);
             List<double[]> rows = new ArrayList<>();
-            System.out.printf("f32 %d^3, %d reps a side per round; GFLOP/s (median of the round's reps)%n", n, reps);
+            System.out.printf("f32 %d^3, %d reps a side per round; GFLOP/s (median of the round's reps); tenfold %d-bit vectors%s%n", n,
+                    reps, jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize(),
+                    AVX2_ON_AVX512 ? ", numpy with OPENBLAS_CORETYPE=Haswell (AVX2)" : "");
             System.out.println("round  numpy  tenfold  ratio");
             for (int r = 0; r < rounds; r++) {
                 JsonNode np = numpy(n, reps).path("sgemm").get(0);
@@ -119,7 +122,9 @@ public final class AlternatingPeers {
         for (Gemm g : STEP_GEMMS) flags.addAll(List.of("--shape", g.flag()));
         List<List<double[]>> rows = new ArrayList<>();
         for (int s = 0; s < STEP_GEMMS.size(); s++) rows.add(new ArrayList<>());
-        System.out.printf("f32 products of a training step, %d reps a side per round; GFLOP/s (median of the round's reps)%n", reps);
+        System.out.printf("f32 products of a training step, %d reps a side per round; GFLOP/s (median of the round's reps); tenfold %d-bit "
+                + "vectors%s%n", reps, jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize(),
+                AVX2_ON_AVX512 ? ", numpy with OPENBLAS_CORETYPE=Haswell (AVX2)" : "");
         for (int r = 0; r < rounds; r++) {
             JsonNode np = numpy(flags, reps).path("sgemm");
             for (int s = 0; s < STEP_GEMMS.size(); s++) {
@@ -213,6 +218,24 @@ public final class AlternatingPeers {
                 Arrays.stream(ratios).max().orElseThrow(), peer, peerBest, ours, oursBest, oursBest / peerBest);
     }
 
+    /**
+     * This JVM was limited to 256-bit vectors (-XX:UseAVX=2) on a CPU with AVX-512: the peer is limited to OpenBLAS's
+     * Haswell (AVX2) kernels too, so that the run measures what an AVX2 machine would see.
+     */
+    static final boolean AVX2_ON_AVX512 = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize() == 256
+            && cpuFlags().contains("avx512f");
+
+    private static java.util.Set<String> cpuFlags() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("flags")) return new java.util.HashSet<>(Arrays.asList(line.substring(line.indexOf(':') + 1).trim().split("\\s+")));
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux: no AVX-512 to hide
+        }
+        return java.util.Set.of();
+    }
+
     private static JsonNode numpy(int n, int reps) throws IOException, InterruptedException {
         return numpy(List.of(String.valueOf(n)), reps);
     }
@@ -224,6 +247,7 @@ public final class AlternatingPeers {
         ProcessBuilder pb = new ProcessBuilder(cmd);
         pb.environment().remove("OPENBLAS_CORETYPE");
         pb.environment().remove("OPENBLAS_L2_SIZE");
+        if (AVX2_ON_AVX512) pb.environment().put("OPENBLAS_CORETYPE", "Haswell");
         pb.redirectError(ProcessBuilder.Redirect.INHERIT);
         Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

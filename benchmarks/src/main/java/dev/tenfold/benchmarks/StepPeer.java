@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import jdk.incubator.vector.FloatVector;
 
 /**
@@ -27,11 +28,12 @@ import jdk.incubator.vector.FloatVector;
  * its runs (a run slowed by the shared machine's load does not decide it), and the ratio tenfold /
  * peer is printed last. {@code --other-build} names the class path of another tenfold build (e.g.
  * a copy of the jars before a change) run after this one in every round: a before/after comparison
- * that the shared machine's load cannot tilt.
+ * that the shared machine's load cannot tilt. {@code --isa avx2} runs both sides with 256-bit AVX2 only
+ * ({@link Isa}).
  *
  * <pre>
  * ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps 3] [--rounds 2]
- *                           [--python PATH] [--dir target/step-peer] [--other-build CLASSPATH]
+ *                           [--isa native|avx2] [--python PATH] [--dir target/step-peer] [--other-build CLASSPATH]
  * </pre>
  *
  * The peer's python is {@code --python}, else {@code $TENFOLD_PEER_PYTHON}, else the venv that
@@ -60,72 +62,146 @@ public final class StepPeer {
 
     static final String SCRIPT = "benchmarks/scripts/cpu_step_peer.py";
 
+    /**
+     * The vector instructions both sides may use. {@code native}: what the machine has. {@code avx2}: 256-bit AVX2
+     * on both sides, as on most laptops and servers (the JVM with -XX:UseAVX=2, 16 vector registers; the peer's
+     * ATen kernels, MKL and oneDNN limited to AVX2 by their environment variables), so that a machine with AVX-512
+     * measures what an AVX2 machine would see. Each run reports what it ran with, and a run that did not get it
+     * fails the benchmark.
+     */
+    enum Isa {
+        NATIVE(List.of(), Map.of(), 0, null),
+        AVX2(List.of("-XX:UseAVX=2"), Map.of("ATEN_CPU_CAPABILITY", "avx2", "MKL_ENABLE_INSTRUCTIONS", "AVX2",
+                "ONEDNN_MAX_CPU_ISA", "AVX2"), 256, "AVX2");
+
+        final List<String> jvmFlags;
+        final Map<String, String> peerEnv;
+        /** tenfold's f32 vector width under this setting (0: whatever the machine has). */
+        final int vectorBits;
+        /** torch.backends.cpu.get_cpu_capability() under this setting (null: whatever the machine has). */
+        final String peerCapability;
+
+        Isa(List<String> jvmFlags, Map<String, String> peerEnv, int vectorBits, String peerCapability) {
+            this.jvmFlags = jvmFlags;
+            this.peerEnv = peerEnv;
+            this.vectorBits = vectorBits;
+            this.peerCapability = peerCapability;
+        }
+    }
+
+    /** The command line, checked. */
+    record Options(List<String> shapes, int[] tokens, int steps, int rounds, String python, Path dir, String otherBuild, Isa isa) {
+        static final String USAGE = "usage: ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps N] "
+                + "[--rounds R] [--isa native|avx2] [--python PATH] [--dir DIR] [--other-build CLASSPATH]";
+
+        /** Parses the flags; a bad one is an IllegalArgumentException naming it. {@code --help} gives null. */
+        static Options parse(String[] args, String defaultPython) {
+            List<String> shapeNames = List.of("h256", "h512", "hd128");
+            int[] tokens = {1024, 4096, 16384};
+            int steps = 3, rounds = 2;
+            String python = defaultPython;
+            Path dir = Path.of("target/step-peer");
+            String otherBuild = null; // the class path of another tenfold build, measured alternately with this one
+            Isa isa = Isa.NATIVE;
+            for (int i = 0; i < args.length; i++) {
+                String flag = args[i];
+                if (flag.equals("--help")) return null;
+                if (i + 1 >= args.length) throw new IllegalArgumentException(flag + " needs a value");
+                String v = args[++i];
+                switch (flag) {
+                    case "--shapes" -> shapeNames = Arrays.asList(v.split(","));
+                    case "--tokens" -> tokens = Arrays.stream(v.split(",")).mapToInt(x -> integer(flag, x)).toArray();
+                    case "--steps" -> steps = integer(flag, v);
+                    case "--rounds" -> rounds = integer(flag, v);
+                    case "--python" -> python = v;
+                    case "--dir" -> dir = Path.of(v);
+                    case "--other-build" -> otherBuild = v;
+                    case "--isa" -> isa = switch (v) {
+                        case "native" -> Isa.NATIVE;
+                        case "avx2" -> Isa.AVX2;
+                        default -> throw new IllegalArgumentException("--isa must be native or avx2, got '" + v + "'");
+                    };
+                    default -> throw new IllegalArgumentException("unknown flag " + flag);
+                }
+            }
+            if (steps < 1 || steps > 100) throw new IllegalArgumentException("--steps must be in [1, 100], got " + steps);
+            if (rounds < 1 || rounds > 20) throw new IllegalArgumentException("--rounds must be in [1, 20], got " + rounds);
+            for (int t : tokens) {
+                if (t < 2 || t > 1 << 20) throw new IllegalArgumentException("--tokens must each be in [2, 1048576], got " + t);
+            }
+            for (String name : shapeNames) shape(name);
+            return new Options(shapeNames, tokens, steps, rounds, python, dir, otherBuild, isa);
+        }
+
+        private static int integer(String flag, String v) {
+            try {
+                return Integer.parseInt(v.strip());
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(flag + " must be a whole number, got '" + v + "'");
+            }
+        }
+    }
+
+    static Shape shape(String name) {
+        return SHAPES.stream().filter(s -> s.name.equals(name)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("--shapes: unknown shape " + name + " (h256, h512, hd128)"));
+    }
+
     public static void main(String[] args) throws Exception {
         if (args.length > 0 && args[0].equals("tenfold")) {
             tenfoldSteps(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]));
             return;
         }
-        List<String> shapeNames = List.of("h256", "h512", "hd128");
-        int[] tokens = {1024, 4096, 16384};
-        int steps = 3, rounds = 2;
-        String python = System.getenv("TENFOLD_PEER_PYTHON");
-        if (python == null) python = System.getProperty("user.home") + "/.cache/tenfold-hf-venv/bin/python";
-        Path dir = Path.of("target/step-peer");
-        String otherBuild = null; // the class path of another tenfold build, measured alternately with this one
-        for (int i = 0; i < args.length; i++) {
-            String flag = args[i];
-            if (flag.equals("--help")) {
-                System.out.println("usage: ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps N] [--rounds R] "
-                        + "[--python PATH] [--dir DIR] [--other-build CLASSPATH]");
-                return;
-            }
-            if (i + 1 >= args.length) usage(flag + " needs a value");
-            String v = args[++i];
-            switch (flag) {
-                case "--shapes" -> shapeNames = Arrays.asList(v.split(","));
-                case "--tokens" -> tokens = Arrays.stream(v.split(",")).mapToInt(x -> integer(flag, x)).toArray();
-                case "--steps" -> steps = integer(flag, v);
-                case "--rounds" -> rounds = integer(flag, v);
-                case "--python" -> python = v;
-                case "--dir" -> dir = Path.of(v);
-                case "--other-build" -> otherBuild = v;
-                default -> usage("unknown flag " + flag);
-            }
+        String defaultPython = System.getenv("TENFOLD_PEER_PYTHON");
+        if (defaultPython == null) defaultPython = System.getProperty("user.home") + "/.cache/tenfold-hf-venv/bin/python";
+        Options o;
+        try {
+            o = Options.parse(args, defaultPython);
+        } catch (IllegalArgumentException e) {
+            usage(e.getMessage());
+            return;
         }
-        if (steps < 1 || steps > 100) usage("--steps must be in [1, 100], got " + steps);
-        if (rounds < 1 || rounds > 20) usage("--rounds must be in [1, 20], got " + rounds);
-        for (int t : tokens) if (t < 2 || t > 1 << 20) usage("--tokens must each be in [2, 1048576], got " + t);
+        if (o == null) {
+            System.out.println(Options.USAGE);
+            return;
+        }
+        List<String> shapeNames = o.shapes();
+        int[] tokens = o.tokens();
+        int steps = o.steps(), rounds = o.rounds();
+        String python = o.python(), otherBuild = o.otherBuild();
+        Path dir = o.dir();
+        Isa isa = o.isa();
         if (!Files.isExecutable(Path.of(python))) usage("no peer python at " + python + " (build it with ../shared/tools/hf-venv.sh, or give --python)");
         int maxTokens = Arrays.stream(tokens).max().orElseThrow();
 
-        System.out.printf(Locale.ROOT, "tenfold step-peer: %d-bit f32 vectors, %d cores, java %s; LoRA r=8 on q,k,v,o, f32, AdamW; "
-                + "%d timed steps after 1 untimed; peer, tenfold, peer in fresh processes%n", FloatVector.SPECIES_PREFERRED.vectorBitSize(),
+        System.out.printf(Locale.ROOT, "tenfold step-peer: --isa %s, %d cores, java %s; LoRA r=8 on q,k,v,o, f32, AdamW; "
+                + "%d timed steps after 1 untimed; peer, tenfold, peer in fresh processes%n", isa.name().toLowerCase(Locale.ROOT),
                 Runtime.getRuntime().availableProcessors(), System.getProperty("java.version"), steps);
         List<String> rows = new ArrayList<>();
         String versions = null;
         for (String name : shapeNames) {
-            Shape shape = SHAPES.stream().filter(s -> s.name.equals(name)).findFirst()
-                    .orElseThrow(() -> new IllegalArgumentException("--shapes: unknown shape " + name + " (h256, h512, hd128)"));
+            Shape shape = shape(name);
             Path folder = dir.resolve(name);
             if (!Files.exists(folder.resolve("data.json")) || dataLength(folder) < maxTokens + 1) {
                 List<String> cmd = new ArrayList<>(List.of(python, SCRIPT, "make", folder.toString(), "--tokens", "" + maxTokens));
                 cmd.addAll(shape.flags());
-                run(cmd);
+                run(cmd, Map.of());
             }
             for (int t : tokens) {
                 List<String> peerCmd = List.of(python, SCRIPT, "step", folder.toString(), "--tokens", "" + t, "--steps", "" + steps,
                         "--threads", "2");
                 // peer, tenfold, peer, ..., peer: each side's figure is the median over its runs of each run's median step
                 List<JsonNode> peerRuns = new ArrayList<>(), ourRuns = new ArrayList<>(), otherRuns = new ArrayList<>();
-                peerRuns.add(json(run(peerCmd)));
+                peerRuns.add(peerRun(peerCmd, isa));
                 for (int r = 0; r < rounds; r++) {
-                    ourRuns.add(json(run(tenfoldCommand(System.getProperty("java.class.path"), folder, t, steps))));
-                    if (otherBuild != null) otherRuns.add(json(run(tenfoldCommand(otherBuild, folder, t, steps))));
-                    peerRuns.add(json(run(peerCmd)));
+                    ourRuns.add(tenfoldRun(System.getProperty("java.class.path"), folder, t, steps, isa));
+                    if (otherBuild != null) otherRuns.add(tenfoldRun(otherBuild, folder, t, steps, isa));
+                    peerRuns.add(peerRun(peerCmd, isa));
                 }
                 JsonNode p0 = peerRuns.get(0);
                 versions = "torch " + p0.get("torch").asText() + ", transformers " + p0.get("transformers").asText() + ", peft "
-                        + p0.get("peft").asText() + " (" + p0.get("threads").asInt() + " threads)";
+                        + p0.get("peft").asText() + " (" + p0.get("threads").asInt() + " threads, ATen capability "
+                        + p0.path("cpu_capability").asText("?") + "); tenfold: " + ourRuns.get(0).path("vector_bits").asInt() + "-bit f32 vectors";
                 double[] peerRates = peerRuns.stream().mapToDouble(n -> t / GpuWork.median(seconds(n))).toArray();
                 double[] ourRates = ourRuns.stream().mapToDouble(n -> t / GpuWork.median(seconds(n))).toArray();
                 double[] firstRatio = ourRuns.stream().mapToDouble(n -> n.get("first_seconds").asDouble() / GpuWork.median(seconds(n))).toArray();
@@ -150,25 +226,40 @@ public final class StepPeer {
         rows.forEach(System.out::println);
     }
 
-    private static int integer(String flag, String v) {
-        try {
-            return Integer.parseInt(v.strip());
-        } catch (NumberFormatException e) {
-            usage(flag + " must be a whole number, got '" + v + "'");
-            return 0;
-        }
-    }
-
     private static void usage(String message) {
         System.err.println("step-peer: " + message);
         System.exit(2);
     }
 
-    /** tenfold's side, in its own process: the same JVM flags and class path as this one. */
-    private static List<String> tenfoldCommand(String classPath, Path folder, int t, int steps) {
+    /** One tenfold run, checked to have run with the vectors --isa asks for. */
+    private static JsonNode tenfoldRun(String classPath, Path folder, int t, int steps, Isa isa) throws IOException, InterruptedException {
+        JsonNode n = json(run(tenfoldCommand(classPath, folder, t, steps, isa), Map.of()));
+        int bits = n.path("vector_bits").asInt();
+        // (a build from before this check prints no width: --other-build may name one)
+        if (isa.vectorBits != 0 && n.has("vector_bits") && bits != isa.vectorBits) {
+            throw new IOException("--isa " + isa.name().toLowerCase(Locale.ROOT) + ": tenfold ran with " + bits + "-bit vectors, not "
+                    + isa.vectorBits + " (does this CPU have them?)");
+        }
+        return n;
+    }
+
+    /** One peer run, checked to have run with the instructions --isa asks for. */
+    private static JsonNode peerRun(List<String> cmd, Isa isa) throws IOException, InterruptedException {
+        JsonNode n = json(run(cmd, isa.peerEnv));
+        String capability = n.path("cpu_capability").asText("?");
+        if (isa.peerCapability != null && !capability.equals(isa.peerCapability)) {
+            throw new IOException("--isa " + isa.name().toLowerCase(Locale.ROOT) + ": the peer's ATen ran with " + capability + ", not "
+                    + isa.peerCapability + " (does this CPU have it?)");
+        }
+        return n;
+    }
+
+    /** tenfold's side, in its own process: the same JVM flags (plus --isa's) and class path as this one. */
+    private static List<String> tenfoldCommand(String classPath, Path folder, int t, int steps, Isa isa) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
+        cmd.addAll(isa.jvmFlags);
         cmd.addAll(List.of("-cp", classPath, StepPeer.class.getName(), "tenfold", folder.toString(), "" + t,
                 "" + steps));
         return cmd;
@@ -196,12 +287,15 @@ public final class StepPeer {
                 loss = m.loss();
             }
             System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"cpu_seconds\": [%s], \"first_seconds\": %s, "
-                    + "\"warm_up_seconds\": %s, \"loss\": %s}%n", t, times, cpu, first.seconds(), first.warmUpSeconds(), loss);
+                    + "\"warm_up_seconds\": %s, \"loss\": %s, \"vector_bits\": %d}%n", t, times, cpu, first.seconds(),
+                    first.warmUpSeconds(), loss, FloatVector.SPECIES_PREFERRED.vectorBitSize());
         }
     }
 
-    private static String run(List<String> cmd) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    private static String run(List<String> cmd, Map<String, String> env) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+        pb.environment().putAll(env);
+        Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes());
         int rc = p.waitFor();
         if (rc != 0) throw new IOException("exit " + rc + ": " + String.join(" ", cmd) + "\n" + out);

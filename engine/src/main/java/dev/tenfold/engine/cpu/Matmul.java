@@ -97,11 +97,11 @@ final class Matmul {
     /** Columns of the micro-tile: two vectors. */
     private static final int NR = 2 * VL;
     /**
-     * Rows of the micro-tile. Its 2 * MR accumulators, two B vectors and one broadcast must fit
-     * the vector register file: 12 where there are 32 registers (AVX-512, AArch64), 6 where
-     * there are 16 (AVX2).
+     * Rows of the micro-tile. Its 2 * MR accumulators, two B vectors and the broadcasts the JIT keeps live must
+     * fit the vector register file: 12 where there are 32 registers (AVX-512, AArch64), 4 where there are 16
+     * (AVX2; see {@link #kernel4}).
      */
-    static final int MR = F.vectorBitSize() >= 512 || System.getProperty("os.arch", "").equals("aarch64") ? 12 : 6;
+    static final int MR = F.vectorBitSize() >= 512 || System.getProperty("os.arch", "").equals("aarch64") ? 12 : 4;
     /** K-block: the depth of one pass of the micro-kernel (A and B panels hold KC floats per lane). */
     private static final int KC = 1024;
     /** About this many rows make an A block (L2 resident). */
@@ -182,11 +182,11 @@ final class Matmul {
 
     /**
      * The fast path with the choices a shape would make given explicitly: the micro-tile height
-     * (12 or 6) and the path, so that tests reach every kernel on any machine.
+     * (12 or 4) and the path, so that tests reach every kernel on any machine.
      */
     static void fast(OpChecks.MatmulDims d, Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate,
                      int mr, Path path) {
-        if (mr != 12 && mr != 6) throw new IllegalArgumentException("matmul: micro-tile height " + mr);
+        if (mr != 12 && mr != 4) throw new IllegalArgumentException("matmul: micro-tile height " + mr);
         MemorySegment c = out.data();
         int m = d.m(), n = d.n(), k = d.k(), batch = d.batch();
         if ((long) batch * m * n == 0) return;
@@ -353,7 +353,7 @@ final class Matmul {
                                 for (int jp = jb; jp < jbEnd; jp++) {
                                     int j = jc0 + jp * NR, nr = Math.min(NR, n - j);
                                     if (mr == 12) kernel12(aPack, i * kc, bPack, jp * NR * kc, kc, tile);
-                                    else kernel6(aPack, i * kc, bPack, jp * NR * kc, kc, tile);
+                                    else kernel4(aPack, i * kc, bPack, jp * NR * kc, kc, tile);
                                     writeTile(tile, c, 4 * (cBase + (long) (i0 + i) * n + j), 4L * n,
                                             Math.min(mr, rows - i), nr, store);
                                 }
@@ -424,11 +424,11 @@ final class Matmul {
      * few columns or a short K, where packing A is 10-25% of the time, ran 4-17% faster on 2 cores.
      */
     private static int[] gatherMap(int R) {
-        return R == MR ? GATHER_MR : R == NR ? GATHER_NR : R == 6 ? GATHER_6 : null;
+        return R == MR ? GATHER_MR : R == NR ? GATHER_NR : R == 4 ? GATHER_4 : null;
     }
 
     private static final boolean GATHERS = F.vectorBitSize() >= 256 && !System.getProperty("os.arch", "").equals("aarch64");
-    private static final int[] GATHER_MR = gatherIndices(MR), GATHER_NR = gatherIndices(NR), GATHER_6 = gatherIndices(6);
+    private static final int[] GATHER_MR = gatherIndices(MR), GATHER_NR = gatherIndices(NR), GATHER_4 = gatherIndices(4);
 
     private static int[] gatherIndices(int R) {
         if (!GATHERS) return null;
@@ -530,11 +530,18 @@ final class Matmul {
         c11b.intoArray(tile, 11 * NR + VL);
     }
 
-    /** The micro-kernel for 16 vector registers: 6 rows x 2 vectors, otherwise as {@link #kernel12}. */
-    private static void kernel6(float[] ap, int ao, float[] bp, int bo, int kc, float[] tile) {
-        FloatVector c0a = FloatVector.zero(F), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
-        FloatVector c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
-        for (int p = 0; p < kc; p++, ao += 6, bo += NR) {
+    /**
+     * The micro-kernel for 16 vector registers (AVX2): 4 rows x 2 vectors, otherwise as {@link #kernel12}. Its 8
+     * accumulators, 2 B vectors and 4 broadcasts fit 16 registers. 6 x 2 (12 accumulators) needs 15 only if one
+     * broadcast is live at a time, but C2 loads a step's broadcasts ahead of their multiply-adds and then spills an
+     * accumulator to the stack on every step (seen in its code): its store and reload sit on that accumulator's
+     * chain. On a Xeon with -XX:UseAVX=2, L1-resident panels: 4 x 2 at 99 GFLOP/s a core, the register-only FMA
+     * rate, against 69-74 for 6 x 2 and for 5 x 2 and 4 x 3 (which spill the same way); in products of the
+     * training step on 2 cores, 1.24-1.40x.
+     */
+    private static void kernel4(float[] ap, int ao, float[] bp, int bo, int kc, float[] tile) {
+        FloatVector c0a = FloatVector.zero(F), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
+        for (int p = 0; p < kc; p++, ao += 4, bo += NR) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bo), b1 = FloatVector.fromArray(F, bp, bo + VL);
             FloatVector x;
             x = FloatVector.broadcast(F, ap[ao]);
@@ -549,12 +556,6 @@ final class Matmul {
             x = FloatVector.broadcast(F, ap[ao + 3]);
             c3a = x.fma(b0, c3a);
             c3b = x.fma(b1, c3b);
-            x = FloatVector.broadcast(F, ap[ao + 4]);
-            c4a = x.fma(b0, c4a);
-            c4b = x.fma(b1, c4b);
-            x = FloatVector.broadcast(F, ap[ao + 5]);
-            c5a = x.fma(b0, c5a);
-            c5b = x.fma(b1, c5b);
         }
         c0a.intoArray(tile, 0 * NR);
         c0b.intoArray(tile, 0 * NR + VL);
@@ -564,10 +565,6 @@ final class Matmul {
         c2b.intoArray(tile, 2 * NR + VL);
         c3a.intoArray(tile, 3 * NR);
         c3b.intoArray(tile, 3 * NR + VL);
-        c4a.intoArray(tile, 4 * NR);
-        c4b.intoArray(tile, 4 * NR + VL);
-        c5a.intoArray(tile, 5 * NR);
-        c5b.intoArray(tile, 5 * NR + VL);
     }
 
     /**
