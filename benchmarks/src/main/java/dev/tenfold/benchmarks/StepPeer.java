@@ -171,6 +171,8 @@ public final class StepPeer {
         String python = o.python(), otherBuild = o.otherBuild();
         Path dir = o.dir();
         Isa isa = o.isa();
+        String arch = System.getProperty("os.arch", "");
+        if (isa == Isa.AVX2 && !arch.equals("amd64") && !arch.equals("x86_64")) usage("--isa avx2 needs an x86-64 CPU; this is " + arch);
         if (!Files.isExecutable(Path.of(python))) usage("no peer python at " + python + " (build it with ../shared/tools/hf-venv.sh, or give --python)");
         int maxTokens = Arrays.stream(tokens).max().orElseThrow();
 
