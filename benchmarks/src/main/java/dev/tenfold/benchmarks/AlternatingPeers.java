@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tenfold.engine.Backend;
 import dev.tenfold.engine.DType;
+import dev.tenfold.engine.Machine;
 import dev.tenfold.engine.Tensor;
 import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.KvCache;
@@ -223,18 +224,7 @@ public final class AlternatingPeers {
      * Haswell (AVX2) kernels too, so that the run measures what an AVX2 machine would see.
      */
     static final boolean AVX2_ON_AVX512 = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize() == 256
-            && cpuFlags().contains("avx512f");
-
-    private static java.util.Set<String> cpuFlags() {
-        try {
-            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("flags")) return new java.util.HashSet<>(Arrays.asList(line.substring(line.indexOf(':') + 1).trim().split("\\s+")));
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux: no AVX-512 to hide
-        }
-        return java.util.Set.of();
-    }
+            && Machine.cpuFlags().contains("avx512f");
 
     private static JsonNode numpy(int n, int reps) throws IOException, InterruptedException {
         return numpy(List.of(String.valueOf(n)), reps);

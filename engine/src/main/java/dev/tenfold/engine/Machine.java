@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Set;
 
 /** What the host is, for reports (doctor, benchmark results) and for the memory checks made before large allocations. */
 public final class Machine {
@@ -11,14 +13,26 @@ public final class Machine {
 
     /** The CPU's model name from /proc/cpuinfo, or the architecture elsewhere. */
     public static String cpuModel() {
+        String model = cpuinfo("model name");
+        return model != null ? model : System.getProperty("os.arch");
+    }
+
+    /** The CPU's feature flags from /proc/cpuinfo ("avx2", "avx512f", ...); empty where there is none (not Linux). */
+    public static Set<String> cpuFlags() {
+        String flags = cpuinfo("flags");
+        return flags == null || flags.isEmpty() ? Set.of() : Set.copyOf(Arrays.asList(flags.split("\\s+")));
+    }
+
+    /** The value of the first /proc/cpuinfo line that starts with key, or null. */
+    private static String cpuinfo(String key) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
+                if (line.startsWith(key) && line.indexOf(':') > 0) return line.substring(line.indexOf(':') + 1).trim();
             }
         } catch (IOException e) {
             // not Linux: fall through
         }
-        return System.getProperty("os.arch");
+        return null;
     }
 
     /**
