@@ -984,7 +984,11 @@ final class Attention {
             // 6 x 2 tile kept two accumulators on the stack through every step, and the 4-row kernels below do
             // better there: alternating in one JVM with -XX:UseAVX=2, the attention forward 1.14x at head dim 32
             // (1,024 to 16,384 tokens), the backward 1.04-1.09x at 4/1 heads of 128, level elsewhere.
-            for (; i + 6 <= n; i += 6) {
+            int six = n / 6;
+            // as many 6-row tiles as leave the 4-row tile a multiple of 4 rows (n even): 128 keys were 21 tiles and
+            // two single rows, whose loop does one multiply-add per step
+            if (six > 0 && (n - 6 * six) % 4 > 1) six--;
+            for (; i < 6 * six; i += 6) {
                 int j = 0;
                 for (; j + 2 * L <= w; j += 2 * L) kernel6x2K(c, ldc, a, aOff + i * ars, ars, b, ldb, k, cOff + i * ldc + j, j, acc);
                 for (; j < w; j += L) {
@@ -1037,8 +1041,8 @@ final class Attention {
         for (; i < n; i++) {
             for (int j = 0; j < w; j += L) {
                 FloatVector x = acc ? FloatVector.fromArray(SP, c, cOff + i * ldc + j) : FloatVector.zero(SP);
-                for (int p = 0, ao = aOff + i * ars; p < k; p++, ao += acs) {
-                    x = FloatVector.broadcast(SP, a[ao]).fma(FloatVector.fromArray(SP, b, p * ldb + j), x);
+                for (int p = 0, ao = aOff + i * ars, bo = j; p < k; p++, ao += acs, bo += ldb) {
+                    x = FloatVector.broadcast(SP, a[ao]).fma(FloatVector.fromArray(SP, b, bo), x);
                 }
                 x.intoArray(c, cOff + i * ldc + j);
             }
