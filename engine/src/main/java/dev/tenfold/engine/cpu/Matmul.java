@@ -464,7 +464,7 @@ final class Matmul {
         FloatVector c0a = FloatVector.zero(F), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
         FloatVector c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a;
         FloatVector c8a = c0a, c8b = c0a, c9a = c0a, c9b = c0a, c10a = c0a, c10b = c0a, c11a = c0a, c11b = c0a;
-        for (int end = ao + 12 * kc; ao < end; ao += 12, bo += NR) {
+        for (int end = ao + 12 * kc; ao < end; ao += 12, bo += NR) { // the A index is the counter (see kernel4)
             FloatVector b0 = FloatVector.fromArray(F, bp, bo), b1 = FloatVector.fromArray(F, bp, bo + VL);
             FloatVector x;
             x = FloatVector.broadcast(F, ap[ao]);
@@ -541,10 +541,10 @@ final class Matmul {
      * <p>
      * The loop counts with the A index itself, not a separate p: C2 rebuilds every other index from the counter,
      * and with p it spent six integer instructions a step on indices (lea, mov, shl, add, movslq, inc), against
-     * three with ao (lea, movslq, add). Beside 8 fused multiply-adds (the ports the integer ALU shares) that was the difference between
-     * 85-90 GFLOP/s a core and 94-98; in the step's products, alternating in one JVM with -XX:UseAVX=2, 1.09-1.18x
-     * (1.14x geomean over 12 shapes). kernel12 counts the same way: its 24 multiply-adds hide the difference
-     * (1.00x at AVX-512).
+     * three with ao (lea, movslq, add). Beside 8 fused multiply-adds, on ports the integer ALUs share, that was
+     * the difference between 84-91 GFLOP/s a core and 93-98; in the step's products, alternating in one JVM with
+     * -XX:UseAVX=2, 1.09-1.18x (1.14x geomean over 12 shapes). kernel12 counts the same way: its 24 multiply-adds
+     * hid the difference (1.01x at AVX-512).
      */
     private static void kernel4(float[] ap, int ao, float[] bp, int bo, int kc, float[] tile) {
         FloatVector c0a = FloatVector.zero(F), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
