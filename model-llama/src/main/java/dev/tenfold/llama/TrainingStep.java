@@ -126,8 +126,9 @@ public final class TrainingStep {
      */
     public static boolean keepsLayerActivations(LlamaModel model, int t) {
         Backend b = model.backend();
-        // a plan of a CPU step (the planning backend with the CPU as its target) makes the same choice, so that it counts what runs
-        boolean cpu = b instanceof dev.tenfold.engine.cpu.CpuBackend
+        // by the device, not the class, so that a backend wrapping the CPU's (step-peer's op timer) makes the same choice; a plan
+        // of a CPU step (the planning backend with the CPU as its target) makes it too, so that it counts what runs
+        boolean cpu = b.device().isCpu()
                 || b instanceof dev.tenfold.engine.plan.PlanningBackend plan && plan.target() == dev.tenfold.engine.plan.PlanningBackend.Target.CPU;
         if (!cpu || !model.trainingMemory().equals(TrainingMemory.f32())) return false;
         long host = dev.tenfold.engine.Machine.physicalMemory();

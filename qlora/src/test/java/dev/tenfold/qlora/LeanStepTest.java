@@ -132,6 +132,18 @@ class LeanStepTest {
             m.setTrainingMemory(TrainingMemory.f32().withMlpTile(64));
             assertFalse(TrainingStep.keepsLayerActivations(m, IDS.length), "other memory settings recompute");
         }
+        // a backend that wraps the CPU's (as step-peer's op timer does) computes on the CPU: the same choice
+        Backend wrapped = (Backend) java.lang.reflect.Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, method, args) -> {
+                    try {
+                        return method.invoke(CpuBackend.fast(), args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        try (LlamaModel m = model(base, wrapped, false, TrainingMemory.f32())) {
+            assertTrue(TrainingStep.keepsLayerActivations(m, IDS.length), "a backend wrapping the CPU's keeps them too");
+        }
         assertSameBits("kept vs recomputed", run(base, CpuBackend.fast(), false, TrainingMemory.f32()),
                 run(base, CpuBackend.fast(), false, TrainingMemory.f32().withMlpTile(64)));
     }
