@@ -2,8 +2,10 @@ package dev.tenfold.benchmarks;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tenfold.engine.cpu.CpuBackend;
 import dev.tenfold.llama.LlamaLoader;
 import dev.tenfold.llama.LlamaModel;
+import dev.tenfold.llama.TrainingStep;
 import dev.tenfold.qlora.Lora;
 import dev.tenfold.qlora.LoraConfig;
 import dev.tenfold.qlora.Trainer;
@@ -13,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -29,11 +32,12 @@ import jdk.incubator.vector.FloatVector;
  * peer is printed last. {@code --other-build} names the class path of another tenfold build (e.g.
  * a copy of the jars before a change) run after this one in every round: a before/after comparison
  * that the shared machine's load cannot tilt. {@code --isa avx2} runs both sides with 256-bit AVX2 only
- * ({@link Isa}).
+ * ({@link Isa}). {@code --ops} adds, per shape and length, one more run of each side that times the step op by op
+ * (the peer under torch.profiler, tenfold through {@link OpTimer}) and prints where each spends it ({@link OpGroups}).
  *
  * <pre>
  * ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps 3] [--rounds 2]
- *                           [--isa native|avx2] [--python PATH] [--dir target/step-peer] [--other-build CLASSPATH]
+ *                           [--isa native|avx2] [--ops] [--python PATH] [--dir target/step-peer] [--other-build CLASSPATH]
  * </pre>
  *
  * The peer's python is {@code --python}, else {@code $TENFOLD_PEER_PYTHON}, else the venv that
@@ -90,9 +94,10 @@ public final class StepPeer {
     }
 
     /** The command line, checked. */
-    record Options(List<String> shapes, int[] tokens, int steps, int rounds, String python, Path dir, String otherBuild, Isa isa) {
+    record Options(List<String> shapes, int[] tokens, int steps, int rounds, String python, Path dir, String otherBuild, Isa isa,
+                   boolean ops) {
         static final String USAGE = "usage: ./tenfold bench step-peer [--shapes h256,h512,hd128] [--tokens 1024,4096,16384] [--steps N] "
-                + "[--rounds R] [--isa native|avx2] [--python PATH] [--dir DIR] [--other-build CLASSPATH]";
+                + "[--rounds R] [--isa native|avx2] [--ops] [--python PATH] [--dir DIR] [--other-build CLASSPATH]";
 
         /** Parses the flags; a bad one is an IllegalArgumentException naming it. {@code --help} gives null. */
         static Options parse(String[] args, String defaultPython) {
@@ -103,9 +108,14 @@ public final class StepPeer {
             Path dir = Path.of("target/step-peer");
             String otherBuild = null; // the class path of another tenfold build, measured alternately with this one
             Isa isa = Isa.NATIVE;
+            boolean ops = false;
             for (int i = 0; i < args.length; i++) {
                 String flag = args[i];
                 if (flag.equals("--help")) return null;
+                if (flag.equals("--ops")) {
+                    ops = true;
+                    continue;
+                }
                 if (i + 1 >= args.length) throw new IllegalArgumentException(flag + " needs a value");
                 String v = args[++i];
                 switch (flag) {
@@ -130,7 +140,7 @@ public final class StepPeer {
                 if (t < 2 || t > 1 << 20) throw new IllegalArgumentException("--tokens must each be in [2, 1048576], got " + t);
             }
             for (String name : shapeNames) shape(name);
-            return new Options(shapeNames, tokens, steps, rounds, python, dir, otherBuild, isa);
+            return new Options(shapeNames, tokens, steps, rounds, python, dir, otherBuild, isa, ops);
         }
 
         private static int integer(String flag, String v) {
@@ -149,7 +159,7 @@ public final class StepPeer {
 
     public static void main(String[] args) throws Exception {
         if (args.length > 0 && args[0].equals("tenfold")) {
-            tenfoldSteps(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]));
+            tenfoldSteps(Path.of(args[1]), Integer.parseInt(args[2]), Integer.parseInt(args[3]), args.length > 4 && args[4].equals("ops"));
             return;
         }
         String defaultPython = System.getenv("TENFOLD_PEER_PYTHON");
@@ -179,7 +189,7 @@ public final class StepPeer {
         System.out.printf(Locale.ROOT, "tenfold step-peer: --isa %s, %d cores, java %s; LoRA r=8 on q,k,v,o, f32, AdamW; "
                 + "%d timed steps after 1 untimed; peer, tenfold, peer in fresh processes%n", isa.name().toLowerCase(Locale.ROOT),
                 Runtime.getRuntime().availableProcessors(), System.getProperty("java.version"), steps);
-        List<String> rows = new ArrayList<>();
+        List<String> rows = new ArrayList<>(), opTables = new ArrayList<>();
         String versions = null;
         for (String name : shapeNames) {
             Shape shape = shape(name);
@@ -219,6 +229,22 @@ public final class StepPeer {
                 System.out.println(row + String.format(Locale.ROOT, "   loss peer %.4f, tenfold %.4f", p0.get("loss").asDouble(),
                         ourRuns.get(0).get("loss").asDouble()));
                 rows.add(row);
+                if (o.ops()) {
+                    List<String> profileCmd = new ArrayList<>(peerCmd);
+                    profileCmd.set(2, "profile");
+                    JsonNode peerOps = peerRun(profileCmd, isa);
+                    JsonNode ourOps = json(run(tenfoldCommand(System.getProperty("java.class.path"), folder, t, steps, isa, true), Map.of()));
+                    if (ourOps.path("keeps_activations").asBoolean() != ourRuns.get(0).path("keeps_activations").asBoolean()) {
+                        throw new IOException("the timed tenfold run chose another step (keeps_activations " + ourOps.path("keeps_activations")
+                                + ", untimed " + ourRuns.get(0).path("keeps_activations") + "): its op times would not be this step's");
+                    }
+                    String table = OpGroups.table(shape.describe() + ", " + String.format(Locale.ROOT, "%,d", t) + " tokens",
+                            OpGroups.ofPeer(peerOps), OpGroups.ofTenfold(ourOps)) + "\n" + OpGroups.topOps(peerOps, ourOps, 8);
+                    System.out.println(table);
+                    System.out.println(peerOps);
+                    System.out.println(ourOps);
+                    opTables.add(table);
+                }
             }
         }
         System.out.println();
@@ -226,6 +252,10 @@ public final class StepPeer {
         System.out.println("| shape | tokens | peer tok/s (each run) | tenfold tok/s (each run) | tenfold warm-up | tenfold first step / steady | tenfold / peer |" + (otherBuild != null ? " other build tok/s (each run) | other build / peer |" : ""));
         System.out.println("|---|---|---|---|---|---|---|" + (otherBuild != null ? "---|---|" : ""));
         rows.forEach(System.out::println);
+        for (String table : opTables) {
+            System.out.println();
+            System.out.println(table);
+        }
     }
 
     private static void usage(String message) {
@@ -235,7 +265,7 @@ public final class StepPeer {
 
     /** One tenfold run, checked to have run with the vectors --isa asks for. */
     private static JsonNode tenfoldRun(String classPath, Path folder, int t, int steps, Isa isa) throws IOException, InterruptedException {
-        JsonNode n = json(run(tenfoldCommand(classPath, folder, t, steps, isa), Map.of()));
+        JsonNode n = json(run(tenfoldCommand(classPath, folder, t, steps, isa, false), Map.of()));
         int bits = n.path("vector_bits").asInt();
         // (a build from before this check prints no width: --other-build may name one)
         if (isa.vectorBits != 0 && n.has("vector_bits") && bits != isa.vectorBits) {
@@ -257,22 +287,27 @@ public final class StepPeer {
     }
 
     /** tenfold's side, in its own process: the same JVM flags (plus --isa's) and class path as this one. */
-    private static List<String> tenfoldCommand(String classPath, Path folder, int t, int steps, Isa isa) {
+    private static List<String> tenfoldCommand(String classPath, Path folder, int t, int steps, Isa isa, boolean ops) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
         cmd.addAll(isa.jvmFlags);
         cmd.addAll(List.of("-cp", classPath, StepPeer.class.getName(), "tenfold", folder.toString(), "" + t,
                 "" + steps));
+        if (ops) cmd.add("ops");
         return cmd;
     }
 
-    /** Loads the folder, attaches LoRA and runs 1 + steps trainer steps; prints the peer's JSON shape. */
-    static void tenfoldSteps(Path folder, int t, int steps) throws IOException {
+    /**
+     * Loads the folder, attaches LoRA and runs 1 + steps trainer steps; prints the peer's JSON shape. With ops, the
+     * backend is timed ({@link OpTimer}) over the timed steps, and the JSON has each op's ms and calls per step.
+     */
+    static void tenfoldSteps(Path folder, int t, int steps, boolean ops) throws IOException {
         JsonNode data = new ObjectMapper().readTree(folder.resolve("data.json").toFile());
         int[] tokens = new int[t + 1];
         for (int i = 0; i <= t; i++) tokens[i] = data.get(i).asInt();
-        try (LlamaModel model = LlamaLoader.load(folder)) {
+        OpTimer timer = ops ? new OpTimer(CpuBackend.fast()) : null;
+        try (LlamaModel model = ops ? LlamaLoader.load(folder, timer.backend()) : LlamaLoader.load(folder)) {
             Lora.attach(model, LoraConfig.of(8, 16f).targets("q,k,v,o").seed(3));
             Trainer trainer = new Trainer(model, TrainingSettings.defaults().lr(2e-4).maxSteps(steps + 1));
             List<Trainer.Example> batch = List.of(Trainer.Example.nextTokens(tokens, null));
@@ -281,6 +316,7 @@ public final class StepPeer {
             double loss = first.loss();
             // the process's CPU seconds per step too: on a shared machine they move less than the wall time
             var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+            if (timer != null) timer.start();
             for (int i = 0; i < steps; i++) {
                 long c0 = os.getProcessCpuTime();
                 Trainer.StepMetrics m = trainer.step(batch);
@@ -288,9 +324,19 @@ public final class StepPeer {
                 cpu.append(i == 0 ? "" : ", ").append((os.getProcessCpuTime() - c0) / 1e9);
                 loss = m.loss();
             }
+            StringBuilder opTimes = new StringBuilder();
+            if (timer != null) {
+                timer.stop();
+                // ms and calls per step, the longest first
+                timer.totals().entrySet().stream().sorted(Comparator.comparingLong(e -> -e.getValue()[0])).forEach(e -> opTimes.append(
+                        String.format(Locale.ROOT, "%s{\"op\": \"%s\", \"ms\": %.3f, \"calls\": %.1f}", opTimes.isEmpty() ? "" : ", ",
+                                e.getKey(), e.getValue()[0] / 1e6 / steps, (double) e.getValue()[1] / steps)));
+            }
             System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"cpu_seconds\": [%s], \"first_seconds\": %s, "
-                    + "\"warm_up_seconds\": %s, \"loss\": %s, \"vector_bits\": %d}%n", t, times, cpu, first.seconds(),
-                    first.warmUpSeconds(), loss, FloatVector.SPECIES_PREFERRED.vectorBitSize());
+                    + "\"warm_up_seconds\": %s, \"loss\": %s, \"vector_bits\": %d, \"keeps_activations\": %s%s}%n", t, times, cpu,
+                    first.seconds(), first.warmUpSeconds(), loss, FloatVector.SPECIES_PREFERRED.vectorBitSize(),
+                    TrainingStep.keepsLayerActivations(model, t),
+                    timer == null ? "" : ", \"ops\": [" + opTimes + "]");
         }
     }
 

@@ -22,6 +22,7 @@ class StepPeerOptionsTest {
         assertEquals(List.of(), o.isa().jvmFlags);
         assertEquals(Map.of(), o.isa().peerEnv);
         assertEquals("/peer/python", o.python());
+        assertFalse(o.ops());
         assertNull(parse("--help"));
     }
 
@@ -38,6 +39,14 @@ class StepPeerOptionsTest {
         assertEquals(List.of("h512"), o.shapes());
         assertArrayEquals(new int[] {1024, 4096}, o.tokens());
         assertEquals(2, o.steps());
+    }
+
+    @Test
+    void opsTakesNoValue() {
+        StepPeer.Options o = parse("--ops", "--shapes", "h256", "--tokens", "1024");
+        assertTrue(o.ops());
+        assertEquals(List.of("h256"), o.shapes());
+        assertTrue(parse("--shapes", "h256", "--ops").ops());
     }
 
     @Test

@@ -1,0 +1,99 @@
+package dev.tenfold.benchmarks;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * One training step's time in the parts both sides can be cut into, ms per step ({@code step-peer --ops}): the products
+ * and the loss, attention's forward, its backward, and the rest. Products and loss go together because tenfold's loss
+ * holds the output layer's two products (it never materializes the logits), which the peer runs in its {@code mm}.
+ */
+record OpGroups(double productsAndLoss, double attentionForward, double attentionBackward, double step) {
+    /** Everything else: the other ops, and on tenfold's side the time between ops. */
+    double rest() { return step - productsAndLoss - attentionForward - attentionBackward; }
+
+    /** The peer's ops that make its products and loss (the base layers, LoRA's, the output layer; the log-softmax and NLL). */
+    static final Set<String> PEER_PRODUCTS_AND_LOSS = Set.of("aten::mm", "aten::addmm", "aten::bmm", "aten::_log_softmax",
+            "aten::_log_softmax_backward_data", "aten::nll_loss_forward", "aten::nll_loss_backward");
+
+    /**
+     * From {@code cpu_step_peer.py profile}'s line: each aten op's self time, scaled so that all of them add up to the step
+     * measured without the profiler (whose own cost inflates every op), so that the parts add up to the plain step.
+     */
+    static OpGroups ofPeer(JsonNode profile) {
+        double stepMs = number(profile, "step_seconds") * 1000, scale = stepMs / number(profile, "profiled_ms_per_step");
+        double products = 0, forward = 0, backward = 0;
+        for (JsonNode op : profile.path("ops")) {
+            String name = op.path("op").asText();
+            double ms = op.path("self_ms").asDouble() * scale;
+            if (name.contains("scaled_dot_product")) {
+                if (name.endsWith("_backward")) backward += ms;
+                else forward += ms;
+            } else if (PEER_PRODUCTS_AND_LOSS.contains(name)) {
+                products += ms;
+            }
+        }
+        return new OpGroups(products, forward, backward, stepMs);
+    }
+
+    /** From the line of StepPeer's tenfold side run with ops: its backend ops' ms per step, within its mean step. */
+    static OpGroups ofTenfold(JsonNode run) {
+        JsonNode seconds = run.path("seconds");
+        if (!seconds.isArray() || seconds.isEmpty()) throw new IllegalArgumentException("tenfold's run has no step times: " + run);
+        double sum = 0;
+        for (JsonNode s : seconds) sum += s.asDouble();
+        double products = 0, forward = 0, backward = 0;
+        if (!run.path("ops").isArray()) throw new IllegalArgumentException("tenfold's run has no op times (run with ops): " + run);
+        for (JsonNode op : run.path("ops")) {
+            double ms = op.path("ms").asDouble();
+            switch (op.path("op").asText()) {
+                case "matmul", "crossEntropy" -> products += ms;
+                case "attention" -> forward += ms;
+                case "attentionBackward" -> backward += ms;
+                default -> { }
+            }
+        }
+        return new OpGroups(products, forward, backward, sum / seconds.size() * 1000);
+    }
+
+    /** The two sides' parts as a markdown table: ms per step, and tenfold's speed against the peer's (peer ms / tenfold ms). */
+    static String table(String title, OpGroups peer, OpGroups tenfold) {
+        StringBuilder s = new StringBuilder();
+        s.append("ops, ").append(title).append(" (ms per step; the peer's profiled ops scaled to its plain step)\n");
+        s.append("| part | peer | tenfold | tenfold speed / peer |\n|---|---:|---:|---:|\n");
+        row(s, "products and loss (peer: mm, log-softmax, NLL; tenfold: matmul, crossEntropy)", peer.productsAndLoss, tenfold.productsAndLoss);
+        row(s, "attention forward", peer.attentionForward, tenfold.attentionForward);
+        row(s, "attention backward", peer.attentionBackward, tenfold.attentionBackward);
+        row(s, "the rest (other ops; tenfold: and between ops)", peer.rest(), tenfold.rest());
+        row(s, "step", peer.step, tenfold.step);
+        return s.toString().stripTrailing();
+    }
+
+    private static void row(StringBuilder s, String part, double peer, double tenfold) {
+        s.append(String.format(Locale.ROOT, "| %s | %,.1f | %,.1f | %s |%n", part, peer, tenfold,
+                peer > 0 && tenfold > 0 ? String.format(Locale.ROOT, "%.2fx", peer / tenfold) : "-"));
+    }
+
+    /** Each side's n longest ops, one line each: name and ms per step (the peer's as profiled, unscaled). */
+    static String topOps(JsonNode peerProfile, JsonNode tenfoldRun, int n) {
+        StringBuilder peer = new StringBuilder("peer's longest ops (profiled ms per step):"), ours = new StringBuilder("tenfold's longest ops (ms per step):");
+        int i = 0;
+        for (JsonNode op : peerProfile.path("ops")) {
+            if (i++ == n) break;
+            peer.append(String.format(Locale.ROOT, " %s %.1f;", op.path("op").asText(), op.path("self_ms").asDouble()));
+        }
+        i = 0;
+        for (JsonNode op : tenfoldRun.path("ops")) {
+            if (i++ == n) break;
+            ours.append(String.format(Locale.ROOT, " %s %.1f;", op.path("op").asText(), op.path("ms").asDouble()));
+        }
+        return peer + "\n" + ours;
+    }
+
+    private static double number(JsonNode n, String field) {
+        double v = n.path(field).asDouble(Double.NaN);
+        if (!(v > 0)) throw new IllegalArgumentException("the peer's profile has no positive " + field + ": " + n);
+        return v;
+    }
+}

@@ -1,0 +1,73 @@
+package dev.tenfold.benchmarks;
+
+import dev.tenfold.engine.Backend;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Wall time by backend op: {@link #backend} hands every call to the backend it wraps and, while {@link #start} has it
+ * counting, adds up each op's time and calls by the op's name. The times are exclusive: an op the backend runs inside
+ * another (a product inside the loss) never comes through here, only the model's and the trainer's calls do. For a
+ * backend that runs each op before it returns (the CPU's): a device backend only queues its ops, so this refuses one.
+ * Calls come from one thread, as a training step makes them.
+ */
+final class OpTimer implements InvocationHandler {
+    private final Backend target;
+    private final Map<String, long[]> totals = new LinkedHashMap<>(); // op -> {nanoseconds, calls}
+    private boolean counting;
+
+    OpTimer(Backend target) {
+        if (!target.device().isCpu()) {
+            throw new IllegalArgumentException("OpTimer times ops as they run, on the CPU; " + target.name() + " queues them on "
+                    + target.device());
+        }
+        this.target = target;
+    }
+
+    /** The backend to give the model: the wrapped one, timed. */
+    Backend backend() {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, this);
+    }
+
+    /** Forgets what was counted and counts from now. */
+    void start() {
+        totals.clear();
+        counting = true;
+    }
+
+    void stop() { counting = false; }
+
+    /** Each op's {nanoseconds, calls} since {@link #start}, in the order the ops were first called. */
+    Map<String, long[]> totals() {
+        Map<String, long[]> copy = new LinkedHashMap<>();
+        totals.forEach((op, t) -> copy.put(op, t.clone()));
+        return copy;
+    }
+
+    @Override
+    public Object invoke(Object proxy, Method method, Object[] args) throws Throwable {
+        if (method.getDeclaringClass() == Object.class) {
+            return switch (method.getName()) {
+                case "equals" -> proxy == args[0];
+                case "hashCode" -> System.identityHashCode(proxy);
+                default -> "timed " + target.name();
+            };
+        }
+        long t0 = System.nanoTime();
+        try {
+            return method.invoke(target, args);
+        } catch (InvocationTargetException e) {
+            throw e.getCause(); // the op's own exception, as the caller would have had it
+        } finally {
+            if (counting) {
+                long[] t = totals.computeIfAbsent(method.getName(), k -> new long[2]);
+                t[0] += System.nanoTime() - t0;
+                t[1]++;
+            }
+        }
+    }
+}

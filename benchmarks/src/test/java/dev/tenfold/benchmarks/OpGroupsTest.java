@@ -1,0 +1,52 @@
+package dev.tenfold.benchmarks;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.Test;
+
+/** step-peer --ops: the peer's profile and tenfold's op times cut into the same parts. */
+class OpGroupsTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void peerPartsAreScaledToThePlainStep() throws Exception {
+        // profiled ops add up to 1,250 ms, the plain step took 1 s: every op counts 0.8 of its profiled time
+        OpGroups g = OpGroups.ofPeer(JSON.readTree("""
+                {"step_seconds": 1.0, "profiled_ms_per_step": 1250, "ops": [
+                 {"op": "aten::mm", "self_ms": 500}, {"op": "aten::_scaled_dot_product_flash_attention_for_cpu_backward", "self_ms": 300},
+                 {"op": "aten::_scaled_dot_product_flash_attention_for_cpu", "self_ms": 125}, {"op": "aten::_log_softmax", "self_ms": 25},
+                 {"op": "aten::_log_softmax_backward_data", "self_ms": 25}, {"op": "aten::mul", "self_ms": 200}]}"""));
+        assertEquals(440, g.productsAndLoss(), 1e-9);
+        assertEquals(100, g.attentionForward(), 1e-9);
+        assertEquals(240, g.attentionBackward(), 1e-9);
+        assertEquals(1000, g.step(), 1e-9);
+        assertEquals(220, g.rest(), 1e-9);
+    }
+
+    @Test
+    void tenfoldsRestIsWhatTheNamedOpsLeaveOfTheMeanStep() throws Exception {
+        OpGroups g = OpGroups.ofTenfold(JSON.readTree("""
+                {"seconds": [0.9, 1.1], "ops": [{"op": "matmul", "ms": 300}, {"op": "crossEntropy", "ms": 100},
+                 {"op": "attentionBackward", "ms": 250}, {"op": "attention", "ms": 120}, {"op": "rmsnorm", "ms": 30}]}"""));
+        assertEquals(400, g.productsAndLoss(), 1e-9);
+        assertEquals(120, g.attentionForward(), 1e-9);
+        assertEquals(250, g.attentionBackward(), 1e-9);
+        assertEquals(1000, g.step(), 1e-9);
+        assertEquals(230, g.rest(), 1e-9);
+        String table = OpGroups.table("h512, 4,096 tokens", OpGroups.ofPeer(JSON.readTree("""
+                {"step_seconds": 0.8, "profiled_ms_per_step": 800, "ops": [{"op": "aten::mm", "self_ms": 400}]}""")), g);
+        assertTrue(table.contains("| products and loss (peer: mm, log-softmax, NLL; tenfold: matmul, crossEntropy) | 400.0 | 400.0 | 1.00x |"), table);
+        assertTrue(table.contains("| step | 800.0 | 1,000.0 | 0.80x |"), table);
+        assertTrue(table.contains("| attention forward | 0.0 | 120.0 | - |"), table);
+    }
+
+    @Test
+    void runsWithoutTimesAreRefusedByName() throws Exception {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> OpGroups.ofTenfold(JSON.readTree("{\"seconds\": [1.0]}")));
+        assertTrue(e.getMessage().contains("no op times"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> OpGroups.ofPeer(JSON.readTree("{\"ops\": []}")));
+        assertTrue(e.getMessage().contains("step_seconds"), e.getMessage());
+    }
+}
