@@ -48,7 +48,7 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
         for (JsonNode op : run.path("ops")) {
             double ms = op.path("ms").asDouble();
             switch (op.path("op").asText()) {
-                case "matmul", "crossEntropy" -> products += ms;
+                case "matmul", "matmul, thin", "crossEntropy" -> products += ms;
                 case "attention" -> forward += ms;
                 case "attentionBackward" -> backward += ms;
                 default -> { }

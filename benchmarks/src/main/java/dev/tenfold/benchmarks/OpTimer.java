@@ -1,6 +1,7 @@
 package dev.tenfold.benchmarks;
 
 import dev.tenfold.engine.Backend;
+import dev.tenfold.engine.Tensor;
 import java.lang.reflect.InvocationHandler;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
@@ -48,6 +49,24 @@ final class OpTimer implements InvocationHandler {
         return copy;
     }
 
+    /**
+     * The name an op's time is added up under: the method's, and for a product with a side of at most
+     * {@link #THIN_SIDE} (LoRA's rank-r products, which read and write whole activations for little arithmetic)
+     * "matmul, thin" apart from the others.
+     */
+    private static String key(Method method, Object[] args) {
+        if (method.getName().equals("matmul") && args != null && args.length >= 5 && args[0] instanceof Tensor a
+                && args[4] instanceof Tensor out) {
+            long[] as = a.shape(), os = out.shape();
+            long k = (Boolean) args[1] ? as[as.length - 2] : as[as.length - 1];
+            if (Math.min(k, Math.min(os[os.length - 2], os[os.length - 1])) <= THIN_SIDE) return "matmul, thin";
+        }
+        return method.getName();
+    }
+
+    /** The largest side of a product counted as thin (LoRA's ranks: 8 to 64). */
+    static final int THIN_SIDE = 64;
+
     @Override
     public Object invoke(Object proxy, Method method, Object[] args) throws Throwable {
         if (method.getDeclaringClass() == Object.class) {
@@ -64,7 +83,7 @@ final class OpTimer implements InvocationHandler {
             throw e.getCause(); // the op's own exception, as the caller would have had it
         } finally {
             if (counting) {
-                long[] t = totals.computeIfAbsent(method.getName(), k -> new long[2]);
+                long[] t = totals.computeIfAbsent(key(method, args), k -> new long[2]);
                 t[0] += System.nanoTime() - t0;
                 t[1]++;
             }
