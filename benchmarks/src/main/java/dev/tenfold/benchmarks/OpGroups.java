@@ -37,14 +37,13 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
         return new OpGroups(products, forward, backward, stepMs);
     }
 
-    /** From the line of StepPeer's tenfold side run with ops: its backend ops' ms per step, within its mean step. */
+    /** From the line of StepPeer's tenfold side run with ops: the backend ops of its median step, within that step. */
     static OpGroups ofTenfold(JsonNode run) {
-        JsonNode seconds = run.path("seconds");
-        if (!seconds.isArray() || seconds.isEmpty()) throw new IllegalArgumentException("tenfold's run has no step times: " + run);
-        double sum = 0;
-        for (JsonNode s : seconds) sum += s.asDouble();
+        double stepSeconds = run.path("ops_step_seconds").asDouble(Double.NaN);
+        if (!run.path("ops").isArray() || !(stepSeconds > 0)) {
+            throw new IllegalArgumentException("tenfold's run has no op times (run with ops): " + run);
+        }
         double products = 0, forward = 0, backward = 0;
-        if (!run.path("ops").isArray()) throw new IllegalArgumentException("tenfold's run has no op times (run with ops): " + run);
         for (JsonNode op : run.path("ops")) {
             double ms = op.path("ms").asDouble();
             switch (op.path("op").asText()) {
@@ -54,7 +53,7 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
                 default -> { }
             }
         }
-        return new OpGroups(products, forward, backward, sum / seconds.size() * 1000);
+        return new OpGroups(products, forward, backward, stepSeconds * 1000);
     }
 
     /** The two sides' parts as a markdown table: ms per step, and tenfold's speed against the peer's (peer ms / tenfold ms). */

@@ -300,7 +300,9 @@ public final class StepPeer {
 
     /**
      * Loads the folder, attaches LoRA and runs 1 + steps trainer steps; prints the peer's JSON shape. With ops, the
-     * backend is timed ({@link OpTimer}) over the timed steps, and the JSON has each op's ms and calls per step.
+     * backend is timed ({@link OpTimer}) step by step, and the JSON has the ops of the median step ("ops", each op's ms and
+     * calls, and that step's "ops_step_seconds"): on a shared machine one slow step (this VM faults fresh memory in
+     * slowly while the heap grows) would otherwise tilt every op's mean.
      */
     static void tenfoldSteps(Path folder, int t, int steps, boolean ops) throws IOException {
         JsonNode data = new ObjectMapper().readTree(folder.resolve("data.json").toFile());
@@ -316,27 +318,38 @@ public final class StepPeer {
             double loss = first.loss();
             // the process's CPU seconds per step too: on a shared machine they move less than the wall time
             var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-            if (timer != null) timer.start();
+            List<Map<String, long[]>> stepOps = new ArrayList<>();
+            double[] stepSeconds = new double[steps];
             for (int i = 0; i < steps; i++) {
                 long c0 = os.getProcessCpuTime();
+                if (timer != null) timer.start();
                 Trainer.StepMetrics m = trainer.step(batch);
+                if (timer != null) {
+                    timer.stop();
+                    stepOps.add(timer.totals());
+                }
+                stepSeconds[i] = m.seconds();
                 times.append(i == 0 ? "" : ", ").append(m.seconds());
                 cpu.append(i == 0 ? "" : ", ").append((os.getProcessCpuTime() - c0) / 1e9);
                 loss = m.loss();
             }
             StringBuilder opTimes = new StringBuilder();
+            int median = -1;
             if (timer != null) {
-                timer.stop();
-                // ms and calls per step, the longest first
-                timer.totals().entrySet().stream().sorted(Comparator.comparingLong(e -> -e.getValue()[0])).forEach(e -> opTimes.append(
-                        String.format(Locale.ROOT, "%s{\"op\": \"%s\", \"ms\": %.3f, \"calls\": %.1f}", opTimes.isEmpty() ? "" : ", ",
-                                e.getKey(), e.getValue()[0] / 1e6 / steps, (double) e.getValue()[1] / steps)));
+                Integer[] order = new Integer[steps];
+                for (int i = 0; i < steps; i++) order[i] = i;
+                Arrays.sort(order, Comparator.comparingDouble(i -> stepSeconds[i]));
+                median = order[(steps - 1) / 2];
+                // the median step's ms and calls, the longest first
+                stepOps.get(median).entrySet().stream().sorted(Comparator.comparingLong(e -> -e.getValue()[0])).forEach(e -> opTimes.append(
+                        String.format(Locale.ROOT, "%s{\"op\": \"%s\", \"ms\": %.3f, \"calls\": %d}", opTimes.isEmpty() ? "" : ", ",
+                                e.getKey(), e.getValue()[0] / 1e6, e.getValue()[1])));
             }
             System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"cpu_seconds\": [%s], \"first_seconds\": %s, "
                     + "\"warm_up_seconds\": %s, \"loss\": %s, \"vector_bits\": %d, \"keeps_activations\": %s%s}%n", t, times, cpu,
                     first.seconds(), first.warmUpSeconds(), loss, FloatVector.SPECIES_PREFERRED.vectorBitSize(),
                     TrainingStep.keepsLayerActivations(model, t),
-                    timer == null ? "" : ", \"ops\": [" + opTimes + "]");
+                    timer == null ? "" : ", \"ops_step_seconds\": " + stepSeconds[median] + ", \"ops\": [" + opTimes + "]");
         }
     }
 

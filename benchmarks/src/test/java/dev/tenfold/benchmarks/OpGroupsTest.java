@@ -25,9 +25,9 @@ class OpGroupsTest {
     }
 
     @Test
-    void tenfoldsRestIsWhatTheNamedOpsLeaveOfTheMeanStep() throws Exception {
+    void tenfoldsRestIsWhatTheNamedOpsLeaveOfItsStep() throws Exception {
         OpGroups g = OpGroups.ofTenfold(JSON.readTree("""
-                {"seconds": [0.9, 1.1], "ops": [{"op": "matmul", "ms": 300}, {"op": "crossEntropy", "ms": 100},
+                {"seconds": [0.9, 1.0, 1.8], "ops_step_seconds": 1.0, "ops": [{"op": "matmul", "ms": 300}, {"op": "crossEntropy", "ms": 100},
                  {"op": "attentionBackward", "ms": 250}, {"op": "attention", "ms": 120}, {"op": "rmsnorm", "ms": 30}]}"""));
         assertEquals(400, g.productsAndLoss(), 1e-9);
         assertEquals(120, g.attentionForward(), 1e-9);
