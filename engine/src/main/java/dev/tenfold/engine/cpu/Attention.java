@@ -355,6 +355,10 @@ final class Attention {
                 forwardTile(g, q, k, v, scale, out, lse, b, kvh, qt * br, Math.min(br, g.tq() - qt * br), dp, sc, rows);
             }
         });
+        if (rows != null) {
+            FloatPool.giveBack(rows.k);
+            FloatPool.giveBack(rows.v);
+        }
     }
 
     /** The most memory {@link KeyRows} may take; above it, each query tile copies the key and value rows it meets itself. */
@@ -372,9 +376,9 @@ final class Attention {
             long floats = (long) g.tk() * dp;
             if (g.hkv() == 1 || 2L * g.batch() * g.hkv() * floats * Float.BYTES > KEY_ROWS_BYTES || floats > Integer.MAX_VALUE - 8) return null;
             float[][] ks = new float[g.batch() * g.hkv()][], vs = new float[g.batch() * g.hkv()][];
-            for (int u = 0; u < ks.length; u++) {
-                ks[u] = new float[(int) floats];
-                vs[u] = new float[(int) floats];
+            for (int u = 0; u < ks.length; u++) { // from the pool: zeroed, as the padding columns must be
+                ks[u] = FloatPool.zeroed((int) floats);
+                vs[u] = FloatPool.zeroed((int) floats);
             }
             // in key tiles, so that a single kv head (multi-query attention) still packs on every core
             int nkt = Math.ceilDiv(g.tk(), BC);
@@ -673,7 +677,7 @@ final class Attention {
                 KeyScratch sc = new KeyScratch(grp * br, g.d(), dp);
                 for (int u = start; u < end; u++) {
                     int s = u % stripes, kvh = (u / stripes) % g.hkv(), b = u / stripes / g.hkv();
-                    float[] part = new float[grp * g.tq() * dp];
+                    float[] part = FloatPool.zeroed(grp * g.tq() * dp);
                     // stripe s: key tiles s and 2 stripes - 1 - s of every 2 stripes: early (heavy) and late (light) in pairs
                     for (int kt0 = 0; kt0 < nkt; kt0 += 2 * stripes) {
                         int early = kt0 + s, late = kt0 + 2 * stripes - 1 - s;
@@ -684,6 +688,8 @@ final class Attention {
                 }
             });
             sumDqPartials(g, partials, stripes, scale, dp, dq);
+            FloatPool.giveBack(partials);
+            if (tiles != null) tiles.giveBack();
             return;
         }
         Parallel.forRange(g.batch() * g.hkv() * nkt, 1, (start, end) -> {
@@ -702,6 +708,7 @@ final class Attention {
                         Math.min(br, g.tq() - qt * br), dp, sc);
             }
         });
+        if (tiles != null) tiles.giveBack();
     }
 
     /** dq = scale * the sum of the stripes' partials, stripe 0 first, for every (b, query, head). */
@@ -779,9 +786,9 @@ final class Attention {
             long bytes = 2L * g.batch() * g.hkv() * nqt * tileFloats * Float.BYTES;
             if (g.hkv() == 1 || bytes > QUERY_TILES_BYTES || (long) nqt * tileFloats > Integer.MAX_VALUE - 8) return null;
             float[][] qs = new float[g.batch() * g.hkv()][], dos = new float[g.batch() * g.hkv()][];
-            for (int u = 0; u < qs.length; u++) {
-                qs[u] = new float[nqt * tileFloats];
-                dos[u] = new float[nqt * tileFloats];
+            for (int u = 0; u < qs.length; u++) { // from the pool: zeroed, as the padding columns must be
+                qs[u] = FloatPool.zeroed(nqt * tileFloats);
+                dos[u] = FloatPool.zeroed(nqt * tileFloats);
             }
             Parallel.forRange(qs.length * nqt, 1, (start, end) -> { // by tile: a single kv head still packs on every core
                 for (int x = start; x < end; x++) {
@@ -792,6 +799,12 @@ final class Attention {
                 }
             });
             return new QueryTiles(qs, dos, tileFloats);
+        }
+
+        /** Hands the tiles' arrays back to {@link FloatPool}: the tiles must not be used afterwards. */
+        void giveBack() {
+            FloatPool.giveBack(q);
+            FloatPool.giveBack(dOut);
         }
 
         /** The first n floats of query tile t of (b, kvh) into qDst and dOutDst. */

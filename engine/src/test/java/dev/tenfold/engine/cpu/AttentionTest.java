@@ -144,6 +144,39 @@ class AttentionTest {
         }
     }
 
+    /**
+     * The packed key rows, query tiles and dq partials come from {@link FloatPool}: arrays of exactly their lengths,
+     * handed back dirty (NaN) by an earlier user, must give the same bits as fresh ones.
+     */
+    @Test
+    void pooledBuffersGiveTheSameBitsAsFreshOnes() {
+        int b = 1, tq = 300, tk = 300, hq = 8, hkv = 2, d = 64;
+        try (Problem pr = Problem.of(5, b, tq, tk, hq, hkv, d);
+             Tensor out1 = poisoned(b, tq, hq, d); Tensor lse1 = poisoned(b, hq, tq);
+             Tensor out2 = poisoned(b, tq, hq, d); Tensor lse2 = poisoned(b, hq, tq)) {
+            Attention.Dims g = new Attention.Dims(b, tq, tk, hq, hkv, d);
+            Attention.fastForward(g, pr.q.data(), pr.k.data(), pr.v.data(), pr.scale, out1.data(), lse1.data(), true);
+            float[][] fresh = backward(pr, g, Attention.dqStripes(g));
+            int grp = hq / hkv, br = Attention.queryTile(grp), dp = d; // d is a multiple of every vector length
+            int[] lengths = {tk * dp, Math.ceilDiv(tq, br) * grp * br * dp, grp * tq * dp}; // key rows, query tiles, a dq partial
+            for (int n : lengths) {
+                for (int i = 0; i < 2 * Attention.MAX_DQ_STRIPES; i++) {
+                    float[] dirty = new float[n];
+                    Arrays.fill(dirty, Float.NaN);
+                    FloatPool.giveBack(dirty);
+                }
+            }
+            Attention.fastForward(g, pr.q.data(), pr.k.data(), pr.v.data(), pr.scale, out2.data(), lse2.data(), true);
+            assertArrayEquals(out1.toFloatArray(), out2.toFloatArray(), "out");
+            assertArrayEquals(lse1.toFloatArray(), lse2.toFloatArray(), "lse");
+            float[][] reused = backward(pr, g, Attention.dqStripes(g));
+            for (int i = 0; i < 3; i++) assertArrayEquals(fresh[i], reused[i], "d" + "qkv".charAt(i));
+            for (int n : lengths) {
+                for (int i = 0; i < 2 * Attention.MAX_DQ_STRIPES; i++) FloatPool.zeroed(n); // leave the pool as it was
+            }
+        }
+    }
+
     private static float[][] backward(Problem pr, Attention.Dims g, int stripes) {
         return backward(pr, g, stripes, true);
     }
