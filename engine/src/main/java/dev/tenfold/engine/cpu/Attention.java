@@ -318,7 +318,7 @@ final class Attention {
 
     /** Per-thread forward scratch, tile-sized (nothing here grows with Tq or Tk). */
     private static final class ForwardScratch {
-        final float[] qt, st, ot, ks, vs, m, l, alpha, tmp;
+        final float[] qt, st, ot, ks, vs, m, l, alpha, newMax, tileSum, tmp;
 
         ForwardScratch(int rows, int rp, int d, int dp) {
             qt = new float[d * rp];      // scale * q, transposed: [d][rp]
@@ -329,6 +329,8 @@ final class Attention {
             m = new float[rp];           // running max per query row
             l = new float[rp];           // running sum per query row
             alpha = new float[rp];       // this tile's rescale factor per query row
+            newMax = new float[rp];      // the running max after this tile
+            tileSum = new float[rp];     // this tile's sum of P per query row
             tmp = new float[d];
         }
     }
@@ -423,7 +425,8 @@ final class Attention {
             }
             gemm(st, 0, rp, ks, kOff, dp, 1, sc.qt, rp, nc, d, rp, false); // S^T = k (scale log2e q)^T: base-2 scores
             if (j0 + nc - 1 > firstPos) maskTransposed(st, rp, nc, grp, nr, firstPos, j0);
-            onlineSoftmax(st, rp, nc, m, l, alpha);
+            onlineSoftmax(st, rp, nc, m, sc.newMax, sc.tileSum);
+            updateRunning(rp, m, sc.newMax, l, sc.tileSum, alpha);
             // O kept transposed too ([d][rp], a lane per query row): the rescale is one vector multiply per
             // lane group, and O^T += v^T P^T broadcasts an element of v for every L query rows instead of an
             // element of P for every L head dims (4 times fewer broadcasts at head dim 32)
@@ -446,12 +449,12 @@ final class Attention {
 
     /**
      * The online softmax of one key tile's transposed scores st[c * rp + r] (keys c < nc), L query rows at a time: the
-     * new running max m, P = 2^(S - max) in place, the rescale factor alpha = 2^(old max - new max) and the running sum
-     * l. A method of its own so that the JIT inlines both of its exp2s: inside forwardTile the second one met the
-     * inlining node cutoff, and every call boxed its vectors and ran a lane-wise op out of line (9.7 MB of garbage a
-     * forward at 4K tokens).
+     * new running max (into newMax), P = 2^(S - new max) in place, and the tile's sum of P per row (into tileSum);
+     * {@link #updateRunning} then rescales. Each exp2 in a method of its own, so that the JIT inlines it: inside
+     * forwardTile, and with both in one method, the second met C2's inlining node cutoff, and every call boxed its
+     * vectors and ran a lane-wise op out of line (9.7 MB of garbage a forward at 4K tokens, the forward 1.06x slower).
      */
-    private static void onlineSoftmax(float[] st, int rp, int nc, float[] m, float[] l, float[] alpha) {
+    private static void onlineSoftmax(float[] st, int rp, int nc, float[] m, float[] newMax, float[] tileSum) {
         for (int r = 0; r < rp; r += L) {
             // Four running maxima: one chain would wait out the latency of every max (softmax 15-25% faster)
             FloatVector mx0 = FloatVector.fromArray(SP, m, r), mx1 = mx0, mx2 = mx0, mx3 = mx0;
@@ -471,9 +474,18 @@ final class Attention {
                 p.intoArray(st, c * rp + r);
                 sum = sum.add(p);
             }
-            FloatVector a = VectorMath.exp2(FloatVector.fromArray(SP, m, r).sub(mx)); // 0 on the first tile (m = -inf)
+            mx.intoArray(newMax, r);
+            sum.intoArray(tileSum, r);
+        }
+    }
+
+    /** The running statistics after a tile: alpha = 2^(m - newMax) (0 on the first tile, m = -inf), l = l alpha + tileSum, m = newMax. */
+    private static void updateRunning(int rp, float[] m, float[] newMax, float[] l, float[] tileSum, float[] alpha) {
+        for (int r = 0; r < rp; r += L) {
+            FloatVector mx = FloatVector.fromArray(SP, newMax, r);
+            FloatVector a = VectorMath.exp2(FloatVector.fromArray(SP, m, r).sub(mx));
             a.intoArray(alpha, r);
-            FloatVector.fromArray(SP, l, r).fma(a, sum).intoArray(l, r);
+            FloatVector.fromArray(SP, l, r).fma(a, FloatVector.fromArray(SP, tileSum, r)).intoArray(l, r);
             mx.intoArray(m, r);
         }
     }
