@@ -76,7 +76,8 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
 
     /** Each side's n longest ops, one line each: name and ms per step (the peer's as profiled, unscaled). */
     static String topOps(JsonNode peerProfile, JsonNode tenfoldRun, int n) {
-        StringBuilder peer = new StringBuilder("peer's longest ops (profiled ms per step):"), ours = new StringBuilder("tenfold's longest ops (ms per step):");
+        StringBuilder peer = new StringBuilder("peer's longest ops (profiled ms per step):"),
+                ours = new StringBuilder("tenfold's longest ops (ms per step, and MB of Java heap allocated where any):");
         int i = 0;
         for (JsonNode op : peerProfile.path("ops")) {
             if (i++ == n) break;
@@ -85,7 +86,9 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
         i = 0;
         for (JsonNode op : tenfoldRun.path("ops")) {
             if (i++ == n) break;
-            ours.append(String.format(Locale.ROOT, " %s %.1f;", op.path("op").asText(), op.path("ms").asDouble()));
+            double mb = op.path("allocated_mb").asDouble(0);
+            ours.append(String.format(Locale.ROOT, " %s %.1f%s;", op.path("op").asText(), op.path("ms").asDouble(),
+                    mb >= 0.05 ? String.format(Locale.ROOT, " (%.1f MB)", mb) : ""));
         }
         return peer + "\n" + ours;
     }

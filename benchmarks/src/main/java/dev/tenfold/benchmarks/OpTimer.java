@@ -11,14 +11,17 @@ import java.util.Map;
 
 /**
  * Wall time by backend op: {@link #backend} hands every call to the backend it wraps and, while {@link #start} has it
- * counting, adds up each op's time and calls by the op's name. The times are exclusive: an op the backend runs inside
+ * counting, adds up each op's time, calls and the Java heap bytes all threads allocated during it, by the op's name
+ * (steady-state garbage in a kernel means boxed vectors: a vector helper the JIT did not inline). The times are exclusive: an op the backend runs inside
  * another (a product inside the loss) never comes through here, only the model's and the trainer's calls do. For a
  * backend that runs each op before it returns (the CPU's): a device backend only queues its ops, so this refuses one.
  * Calls come from one thread, as a training step makes them.
  */
 final class OpTimer implements InvocationHandler {
     private final Backend target;
-    private final Map<String, long[]> totals = new LinkedHashMap<>(); // op -> {nanoseconds, calls}
+    private final Map<String, long[]> totals = new LinkedHashMap<>(); // op -> {nanoseconds, calls, bytes allocated}
+    private final com.sun.management.ThreadMXBean threads =
+            (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
     private boolean counting;
 
     OpTimer(Backend target) {
@@ -42,7 +45,10 @@ final class OpTimer implements InvocationHandler {
 
     void stop() { counting = false; }
 
-    /** Each op's {nanoseconds, calls} since {@link #start}, in the order the ops were first called. */
+    /**
+     * Each op's {nanoseconds, calls, bytes allocated} since {@link #start}, in the order the ops were first called (bytes
+     * -1 where the JVM does not count allocations).
+     */
     Map<String, long[]> totals() {
         Map<String, long[]> copy = new LinkedHashMap<>();
         totals.forEach((op, t) -> copy.put(op, t.clone()));
@@ -76,6 +82,7 @@ final class OpTimer implements InvocationHandler {
                 default -> "timed " + target.name();
             };
         }
+        long bytes0 = counting ? threads.getTotalThreadAllocatedBytes() : -1;
         long t0 = System.nanoTime();
         try {
             return method.invoke(target, args);
@@ -83,9 +90,11 @@ final class OpTimer implements InvocationHandler {
             throw e.getCause(); // the op's own exception, as the caller would have had it
         } finally {
             if (counting) {
-                long[] t = totals.computeIfAbsent(key(method, args), k -> new long[2]);
-                t[0] += System.nanoTime() - t0;
+                long t1 = System.nanoTime(), bytes1 = threads.getTotalThreadAllocatedBytes();
+                long[] t = totals.computeIfAbsent(key(method, args), k -> new long[3]);
+                t[0] += t1 - t0;
                 t[1]++;
+                t[2] = bytes0 < 0 || bytes1 < 0 || t[2] < 0 ? -1 : t[2] + bytes1 - bytes0;
             }
         }
     }

@@ -300,8 +300,8 @@ public final class StepPeer {
 
     /**
      * Loads the folder, attaches LoRA and runs 1 + steps trainer steps; prints the peer's JSON shape. With ops, the
-     * backend is timed ({@link OpTimer}) step by step, and the JSON has the ops of the median step ("ops", each op's ms and
-     * calls, and that step's "ops_step_seconds"): on a shared machine one slow step (this VM faults fresh memory in
+     * backend is timed ({@link OpTimer}) step by step, and the JSON has the ops of the median step ("ops", each op's ms,
+     * calls and MB of Java heap allocated, and that step's "ops_step_seconds"): on a shared machine one slow step (this VM faults fresh memory in
      * slowly while the heap grows) would otherwise tilt every op's mean.
      */
     static void tenfoldSteps(Path folder, int t, int steps, boolean ops) throws IOException {
@@ -342,8 +342,8 @@ public final class StepPeer {
                 median = order[(steps - 1) / 2];
                 // the median step's ms and calls, the longest first
                 stepOps.get(median).entrySet().stream().sorted(Comparator.comparingLong(e -> -e.getValue()[0])).forEach(e -> opTimes.append(
-                        String.format(Locale.ROOT, "%s{\"op\": \"%s\", \"ms\": %.3f, \"calls\": %d}", opTimes.isEmpty() ? "" : ", ",
-                                e.getKey(), e.getValue()[0] / 1e6, e.getValue()[1])));
+                        String.format(Locale.ROOT, "%s{\"op\": \"%s\", \"ms\": %.3f, \"calls\": %d, \"allocated_mb\": %.2f}",
+                                opTimes.isEmpty() ? "" : ", ", e.getKey(), e.getValue()[0] / 1e6, e.getValue()[1], e.getValue()[2] / 1e6)));
             }
             System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"cpu_seconds\": [%s], \"first_seconds\": %s, "
                     + "\"warm_up_seconds\": %s, \"loss\": %s, \"vector_bits\": %d, \"keeps_activations\": %s%s}%n", t, times, cpu,
