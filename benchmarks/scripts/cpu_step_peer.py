@@ -17,8 +17,9 @@ then --steps timed ones. No gradient checkpointing (the peer's fastest setting a
 Prints one JSON line: {"tokens": T, "seconds": [...], "first_seconds": s, "loss": l, versions}.
 
 profile: the same steps (after two untimed ones) under torch.profiler (CPU): one JSON line with each aten op's
-self time per step in ms, largest first, and the unprofiled step time measured just before ("step_seconds"); the
-profiler's own cost makes the ops add up to more than that. Where tenfold's step goes is
+self time per step in ms, largest first, the products' by shape ("products": mm, addmm and bmm as "MxNxK"), and the
+unprofiled step time measured just before ("step_seconds"); the profiler's own cost makes the ops add up to more than
+that. Where tenfold's step goes is
 benchmarks/scripts/jfr_step_ops.py's.
 """
 import argparse
@@ -102,7 +103,7 @@ def profile(args):
     one()
     one()
     plain = sorted(one()[0] for _ in range(args.steps))[args.steps // 2]
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(args.steps):
             one()
     ops = sorted(((e.key, e.self_cpu_time_total / 1000.0 / args.steps, e.count // args.steps)
@@ -110,7 +111,27 @@ def profile(args):
     total = sum(ms for _, ms, _ in ops)
     print(json.dumps({"tokens": args.tokens, "step_seconds": plain, "profiled_ms_per_step": total,
                       "ops": [{"op": k, "self_ms": round(ms, 2), "calls": c} for k, ms, c in ops if ms >= 0.005 * total],
-                      **versions()}), flush=True)
+                      "products": products(prof, args.steps), **versions()}), flush=True)
+
+
+def products(prof, steps):
+    """The products (mm, addmm, bmm) by shape "MxNxK" (out M x N, sum over K; a batch counts as rows), self ms and calls per step."""
+    by_shape = {}
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key not in ("aten::mm", "aten::addmm", "aten::bmm"):
+            continue
+        mats = [s for s in e.input_shapes if len(s) >= 2][-2:]  # addmm's bias comes first
+        if len(mats) != 2:
+            continue
+        a, b = mats
+        m = 1
+        for d in a[:-1]:
+            m *= d
+        key = "%dx%dx%d" % (m, b[-1], a[-1])
+        ms, calls = by_shape.get(key, (0.0, 0))
+        by_shape[key] = (ms + e.self_cpu_time_total / 1000.0 / steps, calls + e.count // steps)
+    return [{"shape": k, "self_ms": round(ms, 3), "calls": c}
+            for k, (ms, c) in sorted(by_shape.items(), key=lambda kv: -kv[1][0])]
 
 
 def main():

@@ -1,7 +1,10 @@
 package dev.tenfold.benchmarks;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -91,6 +94,52 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
                     mb >= 0.05 ? String.format(Locale.ROOT, " (%.1f MB)", mb) : ""));
         }
         return peer + "\n" + ours;
+    }
+
+    /**
+     * The products of both steps by shape "MxNxK" (out M x N, a sum over K), the n longest (on either side) first: calls,
+     * ms and GFLOP/s per step on each side, and tenfold's speed against the peer's where both have the shape. The peer's
+     * ms are scaled as in {@link #ofPeer}. tenfold's output layer runs inside its loss, so its two products show on the
+     * peer's side only.
+     */
+    static String productsTable(JsonNode peerProfile, JsonNode tenfoldRun, int n) {
+        double scale = number(peerProfile, "step_seconds") * 1000 / number(peerProfile, "profiled_ms_per_step");
+        Map<String, double[]> rows = new LinkedHashMap<>(); // shape -> {peer ms, peer calls, tenfold ms, tenfold calls}
+        for (JsonNode p : peerProfile.path("products")) {
+            double[] r = rows.computeIfAbsent(p.path("shape").asText(), k -> new double[4]);
+            r[0] += p.path("self_ms").asDouble() * scale;
+            r[1] += p.path("calls").asDouble();
+        }
+        for (JsonNode p : tenfoldRun.path("products")) {
+            double[] r = rows.computeIfAbsent(p.path("shape").asText(), k -> new double[4]);
+            r[2] += p.path("ms").asDouble();
+            r[3] += p.path("calls").asDouble();
+        }
+        StringBuilder s = new StringBuilder("products by shape, M x N x K (ms per step and GFLOP/s; tenfold's output layer runs inside "
+                + "its loss and is not listed on its side)\n");
+        s.append("| M x N x K | peer calls | peer ms | peer GFLOP/s | tenfold calls | tenfold ms | tenfold GFLOP/s | tenfold speed / peer |\n");
+        s.append("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        rows.entrySet().stream().sorted(Comparator.comparingDouble(e -> -Math.max(e.getValue()[0], e.getValue()[2]))).limit(n).forEach(e -> {
+            double[] r = e.getValue();
+            double flops = flopsOf(e.getKey());
+            s.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s | %s |%n", e.getKey(),
+                    r[1] > 0 ? String.format(Locale.ROOT, "%.0f", r[1]) : "-", r[1] > 0 ? String.format(Locale.ROOT, "%.1f", r[0]) : "-",
+                    rate(flops * r[1], r[0]), r[3] > 0 ? String.format(Locale.ROOT, "%.0f", r[3]) : "-",
+                    r[3] > 0 ? String.format(Locale.ROOT, "%.1f", r[2]) : "-", rate(flops * r[3], r[2]),
+                    r[0] > 0 && r[2] > 0 && r[1] > 0 && r[3] > 0 ? String.format(Locale.ROOT, "%.2fx", (r[0] / r[1]) / (r[2] / r[3])) : "-"));
+        });
+        return s.toString().stripTrailing();
+    }
+
+    /** 2 M N K of a shape "MxNxK". */
+    static double flopsOf(String shape) {
+        String[] d = shape.split("x");
+        if (d.length != 3) throw new IllegalArgumentException("a product's shape is M x N x K, got " + shape);
+        return 2.0 * Double.parseDouble(d[0]) * Double.parseDouble(d[1]) * Double.parseDouble(d[2]);
+    }
+
+    private static String rate(double flops, double ms) {
+        return flops > 0 && ms > 0 ? String.format(Locale.ROOT, "%.0f", flops / ms / 1e6) : "-";
     }
 
     private static double number(JsonNode n, String field) {

@@ -15,11 +15,13 @@ import java.util.Map;
  * (steady-state garbage in a kernel means boxed vectors: a vector helper the JIT did not inline). The times are exclusive: an op the backend runs inside
  * another (a product inside the loss) never comes through here, only the model's and the trainer's calls do. For a
  * backend that runs each op before it returns (the CPU's): a device backend only queues its ops, so this refuses one.
- * Calls come from one thread, as a training step makes them.
+ * Calls come from one thread, as a training step makes them. Products are also added up by shape ({@link #products}), so
+ * that each can be set beside the same shape's product on the peer's side, and beside its rate alone.
  */
 final class OpTimer implements InvocationHandler {
     private final Backend target;
     private final Map<String, long[]> totals = new LinkedHashMap<>(); // op -> {nanoseconds, calls, bytes allocated}
+    private final Map<String, long[]> products = new LinkedHashMap<>(); // "MxNxK" -> {nanoseconds, calls, flops}
     private final com.sun.management.ThreadMXBean threads =
             (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
     private boolean counting;
@@ -40,6 +42,7 @@ final class OpTimer implements InvocationHandler {
     /** Forgets what was counted and counts from now. */
     void start() {
         totals.clear();
+        products.clear();
         counting = true;
     }
 
@@ -53,6 +56,27 @@ final class OpTimer implements InvocationHandler {
         Map<String, long[]> copy = new LinkedHashMap<>();
         totals.forEach((op, t) -> copy.put(op, t.clone()));
         return copy;
+    }
+
+    /**
+     * The products since {@link #start} by shape, "MxNxK" (out is M x N, the sum runs over K; a batch of products counts
+     * as its rows, M = batch x rows), each {nanoseconds, calls, flops}, in the order first called. Transposed and plain
+     * operands of one shape count together, as the peer's profile cannot tell them apart.
+     */
+    Map<String, long[]> products() {
+        Map<String, long[]> copy = new LinkedHashMap<>();
+        products.forEach((shape, t) -> copy.put(shape, t.clone()));
+        return copy;
+    }
+
+    /** {M, N, K} of a matmul call's arguments (a, transA, b, transB, out, accumulate), or null for another op. */
+    private static long[] productDims(Method method, Object[] args) {
+        if (!method.getName().equals("matmul") || args == null || args.length < 5 || !(args[0] instanceof Tensor a)
+                || !(args[4] instanceof Tensor out)) return null;
+        long[] as = a.shape(), os = out.shape();
+        if (as.length < 2 || os.length < 2) return null;
+        long n = os[os.length - 1], k = (Boolean) args[1] ? as[as.length - 2] : as[as.length - 1];
+        return new long[] {n == 0 ? 0 : out.numel() / n, n, k};
     }
 
     /**
@@ -95,6 +119,13 @@ final class OpTimer implements InvocationHandler {
                 t[0] += t1 - t0;
                 t[1]++;
                 t[2] = bytes0 < 0 || bytes1 < 0 || t[2] < 0 ? -1 : t[2] + bytes1 - bytes0;
+                long[] mnk = productDims(method, args);
+                if (mnk != null) {
+                    long[] p = products.computeIfAbsent(mnk[0] + "x" + mnk[1] + "x" + mnk[2], k -> new long[3]);
+                    p[0] += t1 - t0;
+                    p[1]++;
+                    p[2] += 2 * mnk[0] * mnk[1] * mnk[2];
+                }
             }
         }
     }

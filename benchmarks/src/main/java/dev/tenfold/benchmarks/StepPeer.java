@@ -239,7 +239,8 @@ public final class StepPeer {
                                 + ", untimed " + ourRuns.get(0).path("keeps_activations") + "): its op times would not be this step's");
                     }
                     String table = OpGroups.table(shape.describe() + ", " + String.format(Locale.ROOT, "%,d", t) + " tokens",
-                            OpGroups.ofPeer(peerOps), OpGroups.ofTenfold(ourOps)) + "\n" + OpGroups.topOps(peerOps, ourOps, 8);
+                            OpGroups.ofPeer(peerOps), OpGroups.ofTenfold(ourOps)) + "\n" + OpGroups.topOps(peerOps, ourOps, 8)
+                            + "\n\n" + OpGroups.productsTable(peerOps, ourOps, 16);
                     System.out.println(table);
                     System.out.println(peerOps);
                     System.out.println(ourOps);
@@ -301,7 +302,8 @@ public final class StepPeer {
     /**
      * Loads the folder, attaches LoRA and runs 1 + steps trainer steps; prints the peer's JSON shape. With ops, the
      * backend is timed ({@link OpTimer}) step by step, and the JSON has the ops of the median step ("ops", each op's ms,
-     * calls and MB of Java heap allocated, and that step's "ops_step_seconds"): on a shared machine one slow step (this VM faults fresh memory in
+     * calls and MB of Java heap allocated, and that step's "ops_step_seconds"; "products", the same step's products by
+     * shape with their ms, calls and flops): on a shared machine one slow step (this VM faults fresh memory in
      * slowly while the heap grows) would otherwise tilt every op's mean.
      */
     static void tenfoldSteps(Path folder, int t, int steps, boolean ops) throws IOException {
@@ -318,7 +320,7 @@ public final class StepPeer {
             double loss = first.loss();
             // the process's CPU seconds per step too: on a shared machine they move less than the wall time
             var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
-            List<Map<String, long[]>> stepOps = new ArrayList<>();
+            List<Map<String, long[]>> stepOps = new ArrayList<>(), stepProducts = new ArrayList<>();
             double[] stepSeconds = new double[steps];
             for (int i = 0; i < steps; i++) {
                 long c0 = os.getProcessCpuTime();
@@ -327,13 +329,14 @@ public final class StepPeer {
                 if (timer != null) {
                     timer.stop();
                     stepOps.add(timer.totals());
+                    stepProducts.add(timer.products());
                 }
                 stepSeconds[i] = m.seconds();
                 times.append(i == 0 ? "" : ", ").append(m.seconds());
                 cpu.append(i == 0 ? "" : ", ").append((os.getProcessCpuTime() - c0) / 1e9);
                 loss = m.loss();
             }
-            StringBuilder opTimes = new StringBuilder();
+            StringBuilder opTimes = new StringBuilder(), productTimes = new StringBuilder();
             int median = -1;
             if (timer != null) {
                 Integer[] order = new Integer[steps];
@@ -344,12 +347,16 @@ public final class StepPeer {
                 stepOps.get(median).entrySet().stream().sorted(Comparator.comparingLong(e -> -e.getValue()[0])).forEach(e -> opTimes.append(
                         String.format(Locale.ROOT, "%s{\"op\": \"%s\", \"ms\": %.3f, \"calls\": %d, \"allocated_mb\": %.2f}",
                                 opTimes.isEmpty() ? "" : ", ", e.getKey(), e.getValue()[0] / 1e6, e.getValue()[1], e.getValue()[2] / 1e6)));
+                stepProducts.get(median).entrySet().stream().sorted(Comparator.comparingLong(e -> -e.getValue()[0])).forEach(e -> productTimes.append(
+                        String.format(Locale.ROOT, "%s{\"shape\": \"%s\", \"ms\": %.3f, \"calls\": %d, \"flops\": %d}",
+                                productTimes.isEmpty() ? "" : ", ", e.getKey(), e.getValue()[0] / 1e6, e.getValue()[1], e.getValue()[2])));
             }
             System.out.printf(Locale.ROOT, "{\"tokens\": %d, \"seconds\": [%s], \"cpu_seconds\": [%s], \"first_seconds\": %s, "
                     + "\"warm_up_seconds\": %s, \"loss\": %s, \"vector_bits\": %d, \"keeps_activations\": %s%s}%n", t, times, cpu,
                     first.seconds(), first.warmUpSeconds(), loss, FloatVector.SPECIES_PREFERRED.vectorBitSize(),
                     TrainingStep.keepsLayerActivations(model, t),
-                    timer == null ? "" : ", \"ops_step_seconds\": " + stepSeconds[median] + ", \"ops\": [" + opTimes + "]");
+                    timer == null ? "" : ", \"ops_step_seconds\": " + stepSeconds[median] + ", \"ops\": [" + opTimes + "]"
+                            + ", \"products\": [" + productTimes + "]");
         }
     }
 

@@ -42,6 +42,25 @@ class OpGroupsTest {
     }
 
     @Test
+    void productsAreSetBesideEachOtherByShape() throws Exception {
+        // the peer's profile is 2x its plain step: its 8 ms of 1024x512x512 count 4
+        String table = OpGroups.productsTable(JSON.readTree("""
+                {"step_seconds": 0.1, "profiled_ms_per_step": 200, "ops": [], "products": [
+                 {"shape": "1024x512x512", "self_ms": 8, "calls": 2}, {"shape": "1024x8192x512", "self_ms": 30, "calls": 1},
+                 {"shape": "1024x8x512", "self_ms": 0.5, "calls": 4}]}"""), JSON.readTree("""
+                {"ops_step_seconds": 1.0, "ops": [], "products": [{"shape": "1024x512x512", "ms": 8, "calls": 2, "flops": 1073741824},
+                 {"shape": "1024x128x512", "ms": 2, "calls": 2, "flops": 268435456}]}"""), 3);
+        // 2 x 2 x 1024 x 512 x 512 flops: 1.07 GFLOP in 4 ms (peer) and in 8 ms (tenfold)
+        assertTrue(table.contains("| 1024x512x512 | 2 | 4.0 | 268 | 2 | 8.0 | 134 | 0.50x |"), table);
+        assertTrue(table.contains("| 1024x8192x512 | 1 | 15.0 | 573 | - | - | - | - |"), table);
+        assertTrue(table.contains("| 1024x128x512 | - | - | - | 2 | 2.0 | 134 | - |"), table);
+        assertFalse(table.contains("1024x8x512"), "the three longest only: " + table);
+        assertTrue(table.indexOf("1024x8192x512") < table.indexOf("1024x512x512"), "longest first: " + table);
+        assertEquals(2.0 * 3 * 4 * 5, OpGroups.flopsOf("3x4x5"));
+        assertThrows(IllegalArgumentException.class, () -> OpGroups.flopsOf("3x4"));
+    }
+
+    @Test
     void runsWithoutTimesAreRefusedByName() throws Exception {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> OpGroups.ofTenfold(JSON.readTree("{\"seconds\": [1.0]}")));

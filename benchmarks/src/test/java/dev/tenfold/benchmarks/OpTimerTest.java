@@ -36,11 +36,26 @@ class OpTimerTest {
             assertTrue(t.get("matmul, thin")[0] > 0);
             // the skinny path copies op(a) into a new float[]: the count sees it (or says -1 where the JVM cannot count)
             assertTrue(t.get("matmul, thin")[2] > 0 || t.get("matmul, thin")[2] == -1, "bytes " + t.get("matmul, thin")[2]);
+            Map<String, long[]> p = timer.products();
+            assertEquals(1, p.size(), "one shape, twice: " + p.keySet());
+            assertEquals(2, p.get("2x2x3")[1]);
+            assertEquals(2 * 2L * 2 * 2 * 3, p.get("2x2x3")[2], "flops: 2 M N K a call");
+            assertTrue(p.get("2x2x3")[0] > 0 && p.get("2x2x3")[0] <= t.get("matmul, thin")[0]);
         }
         try (Tensor a = Tensor.allocate(DType.F32, 65, 65); Tensor c = Tensor.allocate(DType.F32, 65, 65)) {
             timer.start();
             timed.matmul(a, false, a, true, c, false);
             assertEquals(1, timer.totals().get("matmul")[1], "every side above 64: a plain product");
+            assertEquals(java.util.Set.of("65x65x65"), timer.products().keySet(), "start forgot the earlier shapes");
+        }
+        try (Tensor a = Tensor.allocate(DType.F32, 3, 5, 7); Tensor b = Tensor.allocate(DType.F32, 3, 5, 2);
+             Tensor c = Tensor.allocate(DType.F32, 3, 7, 2)) {
+            timer.start();
+            timed.matmul(a, true, b, false, c, false); // a batch of three 7 x 2 products over 5, op(a) transposed
+            Map<String, long[]> p = timer.products();
+            assertEquals(java.util.Set.of("21x2x5"), p.keySet());
+            assertEquals(1, p.get("21x2x5")[1]);
+            assertEquals(2L * 21 * 2 * 5, p.get("21x2x5")[2]);
         }
     }
 
