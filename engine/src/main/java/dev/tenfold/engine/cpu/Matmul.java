@@ -886,6 +886,11 @@ final class Matmul {
      * red is scratch of REDUCED floats.
      */
     private static void dot4x4(float[] x, int xo, float[] w, int wo, int k, float[] sums, int so, int ld, float[] red) {
+        if (MR == 4) { // 16 vector registers: 16 accumulators, 4 rows of w and one of x would spill
+            dot4x2(x, xo, w, wo, k, sums, so, ld, red);
+            dot4x2(x, xo, w, wo + 2 * k, k, sums, so + 2, ld, red);
+            return;
+        }
         int kv = k - k % VL, x1 = xo + k, x2 = x1 + k, x3 = x2 + k, w1 = wo + k, w2 = w1 + k, w3 = w2 + k;
         FloatVector s00 = FloatVector.zero(F), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
         FloatVector s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
@@ -913,51 +918,123 @@ final class Matmul {
             s32 = v.fma(b2, s32);
             s33 = v.fma(b3, s33);
         }
-        // the sixteen lane sums by pairwise folds (a fixed order: the same bits on every run), row-major into red
-        FloatVector r0 = fold(fold(s00, s01), fold(s02, s03)), r1 = fold(fold(s10, s11), fold(s12, s13));
-        FloatVector r2 = fold(fold(s20, s21), fold(s22, s23)), r3 = fold(fold(s30, s31), fold(s32, s33));
-        if (VL == 4) {
-            r0.intoArray(red, 0);
-            r1.intoArray(red, 4);
-            r2.intoArray(red, 8);
-            r3.intoArray(red, 12);
-        } else if (VL == 8) {
-            fold(r0, r1).intoArray(red, 0);
-            fold(r2, r3).intoArray(red, 8);
-        } else {
-            FloatVector all = fold(fold(r0, r1), fold(r2, r3));
-            for (int lanes = 16; lanes < VL; lanes *= 2) all = fold(all, FloatVector.zero(F));
-            all.intoArray(red, 0);
-        }
+        // The sixteen lane sums, each by the balanced pairwise tree over its lanes (the same bits on every run), in a
+        // method of its own: written here, dot4x4 was too large for C2 to inline the lane permutations it used, and each
+        // ran out of line on boxed vectors (35 MB of garbage a 4K training step at hidden 512, and x A^T at 0.3x the
+        // peer's speed).
+        s00.intoArray(red, 0);
+        s01.intoArray(red, VL);
+        s02.intoArray(red, 2 * VL);
+        s03.intoArray(red, 3 * VL);
+        s10.intoArray(red, 4 * VL);
+        s11.intoArray(red, 5 * VL);
+        s12.intoArray(red, 6 * VL);
+        s13.intoArray(red, 7 * VL);
+        s20.intoArray(red, 8 * VL);
+        s21.intoArray(red, 9 * VL);
+        s22.intoArray(red, 10 * VL);
+        s23.intoArray(red, 11 * VL);
+        s30.intoArray(red, 12 * VL);
+        s31.intoArray(red, 13 * VL);
+        s32.intoArray(red, 14 * VL);
+        s33.intoArray(red, 15 * VL);
+        laneSums(red, 16);
         for (int r = 0; r < 4; r++) { // plus the last k % VL terms
             for (int q = 0; q < 4; q++) {
-                float t = red[4 * r + q];
+                float t = red[SUMS + 4 * r + q];
                 for (int p = kv; p < k; p++) t += x[xo + r * k + p] * w[wo + q * k + p];
                 sums[so + r * ld + q] = t;
             }
         }
     }
 
-    /** Scratch floats that dot4x4 reduces its sixteen accumulators into. */
-    private static final int REDUCED = Math.max(16, VL);
-    /** Lane indices into a pair of vectors seen as one table (a then b): the even lanes and the odd ones. */
-    private static final FloatVector EVEN_LANES = FloatVector.fromArray(F, lanePairs(0), 0), ODD_LANES = FloatVector.fromArray(F, lanePairs(1), 0);
+    /**
+     * dot4x4's work on two rows of w, for 16 vector registers: its 8 accumulators, 2 rows of w and one of x fit them, where
+     * dot4x4's 21 spilled (x A^T, 1,024 x 8 x 512, took 148-157 us with AVX2 against 84 us with AVX-512's 32 registers).
+     * Every sum runs in the same order as in dot4x4: the same bits.
+     */
+    private static void dot4x2(float[] x, int xo, float[] w, int wo, int k, float[] sums, int so, int ld, float[] red) {
+        int kv = k - k % VL, x1 = xo + k, x2 = x1 + k, x3 = x2 + k, w1 = wo + k;
+        FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+        for (int p = 0; p < kv; p += VL) {
+            FloatVector b0 = FloatVector.fromArray(F, w, wo + p), b1 = FloatVector.fromArray(F, w, w1 + p);
+            FloatVector v = FloatVector.fromArray(F, x, xo + p);
+            s00 = v.fma(b0, s00);
+            s01 = v.fma(b1, s01);
+            v = FloatVector.fromArray(F, x, x1 + p);
+            s10 = v.fma(b0, s10);
+            s11 = v.fma(b1, s11);
+            v = FloatVector.fromArray(F, x, x2 + p);
+            s20 = v.fma(b0, s20);
+            s21 = v.fma(b1, s21);
+            v = FloatVector.fromArray(F, x, x3 + p);
+            s30 = v.fma(b0, s30);
+            s31 = v.fma(b1, s31);
+        }
+        s00.intoArray(red, 0);
+        s01.intoArray(red, VL);
+        s10.intoArray(red, 2 * VL);
+        s11.intoArray(red, 3 * VL);
+        s20.intoArray(red, 4 * VL);
+        s21.intoArray(red, 5 * VL);
+        s30.intoArray(red, 6 * VL);
+        s31.intoArray(red, 7 * VL);
+        laneSums(red, 8);
+        for (int r = 0; r < 4; r++) { // plus the last k % VL terms
+            for (int q = 0; q < 2; q++) {
+                float t = red[SUMS + 2 * r + q];
+                for (int p = kv; p < k; p++) t += x[xo + r * k + p] * w[wo + q * k + p];
+                sums[so + r * ld + q] = t;
+            }
+        }
+    }
 
-    private static float[] lanePairs(int first) {
-        float[] idx = new float[VL];
-        for (int i = 0; i < VL; i++) idx[i] = 2 * i + first;
-        return idx;
+    /** dot4x4's scratch: its sixteen accumulators (VL floats each), then VL vectors for laneSums' tree, then the sixteen sums. */
+    private static final int TREE = 16 * VL, SUMS = TREE + VL * VL, REDUCED = SUMS + Math.max(16, VL);
+
+    /**
+     * red[SUMS + a] = the sum of accumulator a's lanes red[a * VL ..] (a < count, 16 at most), each by the balanced tree that adds
+     * neighbouring lanes, then neighbouring pairs, and so on. Vectorized across accumulators: gather l holds lane l of VL
+     * accumulators, and the tree adds whole gathers. Loops over arrays, no vectors passed between methods: nothing for
+     * C2 to box, whatever it inlines. Where gathers are not instructions (Arm), the same tree in scalars.
+     */
+    private static void laneSums(float[] red, int count) {
+        for (int g = 0; g < count; g += VL) { // VL accumulators at a time (past count, lanes of no use)
+            if (GATHERS) {
+                for (int l = 0; l < VL; l++) FloatVector.fromArray(F, red, 0, LANE_OF_ACCUMULATORS, (g + l) * VL).intoArray(red, TREE + l * VL);
+                for (int n = VL; n > 1; n /= 2) {
+                    for (int i = 0; i < n / 2; i++) {
+                        FloatVector.fromArray(F, red, TREE + 2 * i * VL).add(FloatVector.fromArray(F, red, TREE + (2 * i + 1) * VL))
+                                .intoArray(red, TREE + i * VL);
+                    }
+                }
+                System.arraycopy(red, TREE, red, SUMS + g, VL);
+            } else {
+                for (int a = g; a < Math.min(g + VL, count); a++) {
+                    System.arraycopy(red, a * VL, red, TREE, VL);
+                    for (int n = VL; n > 1; n /= 2) {
+                        for (int i = 0; i < n / 2; i++) red[TREE + i] = red[TREE + 2 * i] + red[TREE + 2 * i + 1];
+                    }
+                    red[SUMS + a] = red[TREE];
+                }
+            }
+        }
     }
 
     /**
-     * a's lanes summed in pairs, then b's: lane i < VL/2 is a[2i] + a[2i+1], lane VL/2 + i is
-     * b[2i] + b[2i+1]. Folding vectors that each hold blocks of partial sums of some accumulators
-     * halves the blocks and keeps their order, so log2(VL) rounds reduce VL accumulators into one
-     * vector, in accumulator order. Two lane permutations and an add where reducing each
-     * accumulator on its own cost a store and VL dependent scalar adds (4.6% of a LoRA step's profile).
+     * Gather indices for laneSums: from element (g + l) * VL, lane j is lane l of accumulator g + j, for accumulator
+     * groups g of VL and lanes l < VL.
      */
-    private static FloatVector fold(FloatVector a, FloatVector b) {
-        return EVEN_LANES.selectFrom(a, b).add(ODD_LANES.selectFrom(a, b));
+    private static final int[] LANE_OF_ACCUMULATORS = laneOfAccumulators();
+
+    private static int[] laneOfAccumulators() {
+        int[] map = new int[16 * VL];
+        for (int g = 0; g < 16; g += VL) {
+            for (int l = 0; l < VL; l++) {
+                for (int j = 0; j < VL; j++) map[(g + l) * VL + j] = (g + j) * VL + l;
+            }
+        }
+        return map;
     }
 
     /**
