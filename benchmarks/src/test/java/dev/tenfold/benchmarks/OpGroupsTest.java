@@ -52,6 +52,7 @@ class OpGroupsTest {
                  {"shape": "1024x128x512", "ms": 2, "calls": 2, "flops": 268435456}]}"""), 3);
         // 2 x 2 x 1024 x 512 x 512 flops: 1.07 GFLOP in 4 ms (peer) and in 8 ms (tenfold)
         assertTrue(table.contains("| 1024x512x512 | 2 | 4.0 | 268 | 2 | 8.0 | 134 | 0.50x |"), table);
+        assertTrue(table.contains("2.00x longer") && table.contains("not reliable"), "a profile twice the plain step is flagged: " + table);
         assertTrue(table.contains("| 1024x8192x512 | 1 | 15.0 | 573 | - | - | - | - |"), table);
         assertTrue(table.contains("| 1024x128x512 | - | - | - | 2 | 2.0 | 134 | - |"), table);
         assertFalse(table.contains("1024x8x512"), "the three longest only: " + table);
