@@ -277,15 +277,19 @@ final class DecoderLayer {
      * pass's dtype; dy and dx are F32 [t, hidden], dy is overwritten (it becomes the gradient of x2).
      */
     void backward(int l, Tensor x, Tensor dy, Tensor dx) {
-        backward(l, x, dy, dx, true);
+        backward(l, x, dy, dx, true, true);
     }
 
     /**
      * As {@link #backward(int, Tensor, Tensor, Tensor)}; with {@code recompute} false, this pass's buffers
      * must still hold layer l's forward (its last {@link #forward} was layer l on x, with one MLP tile of
-     * all t tokens): the backward starts from them instead of computing them again.
+     * all t tokens): the backward starts from them instead of computing them again. With {@code inputGradient}
+     * false nothing reads dx afterwards (layer 0 under a frozen embedding): the attention block's parameters get
+     * their gradients, and its input gradient (q, k and v's, the norm's, the residual's: the products of a token
+     * x hidden x (q + k + v) input gradient) is skipped unless the attention norm is trained. dx is still the
+     * scratch that dq, dk and dv may be written to.
      */
-    void backward(int l, Tensor x, Tensor dy, Tensor dx, boolean recompute) {
+    void backward(int l, Tensor x, Tensor dy, Tensor dx, boolean recompute, boolean inputGradient) {
         LlamaModel.Layer layer = model.layer(l);
         if (!recompute && tile < t) throw new IllegalStateException("a backward without recomputing needs one MLP tile of all " + t + " tokens");
         if (dS == null) allocateGradients();
@@ -321,6 +325,12 @@ final class DecoderLayer {
         // q, k, v, att and dAtt are spent: the slab takes dA and tmpA; a is recomputed into x2's buffer
         Tensor a = aOrX2;
         b.rmsnorm(x, layer.attnNorm, eps, a, rstd1);
+        if (!inputGradient && grad(layer.attnNormParameter) == null) { // the adapters' gradients only
+            layer.q.backward(b, a, dq, null);
+            layer.k.backward(b, a, dk, null);
+            layer.v.backward(b, a, dv, null);
+            return;
+        }
         Tensor dA = view(slab, 0, DType.F32, t, h), tmpA = view(slab, aligned(t * h * 4), act, t, h);
         layer.q.backward(b, a, dq, dA);
         layer.k.backward(b, a, dk, tmpA);

@@ -38,6 +38,6 @@ public final class DenseLinear implements Linear {
 
     @Override
     public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
-        backend.matmul(dy, false, weight, false, dx, false); // frozen: only the input gradient
+        if (dx != null) backend.matmul(dy, false, weight, false, dx, false); // frozen: only the input gradient
     }
 }

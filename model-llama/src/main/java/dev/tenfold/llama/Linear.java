@@ -20,7 +20,8 @@ public interface Linear {
 
     /**
      * Backward: dx = dy W (written) and, for trainable parameters, their gradients accumulated.
-     * x is the forward input (recomputed or saved by the caller).
+     * x is the forward input (recomputed or saved by the caller). dx null: the input's gradient is not
+     * wanted (the first layer under a frozen embedding), only the parameters' gradients.
      */
     void backward(Backend backend, Tensor x, Tensor dy, Tensor dx);
 

@@ -106,7 +106,8 @@ public final class TrainingStep {
             // backward, layer by layer from the top, recomputing each layer from its saved input
             b.rmsnormBackward(dx, saved.last(), model.finalNorm(), rstd, dy, DecoderLayer.grad(model.finalNormParameter()));
             for (int l = layers - 1; l >= 0; l--) {
-                passes[keep ? l : 0].backward(l, saved.backwardInput(l), dy, dx, !keep);
+                // under a frozen embedding nothing reads layer 0's input gradient: as autograd, skip it
+                passes[keep ? l : 0].backward(l, saved.backwardInput(l), dy, dx, !keep, l > 0 || emb != null);
                 Tensor swap = dy;
                 dy = dx;
                 dx = swap;

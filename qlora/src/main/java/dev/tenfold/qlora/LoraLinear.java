@@ -187,7 +187,7 @@ public final class LoraLinear implements Linear {
     @Override
     public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
         long t = x.dim(0);
-        boolean merged = merges(backend, t);
+        boolean merged = dx != null && merges(backend, t);
         if (!merged) base.backward(backend, x, dy, dx);
         boolean drop = dropping();
         Tensor mask = drop ? deviceMask(backend, x) : null;
@@ -196,7 +196,9 @@ public final class LoraLinear implements Linear {
              Tensor sb = scaledB(backend)) {
             backend.matmul(xd, false, a.value(), true, xa, false);   // x A^T
             backend.matmul(dy, false, sb, false, dyb, false);        // s dy B       [T, r]
-            if (merged) {
+            if (dx == null) {
+                // the input's gradient is not wanted: only the adapter's
+            } else if (merged) {
                 try (Tensor w = mergedWeight(backend, sb)) {
                     backend.matmul(dy, false, w, false, dx, false);  // dx = dy (W + s B A)
                 }

@@ -25,7 +25,7 @@ public final class TrainableLinear implements Linear {
 
     @Override
     public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
-        backend.matmul(dy, false, weight.value(), false, dx, false); // dx = dy W
+        if (dx != null) backend.matmul(dy, false, weight.value(), false, dx, false); // dx = dy W
         backend.matmul(dy, true, x, false, weight.grad(), true);     // dW += dy^T x
     }
 

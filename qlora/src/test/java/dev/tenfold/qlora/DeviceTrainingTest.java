@@ -55,9 +55,14 @@ class DeviceTrainingTest {
 
     /** As above with an NF4 or dense base and the given LoRA targets. */
     static LlamaModel qlora(Path dir, Backend b, DType compute, boolean nf4, String targets) throws Exception {
+        return qlora(dir, b, compute, nf4, targets, true);
+    }
+
+    /** As above, the embedding trained or frozen. */
+    static LlamaModel qlora(Path dir, Backend b, DType compute, boolean nf4, String targets, boolean trainEmbedding) throws Exception {
         LlamaModel m = LlamaLoader.loadReporting(dir, LoadSpec.defaults().backend(b), nf4 ? nf4(compute) : LlamaLoader.DENSE).model();
         Lora.attach(m, LoraConfig.of(4, 8f).targets(targets).seed(7));
-        m.trainEmbedding();
+        if (trainEmbedding) m.trainEmbedding();
         SplittableRandom rng = new SplittableRandom(3);
         for (Parameter p : m.parameters()) {
             if (!p.name().contains("lora_B")) continue;

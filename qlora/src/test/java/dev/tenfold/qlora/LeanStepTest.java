@@ -15,6 +15,8 @@ import dev.tenfold.llama.TrainingStep;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -119,6 +121,58 @@ class LeanStepTest {
             assertTrue(worst < 6e-2, what + ": worst relative gradient error " + worst);
             assertTrue(worst > 0, what + ": BF16 activations round something");
         }
+    }
+
+    @Test
+    void aFrozenEmbeddingSkipsTheFirstLayersInputGradient(@TempDir Path dir) throws Exception {
+        // Under a frozen embedding nothing reads layer 0's input gradient (autograd does not compute it either):
+        // its q, k and v input gradients, attention norm backward and residual add are skipped. The adapters'
+        // gradients and the loss must keep their bits: the same step with the embedding trained (which needs that
+        // input gradient) gives them.
+        Path dense = TinyLlama.write(dir.resolve("dense"), 24, DType.BF16, false);
+        Path bnb = dir.resolve("nf4");
+        dev.tenfold.qlora.nf4.Nf4Checkpoint.write(bnb, dense);
+        for (Path base : new Path[] {dense, bnb}) {
+            boolean nf4 = base == bnb;
+            Map<String, Integer> trainedCalls = new ConcurrentHashMap<>(), frozenCalls = new ConcurrentHashMap<>();
+            try (LlamaModel trained = DeviceTrainingTest.qlora(base, counting(trainedCalls), DType.F32, nf4, "q,k,v,o", true);
+                 LlamaModel frozen = DeviceTrainingTest.qlora(base, counting(frozenCalls), DType.F32, nf4, "q,k,v,o", false)) {
+                Step t = step(trained);
+                trainedCalls.clear();
+                Step f = step(frozen);
+                assertEquals(t.loss(), f.loss(), base + ": loss");
+                List<Parameter> tp = trained.parameters(), fp = frozen.parameters();
+                assertEquals("model.embed_tokens.weight", tp.get(0).name());
+                assertEquals(tp.size() - 1, fp.size(), base + ": the frozen model trains all but the embedding");
+                for (int i = 0; i < fp.size(); i++) {
+                    assertEquals(tp.get(i + 1).name(), fp.get(i).name());
+                    assertArrayEquals(t.grads().get(i + 1), f.grads().get(i), base + ": " + fp.get(i).name());
+                }
+                trainedCalls.clear();
+                frozenCalls.clear();
+                step(trained);
+                step(frozen);
+                assertEquals(trainedCalls.get("rmsnormBackward") - 1, frozenCalls.get("rmsnormBackward"),
+                        base + ": layer 0's attention norm backward is skipped");
+                assertTrue(frozenCalls.get("matmul") < trainedCalls.get("matmul"),
+                        base + ": layer 0's q, k and v input gradients are skipped: " + frozenCalls.get("matmul") + " products against "
+                                + trainedCalls.get("matmul"));
+            }
+        }
+    }
+
+    /** The CPU backend, counting its calls by method name into calls. */
+    static Backend counting(Map<String, Integer> calls) {
+        Backend cpu = CpuBackend.fast();
+        return (Backend) java.lang.reflect.Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class},
+                (proxy, method, args) -> {
+                    calls.merge(method.getName(), 1, Integer::sum);
+                    try {
+                        return method.invoke(cpu, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
     }
 
     @Test

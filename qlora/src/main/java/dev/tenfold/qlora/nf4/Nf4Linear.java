@@ -162,6 +162,7 @@ public final class Nf4Linear implements Linear {
 
     @Override
     public void backward(Backend backend, Tensor x, Tensor dy, Tensor dx) {
+        if (dx == null) return; // frozen: nothing but the input gradient to compute
         long in = weight.cols(), out = weight.rows();
         Check.dtype("nf4 linear backward", "dy", dy, DType.F32, DType.BF16);
         Check.dtype("nf4 linear backward", "dx", dx, DType.F32, DType.BF16);
