@@ -26,7 +26,9 @@ import jdk.incubator.vector.VectorOperators;
  * chunk's logits over the whole vocabulary fit {@link #KEPT_LOGITS} floats (256 tokens of
  * Llama-3's 128,256: 125 MiB), which saves a third of the loss's arithmetic; above that it
  * recomputes them chunk by chunk (never T x V). When they fit, the default chunks are as many
- * tokens as fit and the whole vocabulary ({@link #defaultChunks}): fewer, larger products.
+ * tokens as fit and the whole vocabulary ({@link #defaultChunks}): fewer, larger products. With
+ * the whole vocabulary in one chunk pass 1 also leaves exp(logit - max) in place, and pass 2 only
+ * scales it: one exponential per logit, not two.
  */
 final class CrossEntropy {
     private CrossEntropy() {}
@@ -151,6 +153,9 @@ final class CrossEntropy {
         double loss = 0;
         long count = 0;
         boolean keep = grads && (long) tc * v <= keptLogits;
+        // kept, and the whole vocabulary in one chunk: pass 1 leaves exp(logit - max) in place of each logit, so that
+        // pass 2 only scales it (one exp per logit instead of two)
+        boolean keepExp = keep && vc == v;
         // with keep, vocabulary chunk v0 of a token chunk of nt tokens lies at nt * v0: [nt, nv] row-major
         try (Tensor scratch = Tensor.allocate(DType.F32, keep ? (long) tc * v : (long) tc * vc)) {
             for (int t0 = 0; t0 < t; t0 += tc) {
@@ -169,6 +174,12 @@ final class CrossEntropy {
                             if (target == IGNORE) continue;
                             long base = (long) r * nv;
                             float m = rowMax(ls, base, nv);
+                            if (keepExp) {
+                                targetLogit[r] = ls.getAtIndex(Tensor.F32, base + target);
+                                runSum[r] = rowExpInPlace(ls, base, nv, m);
+                                runMax[r] = m;
+                                continue;
+                            }
                             double newMax = Math.max(runMax[r], m);
                             runSum[r] = runSum[r] * Math.exp(runMax[r] - newMax) + rowSumExp(ls, base, nv, (float) newMax);
                             runMax[r] = newMax;
@@ -191,7 +202,10 @@ final class CrossEntropy {
                             : chunkLogits(scratch, 0, hid, weight, v0, nt, nv);
                     MemorySegment ls = logits.data();
                     Parallel.forRange(nt, RmsNorm.grain(nv), (r0, r1) -> {
-                        for (int r = r0; r < r1; r++) toGradient(ls, (long) r * nv, nv, y[tFirst + r], vFirst, lse[r], gradScale);
+                        for (int r = r0; r < r1; r++) {
+                            if (keepExp) expToGradient(ls, (long) r * nv, nv, y[tFirst + r], (float) (gradScale / runSum[r]), gradScale);
+                            else toGradient(ls, (long) r * nv, nv, y[tFirst + r], vFirst, lse[r], gradScale);
+                        }
                     });
                     Tensor w = weight.slice(v0, v0 + nv);
                     if (dHidden != null) Matmul.matmul(true, logits, false, w, false, dHidden.slice(t0, t0 + nt), true);
@@ -228,6 +242,44 @@ final class CrossEntropy {
         double sum = VectorMath.sumDouble(acc);
         for (; j < n; j++) sum += Math.exp(s.getAtIndex(Tensor.F32, base + j) - max);
         return sum;
+    }
+
+    /** In place: a row segment -> exp(x - max); returns their sum. */
+    private static double rowExpInPlace(MemorySegment s, long base, int n, float max) {
+        FloatVector acc = FloatVector.zero(F);
+        int j = 0;
+        for (int upper = F.loopBound(n); j < upper; j += L) {
+            long off = 4 * (base + j);
+            FloatVector e = VectorMath.exp(FloatVector.fromMemorySegment(F, s, off, LE).sub(max));
+            e.intoMemorySegment(s, off, LE);
+            acc = acc.add(e);
+        }
+        double sum = VectorMath.sumDouble(acc);
+        for (; j < n; j++) { // the sum as rowSumExp's, so that the loss has the same bits with gradients or without
+            double e = Math.exp(s.getAtIndex(Tensor.F32, base + j) - max);
+            s.setAtIndex(Tensor.F32, base + j, (float) e);
+            sum += e;
+        }
+        return sum;
+    }
+
+    /**
+     * In place: a whole row of exp(logit - max) (from {@link #rowExpInPlace}) -> gradScale * (softmax - onehot(target)),
+     * softmax = exp(logit - max) * (1 / sum) with scaleOverSum = gradScale / sum; all zero for an ignored token.
+     */
+    private static void expToGradient(MemorySegment s, long base, int n, int target, float scaleOverSum, float gradScale) {
+        if (target == IGNORE) {
+            s.asSlice(4 * base, 4L * n).fill((byte) 0);
+            return;
+        }
+        int j = 0;
+        for (int upper = F.loopBound(n); j < upper; j += L) {
+            long off = 4 * (base + j);
+            FloatVector.fromMemorySegment(F, s, off, LE).mul(scaleOverSum).intoMemorySegment(s, off, LE);
+        }
+        for (; j < n; j++) s.setAtIndex(Tensor.F32, base + j, s.getAtIndex(Tensor.F32, base + j) * scaleOverSum);
+        long at = base + target;
+        s.setAtIndex(Tensor.F32, at, s.getAtIndex(Tensor.F32, at) - gradScale);
     }
 
     /** In place: logits row -> gradScale * (exp(logit - lse) - onehot(target)); all zero for an ignored token. */
