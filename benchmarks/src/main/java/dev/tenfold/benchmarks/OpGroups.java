@@ -12,7 +12,13 @@ import java.util.Set;
  * and the loss, attention's forward, its backward, and the rest. Products and loss go together because tenfold's loss
  * holds the output layer's two products (it never materializes the logits), which the peer runs in its {@code mm}.
  */
-record OpGroups(double productsAndLoss, double attentionForward, double attentionBackward, double step) {
+record OpGroups(double productsAndLoss, double attentionForward, double attentionBackward, double step, double profiledOverPlain) {
+    /**
+     * Above this profiled step / plain step the profiler slowed the peer's ops unevenly (at 4K tokens its memory-bound
+     * ops far more than its products), so one scale no longer fits each op: its parts and per-shape rates are flagged.
+     */
+    static final double UNEVEN_PROFILE = 1.25;
+
     /** Everything else: the other ops, and on tenfold's side the time between ops. */
     double rest() { return step - productsAndLoss - attentionForward - attentionBackward; }
 
@@ -37,7 +43,7 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
                 products += ms;
             }
         }
-        return new OpGroups(products, forward, backward, stepMs);
+        return new OpGroups(products, forward, backward, stepMs, 1 / scale);
     }
 
     /** From the line of StepPeer's tenfold side run with ops: the backend ops of its median step, within that step. */
@@ -56,13 +62,14 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
                 default -> { }
             }
         }
-        return new OpGroups(products, forward, backward, stepSeconds * 1000);
+        return new OpGroups(products, forward, backward, stepSeconds * 1000, 1);
     }
 
     /** The two sides' parts as a markdown table: ms per step, and tenfold's speed against the peer's (peer ms / tenfold ms). */
     static String table(String title, OpGroups peer, OpGroups tenfold) {
         StringBuilder s = new StringBuilder();
         s.append("ops, ").append(title).append(" (ms per step; the peer's profiled ops scaled to its plain step)\n");
+        if (peer.profiledOverPlain > UNEVEN_PROFILE) s.append(unevenProfile(peer.profiledOverPlain, "parts"));
         s.append("| part | peer | tenfold | tenfold speed / peer |\n|---|---:|---:|---:|\n");
         row(s, "products and loss (peer: mm, log-softmax, NLL; tenfold: matmul, crossEntropy)", peer.productsAndLoss, tenfold.productsAndLoss);
         row(s, "attention forward", peer.attentionForward, tenfold.attentionForward);
@@ -70,6 +77,11 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
         row(s, "the rest (other ops; tenfold: and between ops)", peer.rest(), tenfold.rest());
         row(s, "step", peer.step, tenfold.step);
         return s.toString().stripTrailing();
+    }
+
+    private static String unevenProfile(double stretch, String what) {
+        return String.format(Locale.ROOT, "(the profiler made the peer's step %.2fx longer: its ops did not slow alike, so the peer's "
+                + "%s below are not reliable)%n", stretch, what);
     }
 
     private static void row(StringBuilder s, String part, double peer, double tenfold) {
@@ -117,10 +129,7 @@ record OpGroups(double productsAndLoss, double attentionForward, double attentio
         }
         StringBuilder s = new StringBuilder("products by shape, M x N x K (ms per step and GFLOP/s; tenfold's output layer runs inside "
                 + "its loss and is not listed on its side)\n");
-        if (scale < 0.8) { // the profiler slows some ops far more than others: one scale no longer fits every product
-            s.append(String.format(Locale.ROOT, "(the profiler made the peer's step %.2fx longer: its ops did not slow alike, so the peer's "
-                    + "rates below are not reliable)%n", 1 / scale));
-        }
+        if (1 / scale > UNEVEN_PROFILE) s.append(unevenProfile(1 / scale, "rates"));
         s.append("| M x N x K | peer calls | peer ms | peer GFLOP/s | tenfold calls | tenfold ms | tenfold GFLOP/s | tenfold speed / peer |\n");
         s.append("|---|---:|---:|---:|---:|---:|---:|---:|\n");
         rows.entrySet().stream().sorted(Comparator.comparingDouble(e -> -Math.max(e.getValue()[0], e.getValue()[2]))).limit(n).forEach(e -> {

@@ -85,12 +85,8 @@ final class OpTimer implements InvocationHandler {
      * "matmul, thin" apart from the others.
      */
     private static String key(Method method, Object[] args) {
-        if (method.getName().equals("matmul") && args != null && args.length >= 5 && args[0] instanceof Tensor a
-                && args[4] instanceof Tensor out) {
-            long[] as = a.shape(), os = out.shape();
-            long k = (Boolean) args[1] ? as[as.length - 2] : as[as.length - 1];
-            if (Math.min(k, Math.min(os[os.length - 2], os[os.length - 1])) <= THIN_SIDE) return "matmul, thin";
-        }
+        long[] mnk = productDims(method, args);
+        if (mnk != null && Math.min(mnk[0], Math.min(mnk[1], mnk[2])) <= THIN_SIDE) return "matmul, thin";
         return method.getName();
     }
 

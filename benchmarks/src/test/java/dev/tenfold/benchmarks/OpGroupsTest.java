@@ -39,6 +39,11 @@ class OpGroupsTest {
         assertTrue(table.contains("| products and loss (peer: mm, log-softmax, NLL; tenfold: matmul, crossEntropy) | 400.0 | 400.0 | 1.00x |"), table);
         assertTrue(table.contains("| step | 800.0 | 1,000.0 | 0.80x |"), table);
         assertTrue(table.contains("| attention forward | 0.0 | 120.0 | - |"), table);
+        assertFalse(table.contains("not reliable"), "a profile as long as the plain step: " + table);
+        table = OpGroups.table("h512, 4,096 tokens", OpGroups.ofPeer(JSON.readTree("""
+                {"step_seconds": 0.8, "profiled_ms_per_step": 1800, "ops": [{"op": "aten::mm", "self_ms": 900}]}""")), g);
+        assertTrue(table.contains("2.25x longer") && table.contains("parts below are not reliable"), table);
+        assertTrue(table.contains("| products and loss (peer: mm, log-softmax, NLL; tenfold: matmul, crossEntropy) | 400.0 | 400.0 | 1.00x |"), table);
     }
 
     @Test
