@@ -886,7 +886,12 @@ final class Matmul {
      * red is scratch of REDUCED floats.
      */
     private static void dot4x4(float[] x, int xo, float[] w, int wo, int k, float[] sums, int so, int ld, float[] red) {
-        if (MR == 4) { // 16 vector registers: 16 accumulators, 4 rows of w and one of x would spill
+        dot4x4(x, xo, w, wo, k, sums, so, ld, red, MR == 4);
+    }
+
+    /** {@link #dot4x4} in two 4 x 2 halves or not (tests reach both on any machine): the same bits. */
+    static void dot4x4(float[] x, int xo, float[] w, int wo, int k, float[] sums, int so, int ld, float[] red, boolean inHalves) {
+        if (inHalves) { // 16 vector registers: 16 accumulators, 4 rows of w and one of x would spill
             dot4x2(x, xo, w, wo, k, sums, so, ld, red);
             dot4x2(x, xo, w, wo + 2 * k, k, sums, so + 2, ld, red);
             return;
@@ -990,7 +995,7 @@ final class Matmul {
     }
 
     /** dot4x4's scratch: its sixteen accumulators (VL floats each), then VL vectors for laneSums' tree, then the sixteen sums. */
-    private static final int TREE = 16 * VL, SUMS = TREE + VL * VL, REDUCED = SUMS + Math.max(16, VL);
+    static final int TREE = 16 * VL, SUMS = TREE + VL * VL, REDUCED = SUMS + Math.max(16, VL);
 
     /**
      * red[SUMS + a] = the sum of accumulator a's lanes red[a * VL ..] (a < count, 16 at most), each by the balanced tree that adds
@@ -999,8 +1004,13 @@ final class Matmul {
      * C2 to box, whatever it inlines. Where gathers are not instructions (Arm), the same tree in scalars.
      */
     private static void laneSums(float[] red, int count) {
+        laneSums(red, count, GATHERS);
+    }
+
+    /** {@link #laneSums} by gathers or by scalars (tests reach both on any machine): the same bits. */
+    static void laneSums(float[] red, int count, boolean gathers) {
         for (int g = 0; g < count; g += VL) { // VL accumulators at a time (past count, lanes of no use)
-            if (GATHERS) {
+            if (gathers) {
                 for (int l = 0; l < VL; l++) FloatVector.fromArray(F, red, 0, LANE_OF_ACCUMULATORS, (g + l) * VL).intoArray(red, TREE + l * VL);
                 for (int n = VL; n > 1; n /= 2) {
                     for (int i = 0; i < n / 2; i++) {

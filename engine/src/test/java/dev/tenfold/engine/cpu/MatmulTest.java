@@ -137,6 +137,45 @@ class MatmulTest {
     }
 
     @Test
+    void fewColumnsKernelsGiveTheSameBitsEitherWay() {
+        // Each machine runs one of dot4x4's two kernels (whole with 32 vector registers, in 4 x 2 halves with 16) and one
+        // of laneSums' two (gathers, or scalars where gathers are not instructions): here both run on any machine, and
+        // must agree to the bit and with a double reference.
+        int vl = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        SplittableRandom rng = new SplittableRandom(12);
+        for (int k : new int[] {1, vl - 1, vl, 3 * vl + 5, 512}) {
+            float[] x = new float[4 * k + 3], w = new float[4 * k + 5];
+            for (int i = 0; i < x.length; i++) x[i] = (float) rng.nextDouble(-1, 1);
+            for (int i = 0; i < w.length; i++) w[i] = (float) rng.nextDouble(-1, 1);
+            float[] whole = new float[4 * 6], halves = new float[4 * 6];
+            Matmul.dot4x4(x, 3, w, 5, k, whole, 1, 6, new float[Matmul.REDUCED], false);
+            Matmul.dot4x4(x, 3, w, 5, k, halves, 1, 6, new float[Matmul.REDUCED], true);
+            for (int r = 0; r < 4; r++) {
+                for (int q = 0; q < 4; q++) {
+                    int at = 1 + r * 6 + q;
+                    double want = 0;
+                    for (int p = 0; p < k; p++) want += (double) x[3 + r * k + p] * w[5 + q * k + p];
+                    assertEquals(Float.floatToIntBits(whole[at]), Float.floatToIntBits(halves[at]), "k " + k + ", row " + r + ", column " + q);
+                    assertEquals(want, whole[at], 1e-5 * Math.max(1, k), "k " + k + ", row " + r + ", column " + q);
+                }
+            }
+        }
+        for (int count : new int[] {1, 8, 16}) {
+            float[] byGathers = new float[Matmul.REDUCED];
+            for (int i = 0; i < count * vl; i++) byGathers[i] = (float) rng.nextDouble(-1, 1);
+            float[] byScalars = byGathers.clone();
+            Matmul.laneSums(byGathers, count, true);
+            Matmul.laneSums(byScalars, count, false);
+            for (int a = 0; a < count; a++) {
+                float[] tree = java.util.Arrays.copyOfRange(byScalars, a * vl, (a + 1) * vl); // the balanced tree, spelled out
+                for (int n = vl; n > 1; n /= 2) for (int i = 0; i < n / 2; i++) tree[i] = tree[2 * i] + tree[2 * i + 1];
+                assertEquals(Float.floatToIntBits(tree[0]), Float.floatToIntBits(byScalars[Matmul.SUMS + a]), "scalars, accumulator " + a);
+                assertEquals(Float.floatToIntBits(tree[0]), Float.floatToIntBits(byGathers[Matmul.SUMS + a]), "gathers, accumulator " + a);
+            }
+        }
+    }
+
+    @Test
     void fewRowsAgainstAPlainBSplitAlongK() {
         // a few rows times a b whose rows run along N (LoRA's dA = (dy B)^T x: K is the tokens): work units
         // split K, and their partial sums meet at the end; batched, a b per entry or shared, BF16, a short last range
