@@ -285,9 +285,8 @@ final class DecoderLayer {
      * must still hold layer l's forward (its last {@link #forward} was layer l on x, with one MLP tile of
      * all t tokens): the backward starts from them instead of computing them again. With {@code inputGradient}
      * false nothing reads dx afterwards (layer 0 under a frozen embedding): the attention block's parameters get
-     * their gradients, and its input gradient (q, k and v's, the norm's, the residual's: the products of a token
-     * x hidden x (q + k + v) input gradient) is skipped unless the attention norm is trained. dx is still the
-     * scratch that dq, dk and dv may be written to.
+     * their gradients, and its input gradient (q's, k's and v's input products, the attention norm's backward, the
+     * residual add) is skipped unless the attention norm is trained. dx is still the scratch dq, dk and dv may use.
      */
     void backward(int l, Tensor x, Tensor dy, Tensor dx, boolean recompute, boolean inputGradient) {
         LlamaModel.Layer layer = model.layer(l);

@@ -196,27 +196,7 @@ public final class LoraLinear implements Linear {
              Tensor sb = scaledB(backend)) {
             backend.matmul(xd, false, a.value(), true, xa, false);   // x A^T
             backend.matmul(dy, false, sb, false, dyb, false);        // s dy B       [T, r]
-            if (dx == null) {
-                // the input's gradient is not wanted: only the adapter's
-            } else if (merged) {
-                try (Tensor w = mergedWeight(backend, sb)) {
-                    backend.matmul(dy, false, w, false, dx, false);  // dx = dy (W + s B A)
-                }
-            } else if (drop) {
-                // dx += mask/(1-p) * (s dy B A): the dropout's own backward
-                try (Tensor d = backend.allocate(DType.F32, dx.shape())) {
-                    backend.matmul(dyb, false, a.value(), false, d, false);
-                    if (mask != null) {
-                        backend.mul(d, mask, d);
-                        backend.add(dx, d, dx);
-                    } else {
-                        float keepScale = 1f / (1f - dropout);
-                        for (long i = 0; i < d.numel(); i++) if (kept(i)) dx.setFloat(i, dx.getFloat(i) + d.getFloat(i) * keepScale);
-                    }
-                }
-            } else {
-                backend.matmul(dyb, false, a.value(), false, dx, true); // dx += s dy B A
-            }
+            if (dx != null) inputGradient(backend, dy, dyb, sb, merged, mask, dx); // null: the adapter's gradients only
             backend.matmul(dyb, true, xd, false, a.grad(), true);    // dA += s (dy B)^T x
             try (Tensor dB = backend.allocate(DType.F32, b.value().shape())) {
                 backend.matmul(dy, true, xa, false, dB, false);      // dy^T (x A^T)
@@ -226,6 +206,29 @@ public final class LoraLinear implements Linear {
         } finally {
             if (xd != x) xd.close();
             if (mask != null) mask.close();
+        }
+    }
+
+    /** dx = dy (W + s B A), the base's part already in dx unless merged; with dropout, the adapter's part through the mask. */
+    private void inputGradient(Backend backend, Tensor dy, Tensor dyb, Tensor sb, boolean merged, Tensor mask, Tensor dx) {
+        if (merged) {
+            try (Tensor w = mergedWeight(backend, sb)) {
+                backend.matmul(dy, false, w, false, dx, false);  // dx = dy (W + s B A)
+            }
+        } else if (dropping()) {
+            // dx += mask/(1-p) * (s dy B A): the dropout's own backward
+            try (Tensor d = backend.allocate(DType.F32, dx.shape())) {
+                backend.matmul(dyb, false, a.value(), false, d, false);
+                if (mask != null) {
+                    backend.mul(d, mask, d);
+                    backend.add(dx, d, dx);
+                } else {
+                    float keepScale = 1f / (1f - dropout);
+                    for (long i = 0; i < d.numel(); i++) if (kept(i)) dx.setFloat(i, dx.getFloat(i) + d.getFloat(i) * keepScale);
+                }
+            }
+        } else {
+            backend.matmul(dyb, false, a.value(), false, dx, true); // dx += s dy B A
         }
     }
 
