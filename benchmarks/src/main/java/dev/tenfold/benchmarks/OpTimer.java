@@ -84,8 +84,7 @@ final class OpTimer implements InvocationHandler {
      * {@link #THIN_SIDE} (LoRA's rank-r products, which read and write whole activations for little arithmetic)
      * "matmul, thin" apart from the others.
      */
-    private static String key(Method method, Object[] args) {
-        long[] mnk = productDims(method, args);
+    private static String key(Method method, long[] mnk) {
         if (mnk != null && Math.min(mnk[0], Math.min(mnk[1], mnk[2])) <= THIN_SIDE) return "matmul, thin";
         return method.getName();
     }
@@ -111,11 +110,11 @@ final class OpTimer implements InvocationHandler {
         } finally {
             if (counting) {
                 long t1 = System.nanoTime(), bytes1 = threads.getTotalThreadAllocatedBytes();
-                long[] t = totals.computeIfAbsent(key(method, args), k -> new long[3]);
+                long[] mnk = productDims(method, args);
+                long[] t = totals.computeIfAbsent(key(method, mnk), k -> new long[3]);
                 t[0] += t1 - t0;
                 t[1]++;
                 t[2] = bytes0 < 0 || bytes1 < 0 || t[2] < 0 ? -1 : t[2] + bytes1 - bytes0;
-                long[] mnk = productDims(method, args);
                 if (mnk != null) {
                     long[] p = products.computeIfAbsent(mnk[0] + "x" + mnk[1] + "x" + mnk[2], k -> new long[3]);
                     p[0] += t1 - t0;
